@@ -1,0 +1,198 @@
+//! Records shared by the eBPF recorder (kernel side) and `slim` (user side).
+//!
+//! Everything here is `#[repr(C)]`, free of padding and checked for size at compile time, so both
+//! sides agree on the layout byte for byte. Nothing here may depend on `std`.
+#![no_std]
+
+/// Bytes of a path the kernel side copies into one event (including the terminating NUL).
+pub const PATH_CAP: usize = 512;
+
+/// Highest syscall number (exclusive) the recorder tracks in its bitmap and operation table.
+pub const MAX_SYSCALLS: usize = 512;
+
+/// 64-bit words in one scope's syscall bitmap.
+pub const SYSCALL_WORDS: usize = MAX_SYSCALLS / 64;
+
+/// `dirfd` value meaning "relative to the current working directory".
+pub const AT_FDCWD: i64 = -100;
+
+/// What an event reports.
+pub mod event_kind {
+    /// A path-taking syscall returned (`op`, `dirfd`, `flags`, `ret`, `path`).
+    pub const PATH: u32 = 1;
+    /// A successful exec (`path` = the file the kernel executed).
+    pub const EXEC: u32 = 2;
+    /// A process was forked (`pid` = parent tgid, `aux` = child pid).
+    pub const FORK: u32 = 3;
+    /// A process exited (`pid` = its tgid).
+    pub const EXIT: u32 = 4;
+}
+
+/// Operation of a path-taking syscall, as the table user space fills in names it.
+pub mod op {
+    pub const NONE: u8 = 0;
+    /// open, openat, openat2, creat (`flags` carries the open flags).
+    pub const OPEN: u8 = 1;
+    /// execve, execveat (attempts, including failed PATH lookups).
+    pub const EXEC: u8 = 2;
+    /// stat family, statx.
+    pub const STAT: u8 = 3;
+    /// access family.
+    pub const ACCESS: u8 = 4;
+    /// readlink, readlinkat.
+    pub const READLINK: u8 = 5;
+    /// chdir (fchdir is reported with an empty path and the fd in `dirfd`).
+    pub const CHDIR: u8 = 6;
+    pub const MKDIR: u8 = 7;
+    pub const UNLINK: u8 = 8;
+    pub const RENAME: u8 = 9;
+    pub const SYMLINK: u8 = 10;
+    pub const LINK: u8 = 11;
+    pub const FCHDIR: u8 = 12;
+}
+
+/// Where a syscall keeps its arguments: one entry per syscall number, filled by user space for
+/// the running architecture. Argument indexes are 0..=5; `NO_ARG` means "absent".
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SyscallSpec {
+    /// One of [`op`]; `op::NONE` for syscalls that take no path.
+    pub op: u8,
+    /// Index of the path argument.
+    pub path_arg: u8,
+    /// Index of the dirfd argument, or `NO_ARG` (then the path is relative to the cwd).
+    pub dirfd_arg: u8,
+    /// Index of the flags argument, or `NO_ARG`.
+    pub flags_arg: u8,
+    /// Index of a second path argument (rename, link), or `NO_ARG`.
+    pub path2_arg: u8,
+    /// Index of the second path's dirfd, or `NO_ARG`.
+    pub dirfd2_arg: u8,
+    /// Non-zero when `flags_arg` points at a `struct open_how` (openat2) instead of a value.
+    pub flags_indirect: u8,
+    /// Non-zero for creat(2): open flags are implied (O_CREAT|O_WRONLY|O_TRUNC).
+    pub implied_write: u8,
+}
+
+/// Argument index meaning "this syscall has no such argument".
+pub const NO_ARG: u8 = 0xff;
+
+/// Recorder configuration, one element of the `CONFIG` array map, rewritten by user space while
+/// the recorder runs (to lock onto a container's mount namespace once it is known).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Config {
+    /// One of [`scope_mode`].
+    pub mode: u32,
+    /// Mount namespace of the host, never recorded in `scope_mode::NEW_MNTNS`.
+    pub host_mntns: u32,
+    /// Open flags that mark a directory open (O_DIRECTORY | O_PATH on this architecture):
+    /// such opens are always reported, so user space can resolve later `*at()` calls.
+    pub dir_open_flags: u32,
+    pub _pad: u32,
+}
+
+/// How the recorder decides whether a task is in scope.
+pub mod scope_mode {
+    /// Only the tgids in `TRACKED_PIDS` (and their descendants, added on fork).
+    pub const PIDS: u32 = 0;
+    /// Tracked pids, plus every task in a mount namespace that is neither the host's nor in
+    /// `IGNORED_MNTNS`: used to catch a container from its very first exec, before its
+    /// namespace is known. Events carry the namespace; user space keeps the right one.
+    pub const NEW_MNTNS: u32 = 1;
+    /// Tracked pids, plus tasks in the mount namespaces of `SCOPE_MNTNS`.
+    pub const MNTNS: u32 = 2;
+}
+
+/// Struct offsets the kernel side needs, resolved from the running kernel's BTF by user space
+/// (Rust eBPF has no CO-RE). All zero means "unknown": mount namespaces are then not read.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct KernelOffsets {
+    pub task_nsproxy: u32,
+    pub nsproxy_mnt_ns: u32,
+    pub mnt_ns_inum: u32,
+    pub valid: u32,
+}
+
+/// Indexes of the per-CPU `STATS` array.
+pub mod stat {
+    /// Events submitted to the ring buffer.
+    pub const EVENTS: u32 = 0;
+    /// Events lost because the ring buffer was full.
+    pub const LOST: u32 = 1;
+    /// Events suppressed because the same (scope, operation, path) was already reported.
+    pub const DEDUPED: u32 = 2;
+    /// Paths that did not fit in [`PATH_CAP`](crate::PATH_CAP) bytes and were cut.
+    pub const TRUNCATED: u32 = 3;
+    /// Paths that could not be read from user memory.
+    pub const READ_FAILED: u32 = 4;
+    pub const COUNT: u32 = 5;
+}
+
+/// Header of every ring-buffer record. A `PATH` or `EXEC` record is followed by `path_len`
+/// bytes of path (no NUL) inside the same fixed-size [`Event`].
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct EventHeader {
+    /// One of [`event_kind`].
+    pub kind: u32,
+    /// Thread group id (process id) of the task.
+    pub pid: u32,
+    /// Thread id of the task.
+    pub tid: u32,
+    /// Mount namespace inode of the task (0 when offsets are unknown).
+    pub mntns: u32,
+    /// Syscall number (PATH), child pid (FORK), or 0.
+    pub aux: u32,
+    /// One of [`op`] for PATH events.
+    pub op: u8,
+    /// 1 when this is the second path of a two-path syscall (rename, link).
+    pub second: u8,
+    /// 1 when the path was cut at [`PATH_CAP`] bytes.
+    pub truncated: u8,
+    pub _pad: u8,
+    /// Length of the path in bytes.
+    pub path_len: u32,
+    pub _pad2: u32,
+    /// dirfd argument (or `AT_FDCWD`), or the fd for fchdir.
+    pub dirfd: i64,
+    /// Open flags (or syscall-specific flags).
+    pub flags: u64,
+    /// Syscall return value.
+    pub ret: i64,
+}
+
+/// One ring-buffer record.
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct Event {
+    pub header: EventHeader,
+    pub path: [u8; PATH_CAP],
+}
+
+const _: () = assert!(core::mem::size_of::<EventHeader>() == 56);
+const _: () = assert!(core::mem::size_of::<Event>() == 56 + PATH_CAP);
+const _: () = assert!(core::mem::size_of::<SyscallSpec>() == 8);
+const _: () = assert!(core::mem::size_of::<Config>() == 16);
+const _: () = assert!(core::mem::size_of::<KernelOffsets>() == 16);
+
+/// A syscall's arguments saved at sys_enter until its sys_exit, keyed by thread id.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct PendingCall {
+    pub nr: u64,
+    pub args: [u64; 6],
+}
+
+const _: () = assert!(core::mem::size_of::<PendingCall>() == 56);
+
+#[cfg(feature = "user")]
+mod pod {
+    // SAFETY: all of these are #[repr(C)], contain only integers and have no padding (sizes are
+    // asserted above), so any bit pattern is a valid value.
+    unsafe impl aya::Pod for super::SyscallSpec {}
+    unsafe impl aya::Pod for super::Config {}
+    unsafe impl aya::Pod for super::KernelOffsets {}
+    unsafe impl aya::Pod for super::PendingCall {}
+}

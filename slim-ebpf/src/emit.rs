@@ -1,0 +1,124 @@
+//! Building events in per-CPU scratch space, deduplicating them and sending them to user space.
+
+use aya_ebpf::helpers::{bpf_probe_read_kernel_str_bytes, bpf_probe_read_user_str_bytes};
+use slim_common::{stat, Event, EventHeader, PATH_CAP};
+
+use crate::{
+    maps::{bump, SeenKey, EVENTS, SCRATCH, SEEN},
+    scope::Task,
+};
+
+const HEADER_LEN: usize = core::mem::size_of::<EventHeader>();
+
+/// Where the path string lives.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    User,
+    Kernel,
+}
+
+/// The scratch event of this CPU, header filled in, path empty.
+#[inline(always)]
+pub fn scratch(task: &Task, kind: u32) -> Option<&'static mut Event> {
+    let event = unsafe { &mut *SCRATCH.get_ptr_mut(0)? };
+    // Zeroed with volatile word stores: plain zeroing becomes a memset, which BPF cannot call.
+    let words = &mut event.header as *mut EventHeader as *mut u64;
+    for i in 0..HEADER_LEN / 8 {
+        unsafe { core::ptr::write_volatile(words.add(i), 0) };
+    }
+    let header = &mut event.header;
+    header.kind = kind;
+    header.pid = task.pid;
+    header.tid = task.tid;
+    header.mntns = task.mntns;
+    Some(event)
+}
+
+/// Copies the NUL-terminated string at `src` into the event's path; false if it cannot be read.
+#[inline(always)]
+pub fn read_path(event: &mut Event, src: *const u8, source: Source) -> bool {
+    let read = unsafe {
+        match source {
+            Source::User => bpf_probe_read_user_str_bytes(src, &mut event.path),
+            Source::Kernel => bpf_probe_read_kernel_str_bytes(src, &mut event.path),
+        }
+    };
+    match read {
+        Ok(bytes) => {
+            let len = bytes.len();
+            event.header.path_len = len as u32;
+            if len >= PATH_CAP - 1 {
+                event.header.truncated = 1;
+                bump(stat::TRUNCATED);
+            }
+            true
+        }
+        Err(_) => {
+            bump(stat::READ_FAILED);
+            false
+        }
+    }
+}
+
+/// FNV-1a of the event's path bytes.
+#[inline(always)]
+fn path_hash(event: &Event) -> u64 {
+    let len = event.header.path_len as usize;
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    let mut i = 0;
+    while i < PATH_CAP {
+        if i >= len {
+            break;
+        }
+        hash ^= event.path[i] as u64;
+        hash = hash.wrapping_mul(0x0100_0000_01b3);
+        i += 1;
+    }
+    hash
+}
+
+/// Sends the event unless the same (namespace, operation, outcome, path) was already sent.
+#[inline(always)]
+pub fn submit_deduplicated(event: &Event) {
+    let header = &event.header;
+    let ok = (header.ret >= 0) as u32;
+    let key = SeenKey {
+        mntns: header.mntns,
+        op: header.op as u32 | ok << 8 | (header.second as u32) << 9,
+        hash: path_hash(event),
+    };
+    if let Some(count) = SEEN.get_ptr_mut(&key) {
+        unsafe { *count = (*count).wrapping_add(1) };
+        bump(stat::DEDUPED);
+        return;
+    }
+    if submit(event) {
+        let _ = SEEN.insert(&key, &1, 0);
+    }
+}
+
+/// Sends the event (header and `path_len` path bytes); counts it as lost if the ring is full.
+#[inline(always)]
+pub fn submit(event: &Event) -> bool {
+    let len = event.header.path_len as usize;
+    let len = if len > PATH_CAP { PATH_CAP } else { len };
+    let bytes = unsafe {
+        core::slice::from_raw_parts(
+            event as *const Event as *const u8,
+            core::mem::size_of::<Event>(),
+        )
+    };
+    let Some(record) = bytes.get(..HEADER_LEN + len) else {
+        return false;
+    };
+    match EVENTS.output::<[u8]>(record, 0) {
+        Ok(()) => {
+            bump(stat::EVENTS);
+            true
+        }
+        Err(_) => {
+            bump(stat::LOST);
+            false
+        }
+    }
+}

@@ -1,0 +1,118 @@
+//! Maps shared by the programs, and the globals user space fills in at load time.
+
+use aya_ebpf::{
+    macros::map,
+    maps::{Array, HashMap, LruHashMap, PerCpuArray, PerCpuHashMap, RingBuf},
+};
+use slim_common::{
+    Config, Event, KernelOffsets, PendingCall, SyscallSpec, MAX_SYSCALLS, SYSCALL_WORDS,
+};
+
+/// Ring buffer of [`Event`] records (variable length: header + path bytes).
+#[map]
+pub static EVENTS: RingBuf = RingBuf::with_byte_size(16 * 1024 * 1024, 0);
+
+/// Per-CPU counters, indexed by `slim_common::stat`.
+#[map]
+pub static STATS: PerCpuArray<u64> = PerCpuArray::with_max_entries(slim_common::stat::COUNT, 0);
+
+/// Element 0: the current [`Config`].
+#[map]
+pub static CONFIG: Array<Config> = Array::with_max_entries(1, 0);
+
+/// Process ids in scope, whatever their namespace; children are added on fork.
+#[map]
+pub static TRACKED_PIDS: HashMap<u32, u32> = HashMap::with_max_entries(32768, 0);
+
+/// Mount namespaces in scope (mode `MNTNS`).
+#[map]
+pub static SCOPE_MNTNS: HashMap<u32, u32> = HashMap::with_max_entries(64, 0);
+
+/// Mount namespaces that existed before recording started (mode `NEW_MNTNS`).
+#[map]
+pub static IGNORED_MNTNS: HashMap<u32, u32> = HashMap::with_max_entries(8192, 0);
+
+/// What each syscall number of the running architecture does with paths.
+#[map]
+pub static SYSCALL_SPECS: Array<SyscallSpec> = Array::with_max_entries(MAX_SYSCALLS as u32, 0);
+
+/// Arguments of an in-scope path-taking syscall between its entry and its exit, by thread id.
+#[map]
+pub static PENDING: LruHashMap<u32, PendingCall> = LruHashMap::with_max_entries(16384, 0);
+
+/// Syscall numbers used, one bitmap per mount namespace (per CPU: no atomics needed).
+#[map]
+pub static SYSCALLS: PerCpuHashMap<u32, [u64; SYSCALL_WORDS]> =
+    PerCpuHashMap::with_max_entries(1024, 0);
+
+/// Key of the in-kernel dedup table.
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct SeenKey {
+    pub mntns: u32,
+    /// Operation in the low byte, 1 << 8 when the call succeeded, 1 << 9 for a second path.
+    pub op: u32,
+    pub hash: u64,
+}
+
+/// (namespace, operation, outcome, path hash) already reported -> times seen.
+#[map]
+pub static SEEN: LruHashMap<SeenKey, u32> = LruHashMap::with_max_entries(65536, 0);
+
+/// Scratch space for the event being built (too large for the 512-byte BPF stack).
+#[map]
+pub static SCRATCH: PerCpuArray<Event> = PerCpuArray::with_max_entries(1, 0);
+
+/// Struct offsets from the running kernel's BTF.
+#[unsafe(no_mangle)]
+pub static OFFSETS: KernelOffsets = KernelOffsets {
+    task_nsproxy: 0,
+    nsproxy_mnt_ns: 0,
+    mnt_ns_inum: 0,
+    valid: 0,
+};
+
+/// Tracepoint field offsets, read from tracefs `format` files by user space.
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct Fields {
+    pub exec_filename: u32,
+    pub fork_parent_pid: u32,
+    pub fork_child_pid: u32,
+    pub enter_id: u32,
+    pub enter_args: u32,
+    pub exit_id: u32,
+    pub exit_ret: u32,
+    pub _pad: u32,
+}
+
+#[unsafe(no_mangle)]
+pub static FIELDS: Fields = Fields {
+    exec_filename: 8,
+    fork_parent_pid: 24,
+    fork_child_pid: 44,
+    enter_id: 8,
+    enter_args: 16,
+    exit_id: 8,
+    exit_ret: 16,
+    _pad: 0,
+};
+
+/// Reads a global as the loader patched it (volatile: never constant-folded).
+#[inline(always)]
+pub fn offsets() -> KernelOffsets {
+    unsafe { core::ptr::read_volatile(&OFFSETS) }
+}
+
+#[inline(always)]
+pub fn fields() -> Fields {
+    unsafe { core::ptr::read_volatile(&FIELDS) }
+}
+
+/// Adds one to a per-CPU counter.
+#[inline(always)]
+pub fn bump(stat: u32) {
+    if let Some(counter) = STATS.get_ptr_mut(stat) {
+        unsafe { *counter += 1 };
+    }
+}

@@ -1,0 +1,74 @@
+//! `sched:sched_process_exec`, `sched_process_fork` and `sched_process_exit`: following the
+//! process tree and recording the files the kernel itself executes.
+
+use aya_ebpf::{
+    helpers::bpf_get_current_pid_tgid, macros::tracepoint, programs::TracePointContext,
+    EbpfContext as _,
+};
+use slim_common::event_kind;
+
+use crate::{
+    emit::{read_path, scratch, submit, Source},
+    maps::{fields, TRACKED_PIDS},
+    scope::current_in_scope,
+};
+
+#[tracepoint]
+pub fn slim_sched_exec(ctx: TracePointContext) -> u32 {
+    let _ = try_exec(&ctx);
+    0
+}
+
+#[tracepoint]
+pub fn slim_sched_fork(ctx: TracePointContext) -> u32 {
+    let _ = try_fork(&ctx);
+    0
+}
+
+#[tracepoint]
+pub fn slim_sched_exit(_ctx: TracePointContext) -> u32 {
+    let _ = try_exit();
+    0
+}
+
+fn try_exec(ctx: &TracePointContext) -> Option<()> {
+    let task = current_in_scope()?;
+    let event = scratch(&task, event_kind::EXEC)?;
+    // __data_loc: offset of the string in the record in the low 16 bits.
+    let loc: u32 = unsafe { ctx.read_at(fields().exec_filename as usize) }.ok()?;
+    let filename = unsafe { (ctx.as_ptr() as *const u8).add((loc & 0xffff) as usize) };
+    if read_path(event, filename, Source::Kernel) {
+        submit(event);
+    }
+    Some(())
+}
+
+fn try_fork(ctx: &TracePointContext) -> Option<()> {
+    let task = current_in_scope()?;
+    let f = fields();
+    let child: i32 = unsafe { ctx.read_at(f.fork_child_pid as usize) }.ok()?;
+    let child = child as u32;
+    if unsafe { TRACKED_PIDS.get(&task.pid) }.is_some() {
+        let _ = TRACKED_PIDS.insert(&child, &1, 0);
+    }
+    let event = scratch(&task, event_kind::FORK)?;
+    event.header.aux = child;
+    submit(event);
+    Some(())
+}
+
+fn try_exit() -> Option<()> {
+    let pid_tgid = bpf_get_current_pid_tgid();
+    let tid = pid_tgid as u32;
+    let pid = (pid_tgid >> 32) as u32;
+    if tid != pid {
+        // A thread: forget it in case it was added on clone; the process lives on.
+        let _ = TRACKED_PIDS.remove(&tid);
+        return None;
+    }
+    let task = current_in_scope()?;
+    let _ = TRACKED_PIDS.remove(&pid);
+    let event = scratch(&task, event_kind::EXIT)?;
+    submit(event);
+    Some(())
+}

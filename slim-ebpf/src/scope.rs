@@ -1,0 +1,63 @@
+//! Deciding whether the current task belongs to the recorded scope.
+
+use aya_ebpf::helpers::{bpf_get_current_pid_tgid, bpf_get_current_task, bpf_probe_read_kernel};
+use slim_common::scope_mode;
+
+use crate::maps::{offsets, CONFIG, IGNORED_MNTNS, SCOPE_MNTNS, TRACKED_PIDS};
+
+/// The current task, when it is in scope.
+#[derive(Clone, Copy)]
+pub struct Task {
+    pub pid: u32,
+    pub tid: u32,
+    pub mntns: u32,
+}
+
+/// Mount namespace inode of the current task: task->nsproxy->mnt_ns->ns.inum, 0 if unknown.
+#[inline(always)]
+pub fn current_mntns() -> u32 {
+    let off = offsets();
+    if off.valid == 0 {
+        return 0;
+    }
+    unsafe {
+        let task = bpf_get_current_task() as *const u8;
+        let nsproxy: *const u8 =
+            match bpf_probe_read_kernel(task.add(off.task_nsproxy as usize) as *const *const u8) {
+                Ok(p) if !p.is_null() => p,
+                _ => return 0,
+            };
+        let mnt_ns: *const u8 = match bpf_probe_read_kernel(
+            nsproxy.add(off.nsproxy_mnt_ns as usize) as *const *const u8,
+        ) {
+            Ok(p) if !p.is_null() => p,
+            _ => return 0,
+        };
+        bpf_probe_read_kernel(mnt_ns.add(off.mnt_ns_inum as usize) as *const u32).unwrap_or(0)
+    }
+}
+
+/// The current task if it is in scope.
+#[inline(always)]
+pub fn current_in_scope() -> Option<Task> {
+    let pid_tgid = bpf_get_current_pid_tgid();
+    let pid = (pid_tgid >> 32) as u32;
+    let tid = pid_tgid as u32;
+    let config = CONFIG.get(0)?;
+    let tracked = unsafe { TRACKED_PIDS.get(&pid) }.is_some();
+    if config.mode == scope_mode::PIDS && !tracked {
+        return None;
+    }
+    let mntns = current_mntns();
+    let wanted = tracked
+        || match config.mode {
+            scope_mode::NEW_MNTNS => {
+                mntns != 0
+                    && mntns != config.host_mntns
+                    && unsafe { IGNORED_MNTNS.get(&mntns) }.is_none()
+            }
+            scope_mode::MNTNS => unsafe { SCOPE_MNTNS.get(&mntns) }.is_some(),
+            _ => false,
+        };
+    wanted.then_some(Task { pid, tid, mntns })
+}

@@ -1,0 +1,51 @@
+//! Developer tasks for slim: `cargo xtask <setup|build|test|demo|bench|gen-syscalls>`.
+//!
+//! Everything a fresh machine needs is scripted here, so `.ci/run` and a new developer run the
+//! same commands as the README.
+
+mod bench;
+mod demo;
+mod gen_syscalls;
+mod setup;
+mod test;
+mod util;
+
+use anyhow::{bail, Result};
+
+const USAGE: &str = "usage: cargo xtask <command>
+
+commands:
+  setup          install and start what slim needs (idempotent; a second run takes seconds)
+  build          set up, then build target/release/slim with the eBPF recorder embedded
+  test           set up, build, and run every test (unit, privileged, end-to-end)
+  demo           set up, build, and show slim on a sample
+  bench [NAME]   run benchmarks (recorder) and write bench/results.json and bench/results.md
+  gen-syscalls   regenerate syscall name tables from libseccomp";
+
+fn main() {
+    if let Err(err) = run() {
+        eprintln!("xtask: error: {err:#}");
+        std::process::exit(1);
+    }
+}
+
+fn run() -> Result<()> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let rest = args.get(1..).unwrap_or_default();
+    match args.first().map(String::as_str) {
+        Some("setup") => setup::run(),
+        Some("build") => {
+            setup::run()?;
+            util::build_release().map(|_| ())
+        }
+        Some("test") => test::run(rest),
+        Some("demo") => demo::run(),
+        Some("bench") => bench::run(rest),
+        Some("gen-syscalls") => gen_syscalls::run(),
+        Some("-h" | "--help" | "help") | None => {
+            println!("{USAGE}");
+            Ok(())
+        }
+        Some(other) => bail!("unknown command `{other}`\n\n{USAGE}"),
+    }
+}

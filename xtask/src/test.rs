@@ -1,0 +1,29 @@
+//! `cargo xtask test`: set up the machine, build the release binary, run every test.
+//!
+//! Unit tests run unprivileged; the end-to-end tests in `tests/` drive the built `slim` binary
+//! (found through `SLIM_BIN`) against the real kernel and the real engine, so they need root.
+
+use std::process::Command;
+
+use anyhow::Result;
+
+use crate::{
+    setup,
+    util::{build_release, cargo, run as run_cmd, workspace_root},
+};
+
+fn run_tests(extra: &[String]) -> Result<()> {
+    let slim = build_release()?;
+    run_cmd(
+        Command::new(cargo())
+            .current_dir(workspace_root())
+            .env("SLIM_BIN", &slim)
+            .args(["test", "--release", "--workspace", "--exclude", "slim-ebpf"])
+            .args(extra),
+    )
+}
+
+pub fn run(extra: &[String]) -> Result<()> {
+    setup::run()?;
+    run_tests(extra)
+}
