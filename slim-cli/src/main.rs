@@ -1,4 +1,42 @@
-fn main() {
-    static OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/slim-recorder"));
-    println!("{}", OBJECT.len());
+//! `slim`: make container images small by watching them run.
+
+mod cli;
+mod commands;
+mod elf;
+mod recording;
+mod syscalls;
+mod tracer;
+
+use std::process::ExitCode;
+
+use clap::Parser as _;
+use tracing_subscriber::EnvFilter;
+
+fn main() -> ExitCode {
+    let cli = cli::Cli::parse();
+    let level = match cli.verbose {
+        0 => "slim=info",
+        1 => "slim=debug",
+        _ => "slim=trace",
+    };
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(level)),
+        )
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .without_time()
+        .init();
+    match commands::run(cli.command) {
+        Ok(code) => code,
+        Err(err) => {
+            eprintln!("error: {err}");
+            let mut source = err.source();
+            while let Some(cause) = source {
+                eprintln!("  caused by: {cause}");
+                source = cause.source();
+            }
+            commands::exit_code(&err)
+        }
+    }
 }

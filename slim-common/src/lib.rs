@@ -115,6 +115,42 @@ pub struct KernelOffsets {
     pub valid: u32,
 }
 
+/// Offsets of the tracepoint record fields the programs read, from tracefs `format` files (they
+/// differ between kernel versions), set by user space at load time.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TracepointFields {
+    /// `sched_process_exec`: `__data_loc char[] filename`.
+    pub exec_filename: u32,
+    /// `sched_process_fork`: `pid_t parent_pid`.
+    pub fork_parent_pid: u32,
+    /// `sched_process_fork`: `pid_t child_pid`.
+    pub fork_child_pid: u32,
+    /// `raw_syscalls:sys_enter`: `long id`.
+    pub enter_id: u32,
+    /// `raw_syscalls:sys_enter`: `unsigned long args[6]`.
+    pub enter_args: u32,
+    /// `raw_syscalls:sys_exit`: `long id`.
+    pub exit_id: u32,
+    /// `raw_syscalls:sys_exit`: `long ret`.
+    pub exit_ret: u32,
+    pub _pad: u32,
+}
+
+impl TracepointFields {
+    /// The layout of recent 6.x kernels; user space always overwrites it with the running one's.
+    pub const DEFAULT: Self = Self {
+        exec_filename: 8,
+        fork_parent_pid: 12,
+        fork_child_pid: 20,
+        enter_id: 8,
+        enter_args: 16,
+        exit_id: 8,
+        exit_ret: 16,
+        _pad: 0,
+    };
+}
+
 /// Indexes of the per-CPU `STATS` array.
 pub mod stat {
     /// Events submitted to the ring buffer.
@@ -176,6 +212,29 @@ const _: () = assert!(core::mem::size_of::<Event>() == 56 + PATH_CAP);
 const _: () = assert!(core::mem::size_of::<SyscallSpec>() == 8);
 const _: () = assert!(core::mem::size_of::<Config>() == 16);
 const _: () = assert!(core::mem::size_of::<KernelOffsets>() == 16);
+const _: () = assert!(core::mem::size_of::<TracepointFields>() == 32);
+
+/// Key of the in-kernel dedup table `SEEN`: a path already reported for this namespace and outcome.
+/// Its value counts how many times it was seen; user space computes the same [`path_hash`].
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct SeenKey {
+    pub mntns: u32,
+    /// Operation in the low byte, 1 << 8 when the call succeeded, 1 << 9 for a second path.
+    pub op: u32,
+    pub hash: u64,
+}
+
+const _: () = assert!(core::mem::size_of::<SeenKey>() == 16);
+
+/// FNV-1a of a path's bytes: the hash both sides use for [`SeenKey`].
+#[inline(always)]
+pub fn fnv1a_step(hash: u64, byte: u8) -> u64 {
+    (hash ^ byte as u64).wrapping_mul(0x0100_0000_01b3)
+}
+
+/// FNV-1a offset basis.
+pub const FNV1A_INIT: u64 = 0xcbf2_9ce4_8422_2325;
 
 /// A syscall's arguments saved at sys_enter until its sys_exit, keyed by thread id.
 #[repr(C)]
@@ -195,4 +254,6 @@ mod pod {
     unsafe impl aya::Pod for super::Config {}
     unsafe impl aya::Pod for super::KernelOffsets {}
     unsafe impl aya::Pod for super::PendingCall {}
+    unsafe impl aya::Pod for super::TracepointFields {}
+    unsafe impl aya::Pod for super::SeenKey {}
 }

@@ -1,10 +1,10 @@
 //! Building events in per-CPU scratch space, deduplicating them and sending them to user space.
 
 use aya_ebpf::helpers::{bpf_probe_read_kernel_str_bytes, bpf_probe_read_user_str_bytes};
-use slim_common::{stat, Event, EventHeader, PATH_CAP};
+use slim_common::{fnv1a_step, stat, Event, EventHeader, SeenKey, FNV1A_INIT, PATH_CAP};
 
 use crate::{
-    maps::{bump, SeenKey, EVENTS, SCRATCH, SEEN},
+    maps::{bump, EVENTS, SCRATCH, SEEN},
     scope::Task,
 };
 
@@ -64,14 +64,13 @@ pub fn read_path(event: &mut Event, src: *const u8, source: Source) -> bool {
 #[inline(always)]
 fn path_hash(event: &Event) -> u64 {
     let len = event.header.path_len as usize;
-    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    let mut hash: u64 = FNV1A_INIT;
     let mut i = 0;
     while i < PATH_CAP {
         if i >= len {
             break;
         }
-        hash ^= event.path[i] as u64;
-        hash = hash.wrapping_mul(0x0100_0000_01b3);
+        hash = fnv1a_step(hash, event.path[i]);
         i += 1;
     }
     hash

@@ -5,7 +5,8 @@ use aya_ebpf::{
     maps::{Array, HashMap, LruHashMap, PerCpuArray, PerCpuHashMap, RingBuf},
 };
 use slim_common::{
-    Config, Event, KernelOffsets, PendingCall, SyscallSpec, MAX_SYSCALLS, SYSCALL_WORDS,
+    Config, Event, KernelOffsets, PendingCall, SeenKey, SyscallSpec, TracepointFields,
+    MAX_SYSCALLS, SYSCALL_WORDS,
 };
 
 /// Ring buffer of [`Event`] records (variable length: header + path bytes).
@@ -45,16 +46,6 @@ pub static PENDING: LruHashMap<u32, PendingCall> = LruHashMap::with_max_entries(
 pub static SYSCALLS: PerCpuHashMap<u32, [u64; SYSCALL_WORDS]> =
     PerCpuHashMap::with_max_entries(1024, 0);
 
-/// Key of the in-kernel dedup table.
-#[repr(C)]
-#[derive(Clone, Copy)]
-pub struct SeenKey {
-    pub mntns: u32,
-    /// Operation in the low byte, 1 << 8 when the call succeeded, 1 << 9 for a second path.
-    pub op: u32,
-    pub hash: u64,
-}
-
 /// (namespace, operation, outcome, path hash) already reported -> times seen.
 #[map]
 pub static SEEN: LruHashMap<SeenKey, u32> = LruHashMap::with_max_entries(65536, 0);
@@ -73,30 +64,8 @@ pub static OFFSETS: KernelOffsets = KernelOffsets {
 };
 
 /// Tracepoint field offsets, read from tracefs `format` files by user space.
-#[repr(C)]
-#[derive(Clone, Copy)]
-pub struct Fields {
-    pub exec_filename: u32,
-    pub fork_parent_pid: u32,
-    pub fork_child_pid: u32,
-    pub enter_id: u32,
-    pub enter_args: u32,
-    pub exit_id: u32,
-    pub exit_ret: u32,
-    pub _pad: u32,
-}
-
 #[unsafe(no_mangle)]
-pub static FIELDS: Fields = Fields {
-    exec_filename: 8,
-    fork_parent_pid: 24,
-    fork_child_pid: 44,
-    enter_id: 8,
-    enter_args: 16,
-    exit_id: 8,
-    exit_ret: 16,
-    _pad: 0,
-};
+pub static FIELDS: TracepointFields = TracepointFields::DEFAULT;
 
 /// Reads a global as the loader patched it (volatile: never constant-folded).
 #[inline(always)]
@@ -105,7 +74,7 @@ pub fn offsets() -> KernelOffsets {
 }
 
 #[inline(always)]
-pub fn fields() -> Fields {
+pub fn fields() -> TracepointFields {
     unsafe { core::ptr::read_volatile(&FIELDS) }
 }
 

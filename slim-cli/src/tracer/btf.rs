@@ -118,8 +118,8 @@ impl Btf {
             let kind_flag = info >> 31 == 1;
             let mut members = Vec::new();
             let extra = match kind {
-                1 => 4,                        // INT
-                3 => 12,                       // ARRAY
+                1 => 4,  // INT
+                3 => 12, // ARRAY
                 KIND_STRUCT | KIND_UNION => {
                     for i in 0..vlen {
                         let m = at + i * 12;
@@ -127,17 +127,21 @@ impl Btf {
                         members.push(Member {
                             name: name(u32_at(data, m)?),
                             type_id: u32_at(data, m + 4)?,
-                            bit_offset: if kind_flag { offset & 0x00ff_ffff } else { offset },
+                            bit_offset: if kind_flag {
+                                offset & 0x00ff_ffff
+                            } else {
+                                offset
+                            },
                         });
                     }
                     vlen * 12
                 }
-                6 => vlen * 8,                 // ENUM
-                13 => vlen * 8,                // FUNC_PROTO
-                14 => 4,                       // VAR
-                15 => vlen * 12,               // DATASEC
-                17 => 4,                       // DECL_TAG
-                19 => vlen * 12,               // ENUM64
+                6 => vlen * 8,   // ENUM
+                13 => vlen * 8,  // FUNC_PROTO
+                14 => 4,         // VAR
+                15 => vlen * 12, // DATASEC
+                17 => 4,         // DECL_TAG
+                19 => vlen * 12, // ENUM64
                 _ => 0,
             };
             at += extra;

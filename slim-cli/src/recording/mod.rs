@@ -1,0 +1,321 @@
+//! Turning raw recorder events into what a scope touched: absolute paths with how they were
+//! used and how often, the executed files plus the interpreters the kernel loaded for them, and
+//! the syscall names. Pure: no kernel, no engine (file contents come through [`FileSource`]).
+
+mod paths;
+
+use std::{
+    collections::{BTreeMap, BTreeSet, HashMap},
+    ffi::OsStr,
+    os::unix::ffi::OsStrExt,
+    path::{Path, PathBuf},
+};
+
+use serde::Serialize;
+use slim_common::{event_kind, fnv1a_step, op, SeenKey, FNV1A_INIT};
+
+use crate::{
+    elf,
+    syscalls::Arch,
+    tracer::{RawEvent, RawRecording, RecorderStats},
+};
+
+pub use paths::normalize;
+
+/// How a path was used. Ordered so a summary lists the strongest use first.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Access {
+    /// Executed (sched_process_exec).
+    Exec,
+    /// Loaded by the kernel as the ELF or `#!` interpreter of an executed file.
+    Interpreter,
+    /// Opened for writing (or created).
+    Write,
+    /// Opened for reading.
+    Read,
+    /// Opened as a directory (O_DIRECTORY / O_PATH).
+    Directory,
+    /// Attempted exec (execve), e.g. a PATH lookup.
+    ExecAttempt,
+    Stat,
+    Access,
+    Readlink,
+    Chdir,
+    Mkdir,
+    Unlink,
+    Rename,
+    Symlink,
+    Link,
+}
+
+impl Access {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Exec => "exec",
+            Self::Interpreter => "interpreter",
+            Self::Write => "write",
+            Self::Read => "read",
+            Self::Directory => "directory",
+            Self::ExecAttempt => "exec-attempt",
+            Self::Stat => "stat",
+            Self::Access => "access",
+            Self::Readlink => "readlink",
+            Self::Chdir => "chdir",
+            Self::Mkdir => "mkdir",
+            Self::Unlink => "unlink",
+            Self::Rename => "rename",
+            Self::Symlink => "symlink",
+            Self::Link => "link",
+        }
+    }
+}
+
+/// Everything known about one touched path.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Touched {
+    /// Uses that succeeded.
+    pub ok: BTreeSet<Access>,
+    /// Uses that failed (e.g. ENOENT during a search).
+    pub failed: BTreeSet<Access>,
+    /// Times the scope named it (counted in the kernel for repeats).
+    pub count: u64,
+}
+
+impl Touched {
+    /// Whether the path existed for at least one use.
+    pub fn found(&self) -> bool {
+        !self.ok.is_empty()
+    }
+}
+
+/// Reads the head of a file as the recorded scope sees it (host, container root, image).
+pub trait FileSource {
+    fn head(&self, path: &Path, len: usize) -> Option<Vec<u8>>;
+}
+
+/// Files of the host, optionally under another root (`/proc/PID/root` for a container).
+pub struct HostFiles {
+    pub root: PathBuf,
+}
+
+impl FileSource for HostFiles {
+    fn head(&self, path: &Path, len: usize) -> Option<Vec<u8>> {
+        use std::io::Read as _;
+        let relative = path.strip_prefix("/").unwrap_or(path);
+        let file = std::fs::File::open(self.root.join(relative)).ok()?;
+        let mut head = Vec::with_capacity(len.min(1 << 16));
+        file.take(len as u64).read_to_end(&mut head).ok()?;
+        Some(head)
+    }
+}
+
+/// What one scope touched.
+#[derive(Clone, Debug, Default)]
+pub struct Recording {
+    pub paths: BTreeMap<PathBuf, Touched>,
+    /// Executed files in the order they were first executed.
+    pub execs: Vec<PathBuf>,
+    pub arch: Option<Arch>,
+    /// Syscall numbers the scope used.
+    pub syscall_numbers: BTreeSet<u32>,
+    pub stats: RecorderStats,
+    /// Relative paths whose base (a directory fd) was unknown.
+    pub unresolved: u64,
+}
+
+/// Per-process state needed to make paths absolute.
+#[derive(Clone, Debug)]
+struct Process {
+    cwd: PathBuf,
+    fds: HashMap<i64, PathBuf>,
+}
+
+/// Which events belong to the scope being built.
+pub struct Filter {
+    /// Keep only events of these mount namespaces; `None` keeps all.
+    pub mount_namespaces: Option<BTreeSet<u32>>,
+    /// Working directory of processes first seen without a fork (the scope's initial processes).
+    pub initial_cwd: PathBuf,
+}
+
+impl Filter {
+    fn keeps(&self, event: &RawEvent) -> bool {
+        self.mount_namespaces
+            .as_ref()
+            .is_none_or(|set| set.contains(&event.mntns))
+    }
+}
+
+impl Recording {
+    /// Builds the recording of the events `filter` keeps.
+    pub fn build(raw: &RawRecording, filter: &Filter) -> Self {
+        let mut recording = Recording {
+            arch: raw.arch,
+            stats: raw.stats,
+            ..Default::default()
+        };
+        let mut processes: HashMap<u32, Process> = HashMap::new();
+        let new_process = || Process {
+            cwd: filter.initial_cwd.clone(),
+            fds: HashMap::new(),
+        };
+        for event in raw.events.iter().filter(|e| filter.keeps(e)) {
+            match event.kind {
+                event_kind::FORK => {
+                    let parent = processes
+                        .get(&event.pid)
+                        .cloned()
+                        .unwrap_or_else(new_process);
+                    processes.insert(event.aux, parent);
+                }
+                event_kind::EXIT => {
+                    processes.remove(&event.pid);
+                }
+                event_kind::EXEC => {
+                    let process = processes.entry(event.pid).or_insert_with(new_process);
+                    let path = paths::absolute(&process.cwd, bytes_path(&event.path));
+                    if !recording.execs.contains(&path) {
+                        recording.execs.push(path.clone());
+                    }
+                    let touched = recording.paths.entry(path).or_default();
+                    touched.ok.insert(Access::Exec);
+                    touched.count += 1;
+                }
+                event_kind::PATH => {
+                    let process = processes.entry(event.pid).or_insert_with(new_process);
+                    recording.path_event(process, event, raw);
+                }
+                _ => {}
+            }
+        }
+        for (mntns, numbers) in &raw.syscalls {
+            if filter
+                .mount_namespaces
+                .as_ref()
+                .is_none_or(|set| set.contains(mntns))
+            {
+                recording.syscall_numbers.extend(numbers);
+            }
+        }
+        recording
+    }
+
+    fn path_event(&mut self, process: &mut Process, event: &RawEvent, raw: &RawRecording) {
+        let ok = event.ret >= 0;
+        if event.op == op::FCHDIR {
+            if let (true, Some(dir)) = (ok, process.fds.get(&event.dirfd)) {
+                process.cwd = dir.clone();
+            }
+            return;
+        }
+        if event.path.is_empty() {
+            return; // AT_EMPTY_PATH: an operation on the fd itself.
+        }
+        let requested = bytes_path(&event.path);
+        let path = if requested.is_absolute() {
+            normalize(requested)
+        } else if event.dirfd == slim_common::AT_FDCWD {
+            paths::absolute(&process.cwd, requested)
+        } else if let Some(dir) = process.fds.get(&event.dirfd) {
+            paths::absolute(dir, requested)
+        } else {
+            self.unresolved += 1;
+            tracing::debug!(path = %requested.display(), fd = event.dirfd, "relative to an unknown fd");
+            return;
+        };
+        let access = access_of(event, raw.dir_open_flags);
+        if ok {
+            match event.op {
+                op::CHDIR => process.cwd = path.clone(),
+                op::OPEN => {
+                    process.fds.insert(event.ret, path.clone());
+                }
+                _ => {}
+            }
+        }
+        let count = if event.always_sent(raw.dir_open_flags) {
+            1
+        } else {
+            let key = SeenKey {
+                mntns: event.mntns,
+                op: event.op as u32 | (ok as u32) << 8 | (event.second as u32) << 9,
+                hash: event.path.iter().fold(FNV1A_INIT, |h, &b| fnv1a_step(h, b)),
+            };
+            raw.seen.get(&key).copied().unwrap_or(1).max(1) as u64
+        };
+        let touched = self.paths.entry(path).or_default();
+        touched.count += count;
+        if ok {
+            touched.ok.insert(access);
+        } else {
+            touched.failed.insert(access);
+        }
+    }
+
+    /// Adds the interpreters the kernel loaded for every executed file (ELF `PT_INTERP`, `#!`),
+    /// following chains (a script whose interpreter is a dynamically linked ELF).
+    pub fn add_interpreters(&mut self, files: &dyn FileSource) {
+        let mut work: Vec<PathBuf> = self.execs.clone();
+        let mut done = BTreeSet::new();
+        while let Some(path) = work.pop() {
+            if !done.insert(path.clone()) || done.len() > 10_000 {
+                continue;
+            }
+            let Some(head) = files.head(&path, elf::HEAD_LEN) else {
+                continue;
+            };
+            let Some(interpreter) = elf::interpreter(&head) else {
+                continue;
+            };
+            let interp = normalize(interpreter.path());
+            let touched = self.paths.entry(interp.clone()).or_default();
+            touched.ok.insert(Access::Interpreter);
+            touched.count += 1;
+            work.push(interp);
+        }
+    }
+
+    /// libseccomp names of the syscalls used (numbers without a name are shown as `#N`).
+    pub fn syscall_names(&self) -> Vec<String> {
+        let mut names: Vec<String> = self
+            .syscall_numbers
+            .iter()
+            .map(|&nr| match self.arch.and_then(|a| a.name(nr)) {
+                Some(name) => name.to_owned(),
+                None => format!("#{nr}"),
+            })
+            .collect();
+        names.sort();
+        names
+    }
+}
+
+fn bytes_path(bytes: &[u8]) -> &Path {
+    Path::new(OsStr::from_bytes(bytes))
+}
+
+/// The use an event stands for.
+fn access_of(event: &RawEvent, dir_open_flags: u32) -> Access {
+    const O_ACCMODE: u64 = 0o3;
+    const O_CREAT: u64 = 0o100;
+    const O_TRUNC: u64 = 0o1000;
+    match event.op {
+        op::OPEN if event.flags & dir_open_flags as u64 != 0 => Access::Directory,
+        op::OPEN if event.flags & (O_ACCMODE | O_CREAT | O_TRUNC) != 0 => Access::Write,
+        op::OPEN => Access::Read,
+        op::EXEC => Access::ExecAttempt,
+        op::STAT => Access::Stat,
+        op::ACCESS => Access::Access,
+        op::READLINK => Access::Readlink,
+        op::CHDIR | op::FCHDIR => Access::Chdir,
+        op::MKDIR => Access::Mkdir,
+        op::UNLINK => Access::Unlink,
+        op::RENAME => Access::Rename,
+        op::SYMLINK => Access::Symlink,
+        _ => Access::Link,
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,166 @@
+use super::*;
+
+const DIR_FLAGS: u32 = 0o200000 | 0o10000000;
+
+fn path_event(pid: u32, op: u8, dirfd: i64, path: &str, ret: i64, flags: u64) -> RawEvent {
+    RawEvent {
+        kind: event_kind::PATH,
+        pid,
+        tid: pid,
+        mntns: 1,
+        aux: 0,
+        op,
+        second: false,
+        truncated: false,
+        dirfd,
+        flags,
+        ret,
+        path: path.as_bytes().to_vec(),
+    }
+}
+
+fn other(kind: u32, pid: u32, aux: u32, path: &str) -> RawEvent {
+    RawEvent {
+        kind,
+        aux,
+        ..path_event(pid, 0, 0, path, 0, 0)
+    }
+}
+
+fn raw(events: Vec<RawEvent>) -> RawRecording {
+    RawRecording {
+        arch: Some(Arch::X86_64),
+        events,
+        dir_open_flags: DIR_FLAGS,
+        ..Default::default()
+    }
+}
+
+fn filter() -> Filter {
+    Filter {
+        mount_namespaces: None,
+        initial_cwd: "/work".into(),
+    }
+}
+
+const CWD: i64 = slim_common::AT_FDCWD;
+
+#[test]
+fn chdir_then_relative_open_is_absolute() {
+    let rec = Recording::build(
+        &raw(vec![
+            path_event(10, op::CHDIR, CWD, "/usr/share", 0, 0),
+            path_event(10, op::OPEN, CWD, "./common-licenses/GPL-3", 3, 0),
+        ]),
+        &filter(),
+    );
+    let touched = &rec.paths[Path::new("/usr/share/common-licenses/GPL-3")];
+    assert!(touched.ok.contains(&Access::Read));
+    assert!(rec.paths.contains_key(Path::new("/usr/share")));
+}
+
+#[test]
+fn fork_inherits_cwd_and_exit_forgets() {
+    let rec = Recording::build(
+        &raw(vec![
+            path_event(10, op::CHDIR, CWD, "/srv", 0, 0),
+            other(event_kind::FORK, 10, 11, ""),
+            path_event(11, op::STAT, CWD, "app.py", 0, 0),
+            other(event_kind::EXIT, 11, 0, ""),
+            path_event(11, op::STAT, CWD, "later.py", -2, 0),
+        ]),
+        &filter(),
+    );
+    assert!(rec.paths[Path::new("/srv/app.py")].found());
+    // pid 11 reused after exit: starts again from the initial cwd; the failure is kept.
+    let later = &rec.paths[Path::new("/work/later.py")];
+    assert!(!later.found());
+    assert!(later.failed.contains(&Access::Stat));
+}
+
+#[test]
+fn dirfd_resolution_and_unknown_fds() {
+    let rec = Recording::build(
+        &raw(vec![
+            path_event(10, op::OPEN, CWD, "/usr/lib/python3", 5, 0o200000),
+            path_event(10, op::OPEN, 5, "json/__init__.py", 6, 0),
+            path_event(10, op::STAT, 9, "nowhere", 0, 0),
+        ]),
+        &filter(),
+    );
+    assert!(rec.paths[Path::new("/usr/lib/python3")]
+        .ok
+        .contains(&Access::Directory));
+    assert!(rec
+        .paths
+        .contains_key(Path::new("/usr/lib/python3/json/__init__.py")));
+    assert_eq!(rec.unresolved, 1);
+}
+
+#[test]
+fn write_intent_and_kernel_counts() {
+    let mut r = raw(vec![
+        path_event(10, op::OPEN, CWD, "/tmp/out", 3, 0o1101),
+        path_event(10, op::OPEN, CWD, "/etc/hosts", 3, 0),
+    ]);
+    let key = SeenKey {
+        mntns: 1,
+        op: op::OPEN as u32 | 1 << 8,
+        hash: b"/etc/hosts"
+            .iter()
+            .fold(FNV1A_INIT, |h, &b| fnv1a_step(h, b)),
+    };
+    r.seen.insert(key, 7);
+    let rec = Recording::build(&r, &filter());
+    assert!(rec.paths[Path::new("/tmp/out")].ok.contains(&Access::Write));
+    assert_eq!(rec.paths[Path::new("/etc/hosts")].count, 7);
+}
+
+#[test]
+fn mount_namespace_filter() {
+    let mut foreign = path_event(10, op::OPEN, CWD, "/secret", 3, 0);
+    foreign.mntns = 2;
+    let rec = Recording::build(
+        &raw(vec![foreign, path_event(10, op::OPEN, CWD, "/mine", 3, 0)]),
+        &Filter {
+            mount_namespaces: Some([1].into()),
+            initial_cwd: "/".into(),
+        },
+    );
+    assert!(rec.paths.contains_key(Path::new("/mine")));
+    assert!(!rec.paths.contains_key(Path::new("/secret")));
+}
+
+struct Files(Vec<(&'static str, Vec<u8>)>);
+
+impl FileSource for Files {
+    fn head(&self, path: &Path, _len: usize) -> Option<Vec<u8>> {
+        self.0
+            .iter()
+            .find(|(p, _)| Path::new(p) == path)
+            .map(|(_, b)| b.clone())
+    }
+}
+
+#[test]
+fn interpreters_of_scripts_and_elves() {
+    let sh = std::fs::read("/bin/sh").expect("/bin/sh");
+    let files = Files(vec![
+        ("/app/run", b"#!/bin/sh\necho hi\n".to_vec()),
+        ("/bin/sh", sh),
+    ]);
+    let mut rec = Recording::build(
+        &raw(vec![other(event_kind::EXEC, 10, 0, "/app/run")]),
+        &filter(),
+    );
+    rec.add_interpreters(&files);
+    assert!(rec.paths[Path::new("/bin/sh")]
+        .ok
+        .contains(&Access::Interpreter));
+    let interps = rec
+        .paths
+        .iter()
+        .filter(|(_, t)| t.ok.contains(&Access::Interpreter))
+        .count();
+    assert_eq!(interps, 2, "the script's /bin/sh and /bin/sh's ld.so");
+}

@@ -1,0 +1,494 @@
+//! The eBPF recorder, user side: loads the embedded object with aya, fills in what depends on
+//! the running kernel (struct offsets from BTF, tracepoint layouts from tracefs, the syscall table
+//! of this architecture), attaches to tracepoints, and streams events until told to stop.
+//!
+//! It knows nothing of containers or images: a scope is a set of pids or mount namespaces.
+
+mod btf;
+mod event;
+mod specs;
+mod tracefs;
+
+use std::{
+    collections::{BTreeMap, BTreeSet, HashMap},
+    fs,
+    os::{fd::AsRawFd, unix::fs::MetadataExt},
+    sync::{
+        atomic::{AtomicBool, AtomicU64, Ordering},
+        Arc,
+    },
+    thread::JoinHandle,
+    time::Instant,
+};
+
+use aya::{
+    maps::{Array, HashMap as BpfHashMap, MapData, PerCpuArray, PerCpuHashMap, RingBuf},
+    programs::TracePoint,
+    Ebpf, EbpfLoader,
+};
+use slim_common::{scope_mode, stat, Config, SeenKey, SYSCALL_WORDS};
+
+pub use event::RawEvent;
+
+use crate::syscalls::Arch;
+
+/// The recorder object built from `slim-ebpf` by build.rs.
+static OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/slim-recorder"));
+
+/// Why the recorder could not run. Each message says what to do about it.
+#[derive(Debug, thiserror::Error)]
+pub enum TracerError {
+    #[error("recording needs root (or CAP_BPF and CAP_PERFMON): run slim with sudo")]
+    NotPrivileged,
+    #[error("tracefs is not mounted and mounting it failed: run `mount -t tracefs nodev /sys/kernel/tracing` as root")]
+    NoTracefs {
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(
+        "cannot read tracepoint {tracepoint}: is this kernel built with CONFIG_FTRACE_SYSCALLS?"
+    )]
+    Tracepoint {
+        tracepoint: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("tracepoint {tracepoint} has no field `{field}` on this kernel")]
+    TracepointField { tracepoint: String, field: String },
+    #[error("the kernel has no BTF at /sys/kernel/btf/vmlinux (CONFIG_DEBUG_INFO_BTF): slim needs it to tell containers apart")]
+    NoBtf(#[source] btf::BtfError),
+    #[error("unsupported architecture {0}: slim records on x86_64 and aarch64")]
+    UnsupportedArch(&'static str),
+    #[error("this slim was built without its eBPF recorder (AYA_BUILD_SKIP): rebuild after `cargo xtask setup`")]
+    NoObject,
+    #[error("loading the eBPF recorder failed: {0}")]
+    Load(#[source] aya::EbpfError),
+    #[error("loading or attaching eBPF program {program} failed")]
+    Program {
+        program: &'static str,
+        #[source]
+        source: aya::programs::ProgramError,
+    },
+    #[error("eBPF map {map} is missing or has the wrong type")]
+    MapMissing { map: &'static str },
+    #[error("updating eBPF map {map} failed")]
+    Map {
+        map: &'static str,
+        #[source]
+        source: aya::maps::MapError,
+    },
+}
+
+/// Which tasks are recorded.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Scope {
+    /// Only pids added with [`Recorder::track_pid`] and their descendants.
+    Pids,
+    /// Tracked pids plus every mount namespace created after the recorder started (to catch a
+    /// container from its first exec); [`Recorder::lock_to_mntns`] narrows it down later.
+    NewMountNamespaces,
+    /// Tracked pids plus tasks in these mount namespaces.
+    MountNamespaces(Vec<u32>),
+}
+
+/// Counters the kernel side keeps, summed over CPUs.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct RecorderStats {
+    /// Events delivered to user space.
+    pub events: u64,
+    /// Events dropped because the ring buffer was full. Non-zero means the recording is incomplete.
+    pub lost: u64,
+    /// Repeats of an already reported (namespace, operation, outcome, path), counted in the kernel.
+    pub deduped: u64,
+    /// Paths longer than the recorder's limit, reported cut.
+    pub truncated: u64,
+    /// Paths that could not be read from the task's memory.
+    pub read_failed: u64,
+}
+
+/// Everything a recording produced.
+#[derive(Debug, Default)]
+pub struct RawRecording {
+    /// Architecture of the recorded syscall numbers.
+    pub arch: Option<Arch>,
+    /// Events in the order the kernel submitted them.
+    pub events: Vec<RawEvent>,
+    pub stats: RecorderStats,
+    /// Syscall numbers used, per mount namespace.
+    pub syscalls: BTreeMap<u32, BTreeSet<u32>>,
+    /// How often each deduplicated (namespace, op, outcome, path) occurred.
+    pub seen: HashMap<SeenKey, u32>,
+    /// Open flags that mark directory opens on this architecture.
+    pub dir_open_flags: u32,
+    /// Mount namespace of slim itself (the host's).
+    pub host_mntns: u32,
+}
+
+/// A running recorder. Dropping it detaches every program (nothing is pinned).
+pub struct Recorder {
+    ebpf: Ebpf,
+    config: Array<MapData, Config>,
+    tracked: BpfHashMap<MapData, u32, u32>,
+    scope_mntns: BpfHashMap<MapData, u32, u32>,
+    stats: PerCpuArray<MapData, u64>,
+    syscalls: PerCpuHashMap<MapData, u32, [u64; SYSCALL_WORDS]>,
+    seen: BpfHashMap<MapData, SeenKey, u32>,
+    poller: Option<Poller>,
+    arch: Arch,
+    host_mntns: u32,
+    dir_open_flags: u32,
+    started: Instant,
+}
+
+struct Poller {
+    stop: Arc<AtomicBool>,
+    received: Arc<AtomicU64>,
+    thread: JoinHandle<Vec<RawEvent>>,
+}
+
+/// Programs and the tracepoints they attach to.
+const PROGRAMS: &[(&str, &str, &str)] = &[
+    ("slim_sched_exec", "sched", "sched_process_exec"),
+    ("slim_sched_fork", "sched", "sched_process_fork"),
+    ("slim_sched_exit", "sched", "sched_process_exit"),
+    ("slim_sys_enter", "raw_syscalls", "sys_enter"),
+    ("slim_sys_exit", "raw_syscalls", "sys_exit"),
+];
+
+/// Whether this process may load tracing eBPF programs.
+fn privileged() -> bool {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } == 0 {
+        return true;
+    }
+    const CAP_SYS_ADMIN: u32 = 21;
+    const CAP_PERFMON: u32 = 38;
+    const CAP_BPF: u32 = 39;
+    let status = fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let effective = status
+        .lines()
+        .find_map(|l| l.strip_prefix("CapEff:"))
+        .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
+        .unwrap_or(0);
+    let has = |cap: u32| effective & (1 << cap) != 0;
+    has(CAP_SYS_ADMIN) || (has(CAP_BPF) && has(CAP_PERFMON))
+}
+
+/// Inode of the mount namespace of `pid` ("self" for slim itself).
+pub fn mount_namespace(pid: &str) -> std::io::Result<u32> {
+    Ok(fs::metadata(format!("/proc/{pid}/ns/mnt"))?.ino() as u32)
+}
+
+/// Mount namespaces of every process alive now.
+fn existing_mount_namespaces() -> BTreeSet<u32> {
+    let Ok(dir) = fs::read_dir("/proc") else {
+        return BTreeSet::new();
+    };
+    dir.filter_map(|e| e.ok())
+        .filter_map(|e| e.file_name().to_str().map(str::to_owned))
+        .filter(|name| name.bytes().all(|b| b.is_ascii_digit()))
+        .filter_map(|pid| mount_namespace(&pid).ok())
+        .collect()
+}
+
+/// Open flags marking a directory open: O_DIRECTORY | O_PATH, which differ per architecture.
+fn dir_open_flags(arch: Arch) -> u32 {
+    match arch {
+        Arch::X86_64 => 0o200000 | 0o10000000,
+        Arch::Aarch64 => 0o40000 | 0o10000000,
+    }
+}
+
+impl Recorder {
+    /// Loads and attaches the recorder for `scope`. Attach happens before this returns, so a
+    /// process started afterwards is seen from its first exec.
+    pub fn start(scope: Scope) -> Result<Self, TracerError> {
+        let arch = Arch::host().ok_or(TracerError::UnsupportedArch(std::env::consts::ARCH))?;
+        if OBJECT.is_empty() {
+            return Err(TracerError::NoObject);
+        }
+        if !privileged() {
+            return Err(TracerError::NotPrivileged);
+        }
+        let tracefs = tracefs::ensure_mounted()?;
+        let fields = tracefs::read_fields(&tracefs)?;
+        let offsets = match btf::Btf::from_sys_fs().and_then(|b| b.kernel_offsets()) {
+            Ok(offsets) => offsets,
+            Err(err) if scope == Scope::Pids => {
+                tracing::debug!("no kernel offsets ({err}): recording by pid only");
+                Default::default()
+            }
+            Err(err) => return Err(TracerError::NoBtf(err)),
+        };
+        let host_mntns = mount_namespace("self").unwrap_or(0);
+        let dir_open_flags = dir_open_flags(arch);
+
+        let mut ebpf = EbpfLoader::new()
+            .override_global("OFFSETS", &offsets, true)
+            .override_global("FIELDS", &fields, true)
+            .load(OBJECT)
+            .map_err(|err| match &err {
+                aya::EbpfError::MapError(aya::maps::MapError::CreateError { io_error, .. })
+                    if io_error.raw_os_error() == Some(libc::EPERM) =>
+                {
+                    TracerError::NotPrivileged
+                }
+                _ => TracerError::Load(err),
+            })?;
+
+        let mut specs: Array<MapData, slim_common::SyscallSpec> = take(&mut ebpf, "SYSCALL_SPECS")?;
+        for (nr, spec) in specs::table(arch).iter().enumerate() {
+            if spec.op != slim_common::op::NONE {
+                specs
+                    .set(nr as u32, spec, 0)
+                    .map_err(|source| TracerError::Map {
+                        map: "SYSCALL_SPECS",
+                        source,
+                    })?;
+            }
+        }
+        let mut config: Array<MapData, Config> = take(&mut ebpf, "CONFIG")?;
+        let mut scope_mntns: BpfHashMap<MapData, u32, u32> = take(&mut ebpf, "SCOPE_MNTNS")?;
+        let mut ignored: BpfHashMap<MapData, u32, u32> = take(&mut ebpf, "IGNORED_MNTNS")?;
+        let mode = match &scope {
+            Scope::Pids => scope_mode::PIDS,
+            Scope::NewMountNamespaces => {
+                for ns in existing_mount_namespaces() {
+                    ignored
+                        .insert(ns, 1, 0)
+                        .map_err(|source| TracerError::Map {
+                            map: "IGNORED_MNTNS",
+                            source,
+                        })?;
+                }
+                scope_mode::NEW_MNTNS
+            }
+            Scope::MountNamespaces(namespaces) => {
+                for &ns in namespaces {
+                    scope_mntns
+                        .insert(ns, 1, 0)
+                        .map_err(|source| TracerError::Map {
+                            map: "SCOPE_MNTNS",
+                            source,
+                        })?;
+                }
+                scope_mode::MNTNS
+            }
+        };
+        config
+            .set(
+                0,
+                Config {
+                    mode,
+                    host_mntns,
+                    dir_open_flags,
+                    _pad: 0,
+                },
+                0,
+            )
+            .map_err(|source| TracerError::Map {
+                map: "CONFIG",
+                source,
+            })?;
+
+        let ring: RingBuf<MapData> = take(&mut ebpf, "EVENTS")?;
+        let poller = Poller::start(ring);
+
+        for &(program, category, name) in PROGRAMS {
+            let prog: &mut TracePoint = ebpf
+                .program_mut(program)
+                .and_then(|p| p.try_into().ok())
+                .ok_or(TracerError::MapMissing { map: program })?;
+            prog.load()
+                .map_err(|source| TracerError::Program { program, source })?;
+            prog.attach(category, name)
+                .map_err(|source| TracerError::Program { program, source })?;
+        }
+        tracing::debug!(?offsets, ?fields, "recorder attached");
+
+        Ok(Self {
+            tracked: take(&mut ebpf, "TRACKED_PIDS")?,
+            stats: take(&mut ebpf, "STATS")?,
+            syscalls: take(&mut ebpf, "SYSCALLS")?,
+            seen: take(&mut ebpf, "SEEN")?,
+            ebpf,
+            config,
+            scope_mntns,
+            poller: Some(poller),
+            arch,
+            host_mntns,
+            dir_open_flags,
+            started: Instant::now(),
+        })
+    }
+
+    /// Records `pid` and, from now on, every process it forks.
+    pub fn track_pid(&mut self, pid: u32) -> Result<(), TracerError> {
+        self.tracked
+            .insert(pid, 1, 0)
+            .map_err(|source| TracerError::Map {
+                map: "TRACKED_PIDS",
+                source,
+            })
+    }
+
+    /// Narrows a [`Scope::NewMountNamespaces`] recording to one namespace (the container's),
+    /// once it is known. Events of other namespaces received before are dropped by the caller.
+    pub fn lock_to_mntns(&mut self, mntns: u32) -> Result<(), TracerError> {
+        self.scope_mntns
+            .insert(mntns, 1, 0)
+            .map_err(|source| TracerError::Map {
+                map: "SCOPE_MNTNS",
+                source,
+            })?;
+        let mut config = self.config.get(&0, 0).map_err(|source| TracerError::Map {
+            map: "CONFIG",
+            source,
+        })?;
+        config.mode = scope_mode::MNTNS;
+        self.config
+            .set(0, config, 0)
+            .map_err(|source| TracerError::Map {
+                map: "CONFIG",
+                source,
+            })
+    }
+
+    /// Events received so far.
+    pub fn events_received(&self) -> u64 {
+        self.poller
+            .as_ref()
+            .map(|p| p.received.load(Ordering::Relaxed))
+            .unwrap_or(0)
+    }
+
+    /// Detaches, drains the ring buffer and reads the kernel-side tables.
+    pub fn finish(mut self) -> Result<RawRecording, TracerError> {
+        // Detach first so that nothing arrives after the final drain.
+        for &(name, _, _) in PROGRAMS {
+            let program: Option<&mut TracePoint> =
+                self.ebpf.program_mut(name).and_then(|p| p.try_into().ok());
+            if let Some(program) = program {
+                let _ = program.unload();
+            }
+        }
+        let events = match self.poller.take() {
+            Some(poller) => poller.finish(),
+            None => Vec::new(),
+        };
+        let stats = self.read_stats();
+        let mut syscalls: BTreeMap<u32, BTreeSet<u32>> = BTreeMap::new();
+        for entry in self.syscalls.iter().flatten() {
+            let (mntns, per_cpu) = entry;
+            let used = syscalls.entry(mntns).or_default();
+            for words in per_cpu.iter() {
+                for (w, word) in words.iter().enumerate() {
+                    for bit in 0..64 {
+                        if word & (1 << bit) != 0 {
+                            used.insert((w * 64 + bit) as u32);
+                        }
+                    }
+                }
+            }
+        }
+        let seen = self.seen.iter().flatten().collect();
+        tracing::debug!(
+            seconds = self.started.elapsed().as_secs_f64(),
+            events = events.len(),
+            "recorder finished"
+        );
+        Ok(RawRecording {
+            arch: Some(self.arch),
+            events,
+            stats,
+            syscalls,
+            seen,
+            dir_open_flags: self.dir_open_flags,
+            host_mntns: self.host_mntns,
+        })
+    }
+
+    fn read_stats(&self) -> RecorderStats {
+        let sum = |index: u32| -> u64 {
+            self.stats
+                .get(&index, 0)
+                .map(|values| values.iter().sum())
+                .unwrap_or(0)
+        };
+        RecorderStats {
+            events: sum(stat::EVENTS),
+            lost: sum(stat::LOST),
+            deduped: sum(stat::DEDUPED),
+            truncated: sum(stat::TRUNCATED),
+            read_failed: sum(stat::READ_FAILED),
+        }
+    }
+}
+
+impl Drop for Recorder {
+    fn drop(&mut self) {
+        if let Some(poller) = self.poller.take() {
+            poller.stop.store(true, Ordering::Relaxed);
+            let _ = poller.thread.join();
+        }
+    }
+}
+
+fn take<T>(ebpf: &mut Ebpf, name: &'static str) -> Result<T, TracerError>
+where
+    T: TryFrom<aya::maps::Map>,
+{
+    ebpf.take_map(name)
+        .and_then(|map| T::try_from(map).ok())
+        .ok_or(TracerError::MapMissing { map: name })
+}
+
+impl Poller {
+    /// Drains the ring buffer on its own thread, sleeping in poll(2) between batches: the kernel
+    /// only wakes a consumer that has caught up, so there is no wake-up per event.
+    fn start(mut ring: RingBuf<MapData>) -> Self {
+        let stop = Arc::new(AtomicBool::new(false));
+        let received = Arc::new(AtomicU64::new(0));
+        let thread = {
+            let stop = stop.clone();
+            let received = received.clone();
+            std::thread::Builder::new()
+                .name("slim-recorder".into())
+                .spawn(move || {
+                    let mut events = Vec::new();
+                    loop {
+                        let stopping = stop.load(Ordering::Acquire);
+                        let mut batch = 0u64;
+                        while let Some(item) = ring.next() {
+                            if let Some(event) = RawEvent::decode(&item) {
+                                events.push(event);
+                            }
+                            batch += 1;
+                        }
+                        received.fetch_add(batch, Ordering::Relaxed);
+                        if stopping {
+                            return events;
+                        }
+                        let mut fd = libc::pollfd {
+                            fd: ring.as_raw_fd(),
+                            events: libc::POLLIN,
+                            revents: 0,
+                        };
+                        // SAFETY: one valid pollfd; a 10 ms timeout bounds the stop latency.
+                        unsafe { libc::poll(&mut fd, 1, 10) };
+                    }
+                })
+                .expect("spawning the recorder thread")
+        };
+        Self {
+            stop,
+            received,
+            thread,
+        }
+    }
+
+    fn finish(self) -> Vec<RawEvent> {
+        self.stop.store(true, Ordering::Release);
+        self.thread.join().unwrap_or_default()
+    }
+}
