@@ -24,6 +24,9 @@ fn main() -> anyhow::Result<()> {
         fs::write(&object, [])?;
         return Ok(());
     }
+    // aya-build turns every line the inner cargo prints into a warning: keep it quiet.
+    // SAFETY: build scripts are single-threaded.
+    unsafe { env::set_var("CARGO_TERM_QUIET", "true") };
     let ebpf_dir = ebpf_dir.to_str().expect("workspace path is UTF-8");
     aya_build::build_ebpf(
         [aya_build::Package {

@@ -1,1 +1,290 @@
-//! placeholder
+//! `slim trace` against the real kernel: what it records, that relative paths come out absolute,
+//! that the kernel's own loads (ELF and `#!` interpreters) are listed, that two recordings on one
+//! host stay apart, and that bad input gets a clear message.
+
+mod support;
+
+use std::{os::unix::fs::PermissionsExt as _, process::Stdio, thread};
+
+use support::*;
+
+#[test]
+fn python_import_lists_module_libc_and_interpreter() {
+    if !is_root("python_import_lists_module_libc_and_interpreter") {
+        return;
+    }
+    let trace = run_json(slim().args(["trace", "--json", "--", "python3", "-c", "import json"]));
+    let paths = found_paths(&trace);
+    let has = |pred: &dyn Fn(&str, &[String]) -> bool| paths.iter().any(|(p, u)| pred(p, u));
+    assert!(
+        has(&|p, _| p.ends_with("/json/__init__.py")),
+        "json's __init__.py missing: {paths:?}"
+    );
+    assert!(has(&|p, _| p.ends_with("/libc.so.6")), "libc missing");
+    assert!(
+        has(&|p, u| p.contains("ld-linux") && u.iter().any(|u| u == "interpreter")),
+        "python3's ELF interpreter (PT_INTERP) missing"
+    );
+    let syscalls: Vec<&str> = trace["syscalls"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s.as_str().unwrap())
+        .collect();
+    assert!(syscalls.contains(&"openat"), "{syscalls:?}");
+    assert!(syscalls.contains(&"execve"), "{syscalls:?}");
+    assert_eq!(trace["recorder"]["lost"], 0);
+    assert_eq!(trace["exit_code"], 0);
+}
+
+#[test]
+fn relative_paths_are_made_absolute() {
+    if !is_root("relative_paths_are_made_absolute") {
+        return;
+    }
+    let trace = run_json(slim().args([
+        "trace",
+        "--json",
+        "--",
+        "sh",
+        "-c",
+        "cd /usr/share && cat ./common-licenses/GPL-3 >/dev/null",
+    ]));
+    let paths = found_paths(&trace);
+    let gpl = paths
+        .iter()
+        .find(|(p, _)| p == "/usr/share/common-licenses/GPL-3")
+        .unwrap_or_else(|| panic!("GPL-3 not listed as an absolute path: {paths:?}"));
+    assert!(gpl.1.contains(&"read".to_owned()));
+    assert!(paths.iter().all(|(p, _)| p.starts_with('/')), "{paths:?}");
+}
+
+#[test]
+fn shebang_interpreter_and_dirfd_relative_opens() {
+    if !is_root("shebang_interpreter_and_dirfd_relative_opens") {
+        return;
+    }
+    let dir = TempDir::new("shebang");
+    let script = dir.0.join("hello");
+    std::fs::write(&script, "#!/bin/sh\nls sub >/dev/null\n").unwrap();
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::create_dir(dir.0.join("sub")).unwrap();
+    std::fs::write(dir.0.join("sub/file"), "x").unwrap();
+    let trace = run_json(
+        slim()
+            .current_dir(&dir.0)
+            .args(["trace", "--json", "--", "./hello"]),
+    );
+    let paths = found_paths(&trace);
+    let script_path = script.to_string_lossy().into_owned();
+    assert!(
+        paths
+            .iter()
+            .any(|(p, u)| p == &script_path && u.contains(&"exec".to_owned())),
+        "the script's exec (relative ./hello) is missing: {paths:?}"
+    );
+    assert!(
+        paths
+            .iter()
+            .any(|(p, u)| p.ends_with("/sh") && u.contains(&"interpreter".to_owned())),
+        "the #! interpreter is missing: {paths:?}"
+    );
+    let sub = format!("{}/sub", dir.0.display());
+    assert!(
+        paths
+            .iter()
+            .any(|(p, u)| p == &sub && u.contains(&"directory".to_owned())),
+        "ls's directory open of `sub` (relative to the cwd) is missing: {paths:?}"
+    );
+}
+
+#[test]
+fn two_recordings_at_once_do_not_mix() {
+    if !is_root("two_recordings_at_once_do_not_mix") {
+        return;
+    }
+    let dir = TempDir::new("isolation");
+    let a = dir.0.join("only-a");
+    let b = dir.0.join("only-b");
+    std::fs::write(&a, "a").unwrap();
+    std::fs::write(&b, "b").unwrap();
+    // Both loop for a while, so the recordings overlap in time.
+    let script = |file: &std::path::Path| {
+        format!(
+            "for i in 1 2 3 4 5 6 7 8 9 10; do cat {} >/dev/null; sleep 0.1; done",
+            file.display()
+        )
+    };
+    let spawn = |file: &std::path::Path| {
+        slim()
+            .args(["trace", "--json", "--", "sh", "-c", &script(file)])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("slim starts")
+    };
+    let (child_a, child_b) = (spawn(&a), spawn(&b));
+    let wait = |child: std::process::Child| {
+        thread::spawn(move || {
+            let out = child.wait_with_output().unwrap();
+            assert_success(&out);
+            serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()
+        })
+    };
+    let (trace_a, trace_b) = (wait(child_a), wait(child_b));
+    let (trace_a, trace_b) = (trace_a.join().unwrap(), trace_b.join().unwrap());
+    let names = |t: &serde_json::Value| -> Vec<String> {
+        found_paths(t).into_iter().map(|(p, _)| p).collect()
+    };
+    let (a, b) = (
+        a.to_string_lossy().into_owned(),
+        b.to_string_lossy().into_owned(),
+    );
+    let (names_a, names_b) = (names(&trace_a), names(&trace_b));
+    assert!(names_a.contains(&a) && !names_a.contains(&b), "{names_a:?}");
+    assert!(names_b.contains(&b) && !names_b.contains(&a), "{names_b:?}");
+}
+
+#[test]
+fn exit_code_of_the_command_is_kept() {
+    if !is_root("exit_code_of_the_command_is_kept") {
+        return;
+    }
+    let out = slim()
+        .args(["trace", "--", "sh", "-c", "exit 7"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(7));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("SYSCALLS"));
+}
+
+#[test]
+fn unknown_command_is_a_clear_error() {
+    if !is_root("unknown_command_is_a_clear_error") {
+        return;
+    }
+    let out = slim()
+        .args(["trace", "--", "no-such-command-slim"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("cannot run `no-such-command-slim`"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("hint:"), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}
+
+#[test]
+fn unprivileged_user_is_told_to_use_root() {
+    if !is_root("unprivileged_user_is_told_to_use_root") {
+        return;
+    }
+    // Drop to nobody with no capabilities, then run slim.
+    let out = std::process::Command::new("setpriv")
+        .args([
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            "--inh-caps=-all",
+            "--bounding-set=-all",
+        ])
+        .arg(slim_bin())
+        .args(["trace", "--", "true"])
+        .output()
+        .expect("setpriv (util-linux) runs");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert_eq!(
+        stderr.lines().next(),
+        Some("error: recording needs root (or CAP_BPF and CAP_PERFMON): run slim with sudo"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn nothing_to_trace_is_a_usage_error() {
+    let out = slim().arg("trace").output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("nothing to trace") && stderr.contains("hint:"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn running_container_is_recorded_by_mount_namespace() {
+    if !is_root("running_container_is_recorded_by_mount_namespace") {
+        return;
+    }
+    require_base_image();
+    let container = Container::run_detached(&[
+        BASE_IMAGE,
+        "sh",
+        "-c",
+        "while true; do cat /etc/debian_version >/dev/null; sleep 0.1; done",
+    ]);
+    let child = slim()
+        .args(["trace", "--json", "--container", &container.0])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Meanwhile the host reads a file of its own: it must not show up.
+    let host_file = TempDir::new("host-only");
+    let marker = host_file.0.join("host-marker");
+    std::fs::write(&marker, "x").unwrap();
+    for _ in 0..15 {
+        let _ = std::fs::read(&marker);
+        thread::sleep(std::time::Duration::from_millis(100));
+    }
+    // SAFETY: sending SIGINT to our own child.
+    unsafe { libc_kill(child.id() as i32, 2) };
+    let out = child.wait_with_output().unwrap();
+    assert_success(&out);
+    let trace: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(trace["stopped_by"], "interrupted");
+    let paths = found_paths(&trace);
+    assert!(
+        paths
+            .iter()
+            .any(|(p, u)| p == "/etc/debian_version" && u.contains(&"read".to_owned())),
+        "{paths:?}"
+    );
+    assert!(
+        paths
+            .iter()
+            .any(|(p, u)| p == "/usr/bin/cat" && u.contains(&"exec".to_owned())),
+        "{paths:?}"
+    );
+    let marker = marker.to_string_lossy().into_owned();
+    assert!(
+        !paths.iter().any(|(p, _)| p == &marker),
+        "host activity leaked in"
+    );
+}
+
+#[test]
+fn unknown_container_is_a_clear_error() {
+    if !is_root("unknown_container_is_a_clear_error") {
+        return;
+    }
+    let out = slim()
+        .args(["trace", "--container", "no-such-container-slim"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.starts_with("error: no such container: no-such-container-slim"),
+        "{stderr}"
+    );
+}
+
+unsafe extern "C" {
+    #[link_name = "kill"]
+    fn libc_kill(pid: i32, sig: i32) -> i32;
+}

@@ -3,6 +3,7 @@
 mod cli;
 mod commands;
 mod elf;
+mod engine;
 mod recording;
 mod syscalls;
 mod tracer;

@@ -5,6 +5,7 @@
 
 mod bench;
 mod demo;
+mod fixtures;
 mod gen_syscalls;
 mod setup;
 mod test;

@@ -8,7 +8,7 @@ use std::process::Command;
 use anyhow::Result;
 
 use crate::{
-    setup,
+    fixtures, setup,
     util::{build_release, cargo, run as run_cmd, workspace_root},
 };
 
@@ -25,5 +25,6 @@ fn run_tests(extra: &[String]) -> Result<()> {
 
 pub fn run(extra: &[String]) -> Result<()> {
     setup::run()?;
+    fixtures::base_image()?;
     run_tests(extra)
 }

@@ -208,7 +208,7 @@ pub fn print_table(recording: &Recording, missing: bool) -> Result<()> {
             ": --missing lists them"
         }
     )?;
-    let uses = |set: &std::collections::BTreeSet<crate::recording::Access>| {
+    let uses = |set: &std::collections::BTreeSet<crate::recording::Use>| {
         set.iter().map(|a| a.as_str()).collect::<Vec<_>>().join(",")
     };
     for (path, touched) in &found {

@@ -25,7 +25,7 @@ pub use paths::normalize;
 /// How a path was used. Ordered so a summary lists the strongest use first.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 #[serde(rename_all = "kebab-case")]
-pub enum Access {
+pub enum Use {
     /// Executed (sched_process_exec).
     Exec,
     /// Loaded by the kernel as the ELF or `#!` interpreter of an executed file.
@@ -49,7 +49,7 @@ pub enum Access {
     Link,
 }
 
-impl Access {
+impl Use {
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Exec => "exec",
@@ -75,9 +75,9 @@ impl Access {
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct Touched {
     /// Uses that succeeded.
-    pub ok: BTreeSet<Access>,
+    pub ok: BTreeSet<Use>,
     /// Uses that failed (e.g. ENOENT during a search).
-    pub failed: BTreeSet<Access>,
+    pub failed: BTreeSet<Use>,
     /// Times the scope named it (counted in the kernel for repeats).
     pub count: u64,
 }
@@ -179,7 +179,7 @@ impl Recording {
                         recording.execs.push(path.clone());
                     }
                     let touched = recording.paths.entry(path).or_default();
-                    touched.ok.insert(Access::Exec);
+                    touched.ok.insert(Use::Exec);
                     touched.count += 1;
                 }
                 event_kind::PATH => {
@@ -270,7 +270,7 @@ impl Recording {
             };
             let interp = normalize(interpreter.path());
             let touched = self.paths.entry(interp.clone()).or_default();
-            touched.ok.insert(Access::Interpreter);
+            touched.ok.insert(Use::Interpreter);
             touched.count += 1;
             work.push(interp);
         }
@@ -296,24 +296,24 @@ fn bytes_path(bytes: &[u8]) -> &Path {
 }
 
 /// The use an event stands for.
-fn access_of(event: &RawEvent, dir_open_flags: u32) -> Access {
+fn access_of(event: &RawEvent, dir_open_flags: u32) -> Use {
     const O_ACCMODE: u64 = 0o3;
     const O_CREAT: u64 = 0o100;
     const O_TRUNC: u64 = 0o1000;
     match event.op {
-        op::OPEN if event.flags & dir_open_flags as u64 != 0 => Access::Directory,
-        op::OPEN if event.flags & (O_ACCMODE | O_CREAT | O_TRUNC) != 0 => Access::Write,
-        op::OPEN => Access::Read,
-        op::EXEC => Access::ExecAttempt,
-        op::STAT => Access::Stat,
-        op::ACCESS => Access::Access,
-        op::READLINK => Access::Readlink,
-        op::CHDIR | op::FCHDIR => Access::Chdir,
-        op::MKDIR => Access::Mkdir,
-        op::UNLINK => Access::Unlink,
-        op::RENAME => Access::Rename,
-        op::SYMLINK => Access::Symlink,
-        _ => Access::Link,
+        op::OPEN if event.flags & dir_open_flags as u64 != 0 => Use::Directory,
+        op::OPEN if event.flags & (O_ACCMODE | O_CREAT | O_TRUNC) != 0 => Use::Write,
+        op::OPEN => Use::Read,
+        op::EXEC => Use::ExecAttempt,
+        op::STAT => Use::Stat,
+        op::ACCESS => Use::Access,
+        op::READLINK => Use::Readlink,
+        op::CHDIR | op::FCHDIR => Use::Chdir,
+        op::MKDIR => Use::Mkdir,
+        op::UNLINK => Use::Unlink,
+        op::RENAME => Use::Rename,
+        op::SYMLINK => Use::Symlink,
+        _ => Use::Link,
     }
 }
 

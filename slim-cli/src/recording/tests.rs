@@ -55,7 +55,7 @@ fn chdir_then_relative_open_is_absolute() {
         &filter(),
     );
     let touched = &rec.paths[Path::new("/usr/share/common-licenses/GPL-3")];
-    assert!(touched.ok.contains(&Access::Read));
+    assert!(touched.ok.contains(&Use::Read));
     assert!(rec.paths.contains_key(Path::new("/usr/share")));
 }
 
@@ -75,7 +75,7 @@ fn fork_inherits_cwd_and_exit_forgets() {
     // pid 11 reused after exit: starts again from the initial cwd; the failure is kept.
     let later = &rec.paths[Path::new("/work/later.py")];
     assert!(!later.found());
-    assert!(later.failed.contains(&Access::Stat));
+    assert!(later.failed.contains(&Use::Stat));
 }
 
 #[test]
@@ -90,7 +90,7 @@ fn dirfd_resolution_and_unknown_fds() {
     );
     assert!(rec.paths[Path::new("/usr/lib/python3")]
         .ok
-        .contains(&Access::Directory));
+        .contains(&Use::Directory));
     assert!(rec
         .paths
         .contains_key(Path::new("/usr/lib/python3/json/__init__.py")));
@@ -112,7 +112,7 @@ fn write_intent_and_kernel_counts() {
     };
     r.seen.insert(key, 7);
     let rec = Recording::build(&r, &filter());
-    assert!(rec.paths[Path::new("/tmp/out")].ok.contains(&Access::Write));
+    assert!(rec.paths[Path::new("/tmp/out")].ok.contains(&Use::Write));
     assert_eq!(rec.paths[Path::new("/etc/hosts")].count, 7);
 }
 
@@ -156,11 +156,11 @@ fn interpreters_of_scripts_and_elves() {
     rec.add_interpreters(&files);
     assert!(rec.paths[Path::new("/bin/sh")]
         .ok
-        .contains(&Access::Interpreter));
+        .contains(&Use::Interpreter));
     let interps = rec
         .paths
         .iter()
-        .filter(|(_, t)| t.ok.contains(&Access::Interpreter))
+        .filter(|(_, t)| t.ok.contains(&Use::Interpreter))
         .count();
     assert_eq!(interps, 2, "the script's /bin/sh and /bin/sh's ld.so");
 }

@@ -51,14 +51,6 @@ impl Arch {
             .find(|&&(_, n)| n == name)
             .map(|&(nr, _)| nr)
     }
-
-    /// The architecture's name in Docker seccomp profiles (`SCMP_ARCH_X86_64`...).
-    pub fn seccomp_name(self) -> &'static str {
-        match self {
-            Self::X86_64 => "SCMP_ARCH_X86_64",
-            Self::Aarch64 => "SCMP_ARCH_AARCH64",
-        }
-    }
 }
 
 impl fmt::Display for Arch {

@@ -43,7 +43,6 @@ struct Member {
 #[derive(Debug, Clone)]
 struct Type {
     kind: u32,
-    name: String,
     /// Referenced type for modifiers and typedefs.
     target: u32,
     members: Vec<Member>,
@@ -102,7 +101,6 @@ impl Btf {
         // Type ids start at 1; index 0 is "void".
         let mut types = vec![Type {
             kind: 0,
-            name: String::new(),
             target: 0,
             members: Vec::new(),
         }];
@@ -148,12 +146,11 @@ impl Btf {
             let type_name = name(name_off);
             if kind == KIND_STRUCT && !type_name.is_empty() {
                 structs_by_name
-                    .entry(type_name.clone())
+                    .entry(type_name)
                     .or_insert(types.len() as u32);
             }
             types.push(Type {
                 kind,
-                name: type_name,
                 target: size_or_type,
                 members,
             });

@@ -86,6 +86,7 @@ pub enum Scope {
     Pids,
     /// Tracked pids plus every mount namespace created after the recorder started (to catch a
     /// container from its first exec); [`Recorder::lock_to_mntns`] narrows it down later.
+    #[allow(dead_code, reason = "used by `slim build` once it lands (issue 5)")]
     NewMountNamespaces,
     /// Tracked pids plus tasks in these mount namespaces.
     MountNamespaces(Vec<u32>),
@@ -121,14 +122,17 @@ pub struct RawRecording {
     /// Open flags that mark directory opens on this architecture.
     pub dir_open_flags: u32,
     /// Mount namespace of slim itself (the host's).
+    #[allow(dead_code, reason = "used by `slim build` once it lands (issue 5)")]
     pub host_mntns: u32,
 }
 
 /// A running recorder. Dropping it detaches every program (nothing is pinned).
 pub struct Recorder {
     ebpf: Ebpf,
+    #[allow(dead_code, reason = "used by `slim build` once it lands (issue 5)")]
     config: Array<MapData, Config>,
     tracked: BpfHashMap<MapData, u32, u32>,
+    #[allow(dead_code, reason = "used by `slim build` once it lands (issue 5)")]
     scope_mntns: BpfHashMap<MapData, u32, u32>,
     stats: PerCpuArray<MapData, u64>,
     syscalls: PerCpuHashMap<MapData, u32, [u64; SYSCALL_WORDS]>,
@@ -332,6 +336,7 @@ impl Recorder {
             })
     }
 
+    #[allow(dead_code, reason = "used by `slim build` once it lands (issue 5)")]
     /// Narrows a [`Scope::NewMountNamespaces`] recording to one namespace (the container's),
     /// once it is known. Events of other namespaces received before are dropped by the caller.
     pub fn lock_to_mntns(&mut self, mntns: u32) -> Result<(), TracerError> {

@@ -1,0 +1,155 @@
+//! Shared helpers for the end-to-end tests: find the built `slim`, run it, parse its JSON.
+
+#![allow(dead_code)]
+
+use std::{
+    path::PathBuf,
+    process::{Command, Output},
+};
+
+/// The `slim` binary under test: `SLIM_BIN` (set by `cargo xtask test`), else the release build.
+pub fn slim_bin() -> PathBuf {
+    if let Some(bin) = std::env::var_os("SLIM_BIN") {
+        return bin.into();
+    }
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target"));
+    let bin = target.join("release/slim");
+    assert!(
+        bin.exists(),
+        "{} is missing: run `cargo xtask test` (it builds slim first)",
+        bin.display()
+    );
+    bin
+}
+
+pub fn slim() -> Command {
+    Command::new(slim_bin())
+}
+
+/// True when running as root; privileged tests print why they skip otherwise.
+pub fn is_root(test: &str) -> bool {
+    let root = unsafe_euid() == 0;
+    if !root {
+        eprintln!("skipping {test}: needs root (run `sudo cargo xtask test`)");
+    }
+    root
+}
+
+fn unsafe_euid() -> u32 {
+    let out = Command::new("id").arg("-u").output().expect("id -u");
+    String::from_utf8_lossy(&out.stdout)
+        .trim()
+        .parse()
+        .unwrap_or(u32::MAX)
+}
+
+/// Runs `cmd`, asserting success, and returns stdout parsed as JSON.
+pub fn run_json(cmd: &mut Command) -> serde_json::Value {
+    let out = cmd.output().expect("slim runs");
+    assert_success(&out);
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|err| {
+        panic!(
+            "stdout is not JSON ({err}):\n{}",
+            String::from_utf8_lossy(&out.stdout)
+        )
+    })
+}
+
+pub fn assert_success(out: &Output) {
+    assert!(
+        out.status.success(),
+        "slim failed ({}):\nstdout:\n{}\nstderr:\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Paths of a `slim trace --json` result that were found, with their uses.
+pub fn found_paths(trace: &serde_json::Value) -> Vec<(String, Vec<String>)> {
+    trace["paths"]
+        .as_array()
+        .expect("paths array")
+        .iter()
+        .filter(|p| p["found"].as_bool() == Some(true))
+        .map(|p| {
+            let uses = p["uses"]
+                .as_array()
+                .expect("uses")
+                .iter()
+                .map(|u| u.as_str().expect("use").to_owned())
+                .collect();
+            (p["path"].as_str().expect("path").to_owned(), uses)
+        })
+        .collect()
+}
+
+/// A fresh directory under the system temp dir, removed on drop.
+pub struct TempDir(pub PathBuf);
+
+impl TempDir {
+    pub fn new(tag: &str) -> Self {
+        let dir = std::env::temp_dir().join(format!(
+            "slim-test-{tag}-{}-{}",
+            std::process::id(),
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_nanos()
+        ));
+        std::fs::create_dir_all(&dir).expect("create temp dir");
+        Self(dir)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// The Debian base image `cargo xtask test` imports (debootstrap, no registry).
+pub const BASE_IMAGE: &str = "slim-test/debian:bookworm";
+
+/// Runs `docker ARGS`, asserting success; returns trimmed stdout.
+pub fn docker(args: &[&str]) -> String {
+    let out = Command::new("docker")
+        .args(args)
+        .output()
+        .expect("docker runs");
+    assert!(
+        out.status.success(),
+        "docker {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+/// Asserts the base image exists, with the fix when it does not.
+pub fn require_base_image() {
+    let ok = Command::new("docker")
+        .args(["image", "inspect", BASE_IMAGE])
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false);
+    assert!(ok, "{BASE_IMAGE} is missing: `cargo xtask test` builds it");
+}
+
+/// A container removed (with `docker rm -f`) when dropped, also when a test fails.
+pub struct Container(pub String);
+
+impl Container {
+    pub fn run_detached(args: &[&str]) -> Self {
+        let mut all = vec!["run", "-d"];
+        all.extend_from_slice(args);
+        Self(docker(&all))
+    }
+}
+
+impl Drop for Container {
+    fn drop(&mut self) {
+        let _ = Command::new("docker").args(["rm", "-f", &self.0]).output();
+    }
+}
