@@ -227,20 +227,56 @@ pub struct SeenKey {
 
 const _: () = assert!(core::mem::size_of::<SeenKey>() == 16);
 
-/// FNV-1a of a path's bytes: the hash both sides use for [`SeenKey`].
+/// Hash of a path for [`SeenKey`], computed the same way on both sides: 64-bit words of the path
+/// (little-endian, the last one zero-padded) mixed multiplicatively, then finalized with the
+/// length and murmur3's avalanche. Word-wise because the kernel side pays per loop iteration.
+pub const PATH_HASH_INIT: u64 = 0xcbf2_9ce4_8422_2325;
+
+/// One word of [`PATH_HASH_INIT`]'s hash.
 #[inline(always)]
-pub fn fnv1a_step(hash: u64, byte: u8) -> u64 {
-    (hash ^ byte as u64).wrapping_mul(0x0100_0000_01b3)
+pub fn path_hash_step(hash: u64, word: u64) -> u64 {
+    (hash ^ word).wrapping_mul(0x0100_0000_01b3).rotate_left(29)
 }
 
-/// FNV-1a offset basis.
-pub const FNV1A_INIT: u64 = 0xcbf2_9ce4_8422_2325;
+/// Final step of the path hash.
+#[inline(always)]
+pub fn path_hash_finish(hash: u64, len: usize) -> u64 {
+    let mut h = hash ^ len as u64;
+    h ^= h >> 33;
+    h = h.wrapping_mul(0xff51_afd7_ed55_8ccd);
+    h ^= h >> 33;
+    h = h.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
+    h ^ (h >> 33)
+}
+
+/// What a relative path is relative to, mixed into its hash: the process, the dirfd, and the
+/// process's "base generation", which goes up each time its cwd or a directory fd changes
+/// (`BASE_GENERATION`). The same relative name under another base is a different path.
+#[inline(always)]
+pub fn relative_salt(pid: u32, dirfd: i64, generation: u64) -> u64 {
+    ((pid as u64) << 32 | dirfd as u32 as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15)
+        ^ generation.wrapping_mul(0xc2b2_ae3d_27d4_eb4f)
+}
+
+/// The path hash of `path`, salted with [`relative_salt`] for relative paths (user space; the
+/// kernel side unrolls the same steps).
+pub fn path_hash(path: &[u8], salt: u64) -> u64 {
+    let mut hash = PATH_HASH_INIT;
+    for chunk in path.chunks(8) {
+        let mut word = [0u8; 8];
+        word[..chunk.len()].copy_from_slice(chunk);
+        hash = path_hash_step(hash, u64::from_le_bytes(word));
+    }
+    path_hash_finish(hash ^ salt, path.len())
+}
 
 /// A syscall's arguments saved at sys_enter until its sys_exit, keyed by thread id.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default)]
 pub struct PendingCall {
-    pub nr: u64,
+    pub nr: u32,
+    /// Mount namespace of the caller, read at entry (saves reading it again at exit).
+    pub mntns: u32,
     pub args: [u64; 6],
 }
 

@@ -1,12 +1,17 @@
 //! Building events in per-CPU scratch space, deduplicating them and sending them to user space.
 
 use aya_ebpf::helpers::{bpf_probe_read_kernel_str_bytes, bpf_probe_read_user_str_bytes};
-use slim_common::{fnv1a_step, stat, Event, EventHeader, SeenKey, FNV1A_INIT, PATH_CAP};
+use slim_common::{
+    path_hash_finish, path_hash_step, stat, Event, EventHeader, SeenKey, PATH_CAP, PATH_HASH_INIT,
+};
 
 use crate::{
     maps::{bump, EVENTS, SCRATCH, SEEN},
     scope::Task,
 };
+
+/// `BPF_RB_NO_WAKEUP`.
+const BPF_RB_NO_WAKEUP: u64 = 1;
 
 const HEADER_LEN: usize = core::mem::size_of::<EventHeader>();
 
@@ -60,31 +65,39 @@ pub fn read_path(event: &mut Event, src: *const u8, source: Source) -> bool {
     }
 }
 
-/// FNV-1a of the event's path bytes.
+/// [`slim_common::path_hash`] of the event's path, a word at a time. Bytes past the path in the
+/// scratch buffer are stale, so the last word is masked.
 #[inline(always)]
-fn path_hash(event: &Event) -> u64 {
+fn path_hash(event: &Event, salt: u64) -> u64 {
     let len = event.header.path_len as usize;
-    let mut hash: u64 = FNV1A_INIT;
+    let words = len.div_ceil(8);
+    let mut hash = PATH_HASH_INIT;
     let mut i = 0;
-    while i < PATH_CAP {
-        if i >= len {
+    while i < PATH_CAP / 8 {
+        if i >= words {
             break;
         }
-        hash = fnv1a_step(hash, event.path[i]);
+        let mut word = unsafe { core::ptr::read_unaligned(event.path.as_ptr().add(i * 8) as *const u64) };
+        let tail = len - i * 8;
+        if tail < 8 {
+            word &= (1u64 << (tail * 8)) - 1;
+        }
+        hash = path_hash_step(hash, u64::from_le(word));
         i += 1;
     }
-    hash
+    path_hash_finish(hash ^ salt, len)
 }
 
-/// Sends the event unless the same (namespace, operation, outcome, path) was already sent.
+/// Sends the event unless the same (namespace, operation, outcome, path) was already sent;
+/// `salt` (0 for absolute paths) says what a relative path is relative to.
 #[inline(always)]
-pub fn submit_deduplicated(event: &Event) {
+pub fn submit_deduplicated(event: &Event, salt: u64) {
     let header = &event.header;
     let ok = (header.ret >= 0) as u32;
     let key = SeenKey {
         mntns: header.mntns,
         op: header.op as u32 | ok << 8 | (header.second as u32) << 9,
-        hash: path_hash(event),
+        hash: path_hash(event, salt),
     };
     if let Some(count) = SEEN.get_ptr_mut(&key) {
         unsafe { *count = (*count).wrapping_add(1) };
@@ -110,7 +123,8 @@ pub fn submit(event: &Event) -> bool {
     let Some(record) = bytes.get(..HEADER_LEN + len) else {
         return false;
     };
-    match EVENTS.output::<[u8]>(record, 0) {
+    // No wake-up per record: user space polls on a short timer and drains in batches.
+    match EVENTS.output::<[u8]>(record, BPF_RB_NO_WAKEUP) {
         Ok(()) => {
             bump(stat::EVENTS);
             true

@@ -2,7 +2,7 @@
 
 use aya_ebpf::{
     macros::map,
-    maps::{Array, HashMap, LruHashMap, PerCpuArray, PerCpuHashMap, RingBuf},
+    maps::{Array, HashMap, PerCpuArray, PerCpuHashMap, RingBuf},
 };
 use slim_common::{
     Config, Event, KernelOffsets, PendingCall, SeenKey, SyscallSpec, TracepointFields,
@@ -39,16 +39,24 @@ pub static SYSCALL_SPECS: Array<SyscallSpec> = Array::with_max_entries(MAX_SYSCA
 
 /// Arguments of an in-scope path-taking syscall between its entry and its exit, by thread id.
 #[map]
-pub static PENDING: LruHashMap<u32, PendingCall> = LruHashMap::with_max_entries(16384, 0);
+/// A plain hash (cheaper than LRU): entries are removed at sys_exit, and at thread exit.
+pub static PENDING: HashMap<u32, PendingCall> = HashMap::with_max_entries(16384, 0);
 
 /// Syscall numbers used, one bitmap per mount namespace (per CPU: no atomics needed).
 #[map]
 pub static SYSCALLS: PerCpuHashMap<u32, [u64; SYSCALL_WORDS]> =
     PerCpuHashMap::with_max_entries(1024, 0);
 
+/// Per process: how many times its cwd or one of its directory fds changed (see
+/// `slim_common::relative_salt`). Missing means 0.
+#[map]
+pub static BASE_GENERATION: HashMap<u32, u64> = HashMap::with_max_entries(32768, 0);
+
 /// (namespace, operation, outcome, path hash) already reported -> times seen.
 #[map]
-pub static SEEN: LruHashMap<SeenKey, u32> = LruHashMap::with_max_entries(65536, 0);
+/// A plain hash (an LRU insert costs far more): when it is full, new paths are simply sent
+/// every time, which user space folds anyway.
+pub static SEEN: HashMap<SeenKey, u32> = HashMap::with_max_entries(131072, 0);
 
 /// Scratch space for the event being built (too large for the 512-byte BPF stack).
 #[map]

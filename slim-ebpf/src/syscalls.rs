@@ -3,13 +3,14 @@
 
 use aya_ebpf::{macros::tracepoint, programs::TracePointContext};
 use slim_common::{
-    event_kind, op, PendingCall, SyscallSpec, AT_FDCWD, MAX_SYSCALLS, NO_ARG, SYSCALL_WORDS,
+    event_kind, op, relative_salt, PendingCall, SyscallSpec, AT_FDCWD, MAX_SYSCALLS, NO_ARG,
+    SYSCALL_WORDS,
 };
 
 use crate::{
     emit::{read_path, scratch, submit, submit_deduplicated, Source},
-    maps::{fields, CONFIG, PENDING, SYSCALLS, SYSCALL_SPECS},
-    scope::{current_in_scope, current_mntns, Task},
+    maps::{fields, BASE_GENERATION, CONFIG, PENDING, SYSCALLS, SYSCALL_SPECS},
+    scope::{current_in_scope, Task},
 };
 
 #[inline(always)]
@@ -46,7 +47,8 @@ fn try_sys_enter(ctx: &TracePointContext) -> Option<()> {
     }
     let args: [u64; 6] = unsafe { ctx.read_at(f.enter_args as usize) }.ok()?;
     let pending = PendingCall {
-        nr: nr as u64,
+        nr,
+        mntns: task.mntns,
         args,
     };
     PENDING.insert(&task.tid, &pending, 0).ok()
@@ -75,7 +77,7 @@ fn try_sys_exit(ctx: &TracePointContext) -> Option<()> {
     let pending = *unsafe { PENDING.get(&tid) }?;
     let _ = PENDING.remove(&tid);
     let ret: i64 = unsafe { ctx.read_at(fields().exit_ret as usize) }.ok()?;
-    let spec = *SYSCALL_SPECS.get(pending.nr as u32)?;
+    let spec = *SYSCALL_SPECS.get(pending.nr)?;
     // A successful exec replaced the memory the path pointer pointed into; the
     // sched_process_exec event reports the executed file instead.
     if spec.op == op::EXEC && ret == 0 {
@@ -84,7 +86,7 @@ fn try_sys_exit(ctx: &TracePointContext) -> Option<()> {
     let task = Task {
         pid: (pid_tgid >> 32) as u32,
         tid,
-        mntns: current_mntns(),
+        mntns: pending.mntns,
     };
     emit_path(&task, &spec, &pending, ret, false);
     if spec.path2_arg != NO_ARG {
@@ -108,7 +110,7 @@ fn emit_path(task: &Task, spec: &SyscallSpec, pending: &PendingCall, ret: i64, s
         (spec.path_arg, spec.dirfd_arg)
     };
     let header = &mut event.header;
-    header.aux = pending.nr as u32;
+    header.aux = pending.nr;
     header.op = spec.op;
     header.second = second as u8;
     header.ret = ret;
@@ -128,6 +130,9 @@ fn emit_path(task: &Task, spec: &SyscallSpec, pending: &PendingCall, ret: i64, s
     if spec.op == op::FCHDIR {
         // fchdir(fd): no path; the fd is the first argument.
         header.dirfd = arg(pending, 0).unwrap_or(0) as i32 as i64;
+        if ret == 0 {
+            next_generation(task.pid);
+        }
         submit(event);
         return;
     }
@@ -137,15 +142,33 @@ fn emit_path(task: &Task, spec: &SyscallSpec, pending: &PendingCall, ret: i64, s
     if !read_path(event, ptr as *const u8, Source::User) {
         return;
     }
-    // Relative paths, directory changes and directory opens feed state user space tracks
-    // (cwd, fd table): those are always sent. Everything else is sent once per outcome.
-    let relative = event.path[0] != b'/';
-    let dir_open = spec.op == op::OPEN
-        && event.header.ret >= 0
-        && event.header.flags & dir_open_flags() as u64 != 0;
-    if relative || spec.op == op::CHDIR || dir_open {
+    // Directory changes and directory opens feed state user space tracks (cwd, fd table): they
+    // are always sent, and they start a new base generation for the process. Everything else is
+    // sent once per outcome; a relative path once per base it is relative to.
+    let ok = event.header.ret >= 0;
+    let dir_open =
+        spec.op == op::OPEN && ok && event.header.flags & dir_open_flags() as u64 != 0;
+    if spec.op == op::CHDIR || dir_open {
+        if ok {
+            next_generation(task.pid);
+        }
         submit(event);
         return;
     }
-    submit_deduplicated(event);
+    let salt = if event.path[0] == b'/' {
+        0
+    } else {
+        let generation = unsafe { BASE_GENERATION.get(&task.pid) }.copied().unwrap_or(0);
+        relative_salt(task.pid, event.header.dirfd, generation)
+    };
+    submit_deduplicated(event, salt);
+}
+
+fn next_generation(pid: u32) {
+    match BASE_GENERATION.get_ptr_mut(&pid) {
+        Some(generation) => unsafe { *generation += 1 },
+        None => {
+            let _ = BASE_GENERATION.insert(&pid, &1, 0);
+        }
+    }
 }

@@ -1,10 +1,225 @@
-//! `cargo xtask bench [recorder]`: measured ratios, written to `bench/results.json` and a table.
+//! `cargo xtask bench [recorder]`: measured ratios, one run, written to `bench/results.json`
+//! (sections merged by name) and `bench/results.md`.
+//!
+//! recorder: an open/stat-heavy workload untraced vs under `slim trace`, on every core: the
+//! time ratio, the events per second the recorder delivered, and how many it lost.
 
-use anyhow::{bail, Result};
+use std::{
+    fs,
+    path::{Path, PathBuf},
+    process::Command,
+    time::Instant,
+};
+
+use anyhow::{bail, Context as _, Result};
+use serde_json::{json, Value};
+
+use crate::{
+    setup,
+    util::{build_release, workspace_root},
+};
 
 pub fn run(args: &[String]) -> Result<()> {
     match args.first().map(String::as_str) {
-        None | Some("recorder") => bail!("the recorder benchmark is not written yet"),
+        None | Some("recorder") => {
+            setup::run()?;
+            let slim = build_release()?;
+            let result = recorder(&slim)?;
+            write_results("recorder", result)
+        }
         Some(other) => bail!("unknown benchmark `{other}` (known: recorder)"),
+    }
+}
+
+/// Iterations per workload thread; each does 4 path syscalls.
+const ITERATIONS: u64 = 200_000;
+const REPEATS: usize = 3;
+
+fn recorder(slim: &Path) -> Result<Value> {
+    Ok(json!({
+        "repeated_paths": recorder_workload(slim, "repeated")?,
+        "unique_paths": recorder_workload(slim, "unique")?,
+    }))
+}
+
+fn recorder_workload(slim: &Path, mode: &str) -> Result<Value> {
+    let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let work = tempdir("slim-bench-recorder")?;
+    let me = std::env::current_exe()?;
+    let workload = |traced: bool, round: usize| -> Result<(f64, Option<Value>)> {
+        let out_file = work.join(format!("result-{traced}-{round}.json"));
+        let mut cmd = if traced {
+            let mut c = Command::new(slim);
+            c.args(["trace", "--json", "--"]).arg(&me);
+            c
+        } else {
+            Command::new(&me)
+        };
+        cmd.arg("__workload")
+            .arg(mode)
+            .arg(ITERATIONS.to_string())
+            .arg(threads.to_string())
+            .arg(&work)
+            .arg(&out_file);
+        let out = cmd.output().context("running the workload")?;
+        if !out.status.success() {
+            bail!(
+                "workload failed: {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            );
+        }
+        let result: Value = serde_json::from_slice(&fs::read(&out_file)?)?;
+        let seconds = result["seconds"].as_f64().context("workload seconds")?;
+        let trace = traced
+            .then(|| serde_json::from_slice::<Value>(&out.stdout))
+            .transpose()?;
+        Ok((seconds, trace))
+    };
+    let mut untraced = Vec::new();
+    let mut traced = Vec::new();
+    for round in 0..REPEATS {
+        untraced.push(workload(false, round)?.0);
+        let (seconds, trace) = workload(true, round)?;
+        let trace = trace.context("trace output")?;
+        traced.push((seconds, trace));
+        println!(
+            "bench recorder {mode}: round {}: untraced {:.3}s, traced {:.3}s",
+            round + 1,
+            untraced[round],
+            seconds
+        );
+    }
+    let _ = fs::remove_dir_all(&work);
+    untraced.sort_by(f64::total_cmp);
+    traced.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let untraced_s = untraced[REPEATS / 2];
+    let (traced_s, trace) = &traced[REPEATS / 2];
+    let events = trace["recorder"]["events"].as_u64().unwrap_or(0);
+    let lost: u64 = traced
+        .iter()
+        .map(|(_, t)| t["recorder"]["lost"].as_u64().unwrap_or(0))
+        .sum();
+    let syscalls = ITERATIONS * threads as u64 * 4;
+    Ok(json!({
+        "workload": format!("{mode}: {threads} threads x {ITERATIONS} iterations of open+read, 2 stats, open"),
+        "path_syscalls": syscalls,
+        "untraced_seconds": untraced_s,
+        "traced_seconds": traced_s,
+        "traced_over_untraced": traced_s / untraced_s,
+        "events": events,
+        "events_per_second": events as f64 / traced_s,
+        "kernel_deduplicated": trace["recorder"]["deduped"],
+        "lost_events_all_rounds": lost,
+        "rounds": REPEATS,
+    }))
+}
+
+/// The workload itself (`cargo xtask __workload MODE ITER THREADS DIR OUT`).
+///
+/// `repeated`: like an application at work, it opens, reads and stats the same 256 files
+/// over and over (the kernel side folds the repeats into counters).
+/// `unique`: every iteration names two paths the recorder has not seen (a missing absolute path
+/// and a relative one), so every one of them is an event: the highest event rate we can make.
+pub fn workload(args: &[String]) -> Result<()> {
+    let [mode, iterations, threads, dir, out] = args else {
+        bail!("usage: __workload repeated|unique ITERATIONS THREADS DIR OUT");
+    };
+    let unique = match mode.as_str() {
+        "unique" => true,
+        "repeated" => false,
+        other => bail!("unknown workload mode {other}"),
+    };
+    let iterations: u64 = iterations.parse()?;
+    let threads: usize = threads.parse()?;
+    let dir = PathBuf::from(dir);
+    let files: Vec<PathBuf> = (0..256).map(|i| dir.join(format!("file-{i}"))).collect();
+    for file in &files {
+        fs::write(file, "some bytes of content\n")?;
+    }
+    std::env::set_current_dir(&dir)?;
+    let started = Instant::now();
+    let workers: Vec<_> = (0..threads)
+        .map(|t| {
+            let files = files.clone();
+            std::thread::spawn(move || {
+                let mut buf = [0u8; 64];
+                for i in 0..iterations {
+                    let file = &files[i as usize % files.len()];
+                    if let Ok(mut f) = fs::File::open(file) {
+                        let _ = std::io::Read::read(&mut f, &mut buf);
+                    }
+                    let _ = fs::metadata(file);
+                    if unique {
+                        let _ = fs::metadata(format!("/nonexistent/slim-bench/{t}/{i}"));
+                        let _ = fs::File::open(format!("missing-{t}-{i}"));
+                    } else {
+                        let _ = fs::metadata(&files[(i as usize * 7) % files.len()]);
+                        let _ = fs::File::open(format!("file-{}", i % 256));
+                    }
+                }
+            })
+        })
+        .collect();
+    for worker in workers {
+        worker.join().expect("worker");
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    fs::write(out, json!({ "seconds": seconds }).to_string())?;
+    Ok(())
+}
+
+fn tempdir(tag: &str) -> Result<PathBuf> {
+    let dir = std::env::temp_dir().join(format!("{tag}-{}", std::process::id()));
+    let _ = fs::remove_dir_all(&dir);
+    fs::create_dir_all(&dir)?;
+    Ok(dir)
+}
+
+/// Merges `section` into bench/results.json and rewrites bench/results.md from it.
+pub fn write_results(section: &str, value: Value) -> Result<()> {
+    let dir = workspace_root().join("bench");
+    fs::create_dir_all(&dir)?;
+    let json_path = dir.join("results.json");
+    let mut all: Value = fs::read(&json_path)
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .unwrap_or_else(|| json!({}));
+    all[section] = value;
+    fs::write(&json_path, serde_json::to_string_pretty(&all)? + "\n")?;
+    let mut md = String::from("# slim benchmarks\n\nWritten by `cargo xtask bench`.\n");
+    if let Some(sections) = all.as_object() {
+        for (name, value) in sections {
+            md.push_str(&format!("\n## {name}\n\n| metric | value |\n|---|---|\n"));
+            let mut rows = Vec::new();
+            flatten("", value, &mut rows);
+            for (key, text) in rows {
+                md.push_str(&format!("| {key} | {text} |\n"));
+            }
+        }
+    }
+    fs::write(dir.join("results.md"), md)?;
+    println!("bench: wrote {} and results.md", json_path.display());
+    println!("{}", serde_json::to_string_pretty(&all[section])?);
+    Ok(())
+}
+
+/// `a.b.c -> value text` rows of a JSON tree.
+fn flatten(prefix: &str, value: &Value, rows: &mut Vec<(String, String)>) {
+    match value {
+        Value::Object(fields) => {
+            for (key, v) in fields {
+                let key = if prefix.is_empty() {
+                    key.clone()
+                } else {
+                    format!("{prefix}.{key}")
+                };
+                flatten(&key, v, rows);
+            }
+        }
+        Value::Number(n) if n.is_f64() => {
+            rows.push((prefix.to_owned(), format!("{:.3}", n.as_f64().unwrap_or(0.0))))
+        }
+        Value::String(s) => rows.push((prefix.to_owned(), s.clone())),
+        other => rows.push((prefix.to_owned(), other.to_string())),
     }
 }

@@ -43,6 +43,7 @@ fn run() -> Result<()> {
         Some("demo") => demo::run(),
         Some("bench") => bench::run(rest),
         Some("gen-syscalls") => gen_syscalls::run(),
+        Some("__workload") => bench::workload(rest),
         Some("-h" | "--help" | "help") | None => {
             println!("{USAGE}");
             Ok(())

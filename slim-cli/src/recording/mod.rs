@@ -12,7 +12,7 @@ use std::{
 };
 
 use serde::Serialize;
-use slim_common::{event_kind, fnv1a_step, op, SeenKey, FNV1A_INIT};
+use slim_common::{event_kind, op, path_hash, relative_salt, SeenKey};
 
 use crate::{
     elf,
@@ -129,6 +129,8 @@ pub struct Recording {
 struct Process {
     cwd: PathBuf,
     fds: HashMap<i64, PathBuf>,
+    /// The kernel side's base generation of this process (see `slim_common::relative_salt`).
+    generation: u64,
 }
 
 /// Which events belong to the scope being built.
@@ -159,6 +161,7 @@ impl Recording {
         let new_process = || Process {
             cwd: filter.initial_cwd.clone(),
             fds: HashMap::new(),
+            generation: 0,
         };
         for event in raw.events.iter().filter(|e| filter.keeps(e)) {
             match event.kind {
@@ -203,6 +206,12 @@ impl Recording {
 
     fn path_event(&mut self, process: &mut Process, event: &RawEvent, raw: &RawRecording) {
         let ok = event.ret >= 0;
+        let changes_base = event.changes_base(raw.dir_open_flags);
+        // Salt of a relative path, computed before this event changes the base.
+        let salt = relative_salt(event.pid, event.dirfd, process.generation);
+        if changes_base && ok {
+            process.generation += 1;
+        }
         if event.op == op::FCHDIR {
             if let (true, Some(dir)) = (ok, process.fds.get(&event.dirfd)) {
                 process.cwd = dir.clone();
@@ -234,13 +243,14 @@ impl Recording {
                 _ => {}
             }
         }
-        let count = if event.always_sent(raw.dir_open_flags) {
+        let count = if changes_base {
             1
         } else {
+            let salt = if requested.is_absolute() { 0 } else { salt };
             let key = SeenKey {
                 mntns: event.mntns,
                 op: event.op as u32 | (ok as u32) << 8 | (event.second as u32) << 9,
-                hash: event.path.iter().fold(FNV1A_INIT, |h, &b| fnv1a_step(h, b)),
+                hash: path_hash(&event.path, salt),
             };
             raw.seen.get(&key).copied().unwrap_or(1).max(1) as u64
         };

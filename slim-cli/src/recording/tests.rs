@@ -106,9 +106,7 @@ fn write_intent_and_kernel_counts() {
     let key = SeenKey {
         mntns: 1,
         op: op::OPEN as u32 | 1 << 8,
-        hash: b"/etc/hosts"
-            .iter()
-            .fold(FNV1A_INIT, |h, &b| fnv1a_step(h, b)),
+        hash: path_hash(b"/etc/hosts", 0),
     };
     r.seen.insert(key, 7);
     let rec = Recording::build(&r, &filter());
@@ -163,4 +161,25 @@ fn interpreters_of_scripts_and_elves() {
         .filter(|(_, t)| t.ok.contains(&Use::Interpreter))
         .count();
     assert_eq!(interps, 2, "the script's /bin/sh and /bin/sh's ld.so");
+}
+
+#[test]
+fn relative_repeats_are_counted_per_base() {
+    // The kernel sent `x` once per base: after chdir /a (generation 1) it folded 4 repeats.
+    let mut r = raw(vec![
+        path_event(10, op::CHDIR, CWD, "/a", 0, 0),
+        path_event(10, op::OPEN, CWD, "x", 3, 0),
+        path_event(10, op::CHDIR, CWD, "/b", 0, 0),
+        path_event(10, op::OPEN, CWD, "x", 3, 0),
+    ]);
+    let key = |generation| SeenKey {
+        mntns: 1,
+        op: op::OPEN as u32 | 1 << 8,
+        hash: path_hash(b"x", relative_salt(10, CWD, generation)),
+    };
+    r.seen.insert(key(1), 5);
+    r.seen.insert(key(2), 2);
+    let rec = Recording::build(&r, &filter());
+    assert_eq!(rec.paths[Path::new("/a/x")].count, 5);
+    assert_eq!(rec.paths[Path::new("/b/x")].count, 2);
 }

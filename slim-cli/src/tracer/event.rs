@@ -55,14 +55,16 @@ impl RawEvent {
         })
     }
 
-    /// Whether the kernel side sends this event every time (it feeds cwd and fd tracking)
-    /// instead of once per (namespace, operation, outcome, path). Mirrors `syscalls.rs`.
-    pub fn always_sent(&self, dir_open_flags: u32) -> bool {
-        self.kind != event_kind::PATH
-            || self.op == op::CHDIR
-            || self.op == op::FCHDIR
-            || self.path.first() != Some(&b'/')
-            || (self.op == op::OPEN && self.ret >= 0 && self.flags & dir_open_flags as u64 != 0)
+    /// Whether the kernel side sends this event every time (it changes the base of relative
+    /// paths: cwd or a directory fd) instead of once per (namespace, operation, outcome, path).
+    /// Such events also start a new base generation. Mirrors `slim-ebpf/src/syscalls.rs`.
+    pub fn changes_base(&self, dir_open_flags: u32) -> bool {
+        self.kind == event_kind::PATH
+            && (self.op == op::CHDIR
+                || self.op == op::FCHDIR
+                || (self.op == op::OPEN
+                    && self.ret >= 0
+                    && self.flags & dir_open_flags as u64 != 0))
     }
 }
 
