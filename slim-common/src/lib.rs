@@ -89,7 +89,32 @@ pub struct Config {
     /// Open flags that mark a directory open (O_DIRECTORY | O_PATH on this architecture):
     /// such opens are always reported, so user space can resolve later `*at()` calls.
     pub dir_open_flags: u32,
+    /// Numbers of setns(2) and unshare(2): after them a task's cached mount namespace is re-read.
+    pub setns_nr: u32,
+    pub unshare_nr: u32,
     pub _pad: u32,
+}
+
+/// One CPU's cache of the mount namespace of the task that last ran a syscall on it: reading
+/// it takes three pointer walks, and the same task usually makes the next syscall too.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct MntnsCache {
+    /// `task_struct` address (0: empty).
+    pub task: u64,
+    pub tid: u32,
+    pub mntns: u32,
+}
+
+/// One CPU's syscall bitmap for the first mount namespace it saw (a plain array access instead
+/// of a hash lookup on every syscall); other namespaces go to the `SYSCALLS` hash.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct LocalSyscalls {
+    pub mntns: u32,
+    /// Non-zero once `mntns` is set.
+    pub used: u32,
+    pub words: [u64; SYSCALL_WORDS],
 }
 
 /// How the recorder decides whether a task is in scope.
@@ -115,8 +140,8 @@ pub struct KernelOffsets {
     pub valid: u32,
 }
 
-/// Offsets of the tracepoint record fields the programs read, from tracefs `format` files (they
-/// differ between kernel versions), set by user space at load time.
+/// Offsets of the tracepoint record fields the sched programs read, from tracefs `format` files
+/// (they differ between kernel versions), set by user space at load time.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct TracepointFields {
@@ -126,14 +151,6 @@ pub struct TracepointFields {
     pub fork_parent_pid: u32,
     /// `sched_process_fork`: `pid_t child_pid`.
     pub fork_child_pid: u32,
-    /// `raw_syscalls:sys_enter`: `long id`.
-    pub enter_id: u32,
-    /// `raw_syscalls:sys_enter`: `unsigned long args[6]`.
-    pub enter_args: u32,
-    /// `raw_syscalls:sys_exit`: `long id`.
-    pub exit_id: u32,
-    /// `raw_syscalls:sys_exit`: `long ret`.
-    pub exit_ret: u32,
     pub _pad: u32,
 }
 
@@ -143,10 +160,35 @@ impl TracepointFields {
         exec_filename: 8,
         fork_parent_pid: 12,
         fork_child_pid: 20,
-        enter_id: 8,
-        enter_args: 16,
-        exit_id: 8,
-        exit_ret: 16,
+        _pad: 0,
+    };
+}
+
+/// Where a syscall's number and arguments live in `struct pt_regs` (the `sys_exit` raw
+/// tracepoint hands over the task's registers): offsets from the running kernel's BTF, with the
+/// architecture's fixed layout as the fallback.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RegsLayout {
+    /// x86_64 `orig_ax`, arm64 `syscallno`.
+    pub nr: u32,
+    /// Arguments 0..=5: x86_64 `di si dx r10 r8 r9`; arm64 `orig_x0` (x0 holds the return value
+    /// at exit), then `regs[1..=5]`.
+    pub args: [u32; 6],
+    pub _pad: u32,
+}
+
+impl RegsLayout {
+    /// x86_64's `struct pt_regs` (arch/x86/include/asm/ptrace.h).
+    pub const X86_64: Self = Self {
+        nr: 120,
+        args: [112, 104, 96, 56, 72, 64],
+        _pad: 0,
+    };
+    /// arm64's `struct pt_regs` (arch/arm64/include/asm/ptrace.h).
+    pub const AARCH64: Self = Self {
+        nr: 280,
+        args: [272, 8, 16, 24, 32, 40],
         _pad: 0,
     };
 }
@@ -210,9 +252,12 @@ pub struct Event {
 const _: () = assert!(core::mem::size_of::<EventHeader>() == 56);
 const _: () = assert!(core::mem::size_of::<Event>() == 56 + PATH_CAP);
 const _: () = assert!(core::mem::size_of::<SyscallSpec>() == 8);
-const _: () = assert!(core::mem::size_of::<Config>() == 16);
+const _: () = assert!(core::mem::size_of::<Config>() == 24);
+const _: () = assert!(core::mem::size_of::<MntnsCache>() == 16);
+const _: () = assert!(core::mem::size_of::<LocalSyscalls>() == 8 + 8 * SYSCALL_WORDS);
 const _: () = assert!(core::mem::size_of::<KernelOffsets>() == 16);
-const _: () = assert!(core::mem::size_of::<TracepointFields>() == 32);
+const _: () = assert!(core::mem::size_of::<TracepointFields>() == 16);
+const _: () = assert!(core::mem::size_of::<RegsLayout>() == 32);
 
 /// Key of the in-kernel dedup table `SEEN`: a path already reported for this namespace and outcome.
 /// Its value counts how many times it was seen; user space computes the same [`path_hash`].
@@ -270,18 +315,6 @@ pub fn path_hash(path: &[u8], salt: u64) -> u64 {
     path_hash_finish(hash ^ salt, path.len())
 }
 
-/// A syscall's arguments saved at sys_enter until its sys_exit, keyed by thread id.
-#[repr(C)]
-#[derive(Clone, Copy, Debug, Default)]
-pub struct PendingCall {
-    pub nr: u32,
-    /// Mount namespace of the caller, read at entry (saves reading it again at exit).
-    pub mntns: u32,
-    pub args: [u64; 6],
-}
-
-const _: () = assert!(core::mem::size_of::<PendingCall>() == 56);
-
 #[cfg(feature = "user")]
 mod pod {
     // SAFETY: all of these are #[repr(C)], contain only integers and have no padding (sizes are
@@ -289,7 +322,8 @@ mod pod {
     unsafe impl aya::Pod for super::SyscallSpec {}
     unsafe impl aya::Pod for super::Config {}
     unsafe impl aya::Pod for super::KernelOffsets {}
-    unsafe impl aya::Pod for super::PendingCall {}
+    unsafe impl aya::Pod for super::RegsLayout {}
+    unsafe impl aya::Pod for super::LocalSyscalls {}
     unsafe impl aya::Pod for super::TracepointFields {}
     unsafe impl aya::Pod for super::SeenKey {}
 }

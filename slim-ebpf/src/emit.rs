@@ -77,7 +77,8 @@ fn path_hash(event: &Event, salt: u64) -> u64 {
         if i >= words {
             break;
         }
-        let mut word = unsafe { core::ptr::read_unaligned(event.path.as_ptr().add(i * 8) as *const u64) };
+        let mut word =
+            unsafe { core::ptr::read_unaligned(event.path.as_ptr().add(i * 8) as *const u64) };
         let tail = len - i * 8;
         if tail < 8 {
             word &= (1u64 << (tail * 8)) - 1;

@@ -5,8 +5,8 @@ use aya_ebpf::{
     maps::{Array, HashMap, PerCpuArray, PerCpuHashMap, RingBuf},
 };
 use slim_common::{
-    Config, Event, KernelOffsets, PendingCall, SeenKey, SyscallSpec, TracepointFields,
-    MAX_SYSCALLS, SYSCALL_WORDS,
+    Config, Event, KernelOffsets, LocalSyscalls, MntnsCache, RegsLayout, SeenKey, SyscallSpec,
+    TracepointFields, MAX_SYSCALLS, SYSCALL_WORDS,
 };
 
 /// Ring buffer of [`Event`] records (variable length: header + path bytes).
@@ -37,11 +37,6 @@ pub static IGNORED_MNTNS: HashMap<u32, u32> = HashMap::with_max_entries(8192, 0)
 #[map]
 pub static SYSCALL_SPECS: Array<SyscallSpec> = Array::with_max_entries(MAX_SYSCALLS as u32, 0);
 
-/// Arguments of an in-scope path-taking syscall between its entry and its exit, by thread id.
-#[map]
-/// A plain hash (cheaper than LRU): entries are removed at sys_exit, and at thread exit.
-pub static PENDING: HashMap<u32, PendingCall> = HashMap::with_max_entries(16384, 0);
-
 /// Syscall numbers used, one bitmap per mount namespace (per CPU: no atomics needed).
 #[map]
 pub static SYSCALLS: PerCpuHashMap<u32, [u64; SYSCALL_WORDS]> =
@@ -51,6 +46,14 @@ pub static SYSCALLS: PerCpuHashMap<u32, [u64; SYSCALL_WORDS]> =
 /// `slim_common::relative_salt`). Missing means 0.
 #[map]
 pub static BASE_GENERATION: HashMap<u32, u64> = HashMap::with_max_entries(32768, 0);
+
+/// Per CPU: the mount namespace of the task that last made a syscall there.
+#[map]
+pub static MNTNS_CACHE: PerCpuArray<MntnsCache> = PerCpuArray::with_max_entries(1, 0);
+
+/// Per CPU: the syscall bitmap of the first namespace seen there.
+#[map]
+pub static LOCAL_SYSCALLS: PerCpuArray<LocalSyscalls> = PerCpuArray::with_max_entries(1, 0);
 
 /// (namespace, operation, outcome, path hash) already reported -> times seen.
 #[map]
@@ -71,6 +74,10 @@ pub static OFFSETS: KernelOffsets = KernelOffsets {
     valid: 0,
 };
 
+/// Where syscall numbers and arguments sit in `struct pt_regs`, from BTF.
+#[unsafe(no_mangle)]
+pub static REGS: RegsLayout = RegsLayout::X86_64;
+
 /// Tracepoint field offsets, read from tracefs `format` files by user space.
 #[unsafe(no_mangle)]
 pub static FIELDS: TracepointFields = TracepointFields::DEFAULT;
@@ -79,6 +86,11 @@ pub static FIELDS: TracepointFields = TracepointFields::DEFAULT;
 #[inline(always)]
 pub fn offsets() -> KernelOffsets {
     unsafe { core::ptr::read_volatile(&OFFSETS) }
+}
+
+#[inline(always)]
+pub fn regs_layout() -> RegsLayout {
+    unsafe { core::ptr::read_volatile(&REGS) }
 }
 
 #[inline(always)]

@@ -9,7 +9,7 @@ use slim_common::event_kind;
 
 use crate::{
     emit::{read_path, scratch, submit, Source},
-    maps::{fields, BASE_GENERATION, PENDING, TRACKED_PIDS},
+    maps::{fields, BASE_GENERATION, TRACKED_PIDS},
     scope::current_in_scope,
 };
 
@@ -61,8 +61,6 @@ fn try_exit() -> Option<()> {
     let pid_tgid = bpf_get_current_pid_tgid();
     let tid = pid_tgid as u32;
     let pid = (pid_tgid >> 32) as u32;
-    // A thread may die inside a path syscall (exit_group from another thread).
-    let _ = PENDING.remove(&tid);
     if tid != pid {
         // A thread: forget it in case it was added on clone; the process lives on.
         let _ = TRACKED_PIDS.remove(&tid);

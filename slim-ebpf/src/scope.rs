@@ -3,7 +3,7 @@
 use aya_ebpf::helpers::{bpf_get_current_pid_tgid, bpf_get_current_task, bpf_probe_read_kernel};
 use slim_common::scope_mode;
 
-use crate::maps::{offsets, CONFIG, IGNORED_MNTNS, SCOPE_MNTNS, TRACKED_PIDS};
+use crate::maps::{offsets, CONFIG, IGNORED_MNTNS, MNTNS_CACHE, SCOPE_MNTNS, TRACKED_PIDS};
 
 /// The current task, when it is in scope.
 #[derive(Clone, Copy)]
@@ -13,15 +13,34 @@ pub struct Task {
     pub mntns: u32,
 }
 
+/// Mount namespace of the current task, from this CPU's cache when the same task (same
+/// `task_struct`, same tid) asked last; `refresh` re-reads it (after setns/unshare).
+#[inline(always)]
+pub fn current_mntns_cached(tid: u32, refresh: bool) -> u32 {
+    let task = unsafe { bpf_get_current_task() };
+    let Some(cache) = MNTNS_CACHE.get_ptr_mut(0) else {
+        return read_mntns(task);
+    };
+    let cache = unsafe { &mut *cache };
+    if !refresh && cache.task == task && cache.tid == tid {
+        return cache.mntns;
+    }
+    let mntns = read_mntns(task);
+    cache.task = task;
+    cache.tid = tid;
+    cache.mntns = mntns;
+    mntns
+}
+
 /// Mount namespace inode of the current task: task->nsproxy->mnt_ns->ns.inum, 0 if unknown.
 #[inline(always)]
-pub fn current_mntns() -> u32 {
+fn read_mntns(task: u64) -> u32 {
     let off = offsets();
     if off.valid == 0 {
         return 0;
     }
     unsafe {
-        let task = bpf_get_current_task() as *const u8;
+        let task = task as *const u8;
         let nsproxy: *const u8 =
             match bpf_probe_read_kernel(task.add(off.task_nsproxy as usize) as *const *const u8) {
                 Ok(p) if !p.is_null() => p,
@@ -40,6 +59,12 @@ pub fn current_mntns() -> u32 {
 /// The current task if it is in scope.
 #[inline(always)]
 pub fn current_in_scope() -> Option<Task> {
+    current_in_scope_refresh(false)
+}
+
+/// [`current_in_scope`], re-reading the mount namespace when `refresh` is set.
+#[inline(always)]
+pub fn current_in_scope_refresh(refresh: bool) -> Option<Task> {
     let pid_tgid = bpf_get_current_pid_tgid();
     let pid = (pid_tgid >> 32) as u32;
     let tid = pid_tgid as u32;
@@ -48,7 +73,7 @@ pub fn current_in_scope() -> Option<Task> {
     if config.mode == scope_mode::PIDS && !tracked {
         return None;
     }
-    let mntns = current_mntns();
+    let mntns = current_mntns_cached(tid, refresh);
     let wanted = tracked
         || match config.mode {
             scope_mode::NEW_MNTNS => {

@@ -1,16 +1,21 @@
-//! `raw_syscalls:sys_enter` / `sys_exit`: the syscall bitmap, and path-taking syscalls (the
-//! arguments are saved at entry and the strings read at exit, when the kernel has faulted them in).
+//! `raw_syscalls:sys_exit` as a raw tracepoint: one program per syscall, at its return, marks the
+//! syscall in the scope's bitmap and, for path-taking syscalls, reads the arguments from the
+//! task's saved registers and the path from user memory (which the syscall has faulted in by
+//! now). No state is kept between entry and exit, so nothing can be lost in between.
+//!
+//! Syscalls that never return (exit, exit_group) are added by user space.
 
-use aya_ebpf::{macros::tracepoint, programs::TracePointContext};
+use aya_ebpf::{
+    helpers::bpf_probe_read_kernel, macros::raw_tracepoint, programs::RawTracePointContext,
+};
 use slim_common::{
-    event_kind, op, relative_salt, PendingCall, SyscallSpec, AT_FDCWD, MAX_SYSCALLS, NO_ARG,
-    SYSCALL_WORDS,
+    event_kind, op, relative_salt, SyscallSpec, AT_FDCWD, MAX_SYSCALLS, NO_ARG, SYSCALL_WORDS,
 };
 
 use crate::{
     emit::{read_path, scratch, submit, submit_deduplicated, Source},
-    maps::{fields, BASE_GENERATION, CONFIG, PENDING, SYSCALLS, SYSCALL_SPECS},
-    scope::{current_in_scope, Task},
+    maps::{regs_layout, BASE_GENERATION, CONFIG, LOCAL_SYSCALLS, SYSCALLS, SYSCALL_SPECS},
+    scope::{current_in_scope_refresh, Task},
 };
 
 #[inline(always)]
@@ -18,43 +23,87 @@ fn dir_open_flags() -> u32 {
     CONFIG.get(0).map(|c| c.dir_open_flags).unwrap_or(0)
 }
 
-#[tracepoint]
-pub fn slim_sys_enter(ctx: TracePointContext) -> u32 {
-    let _ = try_sys_enter(&ctx);
-    0
-}
-
-#[tracepoint]
-pub fn slim_sys_exit(ctx: TracePointContext) -> u32 {
+/// `sys_exit(struct pt_regs *regs, long ret)`.
+#[raw_tracepoint(tracepoint = "sys_exit")]
+pub fn slim_sys_exit(ctx: RawTracePointContext) -> i32 {
     let _ = try_sys_exit(&ctx);
     0
 }
 
 const ZERO_WORDS: [u64; SYSCALL_WORDS] = [0; SYSCALL_WORDS];
 
-fn try_sys_enter(ctx: &TracePointContext) -> Option<()> {
-    let task = current_in_scope()?;
-    let f = fields();
-    let nr: i64 = unsafe { ctx.read_at(f.enter_id as usize) }.ok()?;
+/// The syscall's registers: its number and its six arguments.
+struct Call {
+    nr: u32,
+    args: [u64; 6],
+}
+
+fn try_sys_exit(ctx: &RawTracePointContext) -> Option<()> {
+    let regs: *const u8 = ctx.arg(0);
+    let ret: i64 = ctx.arg(1);
+    let layout = regs_layout();
+    let nr: i64 =
+        unsafe { bpf_probe_read_kernel(regs.add(layout.nr as usize) as *const i64) }.ok()?;
     if nr < 0 || nr >= MAX_SYSCALLS as i64 {
         return None;
     }
     let nr = nr as u32;
+    let config = CONFIG.get(0)?;
+    let task = current_in_scope_refresh(nr == config.setns_nr || nr == config.unshare_nr)?;
     mark_syscall(task.mntns, nr);
-    let spec = SYSCALL_SPECS.get(nr)?;
+    let spec = *SYSCALL_SPECS.get(nr)?;
     if spec.op == op::NONE {
         return None;
     }
-    let args: [u64; 6] = unsafe { ctx.read_at(f.enter_args as usize) }.ok()?;
-    let pending = PendingCall {
-        nr,
-        mntns: task.mntns,
-        args,
+    // A successful exec replaced the memory the path pointed into; the sched_process_exec
+    // event reports the executed file instead.
+    if spec.op == op::EXEC && ret == 0 {
+        return None;
+    }
+    // Built from six computed values (a zeroed array would need memset, which BPF lacks).
+    let read = |i: usize| -> u64 {
+        if !used(&spec, i as u8) {
+            return 0;
+        }
+        let offset = layout.args[i] as usize;
+        unsafe { bpf_probe_read_kernel(regs.add(offset) as *const u64) }.unwrap_or(0)
     };
-    PENDING.insert(&task.tid, &pending, 0).ok()
+    let call = Call {
+        nr,
+        args: [read(0), read(1), read(2), read(3), read(4), read(5)],
+    };
+    emit_path(&task, &spec, &call, ret, false);
+    if spec.path2_arg != NO_ARG {
+        emit_path(&task, &spec, &call, ret, true);
+    }
+    Some(())
+}
+
+/// Whether the recorder needs argument `index` of a syscall with this spec.
+#[inline(always)]
+fn used(spec: &SyscallSpec, index: u8) -> bool {
+    spec.path_arg == index
+        || spec.dirfd_arg == index
+        || spec.flags_arg == index
+        || spec.path2_arg == index
+        || spec.dirfd2_arg == index
+        || (spec.op == op::FCHDIR && index == 0)
 }
 
 fn mark_syscall(mntns: u32, nr: u32) {
+    if let Some(local) = LOCAL_SYSCALLS.get_ptr_mut(0) {
+        let local = unsafe { &mut *local };
+        if local.used == 0 {
+            local.used = 1;
+            local.mntns = mntns;
+        }
+        if local.mntns == mntns {
+            if let Some(word) = local.words.get_mut((nr / 64) as usize) {
+                *word |= 1u64 << (nr % 64);
+            }
+            return;
+        }
+    }
     let words = match SYSCALLS.get_ptr_mut(&mntns) {
         Some(words) => words,
         None => {
@@ -71,36 +120,12 @@ fn mark_syscall(mntns: u32, nr: u32) {
     }
 }
 
-fn try_sys_exit(ctx: &TracePointContext) -> Option<()> {
-    let pid_tgid = aya_ebpf::helpers::bpf_get_current_pid_tgid();
-    let tid = pid_tgid as u32;
-    let pending = *unsafe { PENDING.get(&tid) }?;
-    let _ = PENDING.remove(&tid);
-    let ret: i64 = unsafe { ctx.read_at(fields().exit_ret as usize) }.ok()?;
-    let spec = *SYSCALL_SPECS.get(pending.nr)?;
-    // A successful exec replaced the memory the path pointer pointed into; the
-    // sched_process_exec event reports the executed file instead.
-    if spec.op == op::EXEC && ret == 0 {
-        return None;
-    }
-    let task = Task {
-        pid: (pid_tgid >> 32) as u32,
-        tid,
-        mntns: pending.mntns,
-    };
-    emit_path(&task, &spec, &pending, ret, false);
-    if spec.path2_arg != NO_ARG {
-        emit_path(&task, &spec, &pending, ret, true);
-    }
-    Some(())
-}
-
 #[inline(always)]
-fn arg(pending: &PendingCall, index: u8) -> Option<u64> {
-    pending.args.get(index as usize).copied()
+fn arg(call: &Call, index: u8) -> Option<u64> {
+    call.args.get(index as usize).copied()
 }
 
-fn emit_path(task: &Task, spec: &SyscallSpec, pending: &PendingCall, ret: i64, second: bool) {
+fn emit_path(task: &Task, spec: &SyscallSpec, call: &Call, ret: i64, second: bool) {
     let Some(event) = scratch(task, event_kind::PATH) else {
         return;
     };
@@ -110,15 +135,15 @@ fn emit_path(task: &Task, spec: &SyscallSpec, pending: &PendingCall, ret: i64, s
         (spec.path_arg, spec.dirfd_arg)
     };
     let header = &mut event.header;
-    header.aux = pending.nr;
+    header.aux = call.nr;
     header.op = spec.op;
     header.second = second as u8;
     header.ret = ret;
-    header.dirfd = match arg(pending, dirfd_arg) {
+    header.dirfd = match arg(call, dirfd_arg) {
         Some(fd) => fd as i32 as i64,
         None => AT_FDCWD,
     };
-    header.flags = match arg(pending, spec.flags_arg) {
+    header.flags = match arg(call, spec.flags_arg) {
         Some(value) if spec.flags_indirect != 0 => {
             // openat2: the flags are the first field of struct open_how.
             unsafe { aya_ebpf::helpers::bpf_probe_read_user(value as *const u64) }.unwrap_or(0)
@@ -129,14 +154,14 @@ fn emit_path(task: &Task, spec: &SyscallSpec, pending: &PendingCall, ret: i64, s
     };
     if spec.op == op::FCHDIR {
         // fchdir(fd): no path; the fd is the first argument.
-        header.dirfd = arg(pending, 0).unwrap_or(0) as i32 as i64;
+        header.dirfd = arg(call, 0).unwrap_or(0) as i32 as i64;
         if ret == 0 {
             next_generation(task.pid);
         }
         submit(event);
         return;
     }
-    let Some(ptr) = arg(pending, path_arg) else {
+    let Some(ptr) = arg(call, path_arg) else {
         return;
     };
     if !read_path(event, ptr as *const u8, Source::User) {
@@ -146,8 +171,7 @@ fn emit_path(task: &Task, spec: &SyscallSpec, pending: &PendingCall, ret: i64, s
     // are always sent, and they start a new base generation for the process. Everything else is
     // sent once per outcome; a relative path once per base it is relative to.
     let ok = event.header.ret >= 0;
-    let dir_open =
-        spec.op == op::OPEN && ok && event.header.flags & dir_open_flags() as u64 != 0;
+    let dir_open = spec.op == op::OPEN && ok && event.header.flags & dir_open_flags() as u64 != 0;
     if spec.op == op::CHDIR || dir_open {
         if ok {
             next_generation(task.pid);
@@ -158,7 +182,9 @@ fn emit_path(task: &Task, spec: &SyscallSpec, pending: &PendingCall, ret: i64, s
     let salt = if event.path[0] == b'/' {
         0
     } else {
-        let generation = unsafe { BASE_GENERATION.get(&task.pid) }.copied().unwrap_or(0);
+        let generation = unsafe { BASE_GENERATION.get(&task.pid) }
+            .copied()
+            .unwrap_or(0);
         relative_salt(task.pid, event.header.dirfd, generation)
     };
     submit_deduplicated(event, salt);

@@ -216,9 +216,10 @@ fn flatten(prefix: &str, value: &Value, rows: &mut Vec<(String, String)>) {
                 flatten(&key, v, rows);
             }
         }
-        Value::Number(n) if n.is_f64() => {
-            rows.push((prefix.to_owned(), format!("{:.3}", n.as_f64().unwrap_or(0.0))))
-        }
+        Value::Number(n) if n.is_f64() => rows.push((
+            prefix.to_owned(),
+            format!("{:.3}", n.as_f64().unwrap_or(0.0)),
+        )),
         Value::String(s) => rows.push((prefix.to_owned(), s.clone())),
         other => rows.push((prefix.to_owned(), other.to_string())),
     }

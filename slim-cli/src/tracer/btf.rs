@@ -5,7 +5,9 @@
 
 use std::{collections::HashMap, path::Path};
 
-use slim_common::KernelOffsets;
+use slim_common::{KernelOffsets, RegsLayout};
+
+use crate::syscalls::Arch;
 
 /// Why offsets could not be resolved.
 #[derive(Debug, thiserror::Error)]
@@ -16,6 +18,8 @@ pub enum BtfError {
         #[source]
         source: std::io::Error,
     },
+    #[error("the kernel exposes no BTF")]
+    Missing,
     #[error("kernel BTF is malformed: {0}")]
     Malformed(&'static str),
     #[error("kernel BTF has no struct {0}")]
@@ -218,6 +222,40 @@ impl Btf {
         Ok(bits / 8)
     }
 
+    /// Where `struct pt_regs` keeps a syscall's number and arguments on `arch`.
+    pub fn regs_layout(&self, arch: Arch) -> Result<RegsLayout, BtfError> {
+        let offset = |member: &str| self.member_offset("pt_regs", member);
+        Ok(match arch {
+            Arch::X86_64 => RegsLayout {
+                nr: offset("orig_ax")?,
+                args: [
+                    offset("di")?,
+                    offset("si")?,
+                    offset("dx")?,
+                    offset("r10")?,
+                    offset("r8")?,
+                    offset("r9")?,
+                ],
+                _pad: 0,
+            },
+            Arch::Aarch64 => {
+                let regs = offset("regs")?;
+                RegsLayout {
+                    nr: offset("syscallno")?,
+                    args: [
+                        offset("orig_x0")?,
+                        regs + 8,
+                        regs + 16,
+                        regs + 24,
+                        regs + 32,
+                        regs + 40,
+                    ],
+                    _pad: 0,
+                }
+            }
+        })
+    }
+
     /// The offsets the recorder needs to read a task's mount namespace.
     pub fn kernel_offsets(&self) -> Result<KernelOffsets, BtfError> {
         Ok(KernelOffsets {
@@ -232,6 +270,20 @@ impl Btf {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn pt_regs_layout_matches_the_architecture_header() {
+        let Ok(btf) = Btf::from_sys_fs() else {
+            eprintln!("skipping: no /sys/kernel/btf/vmlinux on this kernel");
+            return;
+        };
+        let arch = Arch::host().expect("supported host");
+        let expected = match arch {
+            Arch::X86_64 => RegsLayout::X86_64,
+            Arch::Aarch64 => RegsLayout::AARCH64,
+        };
+        assert_eq!(btf.regs_layout(arch).unwrap(), expected);
+    }
 
     #[test]
     fn resolves_mount_namespace_offsets_of_the_running_kernel() {

@@ -23,10 +23,10 @@ use std::{
 
 use aya::{
     maps::{Array, HashMap as BpfHashMap, MapData, PerCpuArray, PerCpuHashMap, RingBuf},
-    programs::TracePoint,
+    programs::{RawTracePoint, TracePoint},
     Ebpf, EbpfLoader,
 };
-use slim_common::{scope_mode, stat, Config, SeenKey, SYSCALL_WORDS};
+use slim_common::{scope_mode, stat, Config, LocalSyscalls, RegsLayout, SeenKey, SYSCALL_WORDS};
 
 pub use event::RawEvent;
 
@@ -136,6 +136,7 @@ pub struct Recorder {
     scope_mntns: BpfHashMap<MapData, u32, u32>,
     stats: PerCpuArray<MapData, u64>,
     syscalls: PerCpuHashMap<MapData, u32, [u64; SYSCALL_WORDS]>,
+    local_syscalls: PerCpuArray<MapData, LocalSyscalls>,
     seen: BpfHashMap<MapData, SeenKey, u32>,
     poller: Option<Poller>,
     arch: Arch,
@@ -150,14 +151,19 @@ struct Poller {
     thread: JoinHandle<Vec<RawEvent>>,
 }
 
-/// Programs and the tracepoints they attach to.
+/// Tracepoint programs and the tracepoints they attach to.
 const PROGRAMS: &[(&str, &str, &str)] = &[
     ("slim_sched_exec", "sched", "sched_process_exec"),
     ("slim_sched_fork", "sched", "sched_process_fork"),
     ("slim_sched_exit", "sched", "sched_process_exit"),
-    ("slim_sys_enter", "raw_syscalls", "sys_enter"),
-    ("slim_sys_exit", "raw_syscalls", "sys_exit"),
 ];
+
+/// The raw tracepoint program (cheaper than a tracepoint: no trace record is built) that sees
+/// every syscall return.
+const SYS_EXIT: &str = "slim_sys_exit";
+
+/// Syscalls that never return, so `sys_exit` never sees them; every process makes one.
+const NEVER_RETURN: &[&str] = &["exit", "exit_group"];
 
 /// Whether this process may load tracing eBPF programs.
 fn privileged() -> bool {
@@ -216,7 +222,12 @@ impl Recorder {
         }
         let tracefs = tracefs::ensure_mounted()?;
         let fields = tracefs::read_fields(&tracefs)?;
-        let offsets = match btf::Btf::from_sys_fs().and_then(|b| b.kernel_offsets()) {
+        let btf = btf::Btf::from_sys_fs();
+        let (offsets, regs) = match &btf {
+            Ok(btf) => (btf.kernel_offsets(), btf.regs_layout(arch)),
+            Err(_) => (Err(btf::BtfError::Missing), Err(btf::BtfError::Missing)),
+        };
+        let offsets = match offsets {
             Ok(offsets) => offsets,
             Err(err) if scope == Scope::Pids => {
                 tracing::debug!("no kernel offsets ({err}): recording by pid only");
@@ -224,12 +235,26 @@ impl Recorder {
             }
             Err(err) => return Err(TracerError::NoBtf(err)),
         };
+        if let Err(err) = &btf {
+            tracing::debug!("no kernel BTF: {err}");
+        }
+        let regs = match regs {
+            Ok(regs) => regs,
+            Err(err) => {
+                tracing::debug!("pt_regs layout not in BTF ({err}): using {arch}'s");
+                match arch {
+                    Arch::X86_64 => RegsLayout::X86_64,
+                    Arch::Aarch64 => RegsLayout::AARCH64,
+                }
+            }
+        };
         let host_mntns = mount_namespace("self").unwrap_or(0);
         let dir_open_flags = dir_open_flags(arch);
 
         let mut ebpf = EbpfLoader::new()
             .override_global("OFFSETS", &offsets, true)
             .override_global("FIELDS", &fields, true)
+            .override_global("REGS", &regs, true)
             .load(OBJECT)
             .map_err(|err| match &err {
                 aya::EbpfError::MapError(aya::maps::MapError::CreateError { io_error, .. })
@@ -286,6 +311,8 @@ impl Recorder {
                     mode,
                     host_mntns,
                     dir_open_flags,
+                    setns_nr: arch.number("setns").unwrap_or(u32::MAX),
+                    unshare_nr: arch.number("unshare").unwrap_or(u32::MAX),
                     _pad: 0,
                 },
                 0,
@@ -308,12 +335,24 @@ impl Recorder {
             prog.attach(category, name)
                 .map_err(|source| TracerError::Program { program, source })?;
         }
+        let sys_exit: &mut RawTracePoint = ebpf
+            .program_mut(SYS_EXIT)
+            .and_then(|p| p.try_into().ok())
+            .ok_or(TracerError::MapMissing { map: SYS_EXIT })?;
+        let program = SYS_EXIT;
+        sys_exit
+            .load()
+            .map_err(|source| TracerError::Program { program, source })?;
+        sys_exit
+            .attach("sys_exit")
+            .map_err(|source| TracerError::Program { program, source })?;
         tracing::debug!(?offsets, ?fields, "recorder attached");
 
         Ok(Self {
             tracked: take(&mut ebpf, "TRACKED_PIDS")?,
             stats: take(&mut ebpf, "STATS")?,
             syscalls: take(&mut ebpf, "SYSCALLS")?,
+            local_syscalls: take(&mut ebpf, "LOCAL_SYSCALLS")?,
             seen: take(&mut ebpf, "SEEN")?,
             ebpf,
             config,
@@ -377,6 +416,13 @@ impl Recorder {
                 let _ = program.unload();
             }
         }
+        let sys_exit: Option<&mut RawTracePoint> = self
+            .ebpf
+            .program_mut(SYS_EXIT)
+            .and_then(|p| p.try_into().ok());
+        if let Some(program) = sys_exit {
+            let _ = program.unload();
+        }
         let events = match self.poller.take() {
             Some(poller) => poller.finish(),
             None => Vec::new(),
@@ -395,6 +441,25 @@ impl Recorder {
                     }
                 }
             }
+        }
+        if let Ok(per_cpu) = self.local_syscalls.get(&0, 0) {
+            for local in per_cpu.iter().filter(|l| l.used != 0) {
+                let used = syscalls.entry(local.mntns).or_default();
+                for (w, word) in local.words.iter().enumerate() {
+                    for bit in 0..64 {
+                        if word & (1 << bit) != 0 {
+                            used.insert((w * 64 + bit) as u32);
+                        }
+                    }
+                }
+            }
+        }
+        for used in syscalls.values_mut() {
+            used.extend(
+                NEVER_RETURN
+                    .iter()
+                    .filter_map(|name| self.arch.number(name)),
+            );
         }
         let seen = self.seen.iter().flatten().collect();
         tracing::debug!(

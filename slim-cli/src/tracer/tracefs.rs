@@ -79,10 +79,6 @@ pub fn read_fields(root: &Path) -> Result<TracepointFields, TracerError> {
         exec_filename: field_offset(root, "sched", "sched_process_exec", "filename")?,
         fork_parent_pid: field_offset(root, "sched", "sched_process_fork", "parent_pid")?,
         fork_child_pid: field_offset(root, "sched", "sched_process_fork", "child_pid")?,
-        enter_id: field_offset(root, "raw_syscalls", "sys_enter", "id")?,
-        enter_args: field_offset(root, "raw_syscalls", "sys_enter", "args")?,
-        exit_id: field_offset(root, "raw_syscalls", "sys_exit", "id")?,
-        exit_ret: field_offset(root, "raw_syscalls", "sys_exit", "ret")?,
         _pad: 0,
     })
 }
