@@ -4,6 +4,7 @@ mod cli;
 mod commands;
 mod elf;
 mod engine;
+mod image;
 mod recording;
 mod syscalls;
 mod tracer;

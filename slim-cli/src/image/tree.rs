@@ -1,0 +1,150 @@
+//! The flattened file tree of an image: path -> entry metadata and where its bytes live.
+//! Paths are relative to the image root (`usr/bin/python3`), sanitized, never with `..`.
+
+use std::{
+    collections::BTreeMap,
+    ffi::OsStr,
+    os::unix::ffi::OsStrExt,
+    path::{Component, Path, PathBuf},
+};
+
+use super::ImageError;
+
+/// Longest path accepted from a layer (Linux PATH_MAX).
+pub const MAX_PATH: usize = 4096;
+/// Most extended-attribute bytes kept per entry.
+pub const MAX_XATTR_BYTES: usize = 64 * 1024;
+
+/// What an entry is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Kind {
+    File,
+    Dir,
+    Symlink,
+    /// A hard link to another entry (`link`), sharing its bytes.
+    Hardlink,
+    Char,
+    Block,
+    Fifo,
+}
+
+/// Where an entry's bytes are: a byte range of one of the tree's source files.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DataRef {
+    pub source: u32,
+    pub offset: u64,
+    pub size: u64,
+}
+
+/// One file-tree entry with its original metadata.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Entry {
+    pub kind: Kind,
+    /// Permission bits, setuid/setgid/sticky included.
+    pub mode: u32,
+    pub uid: u64,
+    pub gid: u64,
+    pub mtime: u64,
+    /// Bytes of content (regular files and hard links).
+    pub size: u64,
+    /// Symlink target as stored, or the sanitized hard-link target path.
+    pub link: Option<PathBuf>,
+    /// Device numbers for char and block devices.
+    pub device: Option<(u32, u32)>,
+    /// Extended attributes (`security.capability`...), sorted by name.
+    pub xattrs: Vec<(String, Vec<u8>)>,
+    pub data: Option<DataRef>,
+    /// Index of the layer this entry comes from.
+    pub layer: u32,
+}
+
+/// The merged file tree of all layers.
+#[derive(Debug, Default)]
+pub struct FileTree {
+    pub entries: BTreeMap<PathBuf, Entry>,
+    /// Files holding uncompressed layer bytes, indexed by [`DataRef::source`].
+    pub sources: Vec<PathBuf>,
+}
+
+impl FileTree {
+    pub fn get(&self, path: &Path) -> Option<&Entry> {
+        self.entries.get(path)
+    }
+
+    /// Total bytes of regular-file content (hard links counted once).
+    pub fn content_bytes(&self) -> u64 {
+        self.entries
+            .values()
+            .filter(|e| e.kind == Kind::File)
+            .map(|e| e.size)
+            .sum()
+    }
+}
+
+/// Turns a member name from a layer into a tree path: leading `/` and `./` dropped, `.` parts
+/// removed; `..` anywhere is refused. The root itself becomes the empty path.
+pub fn sanitize(name: &[u8]) -> Result<PathBuf, ImageError> {
+    if name.len() > MAX_PATH {
+        return Err(ImageError::Unsafe {
+            path: String::from_utf8_lossy(&name[..64]).into_owned() + "...",
+            why: "longer than PATH_MAX",
+        });
+    }
+    if name.contains(&0) {
+        return Err(ImageError::Unsafe {
+            path: String::from_utf8_lossy(name).into_owned(),
+            why: "contains a NUL byte",
+        });
+    }
+    let mut out = PathBuf::new();
+    for component in Path::new(OsStr::from_bytes(name)).components() {
+        match component {
+            Component::Normal(part) => out.push(part),
+            Component::CurDir | Component::RootDir => {}
+            Component::ParentDir | Component::Prefix(_) => {
+                return Err(ImageError::Unsafe {
+                    path: String::from_utf8_lossy(name).into_owned(),
+                    why: "has a `..` component",
+                })
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Every ancestor of `path` (not the root, not `path`), outermost first.
+pub fn ancestors(path: &Path) -> impl Iterator<Item = &Path> {
+    let mut list: Vec<&Path> = path
+        .ancestors()
+        .skip(1)
+        .filter(|p| !p.as_os_str().is_empty())
+        .collect();
+    list.reverse();
+    list.into_iter()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sanitize_strips_roots_and_dots() {
+        assert_eq!(sanitize(b"./usr/bin/").unwrap(), Path::new("usr/bin"));
+        assert_eq!(sanitize(b"/etc//passwd").unwrap(), Path::new("etc/passwd"));
+        assert_eq!(sanitize(b"./").unwrap(), Path::new(""));
+    }
+
+    #[test]
+    fn sanitize_refuses_escapes() {
+        assert!(sanitize(b"../etc/passwd").is_err());
+        assert!(sanitize(b"usr/../../x").is_err());
+        assert!(sanitize(&vec![b'a'; MAX_PATH + 1]).is_err());
+    }
+
+    #[test]
+    fn ancestors_outermost_first() {
+        let all: Vec<_> = ancestors(Path::new("a/b/c")).collect();
+        assert_eq!(all, [Path::new("a"), Path::new("a/b")]);
+    }
+}
