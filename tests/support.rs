@@ -153,3 +153,77 @@ impl Drop for Container {
         let _ = Command::new("docker").args(["rm", "-f", &self.0]).output();
     }
 }
+
+/// Builds `tag` from a Dockerfile given on stdin (no build context, no registry).
+pub fn build_image(tag: &str, dockerfile: &str) {
+    use std::io::Write as _;
+    let mut child = Command::new("docker")
+        .args(["build", "-q", "-t", tag, "-"])
+        .env("DOCKER_BUILDKIT", "0")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("docker build starts");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(dockerfile.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "docker build {tag} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// An image removed when dropped.
+pub struct Image(pub String);
+
+impl Drop for Image {
+    fn drop(&mut self) {
+        let _ = Command::new("docker").args(["rmi", "-f", &self.0]).output();
+    }
+}
+
+/// Sends `GET path` to 127.0.0.1:port and returns (status line, body), retrying while the
+/// server starts.
+pub fn http_get(port: u16, path: &str) -> (String, Vec<u8>) {
+    use std::io::{Read as _, Write as _};
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let attempt = (|| -> std::io::Result<(String, Vec<u8>)> {
+            let mut stream = std::net::TcpStream::connect(("127.0.0.1", port))?;
+            stream.set_read_timeout(Some(std::time::Duration::from_secs(5)))?;
+            write!(stream, "GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n")?;
+            let mut response = Vec::new();
+            stream.read_to_end(&mut response)?;
+            let split = response
+                .windows(4)
+                .position(|w| w == b"\r\n\r\n")
+                .ok_or_else(|| std::io::Error::other("no header end"))?;
+            let head = String::from_utf8_lossy(&response[..split]).into_owned();
+            let status = head.lines().next().unwrap_or_default().to_owned();
+            Ok((status, response[split + 4..].to_vec()))
+        })();
+        match attempt {
+            Ok(answer) => return answer,
+            Err(err) if std::time::Instant::now() > deadline => {
+                panic!("GET {path} on {port}: {err}")
+            }
+            Err(_) => std::thread::sleep(std::time::Duration::from_millis(200)),
+        }
+    }
+}
+
+/// The host port docker published for `container_port/tcp`.
+pub fn published_port(container: &str, container_port: u16) -> u16 {
+    let out = docker(&["port", container, &format!("{container_port}/tcp")]);
+    out.lines()
+        .next()
+        .and_then(|l| l.rsplit(':').next())
+        .and_then(|p| p.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no published port in {out:?}"))
+}

@@ -22,6 +22,34 @@ pub enum Command {
     /// `slim trace -- python3 -c 'import json'` runs the command under the recorder;
     /// `slim trace --container ID` records a running container until Ctrl-C.
     Trace(TraceArgs),
+    /// Show what each layer of an image adds, changes, deletes and wastes.
+    ///
+    /// IMAGE is a name or id in the engine, or docker-archive:PATH (a `docker save` tar).
+    Xray(XrayArgs),
+    /// Rewrite an image as a single layer with the same config (nothing removed but the bytes
+    /// later layers overwrote or deleted).
+    Squash(SquashArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct XrayArgs {
+    /// Image name or id, or docker-archive:PATH.
+    pub image: String,
+    /// Print JSON: {"layers": [...], "total_bytes", "wasted_bytes", ...}.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct SquashArgs {
+    /// Image name or id, or docker-archive:PATH.
+    pub image: String,
+    /// Load the result into the engine under this tag.
+    #[arg(long, short)]
+    pub tag: Option<String>,
+    /// Also write the result as docker-archive:PATH or oci:DIR (repeatable).
+    #[arg(long, value_name = "FORMAT:PATH")]
+    pub output: Vec<String>,
 }
 
 #[derive(Debug, Args)]

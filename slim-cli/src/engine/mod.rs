@@ -2,7 +2,11 @@
 //! Connects the way the docker CLI does (`DOCKER_HOST`, unix or tcp) and negotiates the API
 //! version, so older engines work too.
 
+mod images;
+
 use bollard::Docker;
+
+pub use images::ImageInfo;
 
 /// Why talking to the engine failed, with what to do about it.
 #[derive(Debug, thiserror::Error)]
@@ -15,6 +19,14 @@ pub enum EngineError {
     },
     #[error("no such container: {0} (`docker ps` lists the running ones)")]
     NoSuchContainer(String),
+    #[error("no such image: {0} (`docker images` lists local images; slim never pulls)")]
+    NoSuchImage(String),
+    #[error("{what} failed")]
+    Io {
+        what: String,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("container {0} is not running")]
     NotRunning(String),
     #[error("the engine refused `{operation}`")]

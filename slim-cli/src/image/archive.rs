@@ -33,7 +33,6 @@ pub struct SavedImage {
     pub layers: Vec<LayerRef>,
     /// Files the layer refs point into (the archive itself, decompressed layers).
     pub sources: Vec<PathBuf>,
-    pub repo_tags: Vec<String>,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -72,7 +71,7 @@ pub fn read_saved_image(path: &Path, work_dir: &Path) -> Result<SavedImage, Imag
         Ok((bytes, value))
     };
 
-    let (config_name, layer_names, repo_tags, digests) = if members.contains_key("manifest.json") {
+    let (config_name, layer_names) = if members.contains_key("manifest.json") {
         let (_, manifest) = read_json("manifest.json")?;
         let first = manifest
             .as_array()
@@ -90,18 +89,10 @@ pub fn read_saved_image(path: &Path, work_dir: &Path) -> Result<SavedImage, Imag
                     .collect()
             })
             .unwrap_or_default();
-        let tags = first["RepoTags"]
-            .as_array()
-            .map(|l| {
-                l.iter()
-                    .filter_map(|v| v.as_str().map(str::to_owned))
-                    .collect()
-            })
-            .unwrap_or_default();
-        (config, layers, tags, None)
+        (config, layers)
     } else if members.contains_key("index.json") {
         let (_, index) = read_json("index.json")?;
-        let (manifest, tags) = oci_manifest(&index, &read_json)?;
+        let manifest = oci_manifest(&index, &read_json)?;
         let config = blob_path(&manifest["config"]["digest"])?;
         let layers: Vec<&Value> = manifest["layers"]
             .as_array()
@@ -111,13 +102,12 @@ pub fn read_saved_image(path: &Path, work_dir: &Path) -> Result<SavedImage, Imag
             .iter()
             .map(|l| blob_path(&l["digest"]))
             .collect::<Result<Vec<_>, _>>()?;
-        (config, names, tags, None::<Vec<String>>)
+        (config, names)
     } else {
         return Err(ImageError::Malformed(
             "neither manifest.json (docker-archive) nor index.json (OCI layout) found".into(),
         ));
     };
-    let _ = digests;
     let (config_bytes, config) = read_json(&config_name)?;
     let diff_ids: Vec<String> = config["rootfs"]["diff_ids"]
         .as_array()
@@ -170,7 +160,6 @@ pub fn read_saved_image(path: &Path, work_dir: &Path) -> Result<SavedImage, Imag
         config,
         layers,
         sources,
-        repo_tags,
     })
 }
 
@@ -190,24 +179,18 @@ fn blob_path(digest: &Value) -> Result<String, ImageError> {
     Ok(format!("blobs/{algo}/{hex}"))
 }
 
+/// Reads a JSON member of the archive: its bytes and its value.
+type JsonReader<'a> = dyn Fn(&str) -> Result<(Vec<u8>, Value), ImageError> + 'a;
+
 /// The image manifest an OCI index points at (following a nested index to the host platform's).
 fn oci_manifest(
     index: &Value,
-    read_json: &dyn Fn(&str) -> Result<(Vec<u8>, Value), ImageError>,
-) -> Result<(Value, Vec<String>), ImageError> {
+    read_json: &JsonReader<'_>,
+) -> Result<Value, ImageError> {
     let manifests = index["manifests"]
         .as_array()
         .filter(|m| !m.is_empty())
         .ok_or_else(|| ImageError::Malformed("index.json lists no manifest".into()))?;
-    let tags = manifests
-        .iter()
-        .filter_map(|m| {
-            m["annotations"]["io.containerd.image.name"]
-                .as_str()
-                .or(m["annotations"]["org.opencontainers.image.ref.name"].as_str())
-        })
-        .map(str::to_owned)
-        .collect();
     let host = crate::syscalls::Arch::host().map(|a| match a {
         crate::syscalls::Arch::X86_64 => "amd64",
         crate::syscalls::Arch::Aarch64 => "arm64",
@@ -218,10 +201,9 @@ fn oci_manifest(
         .unwrap_or(&manifests[0]);
     let (_, value) = read_json(&blob_path(&chosen["digest"])?)?;
     if value["manifests"].is_array() {
-        let (nested, _) = oci_manifest(&value, read_json)?;
-        return Ok((nested, tags));
+        return oci_manifest(&value, read_json);
     }
-    Ok((value, tags))
+    Ok(value)
 }
 
 fn read_magic(path: &Path, m: Member) -> Result<[u8; 4], ImageError> {

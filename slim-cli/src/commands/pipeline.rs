@@ -1,0 +1,286 @@
+//! The stages `slim build`, `slim squash` and `slim xray` share: reading a fat image (from the
+//! engine or an archive) into a flattened tree, and writing a single-layer image (loaded into
+//! the engine and/or written as archives). Work files live in a [`WorkDir`] removed on drop.
+
+use std::{
+    collections::BTreeSet,
+    path::{Path, PathBuf},
+    time::Instant,
+};
+
+use anyhow::{bail, Context as _, Result};
+
+use crate::{
+    engine::{Engine, ImageInfo},
+    image::{
+        archive::{read_saved_image, SavedImage},
+        flatten::{flatten, LayerStats},
+        tree::FileTree,
+        writer::{self, LayerOutput, Provenance},
+    },
+};
+
+use super::UsageError;
+
+/// A private scratch directory, removed with everything in it when dropped (also on errors
+/// and Ctrl-C, which unwind through the command's future).
+pub struct WorkDir(PathBuf);
+
+impl WorkDir {
+    pub fn new() -> Result<Self> {
+        let base = std::env::var_os("SLIM_WORK_DIR")
+            .map(PathBuf::from)
+            .unwrap_or_else(std::env::temp_dir);
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0);
+        let dir = base.join(format!("slim-{}-{nanos}", std::process::id()));
+        std::fs::create_dir_all(&dir)
+            .with_context(|| format!("cannot create work dir {}", dir.display()))?;
+        use std::os::unix::fs::PermissionsExt as _;
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700))?;
+        Ok(Self(dir))
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for WorkDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Where an image comes from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ImageSource {
+    /// A name or id in the engine.
+    Engine(String),
+    /// An archive file as `docker save` writes (`docker-archive:PATH`).
+    Archive(PathBuf),
+}
+
+impl ImageSource {
+    pub fn parse(text: &str) -> Self {
+        match text.strip_prefix("docker-archive:") {
+            Some(path) => Self::Archive(path.into()),
+            None => Self::Engine(text.to_owned()),
+        }
+    }
+
+    pub fn name(&self) -> String {
+        match self {
+            Self::Engine(name) => name.clone(),
+            Self::Archive(path) => format!("docker-archive:{}", path.display()),
+        }
+    }
+}
+
+/// Where a written image goes besides the engine.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Output {
+    DockerArchive(PathBuf),
+    Oci(PathBuf),
+}
+
+impl Output {
+    pub fn parse(text: &str) -> Result<Self, UsageError> {
+        if let Some(path) = text.strip_prefix("docker-archive:") {
+            return Ok(Self::DockerArchive(path.into()));
+        }
+        if let Some(dir) = text.strip_prefix("oci:") {
+            return Ok(Self::Oci(dir.into()));
+        }
+        Err(UsageError::new(
+            format!("unknown output `{text}`"),
+            "use --output docker-archive:PATH or --output oci:DIR",
+        ))
+    }
+}
+
+/// A fat image read and flattened.
+pub struct FatImage {
+    pub name: String,
+    pub id: String,
+    /// Bytes of the saved archive (what `docker save` produced).
+    pub archive_bytes: u64,
+    pub saved: SavedImage,
+    pub tree: FileTree,
+    pub layers: Vec<LayerStats>,
+    pub info: Option<ImageInfo>,
+    pub save_ms: u128,
+    pub flatten_ms: u128,
+}
+
+/// Reads `source` into `work`: saves it from the engine (or takes the archive as is), indexes
+/// the archive and flattens its layers.
+pub async fn read_image(
+    engine: Option<&Engine>,
+    source: &ImageSource,
+    work: &WorkDir,
+) -> Result<FatImage> {
+    let started = Instant::now();
+    let (archive, info) = match source {
+        ImageSource::Engine(name) => {
+            let Some(engine) = engine else {
+                bail!("reading {name} needs the container engine");
+            };
+            let info = engine.image(name).await?;
+            let archive = work.path().join("fat.tar");
+            engine.save_image(name, &archive).await?;
+            (archive, Some(info))
+        }
+        ImageSource::Archive(path) => {
+            if !path.is_file() {
+                return Err(UsageError::new(
+                    format!("{} is not a file", path.display()),
+                    "give a tar written by `docker save`",
+                )
+                .into());
+            }
+            (path.clone(), None)
+        }
+    };
+    let archive_bytes = std::fs::metadata(&archive).map(|m| m.len()).unwrap_or(0);
+    let save_ms = started.elapsed().as_millis();
+    let started = Instant::now();
+    let work_path = work.path().to_path_buf();
+    let (saved, tree, layers) = tokio::task::spawn_blocking(move || -> Result<_> {
+        let saved = read_saved_image(&archive, &work_path)?;
+        let (tree, layers) = flatten(saved.sources.clone(), &saved.layers)?;
+        Ok((saved, tree, layers))
+    })
+    .await??;
+    let id = match &info {
+        Some(info) => info.id.clone(),
+        None => writer::sha256_digest(&saved.config_bytes),
+    };
+    let mut layers = layers;
+    // Name each layer after the history entry that made it (empty layers have no tar).
+    if let Some(history) = saved.config["history"].as_array() {
+        let made: Vec<&str> = history
+            .iter()
+            .filter(|h| h["empty_layer"].as_bool() != Some(true))
+            .map(|h| h["created_by"].as_str().unwrap_or(""))
+            .collect();
+        if made.len() == layers.len() {
+            for (layer, by) in layers.iter_mut().zip(made) {
+                layer.created_by = by.to_owned();
+            }
+        }
+    }
+    Ok(FatImage {
+        name: source.name(),
+        id,
+        archive_bytes,
+        saved,
+        tree,
+        layers,
+        info,
+        save_ms,
+        flatten_ms: started.elapsed().as_millis(),
+    })
+}
+
+/// A written single-layer image.
+pub struct SlimImage {
+    /// `sha256:...` of its config: the image id.
+    pub id: String,
+    pub layer: LayerOutput,
+    pub write_ms: u128,
+    pub load_ms: u128,
+}
+
+/// Writes the image made of `selection` from `fat`: loads it into the engine as `tag` (when
+/// given) and writes each of `outputs`.
+pub async fn write_image(
+    engine: Option<&Engine>,
+    fat: &FatImage,
+    selection: BTreeSet<PathBuf>,
+    tag: Option<&str>,
+    outputs: &[Output],
+    work: &WorkDir,
+    created_by: String,
+) -> Result<SlimImage> {
+    let started = Instant::now();
+    let layer_path = work.path().join("slim-layer.tar");
+    let provenance = Provenance {
+        base_image: fat.name.clone(),
+        base_id: fat.id.clone(),
+        created_by,
+    };
+    // The tree refers to the work files; write on a blocking thread borrowing nothing.
+    let layer = {
+        let file = std::fs::File::create(&layer_path).context("create the slim layer file")?;
+        let out = std::io::BufWriter::with_capacity(1 << 20, file);
+        let tree = &fat.tree;
+        tokio::task::block_in_place(|| writer::write_layer(tree, &selection, out)).map(
+            |(layer, mut out)| {
+                use std::io::Write as _;
+                let _ = out.flush();
+                layer
+            },
+        )?
+    };
+    let config_bytes = writer::slim_config(&fat.saved.config, &layer, &provenance);
+    let id = writer::sha256_digest(&config_bytes);
+    let tags: Vec<String> = tag.map(str::to_owned).into_iter().collect();
+    for output in outputs {
+        match output {
+            Output::DockerArchive(path) => {
+                let partial = path.with_extension("partial");
+                let file = std::fs::File::create(&partial)
+                    .with_context(|| format!("cannot create {}", partial.display()))?;
+                writer::write_docker_archive(
+                    std::io::BufWriter::new(file),
+                    &config_bytes,
+                    &layer_path,
+                    &layer,
+                    &tags,
+                )?;
+                std::fs::rename(&partial, path)?;
+            }
+            Output::Oci(dir) => {
+                let platform = serde_json::json!({
+                    "architecture": fat.saved.config["architecture"],
+                    "os": fat.saved.config["os"],
+                });
+                writer::write_oci_layout(
+                    dir,
+                    &config_bytes,
+                    &layer_path,
+                    &layer,
+                    &tags,
+                    &platform,
+                )?;
+            }
+        }
+    }
+    let write_ms = started.elapsed().as_millis();
+    let started = Instant::now();
+    if let Some(tag) = tag {
+        let Some(engine) = engine else {
+            bail!("tagging {tag} needs the container engine");
+        };
+        let layer_path = layer_path.clone();
+        let layer_out = layer.clone();
+        let tags = tags.clone();
+        let config = config_bytes.clone();
+        engine
+            .load_image(move |out| {
+                writer::write_docker_archive(out, &config, &layer_path, &layer_out, &tags)
+                    .map(|_| ())
+                    .map_err(|e| std::io::Error::other(e.to_string()))
+            })
+            .await?;
+    }
+    Ok(SlimImage {
+        id,
+        layer,
+        write_ms,
+        load_ms: started.elapsed().as_millis(),
+    })
+}

@@ -1,0 +1,179 @@
+//! Images through the engine API: inspect, save (streamed to a file), load (streamed from a
+//! producer thread), remove. Nothing is buffered whole in memory.
+
+use std::{io::Write, path::Path};
+
+use bollard::query_parameters::ImportImageOptions;
+use futures_util::StreamExt as _;
+use tokio::io::AsyncWriteExt as _;
+
+use super::{is_not_found, Engine, EngineError};
+
+/// What slim needs to know about an image before reading it.
+#[derive(Clone, Debug)]
+pub struct ImageInfo {
+    /// `sha256:...` image id.
+    pub id: String,
+    /// Size as the engine reports it (`docker images`).
+    pub size: u64,
+}
+
+impl Engine {
+    /// Inspects an image present in the engine (slim never pulls).
+    pub async fn image(&self, name: &str) -> Result<ImageInfo, EngineError> {
+        let info =
+            self.docker
+                .inspect_image(name)
+                .await
+                .map_err(|err| match is_not_found(&err) {
+                    true => EngineError::NoSuchImage(name.to_owned()),
+                    false => EngineError::Api {
+                        operation: "inspect image",
+                        source: err,
+                    },
+                })?;
+        Ok(ImageInfo {
+            id: info.id.unwrap_or_default(),
+            size: info.size.unwrap_or(0).max(0) as u64,
+        })
+    }
+
+    /// Whether an image (name or id) exists.
+    #[allow(dead_code, reason = "used by `slim build` once it lands (issue 5)")]
+    pub async fn image_exists(&self, name: &str) -> Result<bool, EngineError> {
+        match self.docker.inspect_image(name).await {
+            Ok(_) => Ok(true),
+            Err(err) if is_not_found(&err) => Ok(false),
+            Err(source) => Err(EngineError::Api {
+                operation: "inspect image",
+                source,
+            }),
+        }
+    }
+
+    /// Streams `docker save IMAGE` into the file at `dest`; returns its size.
+    pub async fn save_image(&self, name: &str, dest: &Path) -> Result<u64, EngineError> {
+        let mut file = tokio::fs::File::create(dest)
+            .await
+            .map_err(|source| EngineError::Io {
+                what: format!("create {}", dest.display()),
+                source,
+            })?;
+        let mut stream = self.docker.export_image(name);
+        let mut size = 0u64;
+        while let Some(chunk) = stream.next().await {
+            let chunk = chunk.map_err(|source| EngineError::Api {
+                operation: "save image",
+                source,
+            })?;
+            size += chunk.len() as u64;
+            file.write_all(&chunk)
+                .await
+                .map_err(|source| EngineError::Io {
+                    what: format!("write {}", dest.display()),
+                    source,
+                })?;
+        }
+        file.flush().await.map_err(|source| EngineError::Io {
+            what: format!("write {}", dest.display()),
+            source,
+        })?;
+        Ok(size)
+    }
+
+    /// `docker load` of the archive that `produce` writes (on a blocking thread, streamed).
+    pub async fn load_image<F>(&self, produce: F) -> Result<(), EngineError>
+    where
+        F: FnOnce(&mut dyn Write) -> std::io::Result<()> + Send + 'static,
+    {
+        let (tx, rx) = tokio::sync::mpsc::channel::<std::io::Result<bytes::Bytes>>(16);
+        let producer = tokio::task::spawn_blocking(move || {
+            let mut writer = ChannelWriter {
+                tx: tx.clone(),
+                buf: Vec::with_capacity(CHUNK),
+            };
+            let result = produce(&mut writer).and_then(|()| writer.flush());
+            if let Err(err) = &result {
+                let _ = tx.blocking_send(Err(std::io::Error::new(err.kind(), err.to_string())));
+            }
+            result
+        });
+        let body = tokio_stream_from(rx);
+        let mut responses =
+            self.docker
+                .import_image_stream(ImportImageOptions::default(), body, None);
+        let mut failure = None;
+        while let Some(response) = responses.next().await {
+            if let Err(source) = response {
+                failure = Some(source);
+                break;
+            }
+        }
+        let produced = producer.await.map_err(|e| EngineError::Io {
+            what: "produce the image archive".into(),
+            source: std::io::Error::other(e.to_string()),
+        })?;
+        produced.map_err(|source| EngineError::Io {
+            what: "produce the image archive".into(),
+            source,
+        })?;
+        match failure {
+            Some(source) => Err(EngineError::Api {
+                operation: "load image",
+                source,
+            }),
+            None => Ok(()),
+        }
+    }
+
+    /// Removes an image (used to clean up after a failed or refused build).
+    #[allow(dead_code, reason = "used by `slim build` once it lands (issue 5)")]
+    pub async fn remove_image(&self, name: &str) -> Result<(), EngineError> {
+        self.docker
+            .remove_image(
+                name,
+                None::<bollard::query_parameters::RemoveImageOptions>,
+                None,
+            )
+            .await
+            .map(|_| ())
+            .map_err(|source| EngineError::Api {
+                operation: "remove image",
+                source,
+            })
+    }
+}
+
+const CHUNK: usize = 1 << 20;
+
+/// A `Write` that sends 1 MiB chunks into a channel (blocking when the consumer lags).
+struct ChannelWriter {
+    tx: tokio::sync::mpsc::Sender<std::io::Result<bytes::Bytes>>,
+    buf: Vec<u8>,
+}
+
+impl Write for ChannelWriter {
+    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+        self.buf.extend_from_slice(data);
+        if self.buf.len() >= CHUNK {
+            self.flush()?;
+        }
+        Ok(data.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        if self.buf.is_empty() {
+            return Ok(());
+        }
+        let chunk = bytes::Bytes::from(std::mem::replace(&mut self.buf, Vec::with_capacity(CHUNK)));
+        self.tx.blocking_send(Ok(chunk)).map_err(|_| {
+            std::io::Error::new(std::io::ErrorKind::BrokenPipe, "the engine stopped reading")
+        })
+    }
+}
+
+fn tokio_stream_from(
+    mut rx: tokio::sync::mpsc::Receiver<std::io::Result<bytes::Bytes>>,
+) -> impl futures_util::Stream<Item = std::io::Result<bytes::Bytes>> + Send + 'static {
+    futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx))
+}
