@@ -5,6 +5,7 @@
 use std::{
     collections::BTreeSet,
     path::{Path, PathBuf},
+    sync::Arc,
     time::Instant,
 };
 
@@ -108,7 +109,7 @@ pub struct FatImage {
     /// Bytes of the saved archive (what `docker save` produced).
     pub archive_bytes: u64,
     pub saved: SavedImage,
-    pub tree: FileTree,
+    pub tree: Arc<FileTree>,
     pub layers: Vec<LayerStats>,
     pub info: Option<ImageInfo>,
     pub save_ms: u128,
@@ -177,7 +178,7 @@ pub async fn read_image(
         id,
         archive_bytes,
         saved,
-        tree,
+        tree: Arc::new(tree),
         layers,
         info,
         save_ms,
@@ -195,7 +196,8 @@ pub struct SlimImage {
 }
 
 /// Writes the image made of `selection` from `fat`: loads it into the engine as `tag` (when
-/// given) and writes each of `outputs`.
+/// given) and writes each of `outputs`. With only a tag, the layer is generated straight into
+/// the engine's load stream (no layer file).
 pub async fn write_image(
     engine: Option<&Engine>,
     fat: &FatImage,
@@ -205,42 +207,63 @@ pub async fn write_image(
     work: &WorkDir,
     created_by: String,
 ) -> Result<SlimImage> {
-    let started = Instant::now();
-    let layer_path = work.path().join("slim-layer.tar");
     let provenance = Provenance {
         base_image: fat.name.clone(),
         base_id: fat.id.clone(),
         created_by,
     };
-    // The tree refers to the work files; write on a blocking thread borrowing nothing.
+    let tags: Vec<String> = tag.map(str::to_owned).into_iter().collect();
+    if outputs.is_empty() {
+        let (Some(engine), Some(_)) = (engine, tag) else {
+            bail!("nowhere to write the image: give a tag or an output");
+        };
+        let started = Instant::now();
+        let tree = fat.tree.clone();
+        let original = fat.saved.config.clone();
+        let (layer, config_bytes) = engine
+            .load_image(move |out| {
+                let make_config =
+                    |layer: &LayerOutput| writer::slim_config(&original, layer, &provenance);
+                writer::stream_docker_archive(out, &tree, &selection, make_config, &tags)
+                    .map(|(layer, config, _)| (layer, config))
+                    .map_err(|e| std::io::Error::other(e.to_string()))
+            })
+            .await?;
+        return Ok(SlimImage {
+            id: writer::sha256_digest(&config_bytes),
+            layer,
+            write_ms: 0,
+            load_ms: started.elapsed().as_millis(),
+        });
+    }
+
+    let started = Instant::now();
+    let layer_path = work.path().join("slim-layer.tar");
     let layer = {
         let file = std::fs::File::create(&layer_path).context("create the slim layer file")?;
         let out = std::io::BufWriter::with_capacity(1 << 20, file);
         let tree = &fat.tree;
-        tokio::task::block_in_place(|| writer::write_layer(tree, &selection, out)).map(
-            |(layer, mut out)| {
-                use std::io::Write as _;
-                let _ = out.flush();
-                layer
-            },
-        )?
+        let (layer, mut out) =
+            tokio::task::block_in_place(|| writer::write_layer(tree, &selection, out))?;
+        std::io::Write::flush(&mut out).context("write the slim layer file")?;
+        layer
     };
     let config_bytes = writer::slim_config(&fat.saved.config, &layer, &provenance);
     let id = writer::sha256_digest(&config_bytes);
-    let tags: Vec<String> = tag.map(str::to_owned).into_iter().collect();
     for output in outputs {
         match output {
             Output::DockerArchive(path) => {
                 let partial = path.with_extension("partial");
                 let file = std::fs::File::create(&partial)
                     .with_context(|| format!("cannot create {}", partial.display()))?;
-                writer::write_docker_archive(
+                let mut out = writer::write_docker_archive(
                     std::io::BufWriter::new(file),
                     &config_bytes,
                     &layer_path,
                     &layer,
                     &tags,
                 )?;
+                std::io::Write::flush(&mut out)?;
                 std::fs::rename(&partial, path)?;
             }
             Output::Oci(dir) => {
@@ -261,13 +284,8 @@ pub async fn write_image(
     }
     let write_ms = started.elapsed().as_millis();
     let started = Instant::now();
-    if let Some(tag) = tag {
-        let Some(engine) = engine else {
-            bail!("tagging {tag} needs the container engine");
-        };
-        let layer_path = layer_path.clone();
+    if let Some(engine) = engine.filter(|_| tag.is_some()) {
         let layer_out = layer.clone();
-        let tags = tags.clone();
         let config = config_bytes.clone();
         engine
             .load_image(move |out| {

@@ -81,10 +81,12 @@ impl Engine {
         Ok(size)
     }
 
-    /// `docker load` of the archive that `produce` writes (on a blocking thread, streamed).
-    pub async fn load_image<F>(&self, produce: F) -> Result<(), EngineError>
+    /// `docker load` of the archive that `produce` writes (on a blocking thread, streamed);
+    /// returns what `produce` returned.
+    pub async fn load_image<F, T>(&self, produce: F) -> Result<T, EngineError>
     where
-        F: FnOnce(&mut dyn Write) -> std::io::Result<()> + Send + 'static,
+        F: FnOnce(&mut dyn Write) -> std::io::Result<T> + Send + 'static,
+        T: Send + 'static,
     {
         let (tx, rx) = tokio::sync::mpsc::channel::<std::io::Result<bytes::Bytes>>(16);
         let producer = tokio::task::spawn_blocking(move || {
@@ -92,7 +94,7 @@ impl Engine {
                 tx: tx.clone(),
                 buf: Vec::with_capacity(CHUNK),
             };
-            let result = produce(&mut writer).and_then(|()| writer.flush());
+            let result = produce(&mut writer).and_then(|value| writer.flush().map(|()| value));
             if let Err(err) = &result {
                 let _ = tx.blocking_send(Err(std::io::Error::new(err.kind(), err.to_string())));
             }
@@ -113,17 +115,16 @@ impl Engine {
             what: "produce the image archive".into(),
             source: std::io::Error::other(e.to_string()),
         })?;
+        if let Some(source) = failure {
+            return Err(EngineError::Api {
+                operation: "load image",
+                source,
+            });
+        }
         produced.map_err(|source| EngineError::Io {
             what: "produce the image archive".into(),
             source,
-        })?;
-        match failure {
-            Some(source) => Err(EngineError::Api {
-                operation: "load image",
-                source,
-            }),
-            None => Ok(()),
-        }
+        })
     }
 
     /// Removes an image (used to clean up after a failed or refused build).

@@ -183,10 +183,7 @@ fn blob_path(digest: &Value) -> Result<String, ImageError> {
 type JsonReader<'a> = dyn Fn(&str) -> Result<(Vec<u8>, Value), ImageError> + 'a;
 
 /// The image manifest an OCI index points at (following a nested index to the host platform's).
-fn oci_manifest(
-    index: &Value,
-    read_json: &JsonReader<'_>,
-) -> Result<Value, ImageError> {
+fn oci_manifest(index: &Value, read_json: &JsonReader<'_>) -> Result<Value, ImageError> {
     let manifests = index["manifests"]
         .as_array()
         .filter(|m| !m.is_empty())

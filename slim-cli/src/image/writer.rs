@@ -95,6 +95,36 @@ pub fn write_layer<W: Write>(
     selection: &BTreeSet<PathBuf>,
     out: W,
 ) -> Result<(LayerOutput, W), ImageError> {
+    write_layer_with(tree, selection, out, true)
+}
+
+/// The exact size of the layer [`write_layer`] would write, without reading any file content
+/// (so a layer can be streamed as a member of another tar, whose header needs its size).
+pub fn layer_size(tree: &FileTree, selection: &BTreeSet<PathBuf>) -> Result<u64, ImageError> {
+    let (_, counter) = write_layer_with(tree, selection, Counter(0), false)?;
+    Ok(counter.0)
+}
+
+/// Counts bytes, stores nothing.
+struct Counter(u64);
+
+impl Write for Counter {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.0 += buf.len() as u64;
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+fn write_layer_with<W: Write>(
+    tree: &FileTree,
+    selection: &BTreeSet<PathBuf>,
+    out: W,
+    with_content: bool,
+) -> Result<(LayerOutput, W), ImageError> {
     let closed = close_selection(tree, selection);
     // For each hard-link group, the first kept path carries the bytes; the others link to it.
     let mut carrier: BTreeMap<PathBuf, PathBuf> = BTreeMap::new();
@@ -130,9 +160,19 @@ pub fn write_layer<W: Write>(
                 &synthetic
             }
         };
-        write_entry(&mut builder, &mut sources, tree, path, entry, &carrier).map_err(
-            ImageError::io(format!("write {} to the layer", path.display())),
-        )?;
+        write_entry(
+            &mut builder,
+            &mut sources,
+            tree,
+            path,
+            entry,
+            &carrier,
+            with_content,
+        )
+        .map_err(ImageError::io(format!(
+            "write {} to the layer",
+            path.display()
+        )))?;
         entries += 1;
     }
     let hashing = builder
@@ -165,6 +205,7 @@ fn write_entry<W: Write>(
     path: &Path,
     entry: &Entry,
     carrier: &BTreeMap<PathBuf, PathBuf>,
+    with_content: bool,
 ) -> io::Result<()> {
     let mut header = tar::Header::new_gnu();
     header.set_mode(entry.mode);
@@ -202,6 +243,9 @@ fn write_entry<W: Write>(
             let Some(data) = entry.data else {
                 return builder.append_data(&mut header, path, io::empty());
             };
+            if !with_content {
+                return builder.append_data(&mut header, path, io::repeat(0).take(data.size));
+            }
             let slot = &mut sources[data.source as usize];
             if slot.is_none() {
                 *slot = Some(File::open(&tree.sources[data.source as usize])?);
@@ -288,6 +332,61 @@ pub fn slim_config(original: &Value, layer: &LayerOutput, provenance: &Provenanc
         map.remove("container");
     }
     serde_json::to_vec(&config).expect("a JSON value serializes")
+}
+
+/// Streams a docker-archive to `out` with the layer generated on the fly from `tree` (no layer
+/// file): the layer goes first, then the config, whose diff id is known only once the layer has
+/// been hashed (`docker load` reads the manifest after the whole stream). Returns the layer and
+/// the config bytes.
+pub fn stream_docker_archive<W: Write>(
+    out: W,
+    tree: &FileTree,
+    selection: &BTreeSet<PathBuf>,
+    make_config: impl FnOnce(&LayerOutput) -> Vec<u8>,
+    tags: &[String],
+) -> Result<(LayerOutput, Vec<u8>, W), ImageError> {
+    let size = layer_size(tree, selection)?;
+    let mut builder = tar::Builder::new(out);
+    const LAYER_DIR: &str = "layer";
+    let layer_name = format!("{LAYER_DIR}/layer.tar");
+    append_dir(&mut builder, LAYER_DIR).map_err(ImageError::io("write the image archive"))?;
+    let mut header = archive_header(size, tar::EntryType::Regular, 0o644);
+    header
+        .set_path(&layer_name)
+        .map_err(ImageError::io("write the image archive"))?;
+    header.set_cksum();
+    let mut inner = builder.get_mut();
+    inner
+        .write_all(header.as_bytes())
+        .map_err(ImageError::io("write the image archive"))?;
+    let (layer, _) = write_layer(tree, selection, &mut inner)?;
+    if layer.size != size {
+        return Err(ImageError::Malformed(format!(
+            "layer size changed while streaming ({size} then {})",
+            layer.size
+        )));
+    }
+    let pad = (512 - size % 512) % 512;
+    inner
+        .write_all(&vec![0u8; pad as usize])
+        .map_err(ImageError::io("write the image archive"))?;
+    let config_bytes = make_config(&layer);
+    let config_name = format!("{}.json", digest_hex(&sha256_digest(&config_bytes)));
+    let manifest = json!([{"Config": config_name, "RepoTags": tags, "Layers": [layer_name]}]);
+    (|| -> io::Result<()> {
+        append_bytes(&mut builder, &config_name, &config_bytes)?;
+        append_bytes(
+            &mut builder,
+            "manifest.json",
+            &serde_json::to_vec(&manifest)?,
+        )?;
+        Ok(())
+    })()
+    .map_err(ImageError::io("write the image archive"))?;
+    let out = builder
+        .into_inner()
+        .map_err(ImageError::io("finish the image archive"))?;
+    Ok((layer, config_bytes, out))
 }
 
 /// Writes a docker-archive (what `docker save` writes and `docker load` reads) to `out`.

@@ -154,3 +154,30 @@ fn config_keeps_the_original_and_adds_provenance() {
         "deterministic"
     );
 }
+
+#[test]
+fn dry_run_size_matches_and_streamed_archive_holds_the_same_layer() {
+    let scratch = Scratch::new();
+    let tree = fat(&scratch);
+    let all: BTreeSet<PathBuf> = tree.entries.keys().cloned().collect();
+    let (written, bytes) = write_layer(&tree, &all, Vec::new()).unwrap();
+    assert_eq!(layer_size(&tree, &all).unwrap(), written.size);
+    let config = |layer: &LayerOutput| format!("{{\"diff\":\"{}\"}}", layer.diff_id).into_bytes();
+    let (streamed, config_bytes, archive) =
+        stream_docker_archive(Vec::new(), &tree, &all, config, &["t:1".into()]).unwrap();
+    assert_eq!(streamed, written);
+    assert!(String::from_utf8_lossy(&config_bytes).contains(&written.diff_id));
+    // The archive parses, and its layer member is byte-identical to the plain layer.
+    let mut outer = tar::Archive::new(archive.as_slice());
+    let mut found = false;
+    for member in outer.entries().unwrap() {
+        let mut member = member.unwrap();
+        if member.path().unwrap().ends_with("layer.tar") {
+            let mut inner = Vec::new();
+            member.read_to_end(&mut inner).unwrap();
+            assert!(inner == bytes);
+            found = true;
+        }
+    }
+    assert!(found);
+}
