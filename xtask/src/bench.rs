@@ -15,19 +15,31 @@ use anyhow::{bail, Context as _, Result};
 use serde_json::{json, Value};
 
 use crate::{
-    setup,
-    util::{build_release, workspace_root},
+    fixtures, setup,
+    util::{build_release, run as run_cmd, workspace_root},
 };
 
 pub fn run(args: &[String]) -> Result<()> {
     match args.first().map(String::as_str) {
-        None | Some("recorder") => {
+        Some("recorder") => {
             setup::run()?;
             let slim = build_release()?;
-            let result = recorder(&slim)?;
-            write_results("recorder", result)
+            write_results("recorder", recorder(&slim)?)
         }
-        Some(other) => bail!("unknown benchmark `{other}` (known: recorder)"),
+        Some("image") => {
+            setup::run()?;
+            fixtures::base_image()?;
+            let slim = build_release()?;
+            write_results("image", image(&slim)?)
+        }
+        None => {
+            setup::run()?;
+            fixtures::base_image()?;
+            let slim = build_release()?;
+            write_results("recorder", recorder(&slim)?)?;
+            write_results("image", image(&slim)?)
+        }
+        Some(other) => bail!("unknown benchmark `{other}` (known: recorder, image)"),
     }
 }
 
@@ -166,6 +178,100 @@ pub fn workload(args: &[String]) -> Result<()> {
     let seconds = started.elapsed().as_secs_f64();
     fs::write(out, json!({ "seconds": seconds }).to_string())?;
     Ok(())
+}
+
+/// A ~1 GB image in three layers (the Debian base, then two layers of incompressible files).
+const BIG_IMAGE: &str = "slim-bench/fat-1g:1";
+const BIG_DOCKERFILE: &str = "FROM slim-test/debian:bookworm
+RUN mkdir -p /opt/a && for i in $(seq 1 40); do head -c 10M /dev/urandom > /opt/a/blob$i; done
+RUN mkdir -p /opt/b && for i in $(seq 1 3000); do head -c 100K /dev/urandom > /opt/b/f$i; done && head -c 100M /dev/urandom > /opt/b/big
+";
+
+/// Full round trip of a ~1 GB image (`slim squash --tag`: save, index, flatten, write, load)
+/// against the engine's own `docker save` of it plus `docker load` of the squashed result.
+fn image(slim: &Path) -> Result<Value> {
+    if !fixtures::image_exists(BIG_IMAGE) {
+        println!("bench image: building {BIG_IMAGE} (once)");
+        let mut child = Command::new("docker")
+            .args(["build", "-q", "-t", BIG_IMAGE, "-"])
+            .env("DOCKER_BUILDKIT", "0")
+            .stdin(std::process::Stdio::piped())
+            .spawn()?;
+        std::io::Write::write_all(&mut child.stdin.take().context("stdin")?, BIG_DOCKERFILE.as_bytes())?;
+        if !child.wait()?.success() {
+            bail!("docker build of {BIG_IMAGE} failed");
+        }
+    }
+    let work = tempdir("slim-bench-image")?;
+    let squashed = "slim-bench/squashed-1g:1";
+    let fat_tar = work.join("fat.tar");
+    let slim_tar = work.join("squashed.tar");
+    // The squashed image's archive, for the engine's own load (not timed).
+    let _ = Command::new("docker").args(["rmi", squashed]).output();
+    run_cmd(Command::new(slim).args(["squash", BIG_IMAGE, "--output"]).arg(format!("docker-archive:{}", slim_tar.display())).args(["--tag", squashed]))?;
+    let mut rounds = Vec::new();
+    for round in 0..2 {
+        let _ = Command::new("docker").args(["rmi", squashed]).output();
+        let started = Instant::now();
+        run_cmd(Command::new("docker").args(["save", BIG_IMAGE, "-o"]).arg(&fat_tar))?;
+        let save = started.elapsed().as_secs_f64();
+        let started = Instant::now();
+        run_cmd(Command::new("docker").args(["load", "-q", "-i"]).arg(&slim_tar))?;
+        let load = started.elapsed().as_secs_f64();
+        let _ = fs::remove_file(&fat_tar);
+        let _ = Command::new("docker").args(["rmi", squashed]).output();
+        let started = Instant::now();
+        let child = Command::new(slim)
+            .args(["squash", BIG_IMAGE, "--tag", squashed])
+            .stdout(std::process::Stdio::null())
+            .spawn()?;
+        let (status, max_rss_kb) = wait_with_rusage(child.id() as i32)?;
+        let ours = started.elapsed().as_secs_f64();
+        if !status {
+            bail!("slim squash failed");
+        }
+        println!(
+            "bench image: round {}: docker save {save:.2}s + docker load {load:.2}s vs slim {ours:.2}s, max RSS {} MB",
+            round + 1,
+            max_rss_kb / 1024
+        );
+        rounds.push((save, load, ours, max_rss_kb));
+    }
+    let _ = Command::new("docker").args(["rmi", squashed]).output();
+    let _ = fs::remove_dir_all(&work);
+    rounds.sort_by(|a, b| a.2.total_cmp(&b.2));
+    let (save, load, ours, _) = rounds[0];
+    let max_rss_kb = rounds.iter().map(|r| r.3).max().unwrap_or(0);
+    let image_bytes = output_of(Command::new("docker").args(["image", "inspect", "-f", "{{.Size}}", BIG_IMAGE]))
+        .and_then(|s| s.trim().parse::<u64>().ok())
+        .unwrap_or(0);
+    Ok(json!({
+        "image": BIG_IMAGE,
+        "image_bytes": image_bytes,
+        "docker_save_seconds": save,
+        "docker_load_seconds": load,
+        "slim_round_trip_seconds": ours,
+        "slim_over_docker": ours / (save + load),
+        "slim_max_rss_mb": max_rss_kb as f64 / 1024.0,
+        "rounds": rounds.len(),
+    }))
+}
+
+fn output_of(cmd: &mut Command) -> Option<String> {
+    crate::util::output(cmd)
+}
+
+/// Waits for child `pid` and returns (success, its max RSS in KiB).
+fn wait_with_rusage(pid: i32) -> Result<(bool, u64)> {
+    let mut status = 0;
+    // SAFETY: rusage is plain data; wait4 fills it for our own child.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    let rc = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
+    if rc != pid {
+        bail!("wait4 failed: {}", std::io::Error::last_os_error());
+    }
+    let ok = libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0;
+    Ok((ok, usage.ru_maxrss as u64))
 }
 
 fn tempdir(tag: &str) -> Result<PathBuf> {
