@@ -1,17 +1,9 @@
 //! `slim`: make container images small by watching them run.
 
-mod cli;
-mod commands;
-mod elf;
-mod engine;
-mod image;
-mod recording;
-mod syscalls;
-mod tracer;
-
 use std::process::ExitCode;
 
 use clap::Parser as _;
+use slim_cli::{cli, commands};
 use tracing_subscriber::EnvFilter;
 
 fn main() -> ExitCode {

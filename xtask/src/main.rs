@@ -6,6 +6,7 @@
 mod bench;
 mod demo;
 mod fixtures;
+mod fuzz;
 mod gen_syscalls;
 mod setup;
 mod test;
@@ -20,7 +21,8 @@ commands:
   build          set up, then build target/release/slim with the eBPF recorder embedded
   test           set up, build, and run every test (unit, privileged, end-to-end)
   demo           set up, build, and show slim on a sample
-  bench [NAME]   run benchmarks (recorder) and write bench/results.json and bench/results.md
+  bench [NAME]   run benchmarks (recorder, image) and write bench/results.json and bench/results.md
+  fuzz [SECONDS] fuzz the image layer and archive readers (cargo-fuzz, SECONDS each)
   gen-syscalls   regenerate syscall name tables from libseccomp";
 
 fn main() {
@@ -43,6 +45,7 @@ fn run() -> Result<()> {
         Some("demo") => demo::run(),
         Some("bench") => bench::run(rest),
         Some("gen-syscalls") => gen_syscalls::run(),
+        Some("fuzz") => fuzz::run(rest),
         Some("__workload") => bench::workload(rest),
         Some("-h" | "--help" | "help") | None => {
             println!("{USAGE}");

@@ -1,0 +1,14 @@
+//! slim as a library: the `slim` binary is a thin shell over these modules (and the fuzz
+//! targets link them directly).
+//!
+//! Data flows one way: `engine` (inspect, save) -> `image` (flatten) -> `tracer` + `prober`
+//! (run and record) -> `recording` (what was touched) -> `image` (write) -> report.
+
+pub mod cli;
+pub mod commands;
+pub mod elf;
+pub mod engine;
+pub mod image;
+pub mod recording;
+pub mod syscalls;
+pub mod tracer;
