@@ -9,6 +9,8 @@ pub mod commands;
 pub mod elf;
 pub mod engine;
 pub mod image;
+pub mod minify;
+pub mod prober;
 pub mod recording;
 pub mod syscalls;
 pub mod tracer;

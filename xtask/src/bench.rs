@@ -197,7 +197,10 @@ fn image(slim: &Path) -> Result<Value> {
             .env("DOCKER_BUILDKIT", "0")
             .stdin(std::process::Stdio::piped())
             .spawn()?;
-        std::io::Write::write_all(&mut child.stdin.take().context("stdin")?, BIG_DOCKERFILE.as_bytes())?;
+        std::io::Write::write_all(
+            &mut child.stdin.take().context("stdin")?,
+            BIG_DOCKERFILE.as_bytes(),
+        )?;
         if !child.wait()?.success() {
             bail!("docker build of {BIG_IMAGE} failed");
         }
@@ -208,15 +211,28 @@ fn image(slim: &Path) -> Result<Value> {
     let slim_tar = work.join("squashed.tar");
     // The squashed image's archive, for the engine's own load (not timed).
     let _ = Command::new("docker").args(["rmi", squashed]).output();
-    run_cmd(Command::new(slim).args(["squash", BIG_IMAGE, "--output"]).arg(format!("docker-archive:{}", slim_tar.display())).args(["--tag", squashed]))?;
+    run_cmd(
+        Command::new(slim)
+            .args(["squash", BIG_IMAGE, "--output"])
+            .arg(format!("docker-archive:{}", slim_tar.display()))
+            .args(["--tag", squashed]),
+    )?;
     let mut rounds = Vec::new();
     for round in 0..2 {
         let _ = Command::new("docker").args(["rmi", squashed]).output();
         let started = Instant::now();
-        run_cmd(Command::new("docker").args(["save", BIG_IMAGE, "-o"]).arg(&fat_tar))?;
+        run_cmd(
+            Command::new("docker")
+                .args(["save", BIG_IMAGE, "-o"])
+                .arg(&fat_tar),
+        )?;
         let save = started.elapsed().as_secs_f64();
         let started = Instant::now();
-        run_cmd(Command::new("docker").args(["load", "-q", "-i"]).arg(&slim_tar))?;
+        run_cmd(
+            Command::new("docker")
+                .args(["load", "-q", "-i"])
+                .arg(&slim_tar),
+        )?;
         let load = started.elapsed().as_secs_f64();
         let _ = fs::remove_file(&fat_tar);
         let _ = Command::new("docker").args(["rmi", squashed]).output();
@@ -242,9 +258,10 @@ fn image(slim: &Path) -> Result<Value> {
     rounds.sort_by(|a, b| a.2.total_cmp(&b.2));
     let (save, load, ours, _) = rounds[0];
     let max_rss_kb = rounds.iter().map(|r| r.3).max().unwrap_or(0);
-    let image_bytes = output_of(Command::new("docker").args(["image", "inspect", "-f", "{{.Size}}", BIG_IMAGE]))
-        .and_then(|s| s.trim().parse::<u64>().ok())
-        .unwrap_or(0);
+    let image_bytes =
+        output_of(Command::new("docker").args(["image", "inspect", "-f", "{{.Size}}", BIG_IMAGE]))
+            .and_then(|s| s.trim().parse::<u64>().ok())
+            .unwrap_or(0);
     Ok(json!({
         "image": BIG_IMAGE,
         "image_bytes": image_bytes,

@@ -31,7 +31,11 @@ pub fn run(args: &[String]) -> Result<()> {
                 .args([&format!("+{NIGHTLY}"), "fuzz", "run", target])
                 .arg(&corpus)
                 .arg(seeds.join(target))
-                .args(["--", &format!("-max_total_time={seconds}"), "-rss_limit_mb=1024"]),
+                .args([
+                    "--",
+                    &format!("-max_total_time={seconds}"),
+                    "-rss_limit_mb=1024",
+                ]),
         )?;
     }
     Ok(())
@@ -52,7 +56,14 @@ fn make_seeds(seeds: &Path) -> Result<()> {
     fs::hard_link(src.join("usr/bin/app"), src.join("usr/bin/app2"))?;
     std::os::unix::fs::symlink("usr/bin", src.join("bin"))?;
     fs::write(src.join("etc").join("a".repeat(150)), b"long name")?;
-    run_cmd(Command::new("tar").arg("-C").arg(&src).arg("-cf").arg(layer.join("gnu.tar")).arg("."))?;
+    run_cmd(
+        Command::new("tar")
+            .arg("-C")
+            .arg(&src)
+            .arg("-cf")
+            .arg(layer.join("gnu.tar"))
+            .arg("."),
+    )?;
     run_cmd(
         Command::new("tar")
             .arg("--format=pax")
@@ -66,8 +77,17 @@ fn make_seeds(seeds: &Path) -> Result<()> {
     let image = "slim-fuzz/seed:1";
     let layer_tar = layer.join("gnu.tar");
     if output(Command::new("docker").args(["version"])).is_some() {
-        run_cmd(Command::new("docker").args(["import", "-q"]).arg(&layer_tar).arg(image))?;
-        run_cmd(Command::new("docker").args(["save", image, "-o"]).arg(archive.join("docker-archive.tar")))?;
+        run_cmd(
+            Command::new("docker")
+                .args(["import"])
+                .arg(&layer_tar)
+                .arg(image),
+        )?;
+        run_cmd(
+            Command::new("docker")
+                .args(["save", image, "-o"])
+                .arg(archive.join("docker-archive.tar")),
+        )?;
         let _ = Command::new("docker").args(["rmi", image]).output();
         run_cmd(Command::new("sh").arg("-c").arg(format!(
             "gzip -c {} > {}",

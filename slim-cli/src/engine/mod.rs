@@ -2,10 +2,12 @@
 //! Connects the way the docker CLI does (`DOCKER_HOST`, unix or tcp) and negotiates the API
 //! version, so older engines work too.
 
+mod containers;
 mod images;
 
 use bollard::Docker;
 
+pub use containers::{ContainerState, RunSpec, Started};
 pub use images::ImageInfo;
 
 /// Why talking to the engine failed, with what to do about it.

@@ -72,6 +72,19 @@ impl FileTree {
         self.entries.get(path)
     }
 
+    /// Up to `limit` bytes of a regular file's (or hard link's) content.
+    pub fn read(&self, path: &Path, limit: u64) -> Option<Vec<u8>> {
+        use std::io::{Read as _, Seek as _};
+        let data = self.entries.get(path)?.data?;
+        let mut file = std::fs::File::open(self.sources.get(data.source as usize)?).ok()?;
+        file.seek(std::io::SeekFrom::Start(data.offset)).ok()?;
+        let mut bytes = Vec::with_capacity(data.size.min(limit).min(1 << 24) as usize);
+        file.take(data.size.min(limit))
+            .read_to_end(&mut bytes)
+            .ok()?;
+        Some(bytes)
+    }
+
     /// Total bytes of regular-file content (hard links counted once).
     pub fn content_bytes(&self) -> u64 {
         self.entries

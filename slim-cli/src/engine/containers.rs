@@ -1,0 +1,257 @@
+//! Running the target: create with the user's overrides (docker-slim's flags), publish every
+//! TCP port on 127.0.0.1 only, start, watch, exec into, read logs, and always remove.
+
+use std::collections::{BTreeMap, HashMap};
+
+use bollard::{
+    exec::{CreateExecOptions, StartExecResults},
+    models::{ContainerCreateBody, HostConfig, PortBinding},
+    query_parameters::{CreateContainerOptions, LogsOptions, RemoveContainerOptions},
+};
+use futures_util::StreamExt as _;
+
+use super::{is_not_found, Engine, EngineError};
+
+/// How to run the target container.
+#[derive(Clone, Debug, Default)]
+pub struct RunSpec {
+    pub image: String,
+    pub env: Vec<String>,
+    /// `SRC:DST[:OPTS]` binds and named volumes (`--volume`, and `--mount` converted).
+    pub binds: Vec<String>,
+    pub network: Option<String>,
+    /// Container TCP ports to publish on 127.0.0.1 (exposed by the image, plus `--expose`).
+    pub ports: Vec<u16>,
+    pub entrypoint: Option<Vec<String>>,
+    pub cmd: Option<Vec<String>>,
+    pub workdir: Option<String>,
+    pub user: Option<String>,
+    pub cap_add: Vec<String>,
+    pub cap_drop: Vec<String>,
+    /// `seccomp=...` security option: `unconfined` while recording, a profile when verifying.
+    pub seccomp: Option<String>,
+    pub labels: HashMap<String, String>,
+}
+
+/// A started container.
+#[derive(Clone, Debug)]
+pub struct Started {
+    pub id: String,
+    /// Container TCP port -> host port on 127.0.0.1.
+    pub ports: BTreeMap<u16, u16>,
+    /// The container's own address on its network, for readiness checks.
+    pub ip: Option<String>,
+}
+
+/// State of a container.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ContainerState {
+    pub running: bool,
+    pub exit_code: i64,
+    pub pid: u32,
+}
+
+impl Engine {
+    /// Creates the container (not started yet).
+    pub async fn create_container(&self, spec: &RunSpec) -> Result<String, EngineError> {
+        let mut bindings: HashMap<String, Option<Vec<PortBinding>>> = HashMap::new();
+        let mut exposed: Vec<String> = Vec::new();
+        for port in &spec.ports {
+            let key = format!("{port}/tcp");
+            exposed.push(key.clone());
+            bindings.insert(
+                key,
+                Some(vec![PortBinding {
+                    host_ip: Some("127.0.0.1".into()),
+                    host_port: Some(String::new()),
+                }]),
+            );
+        }
+        let mut security_opt = Vec::new();
+        if let Some(seccomp) = &spec.seccomp {
+            security_opt.push(format!("seccomp={seccomp}"));
+        }
+        let host_config = HostConfig {
+            port_bindings: Some(bindings),
+            binds: (!spec.binds.is_empty()).then(|| spec.binds.clone()),
+            network_mode: spec.network.clone(),
+            cap_add: (!spec.cap_add.is_empty()).then(|| spec.cap_add.clone()),
+            cap_drop: (!spec.cap_drop.is_empty()).then(|| spec.cap_drop.clone()),
+            security_opt: (!security_opt.is_empty()).then_some(security_opt),
+            ..Default::default()
+        };
+        let body = ContainerCreateBody {
+            image: Some(spec.image.clone()),
+            env: (!spec.env.is_empty()).then(|| spec.env.clone()),
+            entrypoint: spec.entrypoint.clone(),
+            cmd: spec.cmd.clone(),
+            working_dir: spec.workdir.clone(),
+            user: spec.user.clone(),
+            exposed_ports: Some(exposed),
+            labels: Some(spec.labels.clone()),
+            host_config: Some(host_config),
+            ..Default::default()
+        };
+        let created = self
+            .docker
+            .create_container(None::<CreateContainerOptions>, body)
+            .await
+            .map_err(|source| EngineError::Api {
+                operation: "create container",
+                source,
+            })?;
+        Ok(created.id)
+    }
+
+    /// Starts a created container and reads its published ports.
+    pub async fn start_container(&self, id: &str) -> Result<Started, EngineError> {
+        self.docker
+            .start_container(id, None::<bollard::query_parameters::StartContainerOptions>)
+            .await
+            .map_err(|source| EngineError::Api {
+                operation: "start container",
+                source,
+            })?;
+        let info = self
+            .docker
+            .inspect_container(id, None)
+            .await
+            .map_err(|source| EngineError::Api {
+                operation: "inspect container",
+                source,
+            })?;
+        let settings = info.network_settings.unwrap_or_default();
+        let mut ports = BTreeMap::new();
+        for (key, bindings) in settings.ports.unwrap_or_default() {
+            let Some(port) = key.strip_suffix("/tcp").and_then(|p| p.parse::<u16>().ok()) else {
+                continue;
+            };
+            let host_port = bindings
+                .unwrap_or_default()
+                .into_iter()
+                .filter(|b| b.host_ip.as_deref() == Some("127.0.0.1"))
+                .find_map(|b| b.host_port.and_then(|p| p.parse::<u16>().ok()));
+            if let Some(host_port) = host_port {
+                ports.insert(port, host_port);
+            }
+        }
+        let ip = settings
+            .networks
+            .unwrap_or_default()
+            .into_values()
+            .find_map(|n| n.ip_address.filter(|ip| !ip.is_empty()));
+        Ok(Started {
+            id: id.to_owned(),
+            ports,
+            ip,
+        })
+    }
+
+    pub async fn container_state(&self, id: &str) -> Result<ContainerState, EngineError> {
+        let info = self
+            .docker
+            .inspect_container(id, None)
+            .await
+            .map_err(|source| EngineError::Api {
+                operation: "inspect container",
+                source,
+            })?;
+        let state = info.state.unwrap_or_default();
+        Ok(ContainerState {
+            running: state.running.unwrap_or(false),
+            exit_code: state.exit_code.unwrap_or(0),
+            pid: state.pid.unwrap_or(0).max(0) as u32,
+        })
+    }
+
+    /// The last `lines` lines of the container's output.
+    pub async fn logs_tail(&self, id: &str, lines: usize) -> String {
+        let options = LogsOptions {
+            stdout: true,
+            stderr: true,
+            tail: lines.to_string(),
+            ..Default::default()
+        };
+        let mut stream = self.docker.logs(id, Some(options));
+        let mut text = String::new();
+        while let Some(Ok(chunk)) = stream.next().await {
+            text.push_str(&String::from_utf8_lossy(&chunk.into_bytes()));
+        }
+        text
+    }
+
+    /// Runs `sh -c COMMAND` inside the container; returns its exit code and output.
+    pub async fn exec(&self, id: &str, command: &str) -> Result<(i64, Vec<u8>), EngineError> {
+        let api = |operation| move |source| EngineError::Api { operation, source };
+        let exec = self
+            .docker
+            .create_exec(
+                id,
+                CreateExecOptions {
+                    cmd: Some(vec!["sh", "-c", command]),
+                    attach_stdout: Some(true),
+                    attach_stderr: Some(true),
+                    ..Default::default()
+                },
+            )
+            .await
+            .map_err(api("create exec"))?;
+        let mut output = Vec::new();
+        if let StartExecResults::Attached {
+            output: mut stream, ..
+        } = self
+            .docker
+            .start_exec(&exec.id, None)
+            .await
+            .map_err(api("start exec"))?
+        {
+            while let Some(Ok(chunk)) = stream.next().await {
+                output.extend_from_slice(&chunk.into_bytes());
+            }
+        }
+        let inspect = self
+            .docker
+            .inspect_exec(&exec.id)
+            .await
+            .map_err(api("inspect exec"))?;
+        Ok((inspect.exit_code.unwrap_or(-1), output))
+    }
+
+    /// Removes the container and its anonymous volumes, whatever its state. Already gone is fine.
+    pub async fn remove_container(&self, id: &str) -> Result<(), EngineError> {
+        let options = RemoveContainerOptions {
+            force: true,
+            v: true,
+            ..Default::default()
+        };
+        match self.docker.remove_container(id, Some(options)).await {
+            Ok(()) => Ok(()),
+            Err(err) if is_not_found(&err) => Ok(()),
+            Err(source) => Err(EngineError::Api {
+                operation: "remove container",
+                source,
+            }),
+        }
+    }
+
+    /// TCP ports an image exposes (`EXPOSE`), and its config for overrides.
+    pub async fn image_ports(&self, image: &str) -> Result<Vec<u16>, EngineError> {
+        let info = self
+            .docker
+            .inspect_image(image)
+            .await
+            .map_err(|source| EngineError::Api {
+                operation: "inspect image",
+                source,
+            })?;
+        let mut ports: Vec<u16> = info
+            .config
+            .and_then(|c| c.exposed_ports)
+            .unwrap_or_default()
+            .iter()
+            .filter_map(|p| p.strip_suffix("/tcp").and_then(|n| n.parse().ok()))
+            .collect();
+        ports.sort();
+        Ok(ports)
+    }
+}

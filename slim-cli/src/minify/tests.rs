@@ -1,0 +1,149 @@
+use std::collections::BTreeSet;
+
+use super::*;
+use crate::{
+    image::tree::Entry,
+    recording::{Recording, Touched, Use},
+};
+
+fn entry(kind: Kind, link: Option<&str>, size: u64) -> Entry {
+    Entry {
+        kind,
+        mode: 0o755,
+        uid: 0,
+        gid: 0,
+        mtime: 0,
+        size,
+        link: link.map(PathBuf::from),
+        device: None,
+        xattrs: Vec::new(),
+        data: None,
+        layer: 0,
+    }
+}
+
+fn image() -> FileTree {
+    let mut tree = FileTree::default();
+    for (path, kind, link, size) in [
+        ("bin", Kind::Symlink, Some("usr/bin"), 0),
+        ("etc", Kind::Dir, None, 0),
+        ("etc/passwd", Kind::File, None, 10),
+        ("etc/protocols", Kind::File, None, 10),
+        ("etc/app.conf", Kind::File, None, 5),
+        ("srv", Kind::Dir, None, 0),
+        ("srv/static", Kind::Dir, None, 0),
+        ("srv/static/a.css", Kind::File, None, 3),
+        ("srv/static/b.js", Kind::File, None, 4),
+        ("tmp", Kind::Dir, None, 0),
+        ("usr", Kind::Dir, None, 0),
+        ("usr/bin", Kind::Dir, None, 0),
+        ("usr/bin/app", Kind::File, None, 100),
+        ("usr/share", Kind::Dir, None, 0),
+        ("usr/share/doc", Kind::Dir, None, 0),
+        ("usr/share/doc/README", Kind::File, None, 1000),
+    ] {
+        tree.entries
+            .insert(PathBuf::from(path), entry(kind, link, size));
+    }
+    tree
+}
+
+fn recording(paths: &[(&str, Use, bool)]) -> Recording {
+    let mut rec = Recording::default();
+    for (path, u, ok) in paths {
+        let touched = rec
+            .paths
+            .entry(PathBuf::from(path))
+            .or_insert_with(Touched::default);
+        if *ok {
+            touched.ok.insert(*u);
+        } else {
+            touched.failed.insert(*u);
+        }
+        touched.count += 1;
+    }
+    rec
+}
+
+fn kept(set: &KeepSet) -> BTreeSet<String> {
+    set.paths.keys().map(|p| p.display().to_string()).collect()
+}
+
+#[test]
+fn touched_paths_are_resolved_in_the_image_with_their_symlinks() {
+    let rec = recording(&[
+        ("/bin/app", Use::Exec, true),
+        ("/etc/app.conf", Use::Read, true),
+        ("/srv/static", Use::Directory, true),
+        ("/etc/missing", Use::Stat, false),
+        ("/var/run/app.pid", Use::Write, true),
+        ("/proc/self/status", Use::Read, true),
+    ]);
+    let mut options = Options::default();
+    options.skip_groups = DEFAULT_GROUPS.iter().map(|g| g.to_string()).collect();
+    let set = select(&image(), &rec, &options);
+    assert_eq!(
+        kept(&set),
+        ["bin", "etc/app.conf", "srv/static", "usr/bin/app"]
+            .map(String::from)
+            .into()
+    );
+    assert_eq!(set.paths[Path::new("bin")].reason, Reason::Symlink);
+    assert_eq!(set.paths[Path::new("usr/bin/app")].reason, Reason::Executed);
+    assert_eq!(set.paths[Path::new("srv/static")].reason, Reason::Directory);
+    assert!(set.not_in_image.contains(Path::new("/var/run/app.pid")));
+    assert!(!set.not_in_image.contains(Path::new("/proc/self/status")));
+}
+
+#[test]
+fn always_keep_groups_and_their_switches() {
+    let rec = recording(&[]);
+    let set = select(&image(), &rec, &Options::default());
+    assert_eq!(set.paths[Path::new("etc/passwd")].reason, Reason::Users);
+    assert_eq!(
+        set.paths[Path::new("etc/protocols")].reason,
+        Reason::NameResolution
+    );
+    assert_eq!(set.paths[Path::new("tmp")].reason, Reason::TempDirs);
+    let mut options = Options::default();
+    options.skip_groups.insert("users".into());
+    let set = select(&image(), &rec, &options);
+    assert!(!set.paths.contains_key(Path::new("etc/passwd")));
+}
+
+#[test]
+fn includes_and_excludes() {
+    let rec = recording(&[("/etc/app.conf", Use::Read, true)]);
+    let options = Options {
+        include_paths: vec!["/srv".into()],
+        include_exes: vec!["app".into()],
+        exclude_patterns: vec!["/srv/**/*.js".into()],
+        skip_groups: DEFAULT_GROUPS.iter().map(|g| g.to_string()).collect(),
+        ..Default::default()
+    };
+    let set = select(&image(), &rec, &options);
+    let paths = kept(&set);
+    assert!(paths.contains("srv/static/a.css"));
+    assert!(!paths.contains("srv/static/b.js"));
+    assert!(set.excluded.contains(Path::new("srv/static/b.js")));
+    assert_eq!(
+        set.paths[Path::new("usr/bin/app")].reason,
+        Reason::IncludeExe
+    );
+}
+
+#[test]
+fn summary_counts_removed_bytes_per_top_directory() {
+    let rec = recording(&[
+        ("/usr/bin/app", Use::Exec, true),
+        ("/etc/app.conf", Use::Read, true),
+    ]);
+    let mut options = Options::default();
+    options.skip_groups = DEFAULT_GROUPS.iter().map(|g| g.to_string()).collect();
+    let tree = image();
+    let set = select(&tree, &rec, &options);
+    let summary = summarize(&tree, &set);
+    assert_eq!(summary.opened_bytes, 105);
+    assert_eq!(summary.removed_by_dir["/usr"], (3, 1000));
+    assert_eq!(summary.kept_by_reason["executed"], 1);
+}

@@ -1,0 +1,475 @@
+//! Exercising the app while it is recorded: HTTP(S) probes (docker-slim's command file, or a
+//! default GET / on every exposed TCP port, optionally crawling same-origin links), raw TCP
+//! probes, and commands run inside the container. Every result is kept for the report and so
+//! that verification can replay exactly the same requests against the slim image.
+
+pub mod http;
+pub mod probe_file;
+
+use std::{collections::BTreeMap, future::Future, pin::Pin, time::Duration, time::Instant};
+
+use serde::Serialize;
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+
+pub use probe_file::{HttpCommand, ProbeFile, ProbeFileError};
+
+/// Runs a shell command inside the target; returns its exit code and output.
+pub type ExecFn<'a> = &'a (dyn Fn(String) -> Pin<Box<dyn Future<Output = Result<(i64, Vec<u8>), String>> + Send>>
+         + Sync);
+
+/// A raw TCP probe: connect to a container port and optionally send a payload.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct TcpProbe {
+    pub port: u16,
+    pub payload: Option<String>,
+}
+
+impl TcpProbe {
+    /// `PORT` or `PORT:PAYLOAD`.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let (port, payload) = match text.split_once(':') {
+            Some((p, payload)) => (p, Some(payload.replace("\\n", "\n").replace("\\r", "\r"))),
+            None => (text, None),
+        };
+        let port = port
+            .parse()
+            .map_err(|_| format!("`{text}` is not PORT or PORT:PAYLOAD"))?;
+        Ok(Self { port, payload })
+    }
+}
+
+/// What to do to the app.
+#[derive(Clone, Debug, Default)]
+pub struct Plan {
+    /// Probes from the command file.
+    pub http: Vec<HttpCommand>,
+    /// GET / on each exposed TCP port (when there is no command file).
+    pub default_http: bool,
+    /// Restricts HTTP probing to these container ports.
+    pub http_ports: Option<Vec<u16>>,
+    /// Follow same-origin links of HTML answers.
+    pub crawl: bool,
+    pub exec: Vec<String>,
+    pub tcp: Vec<TcpProbe>,
+    /// Attempts per request (with backoff between them).
+    pub attempts: u32,
+    pub timeout: Duration,
+}
+
+/// Most pages a crawl visits, and how deep it follows links.
+pub const CRAWL_MAX_PAGES: usize = 50;
+pub const CRAWL_MAX_DEPTH: usize = 3;
+
+/// An HTTP request as it was made, so verification can make it again.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct HttpCall {
+    pub https: bool,
+    /// Container port.
+    pub port: u16,
+    pub method: String,
+    pub path: String,
+    #[serde(skip)]
+    pub headers: Vec<(String, String)>,
+    #[serde(skip)]
+    pub body: Option<Vec<u8>>,
+    #[serde(skip)]
+    pub basic_auth: Option<(String, String)>,
+}
+
+/// The outcome of one probe.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct ProbeResult {
+    pub kind: &'static str,
+    /// `GET http://:8080/path`, `tcp :6379`, `exec: CMD`.
+    pub name: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub status: Option<u16>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub exit_code: Option<i64>,
+    pub bytes: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub body_sha256: Option<String>,
+    /// Whether the same request gave the same body twice (only then bodies are compared).
+    pub stable_body: bool,
+    pub ms: u64,
+    pub attempts: u32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub call: Option<HttpCall>,
+    #[serde(skip)]
+    pub tcp: Option<TcpProbe>,
+    #[serde(skip)]
+    pub command: Option<String>,
+}
+
+impl ProbeResult {
+    pub fn ok(&self) -> bool {
+        self.error.is_none() && self.exit_code.is_none_or(|c| c == 0)
+    }
+}
+
+/// Where the app answers: container port -> host port on 127.0.0.1.
+pub struct Target<'a> {
+    pub host: &'a str,
+    pub ports: &'a BTreeMap<u16, u16>,
+    pub exec: ExecFn<'a>,
+}
+
+impl Target<'_> {
+    fn host_port(&self, port: u16) -> Result<u16, String> {
+        self.ports
+            .get(&port)
+            .copied()
+            .ok_or_else(|| format!("container port {port} is not published (use --expose {port})"))
+    }
+}
+
+/// Runs the whole plan: HTTP probes, TCP probes, exec commands, in that order.
+pub async fn run(plan: &Plan, target: &Target<'_>) -> Vec<ProbeResult> {
+    let mut calls: Vec<HttpCall> = Vec::new();
+    let ports: Vec<u16> = target
+        .ports
+        .keys()
+        .copied()
+        .filter(|p| plan.http_ports.as_ref().is_none_or(|only| only.contains(p)))
+        .collect();
+    for command in &plan.http {
+        let probe_ports = match command.port {
+            Some(port) => vec![port],
+            None => ports.clone(),
+        };
+        for port in probe_ports {
+            calls.push(HttpCall {
+                https: command.protocol == "https",
+                port,
+                method: command.method.clone(),
+                path: command.resource.clone(),
+                headers: command
+                    .headers
+                    .iter()
+                    .filter_map(|h| h.split_once(':'))
+                    .map(|(n, v)| (n.trim().to_owned(), v.trim().to_owned()))
+                    .collect(),
+                body: command.body.clone().map(String::into_bytes),
+                basic_auth: command
+                    .username
+                    .clone()
+                    .map(|u| (u, command.password.clone().unwrap_or_default())),
+            });
+        }
+    }
+    let mut results = Vec::new();
+    if plan.http.is_empty() && plan.default_http {
+        for &port in &ports {
+            let plain = HttpCall {
+                https: false,
+                port,
+                method: "GET".into(),
+                path: "/".into(),
+                headers: Vec::new(),
+                body: None,
+                basic_auth: None,
+            };
+            let result = http_probe(plan, target, &plain, true).await;
+            // Not HTTP? Try HTTPS before giving up on the port.
+            if result.status.is_none() {
+                let tls = HttpCall {
+                    https: true,
+                    ..plain
+                };
+                let second = http_probe(plan, target, &tls, true).await;
+                results.push(if second.status.is_some() {
+                    second
+                } else {
+                    result
+                });
+            } else {
+                results.push(result);
+            }
+        }
+    }
+    for call in &calls {
+        results.push(http_probe(plan, target, call, true).await);
+    }
+    if plan.crawl {
+        crawl(plan, target, &mut results).await;
+    }
+    for probe in &plan.tcp {
+        results.push(tcp_probe(plan, target, probe).await);
+    }
+    for command in &plan.exec {
+        results.push(exec_probe(target, command).await);
+    }
+    results
+}
+
+/// Replays the probes of an earlier run (same requests, same order), without crawling anew.
+pub async fn replay(plan: &Plan, earlier: &[ProbeResult], target: &Target<'_>) -> Vec<ProbeResult> {
+    let mut results = Vec::new();
+    for probe in earlier {
+        let result = if let Some(call) = &probe.call {
+            http_probe(plan, target, call, false).await
+        } else if let Some(tcp) = &probe.tcp {
+            tcp_probe(plan, target, tcp).await
+        } else if let Some(command) = &probe.command {
+            exec_probe(target, command).await
+        } else {
+            probe.clone()
+        };
+        results.push(result);
+    }
+    results
+}
+
+fn describe(call: &HttpCall) -> String {
+    format!(
+        "{} {}://:{}{}",
+        call.method,
+        if call.https { "https" } else { "http" },
+        call.port,
+        call.path
+    )
+}
+
+async fn http_probe(plan: &Plan, target: &Target<'_>, call: &HttpCall, twice: bool) -> ProbeResult {
+    let mut result = ProbeResult {
+        kind: "http",
+        name: describe(call),
+        status: None,
+        exit_code: None,
+        bytes: 0,
+        body_sha256: None,
+        stable_body: false,
+        ms: 0,
+        attempts: 0,
+        error: None,
+        call: Some(call.clone()),
+        tcp: None,
+        command: None,
+    };
+    let host_port = match target.host_port(call.port) {
+        Ok(p) => p,
+        Err(e) => {
+            result.error = Some(e);
+            return result;
+        }
+    };
+    let request = http::Request {
+        https: call.https,
+        host: target.host.to_owned(),
+        port: host_port,
+        method: call.method.clone(),
+        path: call.path.clone(),
+        headers: call.headers.clone(),
+        body: call.body.clone(),
+        basic_auth: call.basic_auth.clone(),
+    };
+    let started = Instant::now();
+    let mut delay = Duration::from_millis(200);
+    let attempts = plan.attempts.max(1);
+    for attempt in 1..=attempts {
+        result.attempts = attempt;
+        match http::send(&request, plan.timeout).await {
+            Ok(answer) => {
+                result.ms = started.elapsed().as_millis() as u64;
+                result.status = Some(answer.status);
+                result.bytes = answer.body.len() as u64;
+                result.body_sha256 = Some(answer.body_sha256.clone());
+                result.error = None;
+                if twice {
+                    if let Ok(again) = http::send(&request, plan.timeout).await {
+                        result.stable_body = again.status == answer.status
+                            && again.body_sha256 == answer.body_sha256;
+                    }
+                }
+                return result;
+            }
+            Err(err) => {
+                result.error = Some(err.to_string());
+                if !err.is_transient() || attempt == attempts {
+                    break;
+                }
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_secs(3));
+            }
+        }
+    }
+    result.ms = started.elapsed().as_millis() as u64;
+    result
+}
+
+async fn crawl(plan: &Plan, target: &Target<'_>, results: &mut Vec<ProbeResult>) {
+    let mut seen: Vec<(u16, bool, String)> = results
+        .iter()
+        .filter_map(|r| r.call.as_ref().map(|c| (c.port, c.https, c.path.clone())))
+        .collect();
+    let mut frontier: Vec<(HttpCall, usize)> = results
+        .iter()
+        .filter(|r| r.status.is_some_and(|s| s < 400))
+        .filter_map(|r| r.call.clone())
+        .filter(|c| c.method == "GET")
+        .map(|c| (c, 0))
+        .collect();
+    let mut visited = 0;
+    while let Some((page, depth)) = frontier.pop() {
+        if depth >= CRAWL_MAX_DEPTH || visited >= CRAWL_MAX_PAGES {
+            continue;
+        }
+        let Ok(host_port) = target.host_port(page.port) else {
+            continue;
+        };
+        let request = http::Request {
+            https: page.https,
+            host: target.host.to_owned(),
+            port: host_port,
+            method: "GET".into(),
+            path: page.path.clone(),
+            headers: Vec::new(),
+            body: None,
+            basic_auth: page.basic_auth.clone(),
+        };
+        let Ok(answer) = http::send(&request, plan.timeout).await else {
+            continue;
+        };
+        if !answer
+            .content_type
+            .as_deref()
+            .unwrap_or("")
+            .contains("html")
+        {
+            continue;
+        }
+        for link in http::same_origin_links(&answer.body, &page.path, target.host, host_port) {
+            let key = (page.port, page.https, link.clone());
+            if seen.contains(&key) || visited >= CRAWL_MAX_PAGES {
+                continue;
+            }
+            seen.push(key);
+            visited += 1;
+            let call = HttpCall {
+                path: link,
+                method: "GET".into(),
+                headers: Vec::new(),
+                body: None,
+                ..page.clone()
+            };
+            let mut result = http_probe(plan, target, &call, true).await;
+            result.name.push_str(" (crawled)");
+            if result.status.is_some_and(|s| s < 400) {
+                frontier.push((call, depth + 1));
+            }
+            results.push(result);
+        }
+    }
+}
+
+async fn tcp_probe(plan: &Plan, target: &Target<'_>, probe: &TcpProbe) -> ProbeResult {
+    let mut result = ProbeResult {
+        kind: "tcp",
+        name: format!("tcp :{}", probe.port),
+        status: None,
+        exit_code: None,
+        bytes: 0,
+        body_sha256: None,
+        stable_body: false,
+        ms: 0,
+        attempts: 1,
+        error: None,
+        call: None,
+        tcp: Some(probe.clone()),
+        command: None,
+    };
+    let started = Instant::now();
+    let outcome = async {
+        let port = target.host_port(probe.port)?;
+        let mut stream = tokio::net::TcpStream::connect((target.host, port))
+            .await
+            .map_err(|e| format!("connect: {e}"))?;
+        if let Some(payload) = &probe.payload {
+            stream
+                .write_all(payload.as_bytes())
+                .await
+                .map_err(|e| format!("send: {e}"))?;
+        }
+        let mut answer = Vec::new();
+        let mut buf = [0u8; 8192];
+        loop {
+            match tokio::time::timeout(Duration::from_millis(1500), stream.read(&mut buf)).await {
+                Ok(Ok(0)) | Err(_) => break,
+                Ok(Ok(n)) => {
+                    answer.extend_from_slice(&buf[..n]);
+                    if answer.len() > 1 << 20 {
+                        break;
+                    }
+                }
+                Ok(Err(e)) => return Err(format!("read: {e}")),
+            }
+        }
+        Ok::<_, String>(answer)
+    };
+    match tokio::time::timeout(plan.timeout + Duration::from_secs(2), outcome).await {
+        Ok(Ok(answer)) => {
+            result.bytes = answer.len() as u64;
+            result.body_sha256 = Some(crate::image::writer::hex(
+                &<sha2::Sha256 as sha2::Digest>::digest(&answer),
+            ));
+        }
+        Ok(Err(e)) => result.error = Some(e),
+        Err(_) => result.error = Some("no answer in time".into()),
+    }
+    result.ms = started.elapsed().as_millis() as u64;
+    result
+}
+
+async fn exec_probe(target: &Target<'_>, command: &str) -> ProbeResult {
+    let started = Instant::now();
+    let outcome = (target.exec)(command.to_owned()).await;
+    let mut result = ProbeResult {
+        kind: "exec",
+        name: format!("exec: {command}"),
+        status: None,
+        exit_code: None,
+        bytes: 0,
+        body_sha256: None,
+        stable_body: false,
+        ms: started.elapsed().as_millis() as u64,
+        attempts: 1,
+        error: None,
+        call: None,
+        tcp: None,
+        command: Some(command.to_owned()),
+    };
+    match outcome {
+        Ok((code, output)) => {
+            result.exit_code = Some(code);
+            result.bytes = output.len() as u64;
+        }
+        Err(e) => result.error = Some(e),
+    }
+    result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tcp_probe_syntax() {
+        assert_eq!(
+            TcpProbe::parse("6379").unwrap(),
+            TcpProbe {
+                port: 6379,
+                payload: None
+            }
+        );
+        assert_eq!(
+            TcpProbe::parse("6379:PING\\r\\n")
+                .unwrap()
+                .payload
+                .as_deref(),
+            Some("PING\r\n")
+        );
+        assert!(TcpProbe::parse("redis").is_err());
+    }
+}

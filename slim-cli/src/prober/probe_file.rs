@@ -1,0 +1,248 @@
+//! docker-slim's HTTP probe command file, accepted as is:
+//! `{"commands": [{"protocol": "http", "method": "GET", "resource": "/", "port": 8080,
+//! "headers": ["Name: value"], "body": "...", "body_file": "...", "username": "...",
+//! "password": "..."}]}`. Syntax and type errors carry `file:line:col`; unknown fields are
+//! reported as warnings, never silently dropped.
+
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+/// A probe file that does not parse: shown as `probe.json:LINE:COL: what is wrong`.
+#[derive(Debug, thiserror::Error)]
+pub enum ProbeFileError {
+    #[error("{path}:{line}:{column}: {message}")]
+    Syntax {
+        path: String,
+        line: usize,
+        column: usize,
+        message: String,
+    },
+    #[error("{path}: {message}")]
+    Invalid { path: String, message: String },
+    #[error("cannot read probe file {path}")]
+    Read {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// One HTTP probe.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+pub struct HttpCommand {
+    #[serde(default = "default_protocol")]
+    pub protocol: String,
+    #[serde(default = "default_method")]
+    pub method: String,
+    #[serde(default = "default_resource")]
+    pub resource: String,
+    /// Container port; default: every exposed TCP port.
+    #[serde(default)]
+    pub port: Option<u16>,
+    #[serde(default)]
+    pub headers: Vec<String>,
+    #[serde(default)]
+    pub body: Option<String>,
+    /// File whose bytes are the body, relative to the probe file.
+    #[serde(default)]
+    pub body_file: Option<PathBuf>,
+    #[serde(default)]
+    pub username: Option<String>,
+    #[serde(default)]
+    pub password: Option<String>,
+}
+
+fn default_protocol() -> String {
+    "http".into()
+}
+fn default_method() -> String {
+    "GET".into()
+}
+fn default_resource() -> String {
+    "/".into()
+}
+
+#[derive(Debug, Deserialize)]
+struct FileShape {
+    #[serde(default)]
+    commands: Vec<HttpCommand>,
+}
+
+const KNOWN_TOP: &[&str] = &["commands"];
+const KNOWN_COMMAND: &[&str] = &[
+    "protocol",
+    "method",
+    "resource",
+    "port",
+    "headers",
+    "body",
+    "body_file",
+    "username",
+    "password",
+];
+
+/// A parsed probe file: its commands and warnings about what it contained that slim ignores.
+#[derive(Debug)]
+pub struct ProbeFile {
+    pub commands: Vec<HttpCommand>,
+    pub warnings: Vec<String>,
+}
+
+/// Reads and checks a probe file.
+pub fn load(path: &Path) -> Result<ProbeFile, ProbeFileError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ProbeFileError::Read {
+        path: path.display().to_string(),
+        source,
+    })?;
+    parse(&text, path)
+}
+
+/// Parses probe-file text; `path` names it in messages and anchors `body_file`.
+pub fn parse(text: &str, path: &Path) -> Result<ProbeFile, ProbeFileError> {
+    let shown = path.display().to_string();
+    let syntax = |err: serde_json::Error| ProbeFileError::Syntax {
+        path: shown.clone(),
+        line: err.line(),
+        column: err.column(),
+        message: strip_position(&err.to_string()),
+    };
+    let raw: serde_json::Value = serde_json::from_str(text).map_err(syntax)?;
+    let typed: FileShape = serde_json::from_str(text).map_err(syntax)?;
+    let invalid = |message: String| ProbeFileError::Invalid {
+        path: shown.clone(),
+        message,
+    };
+    let mut warnings = Vec::new();
+    if let Some(object) = raw.as_object() {
+        for key in object.keys().filter(|k| !KNOWN_TOP.contains(&k.as_str())) {
+            warnings.push(format!("{shown}: unknown field `{key}` ignored"));
+        }
+    } else {
+        return Err(invalid("expected an object with a `commands` list".into()));
+    }
+    if let Some(commands) = raw["commands"].as_array() {
+        for (i, command) in commands.iter().enumerate() {
+            for key in command
+                .as_object()
+                .into_iter()
+                .flat_map(|o| o.keys())
+                .filter(|k| !KNOWN_COMMAND.contains(&k.as_str()))
+            {
+                warnings.push(format!(
+                    "{shown}: command {}: unknown field `{key}` ignored",
+                    i + 1
+                ));
+            }
+        }
+    }
+    let base = path.parent().unwrap_or(Path::new("."));
+    let mut commands = typed.commands;
+    for (i, command) in commands.iter_mut().enumerate() {
+        let n = i + 1;
+        command.protocol = command.protocol.to_ascii_lowercase();
+        if !matches!(command.protocol.as_str(), "http" | "https") {
+            return Err(invalid(format!(
+                "command {n}: protocol `{}` is not http or https",
+                command.protocol
+            )));
+        }
+        command.method = command.method.to_ascii_uppercase();
+        if command.method.is_empty() || !command.method.bytes().all(|b| b.is_ascii_uppercase()) {
+            return Err(invalid(format!(
+                "command {n}: `{}` is not an HTTP method",
+                command.method
+            )));
+        }
+        if !command.resource.starts_with('/') {
+            command.resource.insert(0, '/');
+        }
+        for header in &command.headers {
+            if !header.contains(':') {
+                return Err(invalid(format!(
+                    "command {n}: header `{header}` is not `Name: value`"
+                )));
+            }
+        }
+        if command.body.is_some() && command.body_file.is_some() {
+            return Err(invalid(format!(
+                "command {n}: give body or body_file, not both"
+            )));
+        }
+        if let Some(file) = &command.body_file {
+            let resolved = base.join(file);
+            let body = std::fs::read_to_string(&resolved).map_err(|e| {
+                invalid(format!(
+                    "command {n}: cannot read body_file {}: {e}",
+                    resolved.display()
+                ))
+            })?;
+            command.body = Some(body);
+            command.body_file = Some(resolved);
+        }
+    }
+    Ok(ProbeFile { commands, warnings })
+}
+
+/// serde_json appends " at line L column C"; the message is shown with its own position.
+fn strip_position(message: &str) -> String {
+    match message.rfind(" at line ") {
+        Some(i) => message[..i].to_owned(),
+        None => message.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse_str(text: &str) -> Result<ProbeFile, ProbeFileError> {
+        parse(text, Path::new("probe.json"))
+    }
+
+    #[test]
+    fn docker_slim_format_with_defaults() {
+        let file = parse_str(
+            r#"{"commands": [
+                {"protocol": "http", "method": "post", "resource": "/echo", "port": 8080,
+                 "headers": ["Content-Type: text/plain"], "body": "hi"},
+                {"resource": "health"}
+            ]}"#,
+        )
+        .unwrap();
+        assert_eq!(file.commands[0].method, "POST");
+        assert_eq!(file.commands[0].port, Some(8080));
+        assert_eq!(file.commands[1].protocol, "http");
+        assert_eq!(file.commands[1].resource, "/health");
+        assert!(file.warnings.is_empty());
+    }
+
+    #[test]
+    fn syntax_errors_have_line_and_column() {
+        let err = parse_str("{\"commands\": [\n  {\"resource\": \"/\",}\n]}").unwrap_err();
+        let text = err.to_string();
+        assert!(text.starts_with("probe.json:2:"), "{text}");
+        assert!(!text.contains(" at line "), "{text}");
+    }
+
+    #[test]
+    fn type_errors_have_line_and_column() {
+        let err = parse_str("{\"commands\": [{\"port\": \"eighty\"}]}").unwrap_err();
+        assert!(err.to_string().starts_with("probe.json:1:"), "{err}");
+    }
+
+    #[test]
+    fn unknown_fields_are_warned_about() {
+        let file =
+            parse_str(r#"{"commands": [{"resource": "/", "crawl": true}], "extra": 1}"#).unwrap();
+        assert_eq!(file.warnings.len(), 2, "{:?}", file.warnings);
+        assert!(file.warnings.iter().any(|w| w.contains("`crawl`")));
+    }
+
+    #[test]
+    fn bad_values_are_explained() {
+        assert!(parse_str(r#"{"commands": [{"protocol": "ftp"}]}"#).is_err());
+        assert!(parse_str(r#"{"commands": [{"headers": ["nocolon"]}]}"#).is_err());
+        assert!(parse_str(r#"[1, 2]"#).is_err());
+    }
+}
