@@ -29,6 +29,142 @@ pub enum Command {
     /// Rewrite an image as a single layer with the same config (nothing removed but the bytes
     /// later layers overwrote or deleted).
     Squash(SquashArgs),
+    /// Make a slim image: run the target under the recorder, probe it, keep only what it used,
+    /// write a single-layer image, verify it answers like the original, and report.
+    Build(Box<BuildArgs>),
+}
+
+#[derive(Debug, Args)]
+pub struct BuildArgs {
+    /// The fat image (name or id in the engine).
+    pub target: String,
+    /// Tag of the slim image (default: NAME.slim:TAG, as docker-slim names it).
+    #[arg(long, short)]
+    pub tag: Option<String>,
+    /// Where report.json and files.txt go (default: slim-out/NAME).
+    #[arg(long, value_name = "DIR")]
+    pub output_dir: Option<std::path::PathBuf>,
+    /// Also write the slim image as docker-archive:PATH or oci:DIR (repeatable).
+    #[arg(long, value_name = "FORMAT:PATH")]
+    pub output: Vec<String>,
+    /// Skip running the slim image against the same probes.
+    #[arg(long)]
+    pub no_verify: bool,
+    /// Only the final line (and errors).
+    #[arg(long, short)]
+    pub quiet: bool,
+
+    /// HTTP probes in docker-slim's command-file format.
+    #[arg(long, value_name = "FILE", help_heading = "Probes")]
+    pub http_probe_cmd_file: Option<std::path::PathBuf>,
+    /// No default GET / probe on the exposed ports.
+    #[arg(long, help_heading = "Probes")]
+    pub http_probe_off: bool,
+    /// Only probe these container ports over HTTP (comma-separated).
+    #[arg(long, value_delimiter = ',', help_heading = "Probes")]
+    pub http_probe_ports: Vec<u16>,
+    /// Follow same-origin links of HTML answers (at most 50 pages, 3 levels deep).
+    #[arg(long, help_heading = "Probes")]
+    pub http_probe_crawl: bool,
+    /// Run a shell command inside the container while recording (repeatable).
+    #[arg(long, value_name = "CMD", help_heading = "Probes")]
+    pub exec: Vec<String>,
+    /// Run each line of FILE inside the container while recording.
+    #[arg(long, value_name = "FILE", help_heading = "Probes")]
+    pub exec_file: Option<std::path::PathBuf>,
+    /// Connect to a container TCP port, optionally sending PAYLOAD (\r \n escapes).
+    #[arg(long, value_name = "PORT[:PAYLOAD]", help_heading = "Probes")]
+    pub tcp_probe: Vec<String>,
+    /// When recording stops: probe (after the probes), timeout:SECS, signal (SIGUSR1 to slim),
+    /// enter (Enter on the terminal). Default: probe when there are probes, else enter on a
+    /// terminal, else timeout:30.
+    #[arg(long, value_name = "WHEN", help_heading = "Probes")]
+    pub continue_after: Option<String>,
+    /// Seconds to wait for the app's ports to answer.
+    #[arg(
+        long,
+        default_value_t = 60,
+        value_name = "SECS",
+        help_heading = "Probes"
+    )]
+    pub probe_wait: u64,
+    /// Seconds per probe request.
+    #[arg(
+        long,
+        default_value_t = 10,
+        value_name = "SECS",
+        help_heading = "Probes"
+    )]
+    pub probe_timeout: u64,
+    /// Attempts per probe request (with backoff).
+    #[arg(long, default_value_t = 3, value_name = "N", help_heading = "Probes")]
+    pub probe_retries: u32,
+
+    /// Set an environment variable (KEY=VALUE, repeatable).
+    #[arg(long, short, help_heading = "Container")]
+    pub env: Vec<String>,
+    /// Read environment variables from FILE (KEY=VALUE lines).
+    #[arg(long, value_name = "FILE", help_heading = "Container")]
+    pub env_file: Vec<std::path::PathBuf>,
+    /// Bind mount or volume, as docker's --mount (type=bind|volume,source=,target=[,readonly]).
+    #[arg(long, help_heading = "Container")]
+    pub mount: Vec<String>,
+    /// Bind mount or volume, as docker's -v (SRC:DST[:ro]).
+    #[arg(long, short, help_heading = "Container")]
+    pub volume: Vec<String>,
+    /// Network to attach the container to.
+    #[arg(long, help_heading = "Container")]
+    pub network: Option<String>,
+    /// Also publish (on 127.0.0.1) and probe this container port.
+    #[arg(long, help_heading = "Container")]
+    pub expose: Vec<u16>,
+    /// Publish a container port ([127.0.0.1:][HOST:]CONTAINER); always on 127.0.0.1.
+    #[arg(long, short, help_heading = "Container")]
+    pub publish: Vec<String>,
+    /// Override the entrypoint (a command line, or a JSON array).
+    #[arg(long, help_heading = "Container")]
+    pub entrypoint: Option<String>,
+    /// Override the command (a command line, or a JSON array).
+    #[arg(long, help_heading = "Container")]
+    pub cmd: Option<String>,
+    /// Override the working directory.
+    #[arg(long, short, help_heading = "Container")]
+    pub workdir: Option<String>,
+    /// Run as this user.
+    #[arg(long, short, help_heading = "Container")]
+    pub user: Option<String>,
+    #[arg(long, help_heading = "Container")]
+    pub cap_add: Vec<String>,
+    #[arg(long, help_heading = "Container")]
+    pub cap_drop: Vec<String>,
+
+    /// Keep this path (a directory with everything under it).
+    #[arg(long, help_heading = "Keep")]
+    pub include_path: Vec<String>,
+    /// Keep every path listed in FILE (one per line).
+    #[arg(long, value_name = "FILE", help_heading = "Keep")]
+    pub include_path_file: Vec<std::path::PathBuf>,
+    /// Keep this binary with its ELF interpreter and libraries.
+    #[arg(long, help_heading = "Keep")]
+    pub include_bin: Vec<String>,
+    /// Keep this executable, found on the image's PATH, with its libraries.
+    #[arg(long, help_heading = "Keep")]
+    pub include_exe: Vec<String>,
+    /// Keep /bin/sh and what it needs.
+    #[arg(long, help_heading = "Keep")]
+    pub include_shell: bool,
+    /// Keep every CA certificate, not only the bundle.
+    #[arg(long, help_heading = "Keep")]
+    pub include_cert_all: bool,
+    /// Drop kept paths matching this glob (`*`, `**`, `?`, `[...]`).
+    #[arg(long, help_heading = "Keep")]
+    pub exclude_pattern: Vec<String>,
+    /// Keep this path as it is in the original image.
+    #[arg(long, help_heading = "Keep")]
+    pub preserve_path: Vec<String>,
+    /// Switch off an always-keep group: users, dns, certs, tmp (repeatable).
+    #[arg(long, value_name = "GROUP", help_heading = "Keep")]
+    pub skip_keep: Vec<String>,
 }
 
 #[derive(Debug, Args)]

@@ -46,6 +46,7 @@ pub fn run(args: TraceArgs) -> Result<ExitCode> {
         &Filter {
             mount_namespaces: None,
             initial_cwd: cwd,
+            from_first_exec: false,
         },
     );
     recording.add_interpreters(&HostFiles { root: "/".into() });

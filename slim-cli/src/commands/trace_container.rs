@@ -61,6 +61,7 @@ async fn record(name: &str, args: &TraceArgs) -> Result<ExitCode> {
         &Filter {
             mount_namespaces: Some([mntns].into()),
             initial_cwd: container.working_dir.clone().into(),
+            from_first_exec: false,
         },
     );
     recording.add_interpreters(&files);

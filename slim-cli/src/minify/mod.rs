@@ -209,7 +209,7 @@ pub fn select(tree: &FileTree, recording: &Recording, options: &Options) -> Keep
     let mut set = KeepSet::default();
     let mut executables: Vec<(PathBuf, String)> = Vec::new();
     for (path, touched) in &recording.paths {
-        if !touched.found() || runtime_path(path) {
+        if !touched.found() || runtime_path(path) || path == Path::new("/") {
             continue;
         }
         let reason = reason_for(&touched.ok);

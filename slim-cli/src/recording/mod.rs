@@ -139,6 +139,9 @@ pub struct Filter {
     pub mount_namespaces: Option<BTreeSet<u32>>,
     /// Working directory of processes first seen without a fork (the scope's initial processes).
     pub initial_cwd: PathBuf,
+    /// Ignore path events of a namespace until its first exec: in a container that is the
+    /// runtime setting it up (runc's view of host paths), not the app.
+    pub from_first_exec: bool,
 }
 
 impl Filter {
@@ -163,7 +166,16 @@ impl Recording {
             fds: HashMap::new(),
             generation: 0,
         };
+        let mut exec_seen: BTreeSet<u32> = BTreeSet::new();
         for event in raw.events.iter().filter(|e| filter.keeps(e)) {
+            if event.kind == event_kind::EXEC {
+                exec_seen.insert(event.mntns);
+            } else if filter.from_first_exec
+                && event.kind == event_kind::PATH
+                && !exec_seen.contains(&event.mntns)
+            {
+                continue;
+            }
             match event.kind {
                 event_kind::FORK => {
                     let parent = processes

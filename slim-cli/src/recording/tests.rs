@@ -40,6 +40,7 @@ fn filter() -> Filter {
     Filter {
         mount_namespaces: None,
         initial_cwd: "/work".into(),
+        from_first_exec: false,
     }
 }
 
@@ -123,6 +124,7 @@ fn mount_namespace_filter() {
         &Filter {
             mount_namespaces: Some([1].into()),
             initial_cwd: "/".into(),
+            from_first_exec: false,
         },
     );
     assert!(rec.paths.contains_key(Path::new("/mine")));
@@ -182,4 +184,25 @@ fn relative_repeats_are_counted_per_base() {
     let rec = Recording::build(&r, &filter());
     assert_eq!(rec.paths[Path::new("/a/x")].count, 5);
     assert_eq!(rec.paths[Path::new("/b/x")].count, 2);
+}
+
+#[test]
+fn runtime_setup_before_the_first_exec_can_be_skipped() {
+    let events = vec![
+        path_event(
+            10,
+            op::OPEN,
+            CWD,
+            "/var/lib/docker/overlay2/x/merged/etc/hosts",
+            3,
+            0,
+        ),
+        other(event_kind::EXEC, 10, 0, "/usr/bin/app"),
+        path_event(10, op::OPEN, CWD, "/etc/app.conf", 3, 0),
+    ];
+    let mut f = filter();
+    f.from_first_exec = true;
+    let rec = Recording::build(&raw(events), &f);
+    assert!(!rec.paths.keys().any(|p| p.starts_with("/var/lib/docker")));
+    assert!(rec.paths.contains_key(Path::new("/etc/app.conf")));
 }

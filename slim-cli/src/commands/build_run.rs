@@ -1,0 +1,328 @@
+//! One run of an image for `slim build`: create the container, record it from its first exec,
+//! wait until its ports answer, probe it (or replay earlier probes), wait for `--continue-after`,
+//! and always remove the container, also on errors and Ctrl-C.
+
+use std::{
+    collections::BTreeMap,
+    time::{Duration, Instant},
+};
+
+use anyhow::Result;
+
+use crate::{
+    engine::{Engine, RunSpec},
+    prober::{self, http, Plan, ProbeResult, Target},
+    tracer::{mount_namespace, RawRecording, Recorder, Scope},
+};
+
+use super::{Interrupted, Shutdown};
+
+/// When recording stops.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ContinueAfter {
+    Probe,
+    Timeout(Duration),
+    Signal,
+    Enter,
+}
+
+impl ContinueAfter {
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "probe" => Some(Self::Probe),
+            "signal" => Some(Self::Signal),
+            "enter" => Some(Self::Enter),
+            other => other
+                .strip_prefix("timeout:")
+                .and_then(|s| s.parse().ok())
+                .map(|s| Self::Timeout(Duration::from_secs(s))),
+        }
+    }
+}
+
+/// Why the app could not be probed.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error("the container exited with code {code} before it was ready; its last lines:\n{logs}")]
+    Exited { code: i64, logs: String },
+    #[error("container port {port} did not answer within {seconds}s (--probe-wait): is the app listening on it, on 0.0.0.0?")]
+    NotReady { port: u16, seconds: u64 },
+}
+
+/// What a run produced.
+pub struct RunOutcome {
+    pub probes: Vec<ProbeResult>,
+    pub recording: Option<RawRecording>,
+    /// The container's mount namespace (what the recording is filtered to).
+    pub mntns: u32,
+    pub ready_ms: u128,
+    pub probe_ms: u128,
+}
+
+/// How to run and probe.
+pub struct Run<'a> {
+    pub engine: &'a Engine,
+    pub spec: RunSpec,
+    pub plan: &'a Plan,
+    /// Replay these probes instead of running the plan afresh.
+    pub replay: Option<&'a [ProbeResult]>,
+    pub record: bool,
+    pub probe_wait: Duration,
+    pub continue_after: ContinueAfter,
+    pub shutdown: &'a Shutdown,
+}
+
+impl Run<'_> {
+    pub async fn execute(self) -> Result<RunOutcome> {
+        // Attach before the container exists, so its first exec is seen.
+        let recorder = if self.record {
+            Some(Recorder::start(Scope::NewMountNamespaces)?)
+        } else {
+            None
+        };
+        let id = self.engine.create_container(&self.spec).await?;
+        let outcome = tokio::select! {
+            outcome = self.inside(&id, recorder) => outcome,
+            _ = self.shutdown.requested() => Err(Interrupted.into()),
+        };
+        if let Err(err) = self.engine.remove_container(&id).await {
+            tracing::warn!("could not remove container {id}: {err}");
+        }
+        outcome
+    }
+
+    async fn inside(&self, id: &str, mut recorder: Option<Recorder>) -> Result<RunOutcome> {
+        let started_at = Instant::now();
+        let started = self.engine.start_container(id).await?;
+        let state = self.engine.container_state(id).await?;
+        let mut mntns = 0;
+        if state.pid != 0 {
+            if let Ok(ns) = mount_namespace(&state.pid.to_string()) {
+                mntns = ns;
+                if let Some(recorder) = recorder.as_mut() {
+                    recorder.lock_to_mntns(ns)?;
+                }
+            }
+        }
+        let ports_to_check = self.ports_to_check(&started.ports);
+        self.wait_ready(id, &started.ports, started.ip.as_deref(), &ports_to_check)
+            .await?;
+        let ready_ms = started_at.elapsed().as_millis();
+        if mntns == 0 {
+            // The app exited at once but cleanly, or its pid was not known at start.
+            let state = self.engine.container_state(id).await?;
+            if let Ok(ns) = mount_namespace(&state.pid.to_string()) {
+                mntns = ns;
+            }
+        }
+
+        let probing = Instant::now();
+        let engine = self.engine.clone();
+        let container = id.to_owned();
+        let exec = move |command: String| {
+            let engine = engine.clone();
+            let container = container.clone();
+            Box::pin(async move {
+                engine
+                    .exec(&container, &command)
+                    .await
+                    .map_err(|e| e.to_string())
+            }) as std::pin::Pin<Box<dyn std::future::Future<Output = _> + Send>>
+        };
+        let target = Target {
+            host: "127.0.0.1",
+            ports: &started.ports,
+            exec: &exec,
+        };
+        let probes = match self.replay {
+            Some(earlier) => prober::replay(self.plan, earlier, &target).await,
+            None => prober::run(self.plan, &target).await,
+        };
+        let probe_ms = probing.elapsed().as_millis();
+        self.wait_continue().await?;
+        let recording = match recorder {
+            Some(recorder) => Some(recorder.finish()?),
+            None => None,
+        };
+        Ok(RunOutcome {
+            probes,
+            recording,
+            mntns,
+            ready_ms,
+            probe_ms,
+        })
+    }
+
+    /// Container ports the probes will use, with whether they speak HTTP(S).
+    fn ports_to_check(&self, published: &BTreeMap<u16, u16>) -> Vec<(u16, Option<bool>)> {
+        let mut ports: Vec<(u16, Option<bool>)> = Vec::new();
+        let mut add = |port: u16, https: Option<bool>| {
+            if published.contains_key(&port) && !ports.iter().any(|(p, _)| *p == port) {
+                ports.push((port, https));
+            }
+        };
+        let earlier_calls: Vec<_> = self
+            .replay
+            .into_iter()
+            .flatten()
+            .filter_map(|p| p.call.as_ref())
+            .collect();
+        for call in earlier_calls {
+            add(call.port, Some(call.https));
+        }
+        for command in &self.plan.http {
+            match command.port {
+                Some(port) => add(port, Some(command.protocol == "https")),
+                None => published
+                    .keys()
+                    .for_each(|&p| add(p, Some(command.protocol == "https"))),
+            }
+        }
+        if self.plan.http.is_empty() && self.plan.default_http {
+            for &port in published.keys() {
+                if self
+                    .plan
+                    .http_ports
+                    .as_ref()
+                    .is_none_or(|only| only.contains(&port))
+                {
+                    add(port, None);
+                }
+            }
+        }
+        for tcp in &self.plan.tcp {
+            add(tcp.port, None);
+        }
+        ports
+    }
+
+    /// Waits until every port accepts connections (and answers HTTP when probed over HTTP);
+    /// fails early, with its logs, when the container exits.
+    async fn wait_ready(
+        &self,
+        id: &str,
+        published: &BTreeMap<u16, u16>,
+        ip: Option<&str>,
+        ports: &[(u16, Option<bool>)],
+    ) -> Result<()> {
+        let deadline = Instant::now() + self.probe_wait;
+        let mut pending: Vec<(u16, Option<bool>)> = ports.to_vec();
+        loop {
+            let state = self.engine.container_state(id).await?;
+            if !state.running {
+                let exited_ok = state.exit_code == 0 && pending.is_empty();
+                if !exited_ok {
+                    let logs = self.engine.logs_tail(id, 40).await;
+                    return Err(RunError::Exited {
+                        code: state.exit_code,
+                        logs: indent(&logs),
+                    }
+                    .into());
+                }
+            }
+            let mut still = Vec::new();
+            for (port, https) in pending {
+                if !self.answers(published, ip, port, https).await {
+                    still.push((port, https));
+                }
+            }
+            pending = still;
+            if pending.is_empty() {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                return Err(RunError::NotReady {
+                    port: pending[0].0,
+                    seconds: self.probe_wait.as_secs(),
+                }
+                .into());
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    async fn answers(
+        &self,
+        published: &BTreeMap<u16, u16>,
+        ip: Option<&str>,
+        port: u16,
+        https: Option<bool>,
+    ) -> bool {
+        // The container's own address tells whether the app listens (the loopback proxy
+        // accepts connections even when nothing is behind it); probes still use 127.0.0.1.
+        let direct = match ip {
+            Some(ip) => tokio::time::timeout(
+                Duration::from_millis(500),
+                tokio::net::TcpStream::connect((ip, port)),
+            )
+            .await
+            .is_ok_and(|c| c.is_ok()),
+            None => true,
+        };
+        if !direct {
+            return false;
+        }
+        let Some(host_port) = published.get(&port).copied() else {
+            return false;
+        };
+        let Some(https) = https else {
+            return tokio::net::TcpStream::connect(("127.0.0.1", host_port))
+                .await
+                .is_ok();
+        };
+        let request = http::Request {
+            https,
+            host: "127.0.0.1".into(),
+            port: host_port,
+            method: "GET".into(),
+            path: "/".into(),
+            headers: Vec::new(),
+            body: None,
+            basic_auth: None,
+        };
+        http::send(&request, Duration::from_secs(2)).await.is_ok()
+    }
+
+    async fn wait_continue(&self) -> Result<()> {
+        match &self.continue_after {
+            ContinueAfter::Probe => {}
+            ContinueAfter::Timeout(duration) => {
+                eprintln!(
+                    "recording for {}s more (--continue-after timeout)",
+                    duration.as_secs()
+                );
+                tokio::time::sleep(*duration).await;
+            }
+            ContinueAfter::Signal => {
+                eprintln!(
+                    "recording until slim (pid {}) gets SIGUSR1",
+                    std::process::id()
+                );
+                let mut usr1 =
+                    tokio::signal::unix::signal(tokio::signal::unix::SignalKind::user_defined1())?;
+                usr1.recv().await;
+            }
+            ContinueAfter::Enter => {
+                eprintln!("recording: use the app, then press Enter to stop");
+                tokio::task::spawn_blocking(|| {
+                    let mut line = String::new();
+                    let _ = std::io::stdin().read_line(&mut line);
+                })
+                .await?;
+            }
+        }
+        Ok(())
+    }
+}
+
+fn indent(text: &str) -> String {
+    let lines: Vec<&str> = text.lines().collect();
+    if lines.is_empty() {
+        return "  (no output)".into();
+    }
+    lines
+        .iter()
+        .map(|l| format!("  | {l}"))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
