@@ -227,3 +227,39 @@ pub fn published_port(container: &str, container_port: u16) -> u16 {
         .and_then(|p| p.trim().parse().ok())
         .unwrap_or_else(|| panic!("no published port in {out:?}"))
 }
+
+/// Builds the test app `tests/apps/NAME` as `slim-test/NAME:fat` and returns the tag.
+pub fn app_image(name: &str) -> String {
+    require_base_image();
+    let tag = format!("slim-test/{name}:fat");
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("apps")
+        .join(name);
+    let out = Command::new("docker")
+        .args(["build", "-q", "-t", &tag])
+        .arg(&dir)
+        .env("DOCKER_BUILDKIT", "0")
+        .output()
+        .expect("docker build runs");
+    assert!(
+        out.status.success(),
+        "docker build {tag} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    tag
+}
+
+/// A probe file of the repository's `probes/` directory.
+pub fn probe_file(name: &str) -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../probes")
+        .join(name)
+}
+
+/// Containers slim started (they carry the label slim.run=true), running or not.
+pub fn slim_containers() -> Vec<String> {
+    docker(&["ps", "-aq", "--filter", "label=slim.run=true"])
+        .lines()
+        .map(str::to_owned)
+        .collect()
+}

@@ -197,7 +197,10 @@ fn reason_for(uses: &BTreeSet<Use>) -> Reason {
         Reason::Interpreter
     } else if uses.contains(&Use::Read) || uses.contains(&Use::Write) {
         Reason::Opened
-    } else if uses.contains(&Use::Directory) || uses.contains(&Use::Chdir) {
+    } else if uses.contains(&Use::Directory)
+        || uses.contains(&Use::Chdir)
+        || uses.contains(&Use::Mkdir)
+    {
         Reason::Directory
     } else {
         Reason::LookedUp
@@ -209,14 +212,28 @@ pub fn select(tree: &FileTree, recording: &Recording, options: &Options) -> Keep
     let mut set = KeepSet::default();
     let mut executables: Vec<(PathBuf, String)> = Vec::new();
     for (path, touched) in &recording.paths {
-        if !touched.found() || runtime_path(path) || path == Path::new("/") {
+        if !touched.exists() || runtime_path(path) || path == Path::new("/") {
             continue;
         }
-        let reason = reason_for(&touched.ok);
-        let uses: Vec<&str> = touched.ok.iter().map(|u| u.as_str()).collect();
+        let uses_set = if touched.found() {
+            &touched.ok
+        } else {
+            &touched.failed
+        };
+        let reason = reason_for(uses_set);
+        let uses: Vec<&str> = uses_set.iter().map(|u| u.as_str()).collect();
         let detail = format!("{} x{}", uses.join(","), touched.count);
         if !set.keep_resolved(tree, path, reason, &detail) {
             set.not_in_image.insert(path.clone());
+            if touched.found() {
+                // Created at run time (mkdir, O_CREAT, symlink...): its directory must exist.
+                for parent in path.ancestors().skip(1) {
+                    let detail = format!("parent of {}, created at run time", path.display());
+                    if set.keep_resolved(tree, parent, Reason::Directory, &detail) {
+                        break;
+                    }
+                }
+            }
             continue;
         }
         if matches!(reason, Reason::Executed | Reason::Interpreter) {

@@ -79,8 +79,10 @@ fn touched_paths_are_resolved_in_the_image_with_their_symlinks() {
         ("/var/run/app.pid", Use::Write, true),
         ("/proc/self/status", Use::Read, true),
     ]);
-    let mut options = Options::default();
-    options.skip_groups = DEFAULT_GROUPS.iter().map(|g| g.to_string()).collect();
+    let options = Options {
+        skip_groups: DEFAULT_GROUPS.iter().map(|g| g.to_string()).collect(),
+        ..Default::default()
+    };
     let set = select(&image(), &rec, &options);
     assert_eq!(
         kept(&set),
@@ -92,6 +94,10 @@ fn touched_paths_are_resolved_in_the_image_with_their_symlinks() {
     assert_eq!(set.paths[Path::new("usr/bin/app")].reason, Reason::Executed);
     assert_eq!(set.paths[Path::new("srv/static")].reason, Reason::Directory);
     assert!(set.not_in_image.contains(Path::new("/var/run/app.pid")));
+    // Nothing of /var/run exists in this image: no parent to keep either.
+    let rec = recording(&[("/srv/static/new/cache.db", Use::Write, true)]);
+    let set = select(&image(), &rec, &options);
+    assert_eq!(set.paths[Path::new("srv/static")].reason, Reason::Directory);
     assert!(!set.not_in_image.contains(Path::new("/proc/self/status")));
 }
 
@@ -138,8 +144,10 @@ fn summary_counts_removed_bytes_per_top_directory() {
         ("/usr/bin/app", Use::Exec, true),
         ("/etc/app.conf", Use::Read, true),
     ]);
-    let mut options = Options::default();
-    options.skip_groups = DEFAULT_GROUPS.iter().map(|g| g.to_string()).collect();
+    let options = Options {
+        skip_groups: DEFAULT_GROUPS.iter().map(|g| g.to_string()).collect(),
+        ..Default::default()
+    };
     let tree = image();
     let set = select(&tree, &rec, &options);
     let summary = summarize(&tree, &set);

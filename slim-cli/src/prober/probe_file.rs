@@ -240,6 +240,26 @@ mod tests {
     }
 
     #[test]
+    fn every_example_in_probes_parses_and_every_invalid_one_fails() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../probes");
+        let mut seen = 0;
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.extension().is_some_and(|e| e == "json") {
+                let file = load(&path).unwrap_or_else(|e| panic!("{e}"));
+                assert!(!file.commands.is_empty(), "{}", path.display());
+                assert!(file.warnings.is_empty(), "{:?}", file.warnings);
+                seen += 1;
+            }
+        }
+        assert!(seen >= 3);
+        for entry in std::fs::read_dir(dir.join("invalid")).unwrap() {
+            let path = entry.unwrap().path();
+            assert!(load(&path).is_err(), "{} should not parse", path.display());
+        }
+    }
+
+    #[test]
     fn bad_values_are_explained() {
         assert!(parse_str(r#"{"commands": [{"protocol": "ftp"}]}"#).is_err());
         assert!(parse_str(r#"{"commands": [{"headers": ["nocolon"]}]}"#).is_err());

@@ -80,6 +80,9 @@ pub struct Touched {
     pub failed: BTreeSet<Use>,
     /// Times the scope named it (counted in the kernel for repeats).
     pub count: u64,
+    /// A use failed in a way that shows the path exists (EEXIST from mkdir, EACCES, EINVAL
+    /// from readlink on a file...): it must be kept even though no use succeeded.
+    pub exists_despite_failure: bool,
 }
 
 impl Touched {
@@ -87,6 +90,22 @@ impl Touched {
     pub fn found(&self) -> bool {
         !self.ok.is_empty()
     }
+
+    /// Whether the path existed when the app used it (a success, or a failure only an
+    /// existing path gives).
+    pub fn exists(&self) -> bool {
+        self.found() || self.exists_despite_failure
+    }
+}
+
+/// Whether a failed syscall's errno says nothing exists at the path.
+fn errno_means_absent(ret: i64) -> bool {
+    const ENOENT: i64 = 2;
+    const EBADF: i64 = 9;
+    const EFAULT: i64 = 14;
+    const ENOTDIR: i64 = 20;
+    const ENAMETOOLONG: i64 = 36;
+    matches!(-ret, ENOENT | EBADF | EFAULT | ENOTDIR | ENAMETOOLONG)
 }
 
 /// Reads the head of a file as the recorded scope sees it (host, container root, image).
@@ -272,6 +291,7 @@ impl Recording {
             touched.ok.insert(access);
         } else {
             touched.failed.insert(access);
+            touched.exists_despite_failure |= !errno_means_absent(event.ret);
         }
     }
 

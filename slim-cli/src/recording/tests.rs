@@ -206,3 +206,17 @@ fn runtime_setup_before_the_first_exec_can_be_skipped() {
     assert!(!rec.paths.keys().any(|p| p.starts_with("/var/lib/docker")));
     assert!(rec.paths.contains_key(Path::new("/etc/app.conf")));
 }
+
+#[test]
+fn failures_that_prove_existence_are_kept_as_existing() {
+    let rec = Recording::build(
+        &raw(vec![
+            path_event(10, op::MKDIR, CWD, "/var/lib/nginx/body", -17, 0),
+            path_event(10, op::STAT, CWD, "/nope", -2, 0),
+        ]),
+        &filter(),
+    );
+    let body = &rec.paths[Path::new("/var/lib/nginx/body")];
+    assert!(!body.found() && body.exists());
+    assert!(!rec.paths[Path::new("/nope")].exists());
+}

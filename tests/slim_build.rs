@@ -1,0 +1,293 @@
+//! `slim build` end to end against the real engine and kernel: three apps built without any
+//! registry are slimmed, verified and reported; bad input and failing apps give clear errors
+//! and leave no container behind; Ctrl-C and SIGTERM clean up.
+
+mod support;
+
+use std::{path::Path, process::Stdio, thread, time::Duration};
+
+use support::*;
+
+/// `slim build` runs one at a time: the "no container left behind" checks look at the whole
+/// engine, and two builds on 2 cores would slow each other into timeouts.
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Builds `app` with `args`, returns the parsed report (asserting success).
+fn build(app: &str, tag: &str, extra: &[&str]) -> serde_json::Value {
+    let image = app_image(app);
+    let out_dir = TempDir::new(&format!("build-{app}"));
+    let _slim = Image(tag.to_owned());
+    let out = slim()
+        .args(["build", "--tag", tag, "--output-dir"])
+        .arg(&out_dir.0)
+        .args(extra)
+        .arg(&image)
+        .output()
+        .unwrap();
+    assert_success(&out);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.starts_with("minified by "), "{stdout}");
+    assert!(stdout.contains("verified"), "{stdout}");
+    let report: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out_dir.0.join("report.json")).unwrap()).unwrap();
+    let files = std::fs::read_to_string(out_dir.0.join("files.txt")).unwrap();
+    assert!(files.lines().count() > 10, "{files}");
+    assert!(slim_containers().is_empty(), "containers left behind");
+    report
+}
+
+fn check_report(report: &serde_json::Value, min_ratio: f64) {
+    let verify = &report["verify"];
+    assert_eq!(verify["failed"].as_array().unwrap().len(), 0, "{verify}");
+    assert!(verify["probes"].as_u64().unwrap() >= 1);
+    assert_eq!(verify["probes"], verify["matched"]);
+    assert_eq!(report["recorder"]["lost"], 0);
+    let ratio = report["ratio"].as_f64().unwrap();
+    assert!(ratio >= min_ratio, "ratio {ratio}");
+    assert!(
+        report["slim"]["size_bytes"].as_u64().unwrap()
+            < report["target"]["size_bytes"].as_u64().unwrap()
+    );
+    for phase in [
+        "inspect",
+        "record_and_probe",
+        "select",
+        "write_image",
+        "verify",
+        "total",
+    ] {
+        assert!(
+            report["timings_ms"][phase].is_u64(),
+            "timing {phase} missing"
+        );
+    }
+    assert!(report["kept"]["executed"].as_u64().unwrap() >= 1);
+    assert!(report["syscalls"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|s| s == "execve"));
+}
+
+#[test]
+fn python_http_server_is_slimmed_and_verified() {
+    if !is_root("python_http_server_is_slimmed_and_verified") {
+        return;
+    }
+    let _serial = serial();
+    let report = build(
+        "python-http",
+        "slim-test/python-http.slim:test",
+        &[
+            "--http-probe-cmd-file",
+            probe_file("python-http.json").to_str().unwrap(),
+        ],
+    );
+    check_report(&report, 5.0);
+    let probes = report["probes"].as_array().unwrap();
+    assert_eq!(probes.len(), 3);
+    assert!(probes.iter().all(|p| p["status"] == 200), "{probes:?}");
+}
+
+#[test]
+fn nginx_is_slimmed_and_verified() {
+    if !is_root("nginx_is_slimmed_and_verified") {
+        return;
+    }
+    let _serial = serial();
+    let report = build(
+        "nginx",
+        "slim-test/nginx.slim:test",
+        &[
+            "--http-probe-cmd-file",
+            probe_file("nginx.json").to_str().unwrap(),
+        ],
+    );
+    check_report(&report, 5.0);
+    let statuses: Vec<u64> = report["probes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["status"].as_u64().unwrap())
+        .collect();
+    assert_eq!(statuses, [200, 200, 404]);
+}
+
+#[test]
+fn post_with_headers_and_body_reaches_the_app_intact() {
+    if !is_root("post_with_headers_and_body_reaches_the_app_intact") {
+        return;
+    }
+    let _serial = serial();
+    let report = build(
+        "perl-echo",
+        "slim-test/perl-echo.slim:test",
+        &[
+            "--http-probe-cmd-file",
+            probe_file("echo.json").to_str().unwrap(),
+        ],
+    );
+    check_report(&report, 3.0);
+    // The echo app answers with the request line, the X-Slim-Test header and the body.
+    let expected = "POST /echo?x=1 HTTP/1.1\nx-slim-test: hello probe\n\n{\"greeting\": \"hello from slim\", \"n\": 42}";
+    let digest = std::process::Command::new("sh")
+        .arg("-c")
+        .arg("printf '%s' \"$0\" | sha256sum | cut -d' ' -f1")
+        .arg(expected)
+        .output()
+        .unwrap();
+    let digest = String::from_utf8_lossy(&digest.stdout).trim().to_owned();
+    let post = &report["probes"][0];
+    assert_eq!(post["status"], 200);
+    assert_eq!(post["body_sha256"].as_str().unwrap(), digest, "{post}");
+    assert_eq!(post["bytes"].as_u64().unwrap(), expected.len() as u64);
+}
+
+#[test]
+fn probe_file_syntax_error_exits_2_before_any_container() {
+    let out = slim()
+        .args(["build", "--http-probe-cmd-file"])
+        .arg(probe_file("invalid/syntax-error.json"))
+        .arg("slim-test/python-http:fat")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    let _serial = serial();
+    let first = stderr.lines().next().unwrap_or_default();
+    assert!(
+        first.starts_with("error: ") && first.contains("syntax-error.json:4:"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("hint:"), "{stderr}");
+    if is_root("probe_file_syntax_error_exits_2_before_any_container (engine part)") {
+        assert!(slim_containers().is_empty());
+    }
+}
+
+#[test]
+fn app_exiting_at_start_reports_code_and_logs() {
+    if !is_root("app_exiting_at_start_reports_code_and_logs") {
+        return;
+    }
+    let _serial = serial();
+    require_base_image();
+    build_image(
+        "slim-test/exits:fat",
+        "FROM slim-test/debian:bookworm\nEXPOSE 8080\nCMD [\"sh\", \"-c\", \"echo starting; echo config missing >&2; exit 3\"]\n",
+    );
+    let _image = Image("slim-test/exits:fat".into());
+    let out = slim()
+        .args(["build", "slim-test/exits:fat"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("exited with code 3"), "{stderr}");
+    assert!(
+        stderr.contains("config missing") && stderr.contains("starting"),
+        "{stderr}"
+    );
+    assert!(slim_containers().is_empty());
+}
+
+#[test]
+fn port_that_never_opens_fails_by_the_deadline() {
+    if !is_root("port_that_never_opens_fails_by_the_deadline") {
+        return;
+    }
+    let _serial = serial();
+    require_base_image();
+    build_image(
+        "slim-test/silent:fat",
+        "FROM slim-test/debian:bookworm\nEXPOSE 8080\nCMD [\"sleep\", \"600\"]\n",
+    );
+    let _image = Image("slim-test/silent:fat".into());
+    let started = std::time::Instant::now();
+    let out = slim()
+        .args(["build", "--probe-wait", "3", "slim-test/silent:fat"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("container port 8080 did not answer within 3s"),
+        "{stderr}"
+    );
+    assert!(started.elapsed() < Duration::from_secs(60));
+    assert!(slim_containers().is_empty());
+}
+
+fn interrupt_during_probing(signal: i32) {
+    let image = app_image("python-http");
+    let out_dir = TempDir::new("interrupt");
+    let mut child = slim()
+        .args(["build", "--continue-after", "timeout:120", "--output-dir"])
+        .arg(&out_dir.0)
+        .arg(&image)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Wait until slim's container is up, then stop slim.
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while slim_containers().is_empty() {
+        assert!(std::time::Instant::now() < deadline, "no container started");
+        thread::sleep(Duration::from_millis(200));
+    }
+    thread::sleep(Duration::from_secs(2));
+    // SAFETY: signalling our own child.
+    unsafe { kill(child.id() as i32, signal) };
+    let status = child.wait().unwrap();
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut stderr).unwrap();
+    assert_eq!(status.code(), Some(130), "{stderr}");
+    assert!(stderr.contains("interrupted"), "{stderr}");
+    assert!(
+        slim_containers().is_empty(),
+        "container left behind after signal {signal}"
+    );
+    assert!(!Path::new(&out_dir.0).join("report.json").exists());
+}
+
+#[test]
+fn ctrl_c_during_probing_leaves_no_container() {
+    if !is_root("ctrl_c_during_probing_leaves_no_container") {
+        return;
+    }
+    let _serial = serial();
+    interrupt_during_probing(2);
+}
+
+#[test]
+fn sigterm_during_probing_leaves_no_container() {
+    if !is_root("sigterm_during_probing_leaves_no_container") {
+        return;
+    }
+    let _serial = serial();
+    interrupt_during_probing(15);
+}
+
+#[test]
+fn tag_equal_to_the_target_is_refused() {
+    if !is_root("tag_equal_to_the_target_is_refused") {
+        return;
+    }
+    let _serial = serial();
+    let image = app_image("python-http");
+    let out = slim()
+        .args(["build", "--tag", &image, &image])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("names the image being slimmed"), "{stderr}");
+}
+
+unsafe extern "C" {
+    fn kill(pid: i32, sig: i32) -> i32;
+}
