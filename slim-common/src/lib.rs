@@ -92,11 +92,13 @@ pub struct Config {
     /// Numbers of setns(2) and unshare(2): after them a task's cached mount namespace is re-read.
     pub setns_nr: u32,
     pub unshare_nr: u32,
-    pub _pad: u32,
+    /// Bumped by user space on every scope change, so per-CPU scope verdicts are recomputed.
+    pub generation: u32,
 }
 
-/// One CPU's cache of the mount namespace of the task that last ran a syscall on it: reading
-/// it takes three pointer walks, and the same task usually makes the next syscall too.
+/// One CPU's cache of the scope verdict for the task that last ran a syscall on it: deciding
+/// takes map lookups and three pointer walks, and the same task usually makes the next syscall
+/// too. Valid while the task, its tid and the config generation are unchanged.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct MntnsCache {
@@ -104,6 +106,9 @@ pub struct MntnsCache {
     pub task: u64,
     pub tid: u32,
     pub mntns: u32,
+    pub generation: u32,
+    /// Non-zero when the task is in scope.
+    pub in_scope: u32,
 }
 
 /// One CPU's syscall bitmap for the first mount namespace it saw (a plain array access instead
@@ -253,7 +258,7 @@ const _: () = assert!(core::mem::size_of::<EventHeader>() == 56);
 const _: () = assert!(core::mem::size_of::<Event>() == 56 + PATH_CAP);
 const _: () = assert!(core::mem::size_of::<SyscallSpec>() == 8);
 const _: () = assert!(core::mem::size_of::<Config>() == 24);
-const _: () = assert!(core::mem::size_of::<MntnsCache>() == 16);
+const _: () = assert!(core::mem::size_of::<MntnsCache>() == 24);
 const _: () = assert!(core::mem::size_of::<LocalSyscalls>() == 8 + 8 * SYSCALL_WORDS);
 const _: () = assert!(core::mem::size_of::<KernelOffsets>() == 16);
 const _: () = assert!(core::mem::size_of::<TracepointFields>() == 16);

@@ -10,7 +10,7 @@ use slim_common::event_kind;
 use crate::{
     emit::{read_path, scratch, submit, Source},
     maps::{fields, BASE_GENERATION, TRACKED_PIDS},
-    scope::current_in_scope,
+    scope::{current_in_scope, current_in_scope_refresh},
 };
 
 #[tracepoint]
@@ -32,7 +32,9 @@ pub fn slim_sched_exit(_ctx: TracePointContext) -> u32 {
 }
 
 fn try_exec(ctx: &TracePointContext) -> Option<()> {
-    let task = current_in_scope()?;
+    // Re-decided at every exec: `docker exec` enters the container's namespaces with setns()
+    // and then execs the command, so it is caught from its first program on.
+    let task = current_in_scope_refresh(true)?;
     let event = scratch(&task, event_kind::EXEC)?;
     // __data_loc: offset of the string in the record in the low 16 bits.
     let loc: u32 = unsafe { ctx.read_at(fields().exec_filename as usize) }.ok()?;

@@ -13,25 +13,6 @@ pub struct Task {
     pub mntns: u32,
 }
 
-/// Mount namespace of the current task, from this CPU's cache when the same task (same
-/// `task_struct`, same tid) asked last; `refresh` re-reads it (after setns/unshare).
-#[inline(always)]
-pub fn current_mntns_cached(tid: u32, refresh: bool) -> u32 {
-    let task = unsafe { bpf_get_current_task() };
-    let Some(cache) = MNTNS_CACHE.get_ptr_mut(0) else {
-        return read_mntns(task);
-    };
-    let cache = unsafe { &mut *cache };
-    if !refresh && cache.task == task && cache.tid == tid {
-        return cache.mntns;
-    }
-    let mntns = read_mntns(task);
-    cache.task = task;
-    cache.tid = tid;
-    cache.mntns = mntns;
-    mntns
-}
-
 /// Mount namespace inode of the current task: task->nsproxy->mnt_ns->ns.inum, 0 if unknown.
 #[inline(always)]
 fn read_mntns(task: u64) -> u32 {
@@ -62,27 +43,52 @@ pub fn current_in_scope() -> Option<Task> {
     current_in_scope_refresh(false)
 }
 
-/// [`current_in_scope`], re-reading the mount namespace when `refresh` is set.
+/// [`current_in_scope`], recomputed (mount namespace re-read) when `refresh` is set: after
+/// setns/unshare a task may have moved in or out of scope.
 #[inline(always)]
 pub fn current_in_scope_refresh(refresh: bool) -> Option<Task> {
     let pid_tgid = bpf_get_current_pid_tgid();
     let pid = (pid_tgid >> 32) as u32;
     let tid = pid_tgid as u32;
+    let task = unsafe { bpf_get_current_task() };
     let config = CONFIG.get(0)?;
-    let tracked = unsafe { TRACKED_PIDS.get(&pid) }.is_some();
-    if config.mode == scope_mode::PIDS && !tracked {
-        return None;
+    let cache = unsafe { &mut *MNTNS_CACHE.get_ptr_mut(0)? };
+    if !refresh && cache.task == task && cache.tid == tid && cache.generation == config.generation {
+        return (cache.in_scope != 0).then_some(Task {
+            pid,
+            tid,
+            mntns: cache.mntns,
+        });
     }
-    let mntns = current_mntns_cached(tid, refresh);
-    let wanted = tracked
-        || match config.mode {
-            scope_mode::NEW_MNTNS => {
-                mntns != 0
-                    && mntns != config.host_mntns
-                    && unsafe { IGNORED_MNTNS.get(&mntns) }.is_none()
-            }
-            scope_mode::MNTNS => unsafe { SCOPE_MNTNS.get(&mntns) }.is_some(),
-            _ => false,
-        };
+    let tracked = unsafe { TRACKED_PIDS.get(&pid) }.is_some();
+    let (mntns, wanted) = if config.mode == scope_mode::PIDS && !tracked {
+        (0, false)
+    } else {
+        let mntns = read_mntns(task);
+        let wanted = tracked
+            || match config.mode {
+                scope_mode::NEW_MNTNS => {
+                    mntns != 0
+                        && mntns != config.host_mntns
+                        && unsafe { IGNORED_MNTNS.get(&mntns) }.is_none()
+                }
+                scope_mode::MNTNS => unsafe { SCOPE_MNTNS.get(&mntns) }.is_some(),
+                _ => false,
+            };
+        (mntns, wanted)
+    };
+    cache.task = task;
+    cache.tid = tid;
+    cache.mntns = mntns;
+    cache.generation = config.generation;
+    cache.in_scope = wanted as u32;
     wanted.then_some(Task { pid, tid, mntns })
+}
+
+/// Drops this CPU's cached verdict (the current task changed namespaces).
+#[inline(always)]
+pub fn forget_current() {
+    if let Some(cache) = MNTNS_CACHE.get_ptr_mut(0) {
+        unsafe { (*cache).task = 0 };
+    }
 }

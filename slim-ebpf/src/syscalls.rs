@@ -15,7 +15,7 @@ use slim_common::{
 use crate::{
     emit::{read_path, scratch, submit, submit_deduplicated, Source},
     maps::{regs_layout, BASE_GENERATION, CONFIG, LOCAL_SYSCALLS, SYSCALLS, SYSCALL_SPECS},
-    scope::{current_in_scope_refresh, Task},
+    scope::{current_in_scope, Task},
 };
 
 #[inline(always)]
@@ -39,6 +39,9 @@ struct Call {
 }
 
 fn try_sys_exit(ctx: &RawTracePointContext) -> Option<()> {
+    // Scope first: most syscalls on the host are not ours, and the verdict is cached per CPU.
+    // A task that setns()/unshare()s into scope is re-evaluated at its next exec.
+    let task = current_in_scope()?;
     let regs: *const u8 = ctx.arg(0);
     let ret: i64 = ctx.arg(1);
     let layout = regs_layout();
@@ -48,8 +51,10 @@ fn try_sys_exit(ctx: &RawTracePointContext) -> Option<()> {
         return None;
     }
     let nr = nr as u32;
-    let config = CONFIG.get(0)?;
-    let task = current_in_scope_refresh(nr == config.setns_nr || nr == config.unshare_nr)?;
+    if nr == setns_or_unshare(nr) {
+        // It may have left the scope: decide again at its next syscall.
+        crate::scope::forget_current();
+    }
     mark_syscall(task.mntns, nr);
     let spec = *SYSCALL_SPECS.get(nr)?;
     if spec.op == op::NONE {
@@ -77,6 +82,15 @@ fn try_sys_exit(ctx: &RawTracePointContext) -> Option<()> {
         emit_path(&task, &spec, &call, ret, true);
     }
     Some(())
+}
+
+/// `nr` when it is setns or unshare, else a value no syscall has.
+#[inline(always)]
+fn setns_or_unshare(nr: u32) -> u32 {
+    match CONFIG.get(0) {
+        Some(c) if nr == c.setns_nr || nr == c.unshare_nr => nr,
+        _ => u32::MAX,
+    }
 }
 
 /// Whether the recorder needs argument `index` of a syscall with this spec.

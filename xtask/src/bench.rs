@@ -32,14 +32,21 @@ pub fn run(args: &[String]) -> Result<()> {
             let slim = build_release()?;
             write_results("image", image(&slim)?)
         }
+        Some("apps") => {
+            setup::run()?;
+            fixtures::base_image()?;
+            let slim = build_release()?;
+            write_results("apps", apps(&slim)?)
+        }
         None => {
             setup::run()?;
             fixtures::base_image()?;
             let slim = build_release()?;
+            write_results("apps", apps(&slim)?)?;
             write_results("recorder", recorder(&slim)?)?;
             write_results("image", image(&slim)?)
         }
-        Some(other) => bail!("unknown benchmark `{other}` (known: recorder, image)"),
+        Some(other) => bail!("unknown benchmark `{other}` (known: apps, recorder, image)"),
     }
 }
 
@@ -180,6 +187,165 @@ pub fn workload(args: &[String]) -> Result<()> {
     Ok(())
 }
 
+/// The bench apps: test app directory and probe file.
+const APPS: &[(&str, &str)] = &[
+    ("python-http", "python-http.json"),
+    ("nginx", "nginx.json"),
+    ("perl-echo", "echo.json"),
+];
+
+fn secs(since: Instant) -> f64 {
+    since.elapsed().as_secs_f64()
+}
+
+/// `slim build` of each bench app: sizes against the opened-bytes floor, time per phase,
+/// verification, lost events; the image I/O part against `docker save` + `docker load`; and
+/// nginx throughput under wrk with the recorder attached vs not.
+fn apps(slim: &Path) -> Result<Value> {
+    let work = tempdir("slim-bench-apps")?;
+    let root = workspace_root();
+    let mut rows = Vec::new();
+    for (app, probes) in APPS {
+        let image = format!("slim-bench/{app}:fat");
+        let tag = format!("slim-bench/{app}.slim:1");
+        run_cmd(
+            Command::new("docker")
+                .env("DOCKER_BUILDKIT", "0")
+                .args(["build", "-q", "-t", &image])
+                .arg(root.join("tests/apps").join(app)),
+        )?;
+        let out_dir = work.join(app);
+        let started = Instant::now();
+        run_cmd(
+            Command::new(slim)
+                .args(["build", "--quiet", "--tag", &tag, "--output-dir"])
+                .arg(&out_dir)
+                .arg("--http-probe-cmd-file")
+                .arg(root.join("probes").join(probes))
+                .arg(&image),
+        )?;
+        let build_seconds = secs(started);
+        let report: Value = serde_json::from_slice(&fs::read(out_dir.join("report.json"))?)?;
+        // The engine's own cost for the image I/O slim does: save the fat image, load the slim one.
+        let slim_tar = work.join(format!("{app}-slim.tar"));
+        let started = Instant::now();
+        run_cmd(
+            Command::new("docker")
+                .args(["save", &image, "-o"])
+                .arg(work.join("fat.tar")),
+        )?;
+        let save = secs(started);
+        run_cmd(
+            Command::new("docker")
+                .args(["save", &tag, "-o"])
+                .arg(&slim_tar),
+        )?;
+        run_cmd(Command::new("docker").args(["rmi", &tag]))?;
+        let started = Instant::now();
+        run_cmd(
+            Command::new("docker")
+                .args(["load", "-q", "-i"])
+                .arg(&slim_tar),
+        )?;
+        let load = secs(started);
+        let _ = fs::remove_file(work.join("fat.tar"));
+        let t = &report["timings_ms"];
+        let ms = |k: &str| t[k].as_f64().unwrap_or(0.0) / 1000.0;
+        let non_probe = ms("read_image") + ms("select") + ms("write_image");
+        let slim_bytes = report["slim"]["size_bytes"].as_u64().unwrap_or(0);
+        let row = json!({
+            "app": app,
+            "fat_bytes": report["target"]["size_bytes"],
+            "slim_bytes": slim_bytes,
+            "ratio": report["ratio"],
+            "opened_bytes": report["floor"]["opened_bytes"],
+            "touched_bytes": report["floor"]["touched_bytes"],
+            "slim_over_opened": report["floor"]["slim_over_opened"],
+            "slim_over_touched": slim_bytes as f64 / report["floor"]["touched_bytes"].as_f64().unwrap_or(1.0).max(1.0),
+            "verified": format!("{}/{}", report["verify"]["matched"], report["verify"]["probes"]),
+            "lost_events": report["recorder"]["lost"],
+            "build_seconds": build_seconds,
+            "phase_seconds": {
+                "inspect": ms("inspect"),
+                "read_image": ms("read_image"),
+                "record_and_probe": ms("record_and_probe"),
+                "probe": ms("probe"),
+                "select": ms("select"),
+                "write_image": ms("write_image"),
+                "verify": ms("verify"),
+            },
+            "non_probe_seconds": non_probe,
+            "docker_save_plus_load_seconds": save + load,
+            "non_probe_over_docker": non_probe / (save + load),
+        });
+        println!("bench apps: {app}: {}", row);
+        rows.push(row);
+        let _ = Command::new("docker").args(["rmi", &tag]).output();
+    }
+    let throughput = nginx_throughput(slim, "slim-bench/nginx:fat")?;
+    let _ = fs::remove_dir_all(&work);
+    Ok(json!({ "apps": rows, "nginx_throughput": throughput }))
+}
+
+/// wrk against nginx: requests/s with no recorder, then with `slim trace --container`
+/// attached to it. Traffic goes to the container's own address (a container we started), so
+/// the host's userland port proxy does not double the syscalls being measured.
+fn nginx_throughput(slim: &Path, image: &str) -> Result<Value> {
+    let id = crate::util::output(Command::new("docker").args(["run", "-d", "--rm", image]))
+        .context("start nginx")?
+        .trim()
+        .to_owned();
+    let result = (|| -> Result<Value> {
+        let ip = crate::util::output(Command::new("docker").args([
+            "inspect",
+            "-f",
+            "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}",
+            &id,
+        ]))
+        .map(|s| s.trim().to_owned())
+        .filter(|s| !s.is_empty())
+        .context("nginx address")?;
+        let url = format!("http://{ip}/");
+        std::thread::sleep(std::time::Duration::from_secs(1));
+        let wrk = |label: &str| -> Result<f64> {
+            let out = crate::util::output(Command::new("wrk").args(["-t2", "-c32", "-d8s", &url]))
+                .context("wrk")?;
+            let rps = out
+                .lines()
+                .find_map(|l| l.strip_prefix("Requests/sec:"))
+                .and_then(|v| v.trim().parse().ok())
+                .context("wrk output")?;
+            println!("bench apps: nginx {label}: {rps:.0} requests/s");
+            Ok(rps)
+        };
+        wrk("warm-up")?;
+        let off = wrk("recorder off")?.max(wrk("recorder off")?);
+        let mut trace = Command::new(slim)
+            .args(["trace", "--json", "--container", &id])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()?;
+        std::thread::sleep(std::time::Duration::from_secs(2));
+        let on = wrk("recorder on")?.max(wrk("recorder on")?);
+        // SAFETY: signalling our own child.
+        unsafe { libc::kill(trace.id() as i32, libc::SIGINT) };
+        let mut stdout = String::new();
+        std::io::Read::read_to_string(trace.stdout.as_mut().context("trace stdout")?, &mut stdout)?;
+        trace.wait()?;
+        let recording: Value = serde_json::from_str(&stdout).unwrap_or_default();
+        Ok(json!({
+            "requests_per_second_off": off,
+            "requests_per_second_on": on,
+            "on_over_off": on / off,
+            "recorder_events": recording["recorder"]["events"],
+            "recorder_lost": recording["recorder"]["lost"],
+            "wrk": "-t2 -c32 -d8s to the container address, best of 2",
+        }))
+    })();
+    let _ = Command::new("docker").args(["rm", "-f", &id]).output();
+    result
+}
+
 /// A ~1 GB image in three layers (the Debian base, then two layers of incompressible files).
 const BIG_IMAGE: &str = "slim-bench/fat-1g:1";
 const BIG_DOCKERFILE: &str = "FROM slim-test/debian:bookworm
@@ -313,6 +479,30 @@ pub fn write_results(section: &str, value: Value) -> Result<()> {
     if let Some(sections) = all.as_object() {
         for (name, value) in sections {
             md.push_str(&format!("\n## {name}\n\n| metric | value |\n|---|---|\n"));
+            if let Some(apps) = value["apps"].as_array() {
+                md.push_str("\n| app | fat | slim | ratio | opened floor | slim/opened | slim/touched | verified | lost | build s | read+select+write s | docker save+load s | ratio |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
+                for a in apps {
+                    let mb = |v: &Value| format!("{:.1} MB", v.as_f64().unwrap_or(0.0) / 1e6);
+                    let f = |v: &Value| format!("{:.2}", v.as_f64().unwrap_or(0.0));
+                    md.push_str(&format!(
+                        "| {} | {} | {} | {}x | {} | {} | {} | {} | {} | {} | {} | {} | {} |\n",
+                        a["app"].as_str().unwrap_or(""),
+                        mb(&a["fat_bytes"]),
+                        mb(&a["slim_bytes"]),
+                        f(&a["ratio"]),
+                        mb(&a["opened_bytes"]),
+                        f(&a["slim_over_opened"]),
+                        f(&a["slim_over_touched"]),
+                        a["verified"].as_str().unwrap_or(""),
+                        a["lost_events"],
+                        f(&a["build_seconds"]),
+                        f(&a["non_probe_seconds"]),
+                        f(&a["docker_save_plus_load_seconds"]),
+                        f(&a["non_probe_over_docker"]),
+                    ));
+                }
+                md.push('\n');
+            }
             let mut rows = Vec::new();
             flatten("", value, &mut rows);
             for (key, text) in rows {

@@ -38,19 +38,6 @@ impl Engine {
         })
     }
 
-    /// Whether an image (name or id) exists.
-    #[allow(dead_code, reason = "used by `slim build` once it lands (issue 5)")]
-    pub async fn image_exists(&self, name: &str) -> Result<bool, EngineError> {
-        match self.docker.inspect_image(name).await {
-            Ok(_) => Ok(true),
-            Err(err) if is_not_found(&err) => Ok(false),
-            Err(source) => Err(EngineError::Api {
-                operation: "inspect image",
-                source,
-            }),
-        }
-    }
-
     /// Streams `docker save IMAGE` into the file at `dest`; returns its size.
     pub async fn save_image(&self, name: &str, dest: &Path) -> Result<u64, EngineError> {
         let mut file = tokio::fs::File::create(dest)
@@ -125,23 +112,6 @@ impl Engine {
             what: "produce the image archive".into(),
             source,
         })
-    }
-
-    /// Removes an image (used to clean up after a failed or refused build).
-    #[allow(dead_code, reason = "used by `slim build` once it lands (issue 5)")]
-    pub async fn remove_image(&self, name: &str) -> Result<(), EngineError> {
-        self.docker
-            .remove_image(
-                name,
-                None::<bollard::query_parameters::RemoveImageOptions>,
-                None,
-            )
-            .await
-            .map(|_| ())
-            .map_err(|source| EngineError::Api {
-                operation: "remove image",
-                source,
-            })
     }
 }
 

@@ -86,7 +86,6 @@ pub enum Scope {
     Pids,
     /// Tracked pids plus every mount namespace created after the recorder started (to catch a
     /// container from its first exec); [`Recorder::lock_to_mntns`] narrows it down later.
-    #[allow(dead_code, reason = "used by `slim build` once it lands (issue 5)")]
     NewMountNamespaces,
     /// Tracked pids plus tasks in these mount namespaces.
     MountNamespaces(Vec<u32>),
@@ -121,18 +120,13 @@ pub struct RawRecording {
     pub seen: HashMap<SeenKey, u32>,
     /// Open flags that mark directory opens on this architecture.
     pub dir_open_flags: u32,
-    /// Mount namespace of slim itself (the host's).
-    #[allow(dead_code, reason = "used by `slim build` once it lands (issue 5)")]
-    pub host_mntns: u32,
 }
 
 /// A running recorder. Dropping it detaches every program (nothing is pinned).
 pub struct Recorder {
     ebpf: Ebpf,
-    #[allow(dead_code, reason = "used by `slim build` once it lands (issue 5)")]
     config: Array<MapData, Config>,
     tracked: BpfHashMap<MapData, u32, u32>,
-    #[allow(dead_code, reason = "used by `slim build` once it lands (issue 5)")]
     scope_mntns: BpfHashMap<MapData, u32, u32>,
     stats: PerCpuArray<MapData, u64>,
     syscalls: PerCpuHashMap<MapData, u32, [u64; SYSCALL_WORDS]>,
@@ -140,7 +134,6 @@ pub struct Recorder {
     seen: BpfHashMap<MapData, SeenKey, u32>,
     poller: Option<Poller>,
     arch: Arch,
-    host_mntns: u32,
     dir_open_flags: u32,
     started: Instant,
 }
@@ -313,7 +306,7 @@ impl Recorder {
                     dir_open_flags,
                     setns_nr: arch.number("setns").unwrap_or(u32::MAX),
                     unshare_nr: arch.number("unshare").unwrap_or(u32::MAX),
-                    _pad: 0,
+                    generation: 0,
                 },
                 0,
             )
@@ -359,7 +352,6 @@ impl Recorder {
             scope_mntns,
             poller: Some(poller),
             arch,
-            host_mntns,
             dir_open_flags,
             started: Instant::now(),
         })
@@ -372,10 +364,10 @@ impl Recorder {
             .map_err(|source| TracerError::Map {
                 map: "TRACKED_PIDS",
                 source,
-            })
+            })?;
+        self.update_config(|_| {})
     }
 
-    #[allow(dead_code, reason = "used by `slim build` once it lands (issue 5)")]
     /// Narrows a [`Scope::NewMountNamespaces`] recording to one namespace (the container's),
     /// once it is known. Events of other namespaces received before are dropped by the caller.
     pub fn lock_to_mntns(&mut self, mntns: u32) -> Result<(), TracerError> {
@@ -385,17 +377,20 @@ impl Recorder {
                 map: "SCOPE_MNTNS",
                 source,
             })?;
-        let mut config = self.config.get(&0, 0).map_err(|source| TracerError::Map {
+        self.update_config(|config| config.mode = scope_mode::MNTNS)
+    }
+
+    /// Rewrites the config, bumping its generation so the kernel side's per-CPU scope verdicts
+    /// are recomputed.
+    fn update_config(&mut self, change: impl FnOnce(&mut Config)) -> Result<(), TracerError> {
+        let map_error = |source| TracerError::Map {
             map: "CONFIG",
             source,
-        })?;
-        config.mode = scope_mode::MNTNS;
-        self.config
-            .set(0, config, 0)
-            .map_err(|source| TracerError::Map {
-                map: "CONFIG",
-                source,
-            })
+        };
+        let mut config = self.config.get(&0, 0).map_err(map_error)?;
+        change(&mut config);
+        config.generation = config.generation.wrapping_add(1);
+        self.config.set(0, config, 0).map_err(map_error)
     }
 
     /// Events received so far.
@@ -474,7 +469,6 @@ impl Recorder {
             syscalls,
             seen,
             dir_open_flags: self.dir_open_flags,
-            host_mntns: self.host_mntns,
         })
     }
 
