@@ -252,12 +252,17 @@ fn apps(slim: &Path) -> Result<Value> {
         // Reading the fat image alone (in a build it overlaps the app's run): `slim xray` saves
         // and flattens it the same way.
         let started = Instant::now();
-        run_cmd(Command::new(slim).args(["xray", "--json", &image]).stdout(std::process::Stdio::null()))?;
+        run_cmd(
+            Command::new(slim)
+                .args(["xray", "--json", &image])
+                .stdout(std::process::Stdio::null()),
+        )?;
         let read_alone = secs(started);
         let t = &report["timings_ms"];
         let ms = |k: &str| t[k].as_f64().unwrap_or(0.0) / 1000.0;
         let non_probe = read_alone + ms("select") + ms("write_image");
-        let added_wall = (ms("read_image") - ms("record_and_probe")).max(0.0) + ms("select") + ms("write_image");
+        let added_wall =
+            (ms("read_image") - ms("record_and_probe")).max(0.0) + ms("select") + ms("write_image");
         let slim_bytes = report["slim"]["size_bytes"].as_u64().unwrap_or(0);
         let row = json!({
             "app": app,

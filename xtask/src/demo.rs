@@ -29,7 +29,13 @@ pub fn run() -> Result<()> {
     run_cmd(
         Command::new(&slim)
             .current_dir(&root)
-            .args(["build", "--http-probe-cmd-file", "probes/python-http.json", "--tag", SLIM])
+            .args([
+                "build",
+                "--http-probe-cmd-file",
+                "probes/python-http.json",
+                "--tag",
+                SLIM,
+            ])
             .args(["--output-dir", "slim-out/demo", FAT]),
     )?;
     println!("\n$ docker images slim-demo/python-http\n");
