@@ -245,3 +245,32 @@ fn hostile_archives_are_refused_with_a_clear_error() {
         .collect();
     assert!(left.is_empty(), "work dirs left behind: {left:?}");
 }
+
+#[test]
+fn docker_host_is_honoured() {
+    // A DOCKER_HOST with nothing behind it: one clear line, no panic.
+    let out = slim()
+        .args(["xray", "slim-test/debian:bookworm"])
+        .env("DOCKER_HOST", "unix:///tmp/slim-no-engine.sock")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.starts_with(
+            "error: cannot reach the container engine at unix:///tmp/slim-no-engine.sock"
+        ),
+        "{stderr}"
+    );
+    if !is_root("docker_host_is_honoured (engine part)") {
+        return;
+    }
+    // The engine's own socket, given explicitly, works.
+    require_base_image();
+    let xray = run_json(
+        slim()
+            .args(["xray", "--json", BASE_IMAGE])
+            .env("DOCKER_HOST", "unix:///var/run/docker.sock"),
+    );
+    assert_eq!(xray["layers"].as_array().unwrap().len(), 1);
+}

@@ -181,3 +181,35 @@ fn dry_run_size_matches_and_streamed_archive_holds_the_same_layer() {
     }
     assert!(found);
 }
+
+#[test]
+fn extended_attributes_survive_the_round_trip() {
+    let scratch = Scratch::new();
+    let capability: &[u8] =
+        b"\x01\x00\x00\x02\x00\x04\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00";
+    let mut builder = tar::Builder::new(Vec::new());
+    builder
+        .append_pax_extensions([("SCHILY.xattr.security.capability", capability)])
+        .unwrap();
+    let mut header = tar::Header::new_gnu();
+    header.set_size(3);
+    header.set_mode(0o755);
+    header.set_entry_type(tar::EntryType::Regular);
+    builder
+        .append_data(&mut header, "usr/bin/ping", &b"elf"[..])
+        .unwrap();
+    let bytes = builder.into_inner().unwrap();
+    let (sources, refs) = scratch.layers(&[bytes]);
+    let (tree, _) = flatten(sources, &refs).unwrap();
+    let entry = tree.get(Path::new("usr/bin/ping")).unwrap();
+    assert_eq!(
+        entry.xattrs,
+        [("security.capability".to_owned(), capability.to_vec())]
+    );
+    let all: BTreeSet<PathBuf> = tree.entries.keys().cloned().collect();
+    let (_, again) = rewrite(&scratch, &tree, &all, "xattr.tar");
+    assert_eq!(
+        again.get(Path::new("usr/bin/ping")).unwrap().xattrs,
+        entry.xattrs
+    );
+}
