@@ -92,10 +92,13 @@ pub async fn run(args: BuildArgs, shutdown: Shutdown) -> Result<ExitCode> {
 
     // Record and probe the fat container while the fat image is read from the engine.
     let phase = Instant::now();
-    say(format!(
-        "[2/6] record    running {} with the recorder attached",
-        args.target
-    ));
+    let spin = Phase::start(
+        quiet,
+        format!(
+            "[2/6] record    running {} with the recorder attached",
+            args.target
+        ),
+    );
     let run = Run {
         engine: &engine,
         spec: spec.clone(),
@@ -108,6 +111,7 @@ pub async fn run(args: BuildArgs, shutdown: Shutdown) -> Result<ExitCode> {
     };
     let source = ImageSource::Engine(args.target.clone());
     let (fat_run, fat) = tokio::join!(run.execute(), read_image(Some(&engine), &source, &work));
+    spin.done();
     let fat_run = fat_run?;
     let fat = fat?;
     timings.insert("record_and_probe".into(), phase.elapsed().as_millis());
@@ -200,10 +204,13 @@ pub async fn run(args: BuildArgs, shutdown: Shutdown) -> Result<ExitCode> {
             ..Default::default()
         }
     } else {
-        say(format!(
-            "[5/6] verify    replaying {} probes against {tag}",
-            fat_run.probes.len()
-        ));
+        let spin = Phase::start(
+            quiet,
+            format!(
+                "[5/6] verify    replaying {} probes against {tag}",
+                fat_run.probes.len()
+            ),
+        );
         let mut slim_spec = spec.clone();
         slim_spec.image = tag.clone();
         slim_spec.seccomp = None;
@@ -217,7 +224,9 @@ pub async fn run(args: BuildArgs, shutdown: Shutdown) -> Result<ExitCode> {
             continue_after: ContinueAfter::Probe,
             shutdown: &shutdown,
         };
-        match run.execute().await {
+        let outcome = run.execute().await;
+        spin.done();
+        match outcome {
             Ok(outcome) => compare(
                 &fat_run.probes,
                 &outcome.probes,
@@ -311,6 +320,37 @@ pub async fn run(args: BuildArgs, shutdown: Shutdown) -> Result<ExitCode> {
         return Ok(ExitCode::from(EXIT_VERIFY_FAILED));
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// A long phase on the console: a spinner with elapsed time on a terminal, a plain line
+/// otherwise, nothing with `--quiet`.
+struct Phase(Option<(indicatif::ProgressBar, String, Instant)>);
+
+impl Phase {
+    fn start(quiet: bool, line: String) -> Self {
+        if quiet {
+            return Self(None);
+        }
+        if !std::io::stderr().is_terminal() {
+            eprintln!("{line}");
+            return Self(None);
+        }
+        let bar = indicatif::ProgressBar::new_spinner();
+        if let Ok(style) = indicatif::ProgressStyle::with_template("{msg} {spinner} {elapsed}") {
+            bar.set_style(style);
+        }
+        bar.set_message(line.clone());
+        bar.enable_steady_tick(Duration::from_millis(120));
+        Self(Some((bar, line, Instant::now())))
+    }
+
+    /// Replaces the spinner with the phase's line and its duration.
+    fn done(self) {
+        if let Some((bar, line, started)) = self.0 {
+            bar.finish_and_clear();
+            eprintln!("{line} ({:.1}s)", started.elapsed().as_secs_f64());
+        }
+    }
 }
 
 /// Reads executables' heads from the image tree (following symlinks inside it).
