@@ -415,16 +415,24 @@ fn image(slim: &Path) -> Result<Value> {
         let load = started.elapsed().as_secs_f64();
         let _ = fs::remove_file(&fat_tar);
         let _ = Command::new("docker").args(["rmi", squashed]).output();
+        // GNU time reports slim's own peak RSS (a child forked from this process would inherit
+        // its high-water mark at exec, and this process may have parsed big JSON by now).
+        let rss_file = work.join("rss");
         let started = Instant::now();
-        let child = Command::new(slim)
-            .args(["squash", BIG_IMAGE, "--tag", squashed])
-            .stdout(std::process::Stdio::null())
-            .spawn()?;
-        let (status, max_rss_kb) = wait_with_rusage(child.id() as i32)?;
+        run_cmd(
+            Command::new("/usr/bin/time")
+                .args(["-f", "%M", "-o"])
+                .arg(&rss_file)
+                .arg(slim)
+                .args(["squash", BIG_IMAGE, "--tag", squashed])
+                .stdout(std::process::Stdio::null()),
+        )?;
         let ours = started.elapsed().as_secs_f64();
-        if !status {
-            bail!("slim squash failed");
-        }
+        let max_rss_kb: u64 = fs::read_to_string(&rss_file)?
+            .lines()
+            .last()
+            .and_then(|l| l.trim().parse().ok())
+            .context("GNU time output")?;
         println!(
             "bench image: round {}: docker save {save:.2}s + docker load {load:.2}s vs slim {ours:.2}s, max RSS {} MB",
             round + 1,
@@ -455,19 +463,6 @@ fn image(slim: &Path) -> Result<Value> {
 
 fn output_of(cmd: &mut Command) -> Option<String> {
     crate::util::output(cmd)
-}
-
-/// Waits for child `pid` and returns (success, its max RSS in KiB).
-fn wait_with_rusage(pid: i32) -> Result<(bool, u64)> {
-    let mut status = 0;
-    // SAFETY: rusage is plain data; wait4 fills it for our own child.
-    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    let rc = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
-    if rc != pid {
-        bail!("wait4 failed: {}", std::io::Error::last_os_error());
-    }
-    let ok = libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0;
-    Ok((ok, usage.ru_maxrss as u64))
 }
 
 fn tempdir(tag: &str) -> Result<PathBuf> {

@@ -28,6 +28,7 @@ const PACKAGES: &[(&str, &str)] = &[
     ("binfmt-support", "update-binfmts"),
     ("seccomp", "scmp_sys_resolver"),
     ("wrk", "wrk"),
+    ("time", "/usr/bin/time"),
 ];
 
 /// Pseudo filesystems slim or its tests use: (fstype, mount point).
