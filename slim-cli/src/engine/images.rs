@@ -40,12 +40,14 @@ impl Engine {
 
     /// Streams `docker save IMAGE` into the file at `dest`; returns its size.
     pub async fn save_image(&self, name: &str, dest: &Path) -> Result<u64, EngineError> {
-        let mut file = tokio::fs::File::create(dest)
+        let file = tokio::fs::File::create(dest)
             .await
             .map_err(|source| EngineError::Io {
                 what: format!("create {}", dest.display()),
                 source,
             })?;
+        // The API hands over small chunks: write them in 4 MiB batches.
+        let mut file = tokio::io::BufWriter::with_capacity(4 << 20, file);
         let mut stream = self.docker.export_image(name);
         let mut size = 0u64;
         while let Some(chunk) = stream.next().await {
