@@ -198,6 +198,13 @@ fn secs(since: Instant) -> f64 {
     since.elapsed().as_secs_f64()
 }
 
+/// Runs `docker ARGS PATH` and returns how long it took.
+fn docker_seconds(args: &[&str], path: &Path) -> Result<f64> {
+    let started = Instant::now();
+    run_cmd(Command::new("docker").args(args).arg(path))?;
+    Ok(secs(started))
+}
+
 /// `slim build` of each bench app: sizes against the opened-bytes floor, time per phase,
 /// verification, lost events; the image I/O part against `docker save` + `docker load`; and
 /// nginx throughput under wrk with the recorder attached vs not.
@@ -228,26 +235,10 @@ fn apps(slim: &Path) -> Result<Value> {
         let report: Value = serde_json::from_slice(&fs::read(out_dir.join("report.json"))?)?;
         // The engine's own cost for the image I/O slim does: save the fat image, load the slim one.
         let slim_tar = work.join(format!("{app}-slim.tar"));
-        let started = Instant::now();
-        run_cmd(
-            Command::new("docker")
-                .args(["save", &image, "-o"])
-                .arg(work.join("fat.tar")),
-        )?;
-        let save = secs(started);
-        run_cmd(
-            Command::new("docker")
-                .args(["save", &tag, "-o"])
-                .arg(&slim_tar),
-        )?;
+        let save = docker_seconds(&["save", &image, "-o"], &work.join("fat.tar"))?;
+        docker_seconds(&["save", &tag, "-o"], &slim_tar)?;
         run_cmd(Command::new("docker").args(["rmi", &tag]))?;
-        let started = Instant::now();
-        run_cmd(
-            Command::new("docker")
-                .args(["load", "-q", "-i"])
-                .arg(&slim_tar),
-        )?;
-        let load = secs(started);
+        let load = docker_seconds(&["load", "-q", "-i"], &slim_tar)?;
         let _ = fs::remove_file(work.join("fat.tar"));
         // Reading the fat image alone (in a build it overlaps the app's run): `slim xray` saves
         // and flattens it the same way.
@@ -399,20 +390,8 @@ fn image(slim: &Path) -> Result<Value> {
     let mut rounds = Vec::new();
     for round in 0..2 {
         let _ = Command::new("docker").args(["rmi", squashed]).output();
-        let started = Instant::now();
-        run_cmd(
-            Command::new("docker")
-                .args(["save", BIG_IMAGE, "-o"])
-                .arg(&fat_tar),
-        )?;
-        let save = started.elapsed().as_secs_f64();
-        let started = Instant::now();
-        run_cmd(
-            Command::new("docker")
-                .args(["load", "-q", "-i"])
-                .arg(&slim_tar),
-        )?;
-        let load = started.elapsed().as_secs_f64();
+        let save = docker_seconds(&["save", BIG_IMAGE, "-o"], &fat_tar)?;
+        let load = docker_seconds(&["load", "-q", "-i"], &slim_tar)?;
         let _ = fs::remove_file(&fat_tar);
         let _ = Command::new("docker").args(["rmi", squashed]).output();
         // GNU time reports slim's own peak RSS (a child forked from this process would inherit
@@ -445,10 +424,15 @@ fn image(slim: &Path) -> Result<Value> {
     rounds.sort_by(|a, b| a.2.total_cmp(&b.2));
     let (save, load, ours, _) = rounds[0];
     let max_rss_kb = rounds.iter().map(|r| r.3).max().unwrap_or(0);
-    let image_bytes =
-        output_of(Command::new("docker").args(["image", "inspect", "-f", "{{.Size}}", BIG_IMAGE]))
-            .and_then(|s| s.trim().parse::<u64>().ok())
-            .unwrap_or(0);
+    let image_bytes = crate::util::output(Command::new("docker").args([
+        "image",
+        "inspect",
+        "-f",
+        "{{.Size}}",
+        BIG_IMAGE,
+    ]))
+    .and_then(|s| s.trim().parse::<u64>().ok())
+    .unwrap_or(0);
     Ok(json!({
         "image": BIG_IMAGE,
         "image_bytes": image_bytes,
@@ -459,10 +443,6 @@ fn image(slim: &Path) -> Result<Value> {
         "slim_max_rss_mb": max_rss_kb as f64 / 1024.0,
         "rounds": rounds.len(),
     }))
-}
-
-fn output_of(cmd: &mut Command) -> Option<String> {
-    crate::util::output(cmd)
 }
 
 fn tempdir(tag: &str) -> Result<PathBuf> {

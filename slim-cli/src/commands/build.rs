@@ -59,7 +59,6 @@ pub async fn run(args: BuildArgs, shutdown: Shutdown) -> Result<ExitCode> {
         )
         .into());
     }
-    let image_ports = engine.image_ports(&args.target).await?;
     timings.insert("inspect".into(), phase.elapsed().as_millis());
     say(format!(
         "[1/6] inspect   {}  {}  {}",
@@ -72,7 +71,7 @@ pub async fn run(args: BuildArgs, shutdown: Shutdown) -> Result<ExitCode> {
     let mut spec = input.spec.clone();
     spec.image = args.target.clone();
     spec.seccomp = Some("unconfined".into()); // blocked syscalls would never be seen
-    for port in image_ports.iter().chain(&input.extra_ports) {
+    for port in target.tcp_ports.iter().chain(&input.extra_ports) {
         if !spec.ports.contains(port) {
             spec.ports.push(*port);
         }

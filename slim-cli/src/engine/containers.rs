@@ -112,14 +112,7 @@ impl Engine {
                 operation: "start container",
                 source,
             })?;
-        let info = self
-            .docker
-            .inspect_container(id, None)
-            .await
-            .map_err(|source| EngineError::Api {
-                operation: "inspect container",
-                source,
-            })?;
+        let info = self.inspect(id).await?;
         let settings = info.network_settings.unwrap_or_default();
         let mut ports = BTreeMap::new();
         for (key, bindings) in settings.ports.unwrap_or_default() {
@@ -147,15 +140,21 @@ impl Engine {
         })
     }
 
-    pub async fn container_state(&self, id: &str) -> Result<ContainerState, EngineError> {
-        let info = self
-            .docker
+    async fn inspect(
+        &self,
+        id: &str,
+    ) -> Result<bollard::models::ContainerInspectResponse, EngineError> {
+        self.docker
             .inspect_container(id, None)
             .await
             .map_err(|source| EngineError::Api {
                 operation: "inspect container",
                 source,
-            })?;
+            })
+    }
+
+    pub async fn container_state(&self, id: &str) -> Result<ContainerState, EngineError> {
+        let info = self.inspect(id).await?;
         let state = info.state.unwrap_or_default();
         Ok(ContainerState {
             running: state.running.unwrap_or(false),
@@ -232,26 +231,5 @@ impl Engine {
                 source,
             }),
         }
-    }
-
-    /// TCP ports an image exposes (`EXPOSE`), and its config for overrides.
-    pub async fn image_ports(&self, image: &str) -> Result<Vec<u16>, EngineError> {
-        let info = self
-            .docker
-            .inspect_image(image)
-            .await
-            .map_err(|source| EngineError::Api {
-                operation: "inspect image",
-                source,
-            })?;
-        let mut ports: Vec<u16> = info
-            .config
-            .and_then(|c| c.exposed_ports)
-            .unwrap_or_default()
-            .iter()
-            .filter_map(|p| p.strip_suffix("/tcp").and_then(|n| n.parse().ok()))
-            .collect();
-        ports.sort();
-        Ok(ports)
     }
 }

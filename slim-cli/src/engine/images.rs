@@ -16,6 +16,8 @@ pub struct ImageInfo {
     pub id: String,
     /// Size as the engine reports it (`docker images`).
     pub size: u64,
+    /// TCP ports it exposes (`EXPOSE`), sorted.
+    pub tcp_ports: Vec<u16>,
 }
 
 impl Engine {
@@ -32,9 +34,18 @@ impl Engine {
                         source: err,
                     },
                 })?;
+        let mut tcp_ports: Vec<u16> = info
+            .config
+            .and_then(|c| c.exposed_ports)
+            .unwrap_or_default()
+            .iter()
+            .filter_map(|p| p.strip_suffix("/tcp").and_then(|n| n.parse().ok()))
+            .collect();
+        tcp_ports.sort();
         Ok(ImageInfo {
             id: info.id.unwrap_or_default(),
             size: info.size.unwrap_or(0).max(0) as u64,
+            tcp_ports,
         })
     }
 

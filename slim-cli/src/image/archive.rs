@@ -81,14 +81,7 @@ pub fn read_saved_image(path: &Path, work_dir: &Path) -> Result<SavedImage, Imag
             .as_str()
             .ok_or_else(|| ImageError::Malformed("manifest.json has no Config".into()))?
             .to_owned();
-        let layers: Vec<String> = first["Layers"]
-            .as_array()
-            .map(|l| {
-                l.iter()
-                    .filter_map(|v| v.as_str().map(str::to_owned))
-                    .collect()
-            })
-            .unwrap_or_default();
+        let layers = string_list(&first["Layers"]);
         (config, layers)
     } else if members.contains_key("index.json") {
         let (_, index) = read_json("index.json")?;
@@ -109,14 +102,7 @@ pub fn read_saved_image(path: &Path, work_dir: &Path) -> Result<SavedImage, Imag
         ));
     };
     let (config_bytes, config) = read_json(&config_name)?;
-    let diff_ids: Vec<String> = config["rootfs"]["diff_ids"]
-        .as_array()
-        .map(|l| {
-            l.iter()
-                .filter_map(|v| v.as_str().map(str::to_owned))
-                .collect()
-        })
-        .unwrap_or_default();
+    let diff_ids = string_list(&config["rootfs"]["diff_ids"]);
     if !diff_ids.is_empty() && diff_ids.len() != layer_names.len() {
         return Err(ImageError::Malformed(format!(
             "config lists {} layers, the manifest {}",
@@ -161,6 +147,18 @@ pub fn read_saved_image(path: &Path, work_dir: &Path) -> Result<SavedImage, Imag
         layers,
         sources,
     })
+}
+
+/// The strings of a JSON array (anything else: none).
+fn string_list(value: &Value) -> Vec<String> {
+    value
+        .as_array()
+        .map(|l| {
+            l.iter()
+                .filter_map(|v| v.as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 /// `blobs/sha256/HEX` for a digest value.

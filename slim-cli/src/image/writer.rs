@@ -372,17 +372,8 @@ pub fn stream_docker_archive<W: Write>(
         .map_err(ImageError::io("write the image archive"))?;
     let config_bytes = make_config(&layer);
     let config_name = format!("{}.json", digest_hex(&sha256_digest(&config_bytes)));
-    let manifest = json!([{"Config": config_name, "RepoTags": tags, "Layers": [layer_name]}]);
-    (|| -> io::Result<()> {
-        append_bytes(&mut builder, &config_name, &config_bytes)?;
-        append_bytes(
-            &mut builder,
-            "manifest.json",
-            &serde_json::to_vec(&manifest)?,
-        )?;
-        Ok(())
-    })()
-    .map_err(ImageError::io("write the image archive"))?;
+    append_config_and_manifest(&mut builder, &config_name, &config_bytes, tags, &layer_name)
+        .map_err(ImageError::io("write the image archive"))?;
     let out = builder
         .into_inner()
         .map_err(ImageError::io("finish the image archive"))?;
@@ -401,24 +392,12 @@ pub fn write_docker_archive<W: Write>(
     let config_digest = sha256_digest(config_bytes);
     let config_name = format!("{}.json", digest_hex(&config_digest));
     let layer_name = format!("{}/layer.tar", digest_hex(&layer.diff_id));
-    let manifest = json!([{
-        "Config": config_name,
-        "RepoTags": tags,
-        "Layers": [layer_name],
-    }]);
-    let io_err = ImageError::io("write the image archive");
     (|| -> io::Result<()> {
-        append_bytes(&mut builder, &config_name, config_bytes)?;
         append_dir(&mut builder, digest_hex(&layer.diff_id))?;
         append_file(&mut builder, &layer_name, layer_path, layer.size)?;
-        append_bytes(
-            &mut builder,
-            "manifest.json",
-            &serde_json::to_vec(&manifest)?,
-        )?;
-        Ok(())
+        append_config_and_manifest(&mut builder, &config_name, config_bytes, tags, &layer_name)
     })()
-    .map_err(io_err)?;
+    .map_err(ImageError::io("write the image archive"))?;
     builder
         .into_inner()
         .map_err(ImageError::io("finish the image archive"))
@@ -476,11 +455,11 @@ pub fn write_oci_layout(
         })
         .collect();
     let index = json!({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json", "manifests": manifests});
-    let docker_manifest = json!([{
-        "Config": format!("blobs/sha256/{}", digest_hex(&config_digest)),
-        "RepoTags": tags,
-        "Layers": [format!("blobs/sha256/{}", digest_hex(&layer.diff_id))],
-    }]);
+    let docker_manifest = docker_manifest(
+        &format!("blobs/sha256/{}", digest_hex(&config_digest)),
+        tags,
+        &format!("blobs/sha256/{}", digest_hex(&layer.diff_id)),
+    );
     let write = |name: &str, value: &Value| {
         std::fs::write(
             dir.join(name),
@@ -492,6 +471,24 @@ pub fn write_oci_layout(
     write("index.json", &index)?;
     write("manifest.json", &docker_manifest)?;
     Ok(())
+}
+
+/// docker-archive's `manifest.json`: one image, one layer.
+fn docker_manifest(config_name: &str, tags: &[String], layer_name: &str) -> Value {
+    json!([{"Config": config_name, "RepoTags": tags, "Layers": [layer_name]}])
+}
+
+/// The end of a docker-archive: the config, then the manifest naming it and the layer.
+fn append_config_and_manifest<W: Write>(
+    builder: &mut tar::Builder<W>,
+    config_name: &str,
+    config_bytes: &[u8],
+    tags: &[String],
+    layer_name: &str,
+) -> io::Result<()> {
+    append_bytes(builder, config_name, config_bytes)?;
+    let manifest = docker_manifest(config_name, tags, layer_name);
+    append_bytes(builder, "manifest.json", &serde_json::to_vec(&manifest)?)
 }
 
 fn write_blob(blobs: &Path, digest: &str, bytes: &[u8]) -> Result<(), ImageError> {

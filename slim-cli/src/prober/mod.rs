@@ -104,6 +104,25 @@ pub struct ProbeResult {
 }
 
 impl ProbeResult {
+    /// A result with no outcome yet.
+    fn new(kind: &'static str, name: String) -> Self {
+        Self {
+            kind,
+            name,
+            status: None,
+            exit_code: None,
+            bytes: 0,
+            body_sha256: None,
+            stable_body: false,
+            ms: 0,
+            attempts: 1,
+            error: None,
+            call: None,
+            tcp: None,
+            command: None,
+        }
+    }
+
     pub fn ok(&self) -> bool {
         self.error.is_none() && self.exit_code.is_none_or(|c| c == 0)
     }
@@ -234,19 +253,9 @@ fn describe(call: &HttpCall) -> String {
 
 async fn http_probe(plan: &Plan, target: &Target<'_>, call: &HttpCall, twice: bool) -> ProbeResult {
     let mut result = ProbeResult {
-        kind: "http",
-        name: describe(call),
-        status: None,
-        exit_code: None,
-        bytes: 0,
-        body_sha256: None,
-        stable_body: false,
-        ms: 0,
         attempts: 0,
-        error: None,
         call: Some(call.clone()),
-        tcp: None,
-        command: None,
+        ..ProbeResult::new("http", describe(call))
     };
     let host_port = match target.host_port(call.port) {
         Ok(p) => p,
@@ -366,19 +375,8 @@ async fn crawl(plan: &Plan, target: &Target<'_>, results: &mut Vec<ProbeResult>)
 
 async fn tcp_probe(plan: &Plan, target: &Target<'_>, probe: &TcpProbe) -> ProbeResult {
     let mut result = ProbeResult {
-        kind: "tcp",
-        name: format!("tcp :{}", probe.port),
-        status: None,
-        exit_code: None,
-        bytes: 0,
-        body_sha256: None,
-        stable_body: false,
-        ms: 0,
-        attempts: 1,
-        error: None,
-        call: None,
         tcp: Some(probe.clone()),
-        command: None,
+        ..ProbeResult::new("tcp", format!("tcp :{}", probe.port))
     };
     let started = Instant::now();
     let outcome = async {
@@ -426,19 +424,9 @@ async fn exec_probe(target: &Target<'_>, command: &str) -> ProbeResult {
     let started = Instant::now();
     let outcome = (target.exec)(command.to_owned()).await;
     let mut result = ProbeResult {
-        kind: "exec",
-        name: format!("exec: {command}"),
-        status: None,
-        exit_code: None,
-        bytes: 0,
-        body_sha256: None,
-        stable_body: false,
         ms: started.elapsed().as_millis() as u64,
-        attempts: 1,
-        error: None,
-        call: None,
-        tcp: None,
         command: Some(command.to_owned()),
+        ..ProbeResult::new("exec", format!("exec: {command}"))
     };
     match outcome {
         Ok((code, output)) => {
