@@ -173,6 +173,52 @@ fn squash_is_deterministic() {
     assert!(write("a.tar") == write("b.tar"), "two squashes differ");
 }
 
+#[test]
+fn reading_from_storage_and_from_docker_save_gives_the_same_image() {
+    if !is_root("reading_from_storage_and_from_docker_save_gives_the_same_image") {
+        return;
+    }
+    let _base = fat_image("slim-test/fat-storage-base:1");
+    // On top: a file capability (an xattr), a hard link and a whiteout in a later layer.
+    let tag = "slim-test/fat-storage:1";
+    build_image(
+        tag,
+        r#"FROM slim-test/fat-storage-base:1
+RUN python3 -c "import os, struct; os.setxattr('/data/keep/k', 'security.capability', struct.pack('<IIIII', 0x02000001, 0x400, 0, 0, 0))" \
+ && ln /data/opq/new /data/opq/new-hard && rm /data/sym
+"#,
+    );
+    let _image = Image(tag.to_owned());
+    let dir = TempDir::new("storage");
+    let squash = |via: &str| {
+        let path = dir.0.join(format!("{via}.tar"));
+        let out = slim()
+            .args(["squash", tag, "--read-via", via, "--output"])
+            .arg(format!("docker-archive:{}", path.display()))
+            .output()
+            .unwrap();
+        assert_success(&out);
+        std::fs::read(path).unwrap()
+    };
+    let from_storage = squash("storage");
+    let from_save = squash("save");
+    assert!(from_storage.len() > 100_000);
+    assert!(
+        from_storage == from_save,
+        "the image read from the engine's storage differs from the one read through docker save"
+    );
+    let xray = |via: &str| {
+        let mut json = run_json(slim().args(["xray", "--json", "--read-via", via, tag]));
+        for layer in json["layers"].as_array_mut().unwrap() {
+            // Tar framing is only counted when reading tars.
+            layer.as_object_mut().unwrap().remove("size_bytes");
+        }
+        json.as_object_mut().unwrap().remove("total_bytes");
+        json
+    };
+    assert_eq!(xray("storage"), xray("save"));
+}
+
 /// A docker-archive whose only layer holds `name` (written raw, as an attacker would).
 fn hostile_archive(dir: &Path, name: &str, kind: u8, link: &str) -> std::path::PathBuf {
     fn member(out: &mut Vec<u8>, name: &str, kind: u8, link: &str, data: &[u8]) {

@@ -4,6 +4,8 @@ use std::ffi::OsString;
 
 use clap::{Args, Parser, Subcommand};
 
+use crate::commands::pipeline::ReadVia;
+
 /// Make container images small by watching them run.
 #[derive(Debug, Parser)]
 #[command(name = "slim", version, propagate_version = true)]
@@ -53,6 +55,10 @@ pub struct BuildArgs {
     /// Only the final line (and errors).
     #[arg(long, short)]
     pub quiet: bool,
+    /// How to read an engine image: straight from its overlay storage (fast; local engine,
+    /// root) with `docker save` as the fallback, or only one of them.
+    #[arg(long, value_enum, default_value_t, value_name = "HOW")]
+    pub read_via: ReadVia,
 
     /// HTTP probes in docker-slim's command-file format.
     #[arg(long, value_name = "FILE", help_heading = "Probes")]
@@ -174,6 +180,10 @@ pub struct XrayArgs {
     /// Print JSON: {"layers": [...], "total_bytes", "wasted_bytes", ...}.
     #[arg(long)]
     pub json: bool,
+    /// How to read an engine image: straight from its overlay storage (fast; local engine,
+    /// root) with `docker save` as the fallback, or only one of them.
+    #[arg(long, value_enum, default_value_t, value_name = "HOW")]
+    pub read_via: ReadVia,
 }
 
 #[derive(Debug, Args)]
@@ -186,6 +196,10 @@ pub struct SquashArgs {
     /// Also write the result as docker-archive:PATH or oci:DIR (repeatable).
     #[arg(long, value_name = "FORMAT:PATH")]
     pub output: Vec<String>,
+    /// How to read an engine image: straight from its overlay storage (fast; local engine,
+    /// root) with `docker save` as the fallback, or only one of them.
+    #[arg(long, value_enum, default_value_t, value_name = "HOW")]
+    pub read_via: ReadVia,
 }
 
 #[derive(Debug, Args)]

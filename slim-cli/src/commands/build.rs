@@ -109,7 +109,10 @@ pub async fn run(args: BuildArgs, shutdown: Shutdown) -> Result<ExitCode> {
         shutdown: &shutdown,
     };
     let source = ImageSource::Engine(args.target.clone());
-    let (fat_run, fat) = tokio::join!(run.execute(), read_image(Some(&engine), &source, &work));
+    let (fat_run, fat) = tokio::join!(
+        run.execute(),
+        read_image(Some(&engine), &source, &work, args.read_via)
+    );
     spin.done();
     let fat_run = fat_run?;
     let fat = fat?;
@@ -263,11 +266,13 @@ pub async fn run(args: BuildArgs, shutdown: Shutdown) -> Result<ExitCode> {
             image: args.target.clone(),
             id: target.id.clone(),
             size_bytes: target.size,
+            read_from: Some(fat.read_from),
         },
         slim: ImageSummary {
             image: tag.clone(),
             id: slim.id.clone(),
             size_bytes: slim_info.size,
+            read_from: None,
         },
         ratio: target.size as f64 / slim_info.size.max(1) as f64,
         probes: fat_run.probes.clone(),

@@ -3,7 +3,7 @@
 
 mod build;
 mod build_run;
-mod pipeline;
+pub(crate) mod pipeline;
 mod report;
 mod squash;
 mod trace;

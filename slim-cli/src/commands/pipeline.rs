@@ -16,6 +16,7 @@ use crate::{
     image::{
         archive::{read_saved_image, SavedImage},
         flatten::{flatten, LayerStats},
+        overlay::{flatten_dirs, LayerDir},
         tree::FileTree,
         writer::{self, LayerOutput, Provenance},
     },
@@ -102,48 +103,82 @@ impl Output {
     }
 }
 
+/// How an image in the engine is read.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum ReadVia {
+    /// The engine's overlay storage when slim can reach it, else `docker save`.
+    #[default]
+    Auto,
+    /// Only the engine's overlay storage (local engine, root).
+    Storage,
+    /// Only the `docker save` stream.
+    Save,
+}
+
 /// A fat image read and flattened.
 pub struct FatImage {
     pub name: String,
     pub id: String,
-    /// Bytes of the saved archive (what `docker save` produced).
-    pub archive_bytes: u64,
     pub saved: SavedImage,
     pub tree: Arc<FileTree>,
     pub layers: Vec<LayerStats>,
     pub info: Option<ImageInfo>,
+    /// Where its bytes came from: `storage`, `save` or `archive`.
+    pub read_from: &'static str,
+    /// Time to save the archive (or to find the layer directories).
     pub save_ms: u128,
+    /// Time to index and flatten the layers.
     pub flatten_ms: u128,
 }
 
-/// Reads `source` into `work`: saves it from the engine (or takes the archive as is), indexes
-/// the archive and flattens its layers.
+/// Reads `source`: an engine image straight from the engine's overlay storage when `via`
+/// allows and slim can reach it, else saved from the engine into `work`; an archive as is.
+/// The layers are then indexed and flattened.
 pub async fn read_image(
     engine: Option<&Engine>,
     source: &ImageSource,
     work: &WorkDir,
+    via: ReadVia,
 ) -> Result<FatImage> {
     let started = Instant::now();
-    let (archive, info) = match source {
-        ImageSource::Engine(name) => {
-            let Some(engine) = engine else {
-                bail!("reading {name} needs the container engine");
-            };
-            let info = engine.image(name).await?;
-            let archive = work.path().join("fat.tar");
-            engine.save_image(name, &archive).await?;
-            (archive, Some(info))
-        }
-        ImageSource::Archive(path) => {
-            if !path.is_file() {
-                return Err(UsageError::new(
-                    format!("{} is not a file", path.display()),
-                    "give a tar written by `docker save`",
-                )
-                .into());
+    let (archive, info) =
+        match source {
+            ImageSource::Engine(name) => {
+                let Some(engine) = engine else {
+                    bail!("reading {name} needs the container engine");
+                };
+                let info = engine.image(name).await?;
+                if via != ReadVia::Save {
+                    match read_from_storage(engine, &info).await {
+                        Ok((saved, layer_dirs)) => {
+                            return flatten_stored(source, info, saved, layer_dirs, started).await
+                        }
+                        Err(why) if via == ReadVia::Storage => return Err(UsageError::new(
+                            format!("cannot read {name} from the engine's storage: {why}"),
+                            "run as root next to a local overlay2 engine, or use --read-via save",
+                        )
+                        .into()),
+                        Err(why) => tracing::debug!("reading through docker save: {why}"),
+                    }
+                }
+                let archive = work.path().join("fat.tar");
+                engine.save_image(name, &archive).await?;
+                (archive, Some(info))
             }
-            (path.clone(), None)
-        }
+            ImageSource::Archive(path) => {
+                if !path.is_file() {
+                    return Err(UsageError::new(
+                        format!("{} is not a file", path.display()),
+                        "give a tar written by `docker save`",
+                    )
+                    .into());
+                }
+                (path.clone(), None)
+            }
+        };
+    let read_from = match info {
+        Some(_) => "save",
+        None => "archive",
     };
     let archive_bytes = std::fs::metadata(&archive).map(|m| m.len()).unwrap_or(0);
     let save_ms = started.elapsed().as_millis();
@@ -155,35 +190,148 @@ pub async fn read_image(
         Ok((saved, tree, layers))
     })
     .await??;
+    let flatten_ms = started.elapsed().as_millis();
+    tracing::debug!(archive_bytes, save_ms, flatten_ms, "read the image");
     let id = match &info {
         Some(info) => info.id.clone(),
         None => writer::sha256_digest(&saved.config_bytes),
     };
-    let mut layers = layers;
-    // Name each layer after the history entry that made it (empty layers have no tar).
-    if let Some(history) = saved.config["history"].as_array() {
-        let made: Vec<&str> = history
-            .iter()
-            .filter(|h| h["empty_layer"].as_bool() != Some(true))
-            .map(|h| h["created_by"].as_str().unwrap_or(""))
-            .collect();
-        if made.len() == layers.len() {
-            for (layer, by) in layers.iter_mut().zip(made) {
-                layer.created_by = by.to_owned();
-            }
-        }
-    }
     Ok(FatImage {
         name: source.name(),
         id,
-        archive_bytes,
         saved,
         tree: Arc::new(tree),
         layers,
         info,
+        read_from,
         save_ms,
-        flatten_ms: started.elapsed().as_millis(),
-    })
+        flatten_ms,
+    }
+    .with_layer_history())
+}
+
+/// The image's config (checked against its id) and its layer directories, from a local
+/// engine's overlay storage; why not, when they cannot be reached or do not match.
+async fn read_from_storage(
+    engine: &Engine,
+    info: &ImageInfo,
+) -> Result<(SavedImage, Vec<LayerDir>), String> {
+    let dirs = info
+        .layer_dirs
+        .clone()
+        .ok_or("the engine does not keep its layers as overlay directories")?;
+    let storage = engine
+        .storage_root()
+        .await
+        .map_err(|e| e.to_string())?
+        .ok_or("the engine does not say where it keeps images")?;
+    let hex = info
+        .id
+        .strip_prefix("sha256:")
+        .filter(|hex| hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_hexdigit()))
+        .ok_or("the image id is not a sha256 digest")?;
+    let config_path = storage
+        .root
+        .join("image")
+        .join(&storage.driver)
+        .join("imagedb/content/sha256")
+        .join(hex);
+    let config_bytes =
+        read_small(&config_path).map_err(|e| format!("{}: {e}", config_path.display()))?;
+    if writer::sha256_digest(&config_bytes) != info.id {
+        return Err(format!(
+            "{} does not hash to the image id",
+            config_path.display()
+        ));
+    }
+    let config: serde_json::Value = serde_json::from_slice(&config_bytes)
+        .map_err(|e| format!("{}: {e}", config_path.display()))?;
+    let digests = config["rootfs"]["diff_ids"]
+        .as_array()
+        .ok_or("the image config lists no layers")?;
+    if digests.len() != dirs.len() {
+        return Err(format!(
+            "the config lists {} layers, the storage {}",
+            digests.len(),
+            dirs.len()
+        ));
+    }
+    let mut layer_dirs = Vec::with_capacity(dirs.len());
+    for (dir, digest) in dirs.into_iter().zip(digests) {
+        if !dir.is_dir() {
+            return Err(format!("{} is not a directory here", dir.display()));
+        }
+        layer_dirs.push(LayerDir {
+            dir,
+            digest: digest.as_str().unwrap_or_default().to_owned(),
+        });
+    }
+    let saved = SavedImage {
+        config_bytes,
+        config,
+        layers: Vec::new(),
+        sources: Vec::new(),
+    };
+    Ok((saved, layer_dirs))
+}
+
+/// Reads a file of at most 16 MiB.
+fn read_small(path: &Path) -> std::io::Result<Vec<u8>> {
+    use std::io::Read as _;
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)?
+        .take(16 << 20)
+        .read_to_end(&mut bytes)?;
+    Ok(bytes)
+}
+
+async fn flatten_stored(
+    source: &ImageSource,
+    info: ImageInfo,
+    saved: SavedImage,
+    layer_dirs: Vec<LayerDir>,
+    started: Instant,
+) -> Result<FatImage> {
+    let save_ms = started.elapsed().as_millis();
+    let started = Instant::now();
+    let (tree, layers) = tokio::task::spawn_blocking(move || flatten_dirs(&layer_dirs)).await??;
+    let flatten_ms = started.elapsed().as_millis();
+    tracing::debug!(
+        save_ms,
+        flatten_ms,
+        "read the image from the engine's storage"
+    );
+    Ok(FatImage {
+        name: source.name(),
+        id: info.id.clone(),
+        saved,
+        tree: Arc::new(tree),
+        layers,
+        info: Some(info),
+        read_from: "storage",
+        save_ms,
+        flatten_ms,
+    }
+    .with_layer_history())
+}
+
+impl FatImage {
+    /// Names each layer after the history entry that made it (empty layers have no tar).
+    fn with_layer_history(mut self) -> Self {
+        if let Some(history) = self.saved.config["history"].as_array() {
+            let made: Vec<&str> = history
+                .iter()
+                .filter(|h| h["empty_layer"].as_bool() != Some(true))
+                .map(|h| h["created_by"].as_str().unwrap_or(""))
+                .collect();
+            if made.len() == self.layers.len() {
+                for (layer, by) in self.layers.iter_mut().zip(made) {
+                    layer.created_by = by.to_owned();
+                }
+            }
+        }
+        self
+    }
 }
 
 /// A written single-layer image.

@@ -18,6 +18,9 @@ pub struct ImageSummary {
     pub image: String,
     pub id: String,
     pub size_bytes: u64,
+    /// How the fat image was read: `storage` (the engine's overlay directories) or `save`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub read_from: Option<&'static str>,
 }
 
 /// A probe the slim image answered differently.

@@ -42,7 +42,7 @@ pub async fn run(args: SquashArgs) -> Result<ExitCode> {
         _ => Some(Engine::connect().await?),
     };
     let work = WorkDir::new()?;
-    let fat = read_image(engine.as_ref(), &source, &work).await?;
+    let fat = read_image(engine.as_ref(), &source, &work, args.read_via).await?;
     let all: BTreeSet<PathBuf> = fat.tree.entries.keys().cloned().collect();
     let slim = write_image(
         engine.as_ref(),
@@ -55,6 +55,7 @@ pub async fn run(args: SquashArgs) -> Result<ExitCode> {
     )
     .await?;
     tracing::debug!(
+        read_from = fat.read_from,
         save_ms = fat.save_ms,
         flatten_ms = fat.flatten_ms,
         write_ms = slim.write_ms,
@@ -67,7 +68,7 @@ pub async fn run(args: SquashArgs) -> Result<ExitCode> {
         fat.name,
         fat.layers.len(),
         if fat.layers.len() == 1 { "" } else { "s" },
-        human_bytes(fat.archive_bytes),
+        human_bytes(fat.layers.iter().map(|l| l.content_bytes).sum()),
         human_bytes(slim.layer.size),
         short_id(&slim.id)
     );

@@ -1,7 +1,10 @@
 //! Images through the engine API: inspect, save (streamed to a file), load (streamed from a
 //! producer thread), remove. Nothing is buffered whole in memory.
 
-use std::{io::Write, path::Path};
+use std::{
+    io::Write,
+    path::{Path, PathBuf},
+};
 
 use bollard::query_parameters::ImportImageOptions;
 use futures_util::StreamExt as _;
@@ -18,6 +21,18 @@ pub struct ImageInfo {
     pub size: u64,
     /// TCP ports it exposes (`EXPOSE`), sorted.
     pub tcp_ports: Vec<u16>,
+    /// Its layers' directories, lowest first, when the engine keeps them as overlay diffs
+    /// (`overlay2`); paths on the engine's host.
+    pub layer_dirs: Option<Vec<PathBuf>>,
+}
+
+/// Where the engine keeps its data (`docker info`).
+#[derive(Clone, Debug)]
+pub struct StorageRoot {
+    /// `DockerRootDir`, e.g. `/var/lib/docker`.
+    pub root: PathBuf,
+    /// Storage driver, e.g. `overlay2`.
+    pub driver: String,
 }
 
 impl Engine {
@@ -42,11 +57,32 @@ impl Engine {
             .filter_map(|p| p.strip_suffix("/tcp").and_then(|n| n.parse().ok()))
             .collect();
         tcp_ports.sort();
+        let layer_dirs = info.graph_driver.as_ref().and_then(overlay_layer_dirs);
         Ok(ImageInfo {
             id: info.id.unwrap_or_default(),
             size: info.size.unwrap_or(0).max(0) as u64,
             tcp_ports,
+            layer_dirs,
         })
+    }
+
+    /// Where the engine keeps images (`docker info`); `None` when it does not say.
+    pub async fn storage_root(&self) -> Result<Option<StorageRoot>, EngineError> {
+        let info = self
+            .docker
+            .info()
+            .await
+            .map_err(|source| EngineError::Api {
+                operation: "info",
+                source,
+            })?;
+        Ok(info
+            .docker_root_dir
+            .zip(info.driver)
+            .map(|(root, driver)| StorageRoot {
+                root: root.into(),
+                driver,
+            }))
     }
 
     /// Streams `docker save IMAGE` into the file at `dest`; returns its size.
@@ -160,4 +196,27 @@ fn tokio_stream_from(
     mut rx: tokio::sync::mpsc::Receiver<std::io::Result<bytes::Bytes>>,
 ) -> impl futures_util::Stream<Item = std::io::Result<bytes::Bytes>> + Send + 'static {
     futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx))
+}
+
+/// The diff directories of an overlay-stored image, lowest first: `LowerDir` lists them top
+/// first, `UpperDir` is the top one.
+fn overlay_layer_dirs(driver: &bollard::models::DriverData) -> Option<Vec<PathBuf>> {
+    if !matches!(driver.name.as_str(), "overlay2" | "overlay") {
+        return None;
+    }
+    let upper = driver.data.get("UpperDir")?;
+    let mut dirs: Vec<PathBuf> = driver
+        .data
+        .get("LowerDir")
+        .map(|lower| {
+            lower
+                .split(':')
+                .filter(|d| !d.is_empty())
+                .map(PathBuf::from)
+                .collect()
+        })
+        .unwrap_or_default();
+    dirs.reverse();
+    dirs.push(PathBuf::from(upper));
+    Some(dirs)
 }

@@ -290,7 +290,7 @@ fn read_xattrs<R: Read>(
     Ok(xattrs)
 }
 
-fn insert(
+pub(super) fn insert(
     tree: &mut FileTree,
     stats: &mut [LayerStats],
     index: u32,
@@ -325,7 +325,7 @@ fn insert(
 }
 
 /// Deletes `path` (when `itself`) and its descendants that came from layers below `index`.
-fn remove_lower(
+pub(super) fn remove_lower(
     tree: &mut FileTree,
     stats: &mut [LayerStats],
     index: u32,

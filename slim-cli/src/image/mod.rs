@@ -7,6 +7,7 @@
 
 pub mod archive;
 pub mod flatten;
+pub mod overlay;
 pub mod tree;
 pub mod writer;
 pub mod xray;

@@ -76,13 +76,25 @@ impl FileTree {
     pub fn read(&self, path: &Path, limit: u64) -> Option<Vec<u8>> {
         use std::io::{Read as _, Seek as _};
         let data = self.entries.get(path)?.data?;
-        let mut file = std::fs::File::open(self.sources.get(data.source as usize)?).ok()?;
+        let mut file = self.open_source(data.source).ok()?;
         file.seek(std::io::SeekFrom::Start(data.offset)).ok()?;
         let mut bytes = Vec::with_capacity(data.size.min(limit).min(1 << 24) as usize);
         file.take(data.size.min(limit))
             .read_to_end(&mut bytes)
             .ok()?;
         Some(bytes)
+    }
+
+    /// Opens source file `source` for reading, never through a symlink.
+    pub fn open_source(&self, source: u32) -> std::io::Result<std::fs::File> {
+        use std::os::unix::fs::OpenOptionsExt as _;
+        let path = self.sources.get(source as usize).ok_or_else(|| {
+            std::io::Error::new(std::io::ErrorKind::NotFound, "no such layer source")
+        })?;
+        std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+            .open(path)
     }
 
     /// Total bytes of regular-file content (hard links counted once).

@@ -135,7 +135,7 @@ fn write_layer_with<W: Write>(
             }
         }
     }
-    let mut sources: Vec<Option<File>> = (0..tree.sources.len()).map(|_| None).collect();
+    let mut sources: Option<(u32, File)> = None;
     let mut builder = tar::Builder::new(HashingWriter::new(out));
     let mut entries = 0;
     for path in &closed {
@@ -200,7 +200,7 @@ fn hardlink_group(path: &Path, entry: &Entry) -> Option<PathBuf> {
 
 fn write_entry<W: Write>(
     builder: &mut tar::Builder<W>,
-    sources: &mut [Option<File>],
+    sources: &mut Option<(u32, File)>,
     tree: &FileTree,
     path: &Path,
     entry: &Entry,
@@ -246,11 +246,12 @@ fn write_entry<W: Write>(
             if !with_content {
                 return builder.append_data(&mut header, path, io::repeat(0).take(data.size));
             }
-            let slot = &mut sources[data.source as usize];
-            if slot.is_none() {
-                *slot = Some(File::open(&tree.sources[data.source as usize])?);
+            // One source open at a time: archives are read in order, and trees read from
+            // layer directories have a source per file.
+            if sources.as_ref().map(|(open, _)| *open) != Some(data.source) {
+                *sources = Some((data.source, tree.open_source(data.source)?));
             }
-            let file = slot.as_mut().expect("opened above");
+            let (_, file) = sources.as_mut().expect("opened above");
             file.seek(SeekFrom::Start(data.offset))?;
             let mut reader = ExactReader {
                 inner: file.take(data.size),
