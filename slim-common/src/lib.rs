@@ -111,6 +111,15 @@ pub struct MntnsCache {
     pub in_scope: u32,
 }
 
+/// Slots of the per-CPU [`MntnsCache`] (a power of two).
+pub const MNTNS_CACHE_SLOTS: u32 = 8;
+
+/// The [`MntnsCache`] slot of a task (its `task_struct` address).
+#[inline(always)]
+pub fn mntns_cache_slot(task: u64) -> u32 {
+    (task.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 61) as u32 & (MNTNS_CACHE_SLOTS - 1)
+}
+
 /// One CPU's syscall bitmap for the first mount namespace it saw (a plain array access instead
 /// of a hash lookup on every syscall); other namespaces go to the `SYSCALLS` hash.
 #[repr(C)]
@@ -180,22 +189,44 @@ pub struct RegsLayout {
     /// Arguments 0..=5: x86_64 `di si dx r10 r8 r9`; arm64 `orig_x0` (x0 holds the return value
     /// at exit), then `regs[1..=5]`.
     pub args: [u32; 6],
+    /// The byte range of `struct pt_regs` holding the number and every argument, read with
+    /// one copy: `window_start..window_start + window_len`.
+    pub window_start: u32,
+    pub window_len: u32,
     pub _pad: u32,
 }
 
+/// Longest [`RegsLayout`] window the recorder copies (arm64's spans 280 bytes).
+pub const REGS_WINDOW_CAP: usize = 320;
+
 impl RegsLayout {
     /// x86_64's `struct pt_regs` (arch/x86/include/asm/ptrace.h).
-    pub const X86_64: Self = Self {
-        nr: 120,
-        args: [112, 104, 96, 56, 72, 64],
-        _pad: 0,
-    };
+    pub const X86_64: Self = Self::new(120, [112, 104, 96, 56, 72, 64]);
     /// arm64's `struct pt_regs` (arch/arm64/include/asm/ptrace.h).
-    pub const AARCH64: Self = Self {
-        nr: 280,
-        args: [272, 8, 16, 24, 32, 40],
-        _pad: 0,
-    };
+    pub const AARCH64: Self = Self::new(280, [272, 8, 16, 24, 32, 40]);
+
+    /// The layout with its copy window computed from the offsets.
+    pub const fn new(nr: u32, args: [u32; 6]) -> Self {
+        let mut start = nr;
+        let mut end = nr + 8;
+        let mut i = 0;
+        while i < 6 {
+            if args[i] < start {
+                start = args[i];
+            }
+            if args[i] + 8 > end {
+                end = args[i] + 8;
+            }
+            i += 1;
+        }
+        Self {
+            nr,
+            args,
+            window_start: start,
+            window_len: end - start,
+            _pad: 0,
+        }
+    }
 }
 
 /// Indexes of the per-CPU `STATS` array.
@@ -262,7 +293,7 @@ const _: () = assert!(core::mem::size_of::<MntnsCache>() == 24);
 const _: () = assert!(core::mem::size_of::<LocalSyscalls>() == 8 + 8 * SYSCALL_WORDS);
 const _: () = assert!(core::mem::size_of::<KernelOffsets>() == 16);
 const _: () = assert!(core::mem::size_of::<TracepointFields>() == 16);
-const _: () = assert!(core::mem::size_of::<RegsLayout>() == 32);
+const _: () = assert!(core::mem::size_of::<RegsLayout>() == 40);
 
 /// Key of the in-kernel dedup table `SEEN`: a path already reported for this namespace and outcome.
 /// Its value counts how many times it was seen; user space computes the same [`path_hash`].

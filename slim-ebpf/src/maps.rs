@@ -6,7 +6,7 @@ use aya_ebpf::{
 };
 use slim_common::{
     Config, Event, KernelOffsets, LocalSyscalls, MntnsCache, RegsLayout, SeenKey, SyscallSpec,
-    TracepointFields, MAX_SYSCALLS, SYSCALL_WORDS,
+    TracepointFields, MAX_SYSCALLS, REGS_WINDOW_CAP, SYSCALL_WORDS,
 };
 
 /// Ring buffer of [`Event`] records (variable length: header + path bytes).
@@ -47,9 +47,11 @@ pub static SYSCALLS: PerCpuHashMap<u32, [u64; SYSCALL_WORDS]> =
 #[map]
 pub static BASE_GENERATION: HashMap<u32, u64> = HashMap::with_max_entries(32768, 0);
 
-/// Per CPU: the mount namespace of the task that last made a syscall there.
+/// Per CPU: the scope verdicts of the tasks that last made syscalls there, a few slots indexed
+/// by a hash of the task (a server and its load generator take turns on each CPU).
 #[map]
-pub static MNTNS_CACHE: PerCpuArray<MntnsCache> = PerCpuArray::with_max_entries(1, 0);
+pub static MNTNS_CACHE: PerCpuArray<MntnsCache> =
+    PerCpuArray::with_max_entries(slim_common::MNTNS_CACHE_SLOTS, 0);
 
 /// Per CPU: the syscall bitmap of the first namespace seen there.
 #[map]
@@ -60,6 +62,10 @@ pub static LOCAL_SYSCALLS: PerCpuArray<LocalSyscalls> = PerCpuArray::with_max_en
 /// A plain hash (an LRU insert costs far more): when it is full, new paths are simply sent
 /// every time, which user space folds anyway.
 pub static SEEN: HashMap<SeenKey, u32> = HashMap::with_max_entries(131072, 0);
+
+/// Per CPU: the copy of the syscall's `pt_regs` window (number and arguments).
+#[map]
+pub static REGS_COPY: PerCpuArray<[u8; REGS_WINDOW_CAP]> = PerCpuArray::with_max_entries(1, 0);
 
 /// Scratch space for the event being built (too large for the 512-byte BPF stack).
 #[map]

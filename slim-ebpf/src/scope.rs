@@ -1,7 +1,7 @@
 //! Deciding whether the current task belongs to the recorded scope.
 
 use aya_ebpf::helpers::{bpf_get_current_pid_tgid, bpf_get_current_task, bpf_probe_read_kernel};
-use slim_common::scope_mode;
+use slim_common::{mntns_cache_slot, scope_mode};
 
 use crate::maps::{offsets, CONFIG, IGNORED_MNTNS, MNTNS_CACHE, SCOPE_MNTNS, TRACKED_PIDS};
 
@@ -52,7 +52,7 @@ pub fn current_in_scope_refresh(refresh: bool) -> Option<Task> {
     let tid = pid_tgid as u32;
     let task = unsafe { bpf_get_current_task() };
     let config = CONFIG.get(0)?;
-    let cache = unsafe { &mut *MNTNS_CACHE.get_ptr_mut(0)? };
+    let cache = unsafe { &mut *MNTNS_CACHE.get_ptr_mut(mntns_cache_slot(task))? };
     if !refresh && cache.task == task && cache.tid == tid && cache.generation == config.generation {
         return (cache.in_scope != 0).then_some(Task {
             pid,
@@ -88,7 +88,8 @@ pub fn current_in_scope_refresh(refresh: bool) -> Option<Task> {
 /// Drops this CPU's cached verdict (the current task changed namespaces).
 #[inline(always)]
 pub fn forget_current() {
-    if let Some(cache) = MNTNS_CACHE.get_ptr_mut(0) {
+    let task = unsafe { bpf_get_current_task() };
+    if let Some(cache) = MNTNS_CACHE.get_ptr_mut(mntns_cache_slot(task)) {
         unsafe { (*cache).task = 0 };
     }
 }

@@ -6,15 +6,18 @@
 //! Syscalls that never return (exit, exit_group) are added by user space.
 
 use aya_ebpf::{
-    helpers::bpf_probe_read_kernel, macros::raw_tracepoint, programs::RawTracePointContext,
+    helpers::bpf_probe_read_kernel_buf, macros::raw_tracepoint, programs::RawTracePointContext,
 };
 use slim_common::{
-    event_kind, op, relative_salt, SyscallSpec, AT_FDCWD, MAX_SYSCALLS, NO_ARG, SYSCALL_WORDS,
+    event_kind, op, relative_salt, SyscallSpec, AT_FDCWD, MAX_SYSCALLS, NO_ARG, REGS_WINDOW_CAP,
+    SYSCALL_WORDS,
 };
 
 use crate::{
     emit::{read_path, scratch, submit, submit_deduplicated, Source},
-    maps::{regs_layout, BASE_GENERATION, CONFIG, LOCAL_SYSCALLS, SYSCALLS, SYSCALL_SPECS},
+    maps::{
+        regs_layout, BASE_GENERATION, CONFIG, LOCAL_SYSCALLS, REGS_COPY, SYSCALLS, SYSCALL_SPECS,
+    },
     scope::{current_in_scope, Task},
 };
 
@@ -45,8 +48,24 @@ fn try_sys_exit(ctx: &RawTracePointContext) -> Option<()> {
     let regs: *const u8 = ctx.arg(0);
     let ret: i64 = ctx.arg(1);
     let layout = regs_layout();
-    let nr: i64 =
-        unsafe { bpf_probe_read_kernel(regs.add(layout.nr as usize) as *const i64) }.ok()?;
+    // One copy of the registers the syscall's number and arguments live in.
+    let copy = unsafe { &mut *REGS_COPY.get_ptr_mut(0)? };
+    let len = layout.window_len as usize;
+    if !(8..=REGS_WINDOW_CAP).contains(&len) {
+        return None;
+    }
+    unsafe { bpf_probe_read_kernel_buf(regs.add(layout.window_start as usize), &mut copy[..len]) }
+        .ok()?;
+    let word = |offset: u32| -> u64 {
+        let at = offset.wrapping_sub(layout.window_start) as usize;
+        match copy.get(at..at + 8) {
+            Some(bytes) if at + 8 <= len => unsafe {
+                core::ptr::read_unaligned(bytes.as_ptr() as *const u64)
+            },
+            _ => 0,
+        }
+    };
+    let nr = word(layout.nr) as i64;
     if nr < 0 || nr >= MAX_SYSCALLS as i64 {
         return None;
     }
@@ -70,8 +89,7 @@ fn try_sys_exit(ctx: &RawTracePointContext) -> Option<()> {
         if !used(&spec, i as u8) {
             return 0;
         }
-        let offset = layout.args[i] as usize;
-        unsafe { bpf_probe_read_kernel(regs.add(offset) as *const u64) }.unwrap_or(0)
+        word(layout.args[i])
     };
     let call = Call {
         nr,

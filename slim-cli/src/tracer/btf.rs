@@ -226,9 +226,9 @@ impl Btf {
     pub fn regs_layout(&self, arch: Arch) -> Result<RegsLayout, BtfError> {
         let offset = |member: &str| self.member_offset("pt_regs", member);
         Ok(match arch {
-            Arch::X86_64 => RegsLayout {
-                nr: offset("orig_ax")?,
-                args: [
+            Arch::X86_64 => RegsLayout::new(
+                offset("orig_ax")?,
+                [
                     offset("di")?,
                     offset("si")?,
                     offset("dx")?,
@@ -236,13 +236,12 @@ impl Btf {
                     offset("r8")?,
                     offset("r9")?,
                 ],
-                _pad: 0,
-            },
+            ),
             Arch::Aarch64 => {
                 let regs = offset("regs")?;
-                RegsLayout {
-                    nr: offset("syscallno")?,
-                    args: [
+                RegsLayout::new(
+                    offset("syscallno")?,
+                    [
                         offset("orig_x0")?,
                         regs + 8,
                         regs + 16,
@@ -250,8 +249,7 @@ impl Btf {
                         regs + 32,
                         regs + 40,
                     ],
-                    _pad: 0,
-                }
+                )
             }
         })
     }

@@ -232,7 +232,17 @@ impl Recorder {
             tracing::debug!("no kernel BTF: {err}");
         }
         let regs = match regs {
-            Ok(regs) => regs,
+            Ok(regs) if regs.window_len as usize <= slim_common::REGS_WINDOW_CAP => regs,
+            Ok(regs) => {
+                tracing::debug!(
+                    "pt_regs layout spans {} bytes: using {arch}'s",
+                    regs.window_len
+                );
+                match arch {
+                    Arch::X86_64 => RegsLayout::X86_64,
+                    Arch::Aarch64 => RegsLayout::AARCH64,
+                }
+            }
             Err(err) => {
                 tracing::debug!("pt_regs layout not in BTF ({err}): using {arch}'s");
                 match arch {
