@@ -321,7 +321,7 @@ fn nginx_throughput(slim: &Path, image: &str) -> Result<Value> {
         let url = format!("http://{ip}/");
         std::thread::sleep(std::time::Duration::from_secs(1));
         let wrk = |label: &str| -> Result<f64> {
-            let out = crate::util::output(Command::new("wrk").args(["-t2", "-c32", "-d8s", &url]))
+            let out = crate::util::output(Command::new("wrk").args(["-t2", "-c32", "-d5s", &url]))
                 .context("wrk")?;
             let rps = out
                 .lines()
@@ -332,27 +332,42 @@ fn nginx_throughput(slim: &Path, image: &str) -> Result<Value> {
             Ok(rps)
         };
         wrk("warm-up")?;
-        let off = wrk("recorder off")?.max(wrk("recorder off")?);
-        let mut trace = Command::new(slim)
-            .args(["trace", "--json", "--container", &id])
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::null())
-            .spawn()?;
-        std::thread::sleep(std::time::Duration::from_secs(2));
-        let on = wrk("recorder on")?.max(wrk("recorder on")?);
-        // SAFETY: signalling our own child.
-        unsafe { libc::kill(trace.id() as i32, libc::SIGINT) };
-        let mut stdout = String::new();
-        std::io::Read::read_to_string(trace.stdout.as_mut().context("trace stdout")?, &mut stdout)?;
-        trace.wait()?;
-        let recording: Value = serde_json::from_str(&stdout).unwrap_or_default();
+        // Off and on alternate, so drift on a shared machine hits both alike; medians of 3.
+        let mut offs = Vec::new();
+        let mut ons = Vec::new();
+        let mut recording = Value::Null;
+        for _ in 0..3 {
+            offs.push(wrk("recorder off")?);
+            let mut trace = Command::new(slim)
+                .args(["trace", "--json", "--container", &id])
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::null())
+                .spawn()?;
+            std::thread::sleep(std::time::Duration::from_millis(1500));
+            let on = wrk("recorder on");
+            // SAFETY: signalling our own child.
+            unsafe { libc::kill(trace.id() as i32, libc::SIGINT) };
+            let mut stdout = String::new();
+            std::io::Read::read_to_string(
+                trace.stdout.as_mut().context("trace stdout")?,
+                &mut stdout,
+            )?;
+            trace.wait()?;
+            ons.push(on?);
+            recording = serde_json::from_str(&stdout).unwrap_or_default();
+        }
+        let median = |v: &mut Vec<f64>| {
+            v.sort_by(f64::total_cmp);
+            v[v.len() / 2]
+        };
+        let (off, on) = (median(&mut offs), median(&mut ons));
         Ok(json!({
             "requests_per_second_off": off,
             "requests_per_second_on": on,
             "on_over_off": on / off,
             "recorder_events": recording["recorder"]["events"],
             "recorder_lost": recording["recorder"]["lost"],
-            "wrk": "-t2 -c32 -d8s to the container address, best of 2",
+            "wrk": "-t2 -c32 -d5s to the container address; off and on alternated 3 times, medians",
         }))
     })();
     let _ = Command::new("docker").args(["rm", "-f", &id]).output();
