@@ -1,9 +1,6 @@
 //! Small helpers shared by the tasks: running commands, finding the workspace and its outputs.
 
-use std::{
-    path::{Path, PathBuf},
-    process::Command,
-};
+use std::{path::PathBuf, process::Command};
 
 use anyhow::{bail, Context as _, Result};
 
