@@ -547,18 +547,11 @@ impl Input {
 
         let mut env = args.env.clone();
         for file in &args.env_file {
-            let text = std::fs::read_to_string(file).map_err(|e| {
-                UsageError::new(
-                    format!("cannot read --env-file {}: {e}", file.display()),
-                    "give a file of KEY=VALUE lines",
-                )
-            })?;
-            env.extend(
-                text.lines()
-                    .map(str::trim)
-                    .filter(|l| !l.is_empty() && !l.starts_with('#'))
-                    .map(str::to_owned),
-            );
+            env.extend(read_lines(
+                file,
+                "--env-file",
+                "give a file of KEY=VALUE lines",
+            )?);
         }
         for entry in &env {
             if !entry.contains('=') {
@@ -600,18 +593,11 @@ impl Input {
         };
         let mut include_paths = args.include_path.clone();
         for file in &args.include_path_file {
-            let text = std::fs::read_to_string(file).map_err(|e| {
-                UsageError::new(
-                    format!("cannot read --include-path-file {}: {e}", file.display()),
-                    "give a file with one path per line",
-                )
-            })?;
-            include_paths.extend(
-                text.lines()
-                    .map(str::trim)
-                    .filter(|l| !l.is_empty() && !l.starts_with('#'))
-                    .map(str::to_owned),
-            );
+            include_paths.extend(read_lines(
+                file,
+                "--include-path-file",
+                "give a file with one path per line",
+            )?);
         }
         for group in &args.skip_keep {
             if !minify::DEFAULT_GROUPS.contains(&group.as_str()) {
@@ -751,6 +737,19 @@ fn parse_publish(text: &str) -> Result<u16, UsageError> {
         return Err(bad());
     }
     parts.last().and_then(|p| p.parse().ok()).ok_or_else(bad)
+}
+
+/// The non-empty, non-comment lines of a file given to `flag`, trimmed.
+fn read_lines(file: &Path, flag: &str, hint: &str) -> Result<Vec<String>, UsageError> {
+    let text = std::fs::read_to_string(file).map_err(|e| {
+        UsageError::new(format!("cannot read {flag} {}: {e}", file.display()), hint)
+    })?;
+    Ok(text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .map(str::to_owned)
+        .collect())
 }
 
 #[cfg(test)]

@@ -51,7 +51,6 @@ pub fn analyze(tree: &FileTree, layers: Vec<LayerStats>) -> Xray {
             *dirs.entry(dir).or_default() += entry.size;
         }
     }
-    let shown = |p: &Path| format!("/{}", p.display());
     files.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
     let mut dirs: Vec<(&Path, u64)> = dirs
         .into_iter()
@@ -68,22 +67,8 @@ pub fn analyze(tree: &FileTree, layers: Vec<LayerStats>) -> Xray {
         } else {
             1.0 - wasted_bytes as f64 / shipped as f64
         },
-        largest_files: files
-            .iter()
-            .take(TOP)
-            .map(|(p, b)| SizedPath {
-                path: shown(p),
-                bytes: *b,
-            })
-            .collect(),
-        largest_directories: dirs
-            .iter()
-            .take(TOP)
-            .map(|(p, b)| SizedPath {
-                path: shown(p),
-                bytes: *b,
-            })
-            .collect(),
+        largest_files: top(&files),
+        largest_directories: top(&dirs),
         layers,
     }
 }
@@ -102,6 +87,18 @@ pub fn human_bytes(bytes: u64) -> String {
     } else {
         format!("{value:.1} {}", UNITS[unit])
     }
+}
+
+/// The first [`TOP`] of a list sorted largest first, as `/path` and bytes.
+fn top(sorted: &[(&Path, u64)]) -> Vec<SizedPath> {
+    sorted
+        .iter()
+        .take(TOP)
+        .map(|(path, bytes)| SizedPath {
+            path: format!("/{}", path.display()),
+            bytes: *bytes,
+        })
+        .collect()
 }
 
 #[cfg(test)]
