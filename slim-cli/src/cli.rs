@@ -55,10 +55,8 @@ pub struct BuildArgs {
     /// Only the final line (and errors).
     #[arg(long, short)]
     pub quiet: bool,
-    /// How to read an engine image: straight from its overlay storage (fast; local engine,
-    /// root) with `docker save` as the fallback, or only one of them.
-    #[arg(long, value_enum, default_value_t, value_name = "HOW")]
-    pub read_via: ReadVia,
+    #[command(flatten)]
+    pub read: ReadArgs,
 
     /// HTTP probes in docker-slim's command-file format.
     #[arg(long, value_name = "FILE", help_heading = "Probes")]
@@ -173,6 +171,15 @@ pub struct BuildArgs {
     pub skip_keep: Vec<String>,
 }
 
+/// How an image in the engine is read (shared by build, xray and squash).
+#[derive(Debug, Args)]
+pub struct ReadArgs {
+    /// How to read an engine image: straight from its overlay storage (fast; local engine,
+    /// root) with `docker save` as the fallback, or only one of them.
+    #[arg(long = "read-via", value_enum, default_value_t, value_name = "HOW")]
+    pub via: ReadVia,
+}
+
 #[derive(Debug, Args)]
 pub struct XrayArgs {
     /// Image name or id, or docker-archive:PATH.
@@ -180,10 +187,8 @@ pub struct XrayArgs {
     /// Print JSON: {"layers": [...], "total_bytes", "wasted_bytes", ...}.
     #[arg(long)]
     pub json: bool,
-    /// How to read an engine image: straight from its overlay storage (fast; local engine,
-    /// root) with `docker save` as the fallback, or only one of them.
-    #[arg(long, value_enum, default_value_t, value_name = "HOW")]
-    pub read_via: ReadVia,
+    #[command(flatten)]
+    pub read: ReadArgs,
 }
 
 #[derive(Debug, Args)]
@@ -196,10 +201,8 @@ pub struct SquashArgs {
     /// Also write the result as docker-archive:PATH or oci:DIR (repeatable).
     #[arg(long, value_name = "FORMAT:PATH")]
     pub output: Vec<String>,
-    /// How to read an engine image: straight from its overlay storage (fast; local engine,
-    /// root) with `docker save` as the fallback, or only one of them.
-    #[arg(long, value_enum, default_value_t, value_name = "HOW")]
-    pub read_via: ReadVia,
+    #[command(flatten)]
+    pub read: ReadArgs,
 }
 
 #[derive(Debug, Args)]

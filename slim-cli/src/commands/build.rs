@@ -111,7 +111,7 @@ pub async fn run(args: BuildArgs, shutdown: Shutdown) -> Result<ExitCode> {
     let source = ImageSource::Engine(args.target.clone());
     let (fat_run, fat) = tokio::join!(
         run.execute(),
-        read_image(Some(&engine), &source, &work, args.read_via)
+        read_image(Some(&engine), &source, &work, args.read.via)
     );
     spin.done();
     let fat_run = fat_run?;
@@ -147,7 +147,7 @@ pub async fn run(args: BuildArgs, shutdown: Shutdown) -> Result<ExitCode> {
         .workdir
         .clone()
         .or_else(|| {
-            fat.saved.config["config"]["WorkingDir"]
+            fat.config["config"]["WorkingDir"]
                 .as_str()
                 .filter(|w| !w.is_empty())
                 .map(str::to_owned)
@@ -164,8 +164,8 @@ pub async fn run(args: BuildArgs, shutdown: Shutdown) -> Result<ExitCode> {
     recording.add_interpreters(&TreeFiles(&fat.tree));
     let mut options = input.keep.clone();
     options.workdir = Some(workdir.clone());
-    options.env = image_env(&fat.saved.config, &spec.env);
-    if let Some(volumes) = fat.saved.config["config"]["Volumes"].as_object() {
+    options.env = image_env(&fat.config, &spec.env);
+    if let Some(volumes) = fat.config["config"]["Volumes"].as_object() {
         options.volumes.extend(volumes.keys().cloned());
     }
     let keep = minify::select(&fat.tree, &recording, &options);

@@ -14,7 +14,7 @@ use anyhow::{bail, Context as _, Result};
 use crate::{
     engine::{Engine, ImageInfo},
     image::{
-        archive::{read_saved_image, SavedImage},
+        archive::read_saved_image,
         flatten::{flatten, LayerStats},
         overlay::{flatten_dirs, LayerDir},
         tree::FileTree,
@@ -119,7 +119,8 @@ pub enum ReadVia {
 pub struct FatImage {
     pub name: String,
     pub id: String,
-    pub saved: SavedImage,
+    /// The image config as stored.
+    pub config: serde_json::Value,
     pub tree: Arc<FileTree>,
     pub layers: Vec<LayerStats>,
     pub info: Option<ImageInfo>,
@@ -150,8 +151,8 @@ pub async fn read_image(
                 let info = engine.image(name).await?;
                 if via != ReadVia::Save {
                     match read_from_storage(engine, &info).await {
-                        Ok((saved, layer_dirs)) => {
-                            return flatten_stored(source, info, saved, layer_dirs, started).await
+                        Ok((config, layer_dirs)) => {
+                            return flatten_stored(source, info, config, layer_dirs, started).await
                         }
                         Err(why) if via == ReadVia::Storage => return Err(UsageError::new(
                             format!("cannot read {name} from the engine's storage: {why}"),
@@ -199,7 +200,7 @@ pub async fn read_image(
     Ok(FatImage {
         name: source.name(),
         id,
-        saved,
+        config: saved.config,
         tree: Arc::new(tree),
         layers,
         info,
@@ -215,7 +216,7 @@ pub async fn read_image(
 async fn read_from_storage(
     engine: &Engine,
     info: &ImageInfo,
-) -> Result<(SavedImage, Vec<LayerDir>), String> {
+) -> Result<(serde_json::Value, Vec<LayerDir>), String> {
     let dirs = info
         .layer_dirs
         .clone()
@@ -266,13 +267,7 @@ async fn read_from_storage(
             digest: digest.as_str().unwrap_or_default().to_owned(),
         });
     }
-    let saved = SavedImage {
-        config_bytes,
-        config,
-        layers: Vec::new(),
-        sources: Vec::new(),
-    };
-    Ok((saved, layer_dirs))
+    Ok((config, layer_dirs))
 }
 
 /// Reads a file of at most 16 MiB.
@@ -288,7 +283,7 @@ fn read_small(path: &Path) -> std::io::Result<Vec<u8>> {
 async fn flatten_stored(
     source: &ImageSource,
     info: ImageInfo,
-    saved: SavedImage,
+    config: serde_json::Value,
     layer_dirs: Vec<LayerDir>,
     started: Instant,
 ) -> Result<FatImage> {
@@ -304,7 +299,7 @@ async fn flatten_stored(
     Ok(FatImage {
         name: source.name(),
         id: info.id.clone(),
-        saved,
+        config,
         tree: Arc::new(tree),
         layers,
         info: Some(info),
@@ -318,7 +313,7 @@ async fn flatten_stored(
 impl FatImage {
     /// Names each layer after the history entry that made it (empty layers have no tar).
     fn with_layer_history(mut self) -> Self {
-        if let Some(history) = self.saved.config["history"].as_array() {
+        if let Some(history) = self.config["history"].as_array() {
             let made: Vec<&str> = history
                 .iter()
                 .filter(|h| h["empty_layer"].as_bool() != Some(true))
@@ -367,7 +362,7 @@ pub async fn write_image(
         };
         let started = Instant::now();
         let tree = fat.tree.clone();
-        let original = fat.saved.config.clone();
+        let original = fat.config.clone();
         let (layer, config_bytes) = engine
             .load_image(move |out| {
                 let make_config =
@@ -396,7 +391,7 @@ pub async fn write_image(
         std::io::Write::flush(&mut out).context("write the slim layer file")?;
         layer
     };
-    let config_bytes = writer::slim_config(&fat.saved.config, &layer, &provenance);
+    let config_bytes = writer::slim_config(&fat.config, &layer, &provenance);
     let id = writer::sha256_digest(&config_bytes);
     for output in outputs {
         match output {
@@ -416,8 +411,8 @@ pub async fn write_image(
             }
             Output::Oci(dir) => {
                 let platform = serde_json::json!({
-                    "architecture": fat.saved.config["architecture"],
-                    "os": fat.saved.config["os"],
+                    "architecture": fat.config["architecture"],
+                    "os": fat.config["os"],
                 });
                 writer::write_oci_layout(
                     dir,

@@ -42,7 +42,7 @@ pub async fn run(args: SquashArgs) -> Result<ExitCode> {
         _ => Some(Engine::connect().await?),
     };
     let work = WorkDir::new()?;
-    let fat = read_image(engine.as_ref(), &source, &work, args.read_via).await?;
+    let fat = read_image(engine.as_ref(), &source, &work, args.read.via).await?;
     let all: BTreeSet<PathBuf> = fat.tree.entries.keys().cloned().collect();
     let slim = write_image(
         engine.as_ref(),

@@ -20,7 +20,7 @@ pub async fn run(args: XrayArgs) -> Result<ExitCode> {
         ImageSource::Archive(_) => None,
     };
     let work = WorkDir::new()?;
-    let fat = read_image(engine.as_ref(), &source, &work, args.read_via).await?;
+    let fat = read_image(engine.as_ref(), &source, &work, args.read.via).await?;
     let xray = analyze(&fat.tree, fat.layers);
     let mut out = std::io::stdout().lock();
     if args.json {
