@@ -153,14 +153,7 @@ pub async fn run(args: BuildArgs, shutdown: Shutdown) -> Result<ExitCode> {
                 .map(str::to_owned)
         })
         .unwrap_or_else(|| "/".into());
-    let mut recording = Recording::build(
-        raw,
-        &Filter {
-            mount_namespaces: Some([fat_run.mntns].into()),
-            initial_cwd: PathBuf::from(&workdir),
-            from_first_exec: true,
-        },
-    );
+    let mut recording = Recording::build(raw, &Filter::started_container(fat_run.mntns, &workdir));
     recording.add_interpreters(&TreeFiles(&fat.tree));
     let mut options = input.keep.clone();
     options.workdir = Some(workdir.clone());
@@ -414,14 +407,7 @@ fn missing_paths(
     workdir: &str,
 ) -> Vec<String> {
     let Some(raw) = raw else { return Vec::new() };
-    let recording = Recording::build(
-        raw,
-        &Filter {
-            mount_namespaces: Some([mntns].into()),
-            initial_cwd: PathBuf::from(workdir),
-            from_first_exec: true,
-        },
-    );
+    let recording = Recording::build(raw, &Filter::started_container(mntns, workdir));
     recording
         .paths
         .iter()

@@ -41,14 +41,7 @@ pub fn run(args: TraceArgs) -> Result<ExitCode> {
     let raw = recorder.finish()?;
     let elapsed = started.elapsed();
     let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("/"));
-    let mut recording = Recording::build(
-        &raw,
-        &Filter {
-            mount_namespaces: None,
-            initial_cwd: cwd,
-            from_first_exec: false,
-        },
-    );
+    let mut recording = Recording::build(&raw, &Filter::command(cwd));
     recording.add_interpreters(&HostFiles { root: "/".into() });
 
     let code = status

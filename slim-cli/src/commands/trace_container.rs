@@ -58,11 +58,7 @@ async fn record(name: &str, args: &TraceArgs) -> Result<ExitCode> {
     let raw = recorder.finish()?;
     let mut recording = Recording::build(
         &raw,
-        &Filter {
-            mount_namespaces: Some([mntns].into()),
-            initial_cwd: container.working_dir.clone().into(),
-            from_first_exec: false,
-        },
+        &Filter::running_container(mntns, container.working_dir.clone()),
     );
     recording.add_interpreters(&files);
     if args.json {

@@ -164,6 +164,32 @@ pub struct Filter {
 }
 
 impl Filter {
+    /// Everything a command run by slim did, relative paths starting at `cwd`.
+    pub fn command(cwd: PathBuf) -> Self {
+        Self {
+            mount_namespaces: None,
+            initial_cwd: cwd,
+            from_first_exec: false,
+        }
+    }
+
+    /// A container slim started under the recorder: its namespace, from the app's first exec.
+    pub fn started_container(mntns: u32, workdir: impl Into<PathBuf>) -> Self {
+        Self {
+            mount_namespaces: Some([mntns].into()),
+            initial_cwd: workdir.into(),
+            from_first_exec: true,
+        }
+    }
+
+    /// A container that was already running when recording began.
+    pub fn running_container(mntns: u32, workdir: impl Into<PathBuf>) -> Self {
+        Self {
+            from_first_exec: false,
+            ..Self::started_container(mntns, workdir)
+        }
+    }
+
     fn keeps(&self, event: &RawEvent) -> bool {
         self.mount_namespaces
             .as_ref()
