@@ -18,9 +18,14 @@ fn serial() -> std::sync::MutexGuard<'static, ()> {
 
 /// Builds `app` with `args`, returns the parsed report (asserting success).
 fn build(app: &str, tag: &str, extra: &[&str]) -> serde_json::Value {
+    build_keeping_image(app, tag, extra).0
+}
+
+/// [`build`], also returning the slim image (removed when dropped).
+fn build_keeping_image(app: &str, tag: &str, extra: &[&str]) -> (serde_json::Value, Image) {
     let image = app_image(app);
     let out_dir = TempDir::new(&format!("build-{app}"));
-    let _slim = Image(tag.to_owned());
+    let slim_image = Image(tag.to_owned());
     let out = slim()
         .args(["build", "--tag", tag, "--output-dir"])
         .arg(&out_dir.0)
@@ -37,7 +42,7 @@ fn build(app: &str, tag: &str, extra: &[&str]) -> serde_json::Value {
     let files = std::fs::read_to_string(out_dir.0.join("files.txt")).unwrap();
     assert!(files.lines().count() > 10, "{files}");
     assert!(slim_containers().is_empty(), "containers left behind");
-    report
+    (report, slim_image)
 }
 
 fn check_report(report: &serde_json::Value, min_ratio: f64) {
@@ -91,6 +96,41 @@ fn python_http_server_is_slimmed_and_verified() {
     let probes = report["probes"].as_array().unwrap();
     assert_eq!(probes.len(), 3);
     assert!(probes.iter().all(|p| p["status"] == 200), "{probes:?}");
+}
+
+#[test]
+fn arm64_python_http_server_is_slimmed_and_verified_under_emulation() {
+    if !is_root("arm64_python_http_server_is_slimmed_and_verified_under_emulation") {
+        return;
+    }
+    let _serial = serial();
+    let tag = "slim-test/python-http-arm64.slim:test";
+    let (report, _slim) = build_keeping_image(
+        "python-http-arm64",
+        tag,
+        &[
+            "--http-probe-cmd-file",
+            probe_file("python-http.json").to_str().unwrap(),
+        ],
+    );
+    check_report(&report, 5.0);
+    assert_eq!(report["kept"]["interpreter"], 1, "{}", report["kept"]);
+    // The slim image is still an arm64 image, and it was verified by running it.
+    assert_eq!(
+        docker(&["image", "inspect", "-f", "{{.Architecture}}", tag]),
+        "arm64"
+    );
+    let listing = docker(&[
+        "run",
+        "--rm",
+        "--entrypoint",
+        "/usr/bin/python3",
+        tag,
+        "-c",
+        "import os; print(sorted(os.listdir('/usr/lib/aarch64-linux-gnu')))",
+    ]);
+    assert!(listing.contains("ld-linux-aarch64.so.1"), "{listing}");
+    assert!(listing.contains("libc.so.6"), "{listing}");
 }
 
 #[test]

@@ -127,14 +127,19 @@ pub fn docker(args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).trim().to_owned()
 }
 
-/// Asserts the base image exists, with the fix when it does not.
+/// The arm64 Debian base image `cargo xtask test` loads (run here through qemu-user).
+pub const ARM64_BASE_IMAGE: &str = "slim-test/debian-arm64:bookworm";
+
+/// Asserts the base images exist, with the fix when they do not.
 pub fn require_base_image() {
-    let ok = Command::new("docker")
-        .args(["image", "inspect", BASE_IMAGE])
-        .output()
-        .map(|o| o.status.success())
-        .unwrap_or(false);
-    assert!(ok, "{BASE_IMAGE} is missing: `cargo xtask test` builds it");
+    for image in [BASE_IMAGE, ARM64_BASE_IMAGE] {
+        let ok = Command::new("docker")
+            .args(["image", "inspect", image])
+            .output()
+            .map(|o| o.status.success())
+            .unwrap_or(false);
+        assert!(ok, "{image} is missing: `cargo xtask test` builds it");
+    }
 }
 
 /// A container removed (with `docker rm -f`) when dropped, also when a test fails.

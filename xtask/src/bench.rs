@@ -35,12 +35,14 @@ pub fn run(args: &[String]) -> Result<()> {
         Some("apps") => {
             setup::run()?;
             fixtures::base_image()?;
+            fixtures::arm64_base_image()?;
             let slim = build_release()?;
             write_results("apps", apps(&slim)?)
         }
         None => {
             setup::run()?;
             fixtures::base_image()?;
+            fixtures::arm64_base_image()?;
             let slim = build_release()?;
             write_results("apps", apps(&slim)?)?;
             write_results("recorder", recorder(&slim)?)?;
@@ -192,6 +194,8 @@ const APPS: &[(&str, &str)] = &[
     ("python-http", "python-http.json"),
     ("nginx", "nginx.json"),
     ("perl-echo", "echo.json"),
+    // The python app on arm64, run through qemu-user (slower, not comparable in time).
+    ("python-http-arm64", "python-http.json"),
 ];
 
 fn secs(since: Instant) -> f64 {

@@ -21,6 +21,7 @@ commands:
   build          set up, then build target/release/slim with the eBPF recorder embedded
   test           set up, build, and run every test (unit, privileged, end-to-end)
   demo           set up, build, and show slim on a sample
+  fixtures       set up, and build the test base images (Debian amd64, and arm64 for qemu)
   bench [NAME]   run benchmarks (recorder, image) and write bench/results.json and bench/results.md
   fuzz [SECONDS] fuzz the image layer and archive readers (cargo-fuzz, SECONDS each)
   gen-syscalls   regenerate syscall name tables from libseccomp";
@@ -43,6 +44,11 @@ fn run() -> Result<()> {
         }
         Some("test") => test::run(rest),
         Some("demo") => demo::run(),
+        Some("fixtures") => {
+            setup::run()?;
+            fixtures::base_image()?;
+            fixtures::arm64_base_image()
+        }
         Some("bench") => bench::run(rest),
         Some("gen-syscalls") => gen_syscalls::run(),
         Some("fuzz") => fuzz::run(rest),

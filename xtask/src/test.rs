@@ -26,5 +26,6 @@ fn run_tests(extra: &[String]) -> Result<()> {
 pub fn run(extra: &[String]) -> Result<()> {
     setup::run()?;
     fixtures::base_image()?;
+    fixtures::arm64_base_image()?;
     run_tests(extra)
 }
