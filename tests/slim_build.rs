@@ -103,6 +103,10 @@ fn arm64_python_http_server_is_slimmed_and_verified_under_emulation() {
     if !is_root("arm64_python_http_server_is_slimmed_and_verified_under_emulation") {
         return;
     }
+    if !image_present(ARM64_BASE_IMAGE) {
+        eprintln!("skipped: {ARM64_BASE_IMAGE} is missing (no qemu-aarch64 in binfmt_misc?)");
+        return;
+    }
     let _serial = serial();
     let tag = "slim-test/python-http-arm64.slim:test";
     let (report, _slim) = build_keeping_image(

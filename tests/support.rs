@@ -130,16 +130,21 @@ pub fn docker(args: &[&str]) -> String {
 /// The arm64 Debian base image `cargo xtask test` loads (run here through qemu-user).
 pub const ARM64_BASE_IMAGE: &str = "slim-test/debian-arm64:bookworm";
 
-/// Asserts the base images exist, with the fix when they do not.
+/// Asserts the base image exists, with the fix when it does not.
 pub fn require_base_image() {
-    for image in [BASE_IMAGE, ARM64_BASE_IMAGE] {
-        let ok = Command::new("docker")
-            .args(["image", "inspect", image])
-            .output()
-            .map(|o| o.status.success())
-            .unwrap_or(false);
-        assert!(ok, "{image} is missing: `cargo xtask test` builds it");
-    }
+    assert!(
+        image_present(BASE_IMAGE),
+        "{BASE_IMAGE} is missing: `cargo xtask test` builds it"
+    );
+}
+
+/// Whether the engine has `image`.
+pub fn image_present(image: &str) -> bool {
+    Command::new("docker")
+        .args(["image", "inspect", image])
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false)
 }
 
 /// A container removed (with `docker rm -f`) when dropped, also when a test fails.

@@ -61,6 +61,11 @@ pub fn arm64_base_image() -> Result<()> {
         println!("fixtures: {ARM64_BASE_IMAGE}: present");
         return Ok(());
     }
+    let native = std::env::consts::ARCH == "aarch64";
+    if !native && !std::path::Path::new("/proc/sys/fs/binfmt_misc/qemu-aarch64").exists() {
+        println!("fixtures: {ARM64_BASE_IMAGE}: skipped, qemu-aarch64 is not in binfmt_misc");
+        return Ok(());
+    }
     let tarball = rootfs_tarball("arm64", ARM64_PACKAGES)?;
     let layer_name = tarball
         .file_name()
