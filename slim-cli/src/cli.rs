@@ -34,6 +34,10 @@ pub enum Command {
     /// Make a slim image: run the target under the recorder, probe it, keep only what it used,
     /// write a single-layer image, verify it answers like the original, and report.
     Build(Box<BuildArgs>),
+    /// Write security profiles without making an image: run the target under the recorder,
+    /// probe it, write seccomp.json, seccomp-profile.yaml and apparmor.profile, and verify that
+    /// it answers every probe under the seccomp profile.
+    Profile(Box<ProfileArgs>),
 }
 
 #[derive(Debug, Args)]
@@ -43,13 +47,13 @@ pub struct BuildArgs {
     /// Tag of the slim image (default: NAME.slim:TAG, as docker-slim names it).
     #[arg(long, short)]
     pub tag: Option<String>,
-    /// Where report.json and files.txt go (default: slim-out/NAME).
+    /// Where report.json, files.txt and the security profiles go (default: slim-out/NAME).
     #[arg(long, value_name = "DIR")]
     pub output_dir: Option<std::path::PathBuf>,
     /// Also write the slim image as docker-archive:PATH or oci:DIR (repeatable).
     #[arg(long, value_name = "FORMAT:PATH")]
     pub output: Vec<String>,
-    /// Skip running the slim image against the same probes.
+    /// Skip running the slim image (under its seccomp profile) against the same probes.
     #[arg(long)]
     pub no_verify: bool,
     /// Only the final line (and errors).
@@ -58,6 +62,41 @@ pub struct BuildArgs {
     #[command(flatten)]
     pub read: ReadArgs,
 
+    #[command(flatten)]
+    pub run: RunArgs,
+
+    /// Keep this path (a directory with everything under it).
+    #[arg(long, help_heading = "Keep")]
+    pub include_path: Vec<String>,
+    /// Keep every path listed in FILE (one per line).
+    #[arg(long, value_name = "FILE", help_heading = "Keep")]
+    pub include_path_file: Vec<std::path::PathBuf>,
+    /// Keep this binary with its ELF interpreter and libraries.
+    #[arg(long, help_heading = "Keep")]
+    pub include_bin: Vec<String>,
+    /// Keep this executable, found on the image's PATH, with its libraries.
+    #[arg(long, help_heading = "Keep")]
+    pub include_exe: Vec<String>,
+    /// Keep /bin/sh and what it needs.
+    #[arg(long, help_heading = "Keep")]
+    pub include_shell: bool,
+    /// Keep every CA certificate, not only the bundle.
+    #[arg(long, help_heading = "Keep")]
+    pub include_cert_all: bool,
+    /// Drop kept paths matching this glob (`*`, `**`, `?`, `[...]`).
+    #[arg(long, help_heading = "Keep")]
+    pub exclude_pattern: Vec<String>,
+    /// Keep this path as it is in the original image.
+    #[arg(long, help_heading = "Keep")]
+    pub preserve_path: Vec<String>,
+    /// Switch off an always-keep group: users, dns, certs, tmp (repeatable).
+    #[arg(long, value_name = "GROUP", help_heading = "Keep")]
+    pub skip_keep: Vec<String>,
+}
+
+/// How the target runs and is probed (shared by build and profile).
+#[derive(Debug, Args)]
+pub struct RunArgs {
     /// HTTP probes in docker-slim's command-file format.
     #[arg(long, value_name = "FILE", help_heading = "Probes")]
     pub http_probe_cmd_file: Option<std::path::PathBuf>,
@@ -137,38 +176,35 @@ pub struct BuildArgs {
     /// Run as this user.
     #[arg(long, short, help_heading = "Container")]
     pub user: Option<String>,
+    /// Run the container with this runtime (as docker run --runtime), e.g. crun.
+    #[arg(long, value_name = "NAME", help_heading = "Container")]
+    pub runtime: Option<String>,
+    /// Add a Linux capability to the container (as docker run --cap-add).
     #[arg(long, help_heading = "Container")]
     pub cap_add: Vec<String>,
+    /// Drop a Linux capability from the container (as docker run --cap-drop).
     #[arg(long, help_heading = "Container")]
     pub cap_drop: Vec<String>,
+}
 
-    /// Keep this path (a directory with everything under it).
-    #[arg(long, help_heading = "Keep")]
-    pub include_path: Vec<String>,
-    /// Keep every path listed in FILE (one per line).
-    #[arg(long, value_name = "FILE", help_heading = "Keep")]
-    pub include_path_file: Vec<std::path::PathBuf>,
-    /// Keep this binary with its ELF interpreter and libraries.
-    #[arg(long, help_heading = "Keep")]
-    pub include_bin: Vec<String>,
-    /// Keep this executable, found on the image's PATH, with its libraries.
-    #[arg(long, help_heading = "Keep")]
-    pub include_exe: Vec<String>,
-    /// Keep /bin/sh and what it needs.
-    #[arg(long, help_heading = "Keep")]
-    pub include_shell: bool,
-    /// Keep every CA certificate, not only the bundle.
-    #[arg(long, help_heading = "Keep")]
-    pub include_cert_all: bool,
-    /// Drop kept paths matching this glob (`*`, `**`, `?`, `[...]`).
-    #[arg(long, help_heading = "Keep")]
-    pub exclude_pattern: Vec<String>,
-    /// Keep this path as it is in the original image.
-    #[arg(long, help_heading = "Keep")]
-    pub preserve_path: Vec<String>,
-    /// Switch off an always-keep group: users, dns, certs, tmp (repeatable).
-    #[arg(long, value_name = "GROUP", help_heading = "Keep")]
-    pub skip_keep: Vec<String>,
+#[derive(Debug, Args)]
+pub struct ProfileArgs {
+    /// The image to record (name or id in the engine).
+    pub target: String,
+    /// Where seccomp.json, seccomp-profile.yaml, apparmor.profile and report.json go
+    /// (default: slim-out/NAME).
+    #[arg(long, value_name = "DIR")]
+    pub output_dir: Option<std::path::PathBuf>,
+    /// Skip running the image again under the profile against the same probes.
+    #[arg(long)]
+    pub no_verify: bool,
+    /// Only the final line (and errors).
+    #[arg(long, short)]
+    pub quiet: bool,
+    #[command(flatten)]
+    pub read: ReadArgs,
+    #[command(flatten)]
+    pub run: RunArgs,
 }
 
 /// How an image in the engine is read (shared by build, xray and squash).

@@ -2,7 +2,8 @@
 //! targets link them directly).
 //!
 //! Data flows one way: `engine` (inspect, save) -> `image` (flatten) -> `tracer` + `prober`
-//! (run and record) -> `recording` (what was touched) -> `image` (write) -> report.
+//! (run and record) -> `recording` (what was touched) -> `minify` (select) -> `image` (write)
+//! -> `profiles` (seccomp, AppArmor) -> report.
 
 pub mod cli;
 pub mod commands;
@@ -11,6 +12,7 @@ pub mod engine;
 pub mod image;
 pub mod minify;
 pub mod prober;
+pub mod profiles;
 pub mod recording;
 pub mod syscalls;
 pub mod tracer;

@@ -94,6 +94,9 @@ pub struct Config {
     pub unshare_nr: u32,
     /// Bumped by user space on every scope change, so per-CPU scope verdicts are recomputed.
     pub generation: u32,
+    /// Numbers of socket(2) and socketpair(2): their domain and type are counted in `SOCKETS`.
+    pub socket_nr: u32,
+    pub socketpair_nr: u32,
 }
 
 /// One CPU's cache of the scope verdict for the task that last ran a syscall on it: deciding
@@ -109,6 +112,9 @@ pub struct MntnsCache {
     pub generation: u32,
     /// Non-zero when the task is in scope.
     pub in_scope: u32,
+    /// The task's [`phase`].
+    pub phase: u32,
+    pub _pad: u32,
 }
 
 /// Slots of the per-CPU [`MntnsCache`] (a power of two).
@@ -120,15 +126,43 @@ pub fn mntns_cache_slot(task: u64) -> u32 {
     (task.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 61) as u32 & (MNTNS_CACHE_SLOTS - 1)
 }
 
-/// One CPU's syscall bitmap for the first mount namespace it saw (a plain array access instead
-/// of a hash lookup on every syscall); other namespaces go to the `SYSCALLS` hash.
+/// Which part of a container's life a syscall belongs to. The runtime (runc, crun) sets the
+/// container up inside its namespaces before it execs the entrypoint; only what comes after the
+/// exec is the app. A process is in the app phase once it, or the parent it was forked from, has
+/// executed a program inside the scope.
+pub mod phase {
+    /// Before the process's first exec in the scope: the runtime's own set-up.
+    pub const RUNTIME: u32 = 0;
+    /// After it: the app (and `docker exec` commands, after their exec).
+    pub const APP: u32 = 1;
+}
+
+/// Key of the `SYSCALLS` bitmap hash: a mount namespace and a [`phase`].
+#[inline(always)]
+pub fn syscalls_key(mntns: u32, phase: u32) -> u64 {
+    (phase as u64) << 32 | mntns as u64
+}
+
+/// One CPU's syscall bitmap for the first (mount namespace, phase) it saw (a plain array access
+/// instead of a hash lookup on every syscall); others go to the `SYSCALLS` hash.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct LocalSyscalls {
     pub mntns: u32,
-    /// Non-zero once `mntns` is set.
+    /// 0 while unused, else 1 + the [`phase`] of the bitmap.
     pub used: u32,
     pub words: [u64; SYSCALL_WORDS],
+}
+
+/// Key of the `SOCKETS` table: sockets a scope created, by address family and type (the low
+/// bits of socket(2)'s `type`, without SOCK_NONBLOCK/SOCK_CLOEXEC). Its value counts calls.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct SocketKey {
+    pub mntns: u32,
+    pub phase: u32,
+    pub family: u32,
+    pub kind: u32,
 }
 
 /// How the recorder decides whether a task is in scope.
@@ -288,8 +322,8 @@ pub struct Event {
 const _: () = assert!(core::mem::size_of::<EventHeader>() == 56);
 const _: () = assert!(core::mem::size_of::<Event>() == 56 + PATH_CAP);
 const _: () = assert!(core::mem::size_of::<SyscallSpec>() == 8);
-const _: () = assert!(core::mem::size_of::<Config>() == 24);
-const _: () = assert!(core::mem::size_of::<MntnsCache>() == 24);
+const _: () = assert!(core::mem::size_of::<Config>() == 32);
+const _: () = assert!(core::mem::size_of::<MntnsCache>() == 32);
 const _: () = assert!(core::mem::size_of::<LocalSyscalls>() == 8 + 8 * SYSCALL_WORDS);
 const _: () = assert!(core::mem::size_of::<KernelOffsets>() == 16);
 const _: () = assert!(core::mem::size_of::<TracepointFields>() == 16);
@@ -307,6 +341,7 @@ pub struct SeenKey {
 }
 
 const _: () = assert!(core::mem::size_of::<SeenKey>() == 16);
+const _: () = assert!(core::mem::size_of::<SocketKey>() == 16);
 
 /// Hash of a path for [`SeenKey`], computed the same way on both sides: 64-bit words of the path
 /// (little-endian, the last one zero-padded) mixed multiplicatively, then finalized with the
@@ -362,4 +397,5 @@ mod pod {
     unsafe impl aya::Pod for super::LocalSyscalls {}
     unsafe impl aya::Pod for super::TracepointFields {}
     unsafe impl aya::Pod for super::SeenKey {}
+    unsafe impl aya::Pod for super::SocketKey {}
 }

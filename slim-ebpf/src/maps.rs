@@ -5,8 +5,8 @@ use aya_ebpf::{
     maps::{Array, HashMap, PerCpuArray, PerCpuHashMap, RingBuf},
 };
 use slim_common::{
-    Config, Event, KernelOffsets, LocalSyscalls, MntnsCache, RegsLayout, SeenKey, SyscallSpec,
-    TracepointFields, MAX_SYSCALLS, REGS_WINDOW_CAP, SYSCALL_WORDS,
+    Config, Event, KernelOffsets, LocalSyscalls, MntnsCache, RegsLayout, SeenKey, SocketKey,
+    SyscallSpec, TracepointFields, MAX_SYSCALLS, REGS_WINDOW_CAP, SYSCALL_WORDS,
 };
 
 /// Ring buffer of [`Event`] records (variable length: header + path bytes).
@@ -37,10 +37,20 @@ pub static IGNORED_MNTNS: HashMap<u32, u32> = HashMap::with_max_entries(8192, 0)
 #[map]
 pub static SYSCALL_SPECS: Array<SyscallSpec> = Array::with_max_entries(MAX_SYSCALLS as u32, 0);
 
-/// Syscall numbers used, one bitmap per mount namespace (per CPU: no atomics needed).
+/// Syscall numbers used, one bitmap per (mount namespace, phase) (`slim_common::syscalls_key`;
+/// per CPU: no atomics needed).
 #[map]
-pub static SYSCALLS: PerCpuHashMap<u32, [u64; SYSCALL_WORDS]> =
+pub static SYSCALLS: PerCpuHashMap<u64, [u64; SYSCALL_WORDS]> =
     PerCpuHashMap::with_max_entries(1024, 0);
+
+/// Processes in the app phase (`slim_common::phase::APP`): they, or the parent they were forked
+/// from, executed a program in scope.
+#[map]
+pub static APP_PIDS: HashMap<u32, u32> = HashMap::with_max_entries(32768, 0);
+
+/// Sockets created in scope, by (namespace, phase, family, type) -> calls.
+#[map]
+pub static SOCKETS: HashMap<SocketKey, u32> = HashMap::with_max_entries(1024, 0);
 
 /// Per process: how many times its cwd or one of its directory fds changed (see
 /// `slim_common::relative_salt`). Missing means 0.

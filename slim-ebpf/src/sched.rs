@@ -5,12 +5,12 @@ use aya_ebpf::{
     helpers::bpf_get_current_pid_tgid, macros::tracepoint, programs::TracePointContext,
     EbpfContext as _,
 };
-use slim_common::event_kind;
+use slim_common::{event_kind, phase};
 
 use crate::{
     emit::{read_path, scratch, submit, Source},
-    maps::{fields, BASE_GENERATION, TRACKED_PIDS},
-    scope::{current_in_scope, current_in_scope_refresh},
+    maps::{fields, APP_PIDS, BASE_GENERATION, TRACKED_PIDS},
+    scope::{current_in_scope, current_in_scope_refresh, forget_current},
 };
 
 #[tracepoint]
@@ -35,6 +35,11 @@ fn try_exec(ctx: &TracePointContext) -> Option<()> {
     // Re-decided at every exec: `docker exec` enters the container's namespaces with setns()
     // and then execs the command, so it is caught from its first program on.
     let task = current_in_scope_refresh(true)?;
+    if task.phase != phase::APP {
+        // From here on this process is the app, not the runtime setting it up.
+        let _ = APP_PIDS.insert(&task.pid, &1, 0);
+        forget_current();
+    }
     let event = scratch(&task, event_kind::EXEC)?;
     // __data_loc: offset of the string in the record in the low 16 bits.
     let loc: u32 = unsafe { ctx.read_at(fields().exec_filename as usize) }.ok()?;
@@ -53,6 +58,9 @@ fn try_fork(ctx: &TracePointContext) -> Option<()> {
     if unsafe { TRACKED_PIDS.get(&task.pid) }.is_some() {
         let _ = TRACKED_PIDS.insert(&child, &1, 0);
     }
+    if task.phase == phase::APP {
+        let _ = APP_PIDS.insert(&child, &1, 0);
+    }
     let event = scratch(&task, event_kind::FORK)?;
     event.header.aux = child;
     submit(event);
@@ -66,10 +74,12 @@ fn try_exit() -> Option<()> {
     if tid != pid {
         // A thread: forget it in case it was added on clone; the process lives on.
         let _ = TRACKED_PIDS.remove(&tid);
+        let _ = APP_PIDS.remove(&tid);
         return None;
     }
     let task = current_in_scope()?;
     let _ = TRACKED_PIDS.remove(&pid);
+    let _ = APP_PIDS.remove(&pid);
     let _ = BASE_GENERATION.remove(&pid);
     let event = scratch(&task, event_kind::EXIT)?;
     submit(event);

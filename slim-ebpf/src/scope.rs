@@ -1,9 +1,11 @@
 //! Deciding whether the current task belongs to the recorded scope.
 
 use aya_ebpf::helpers::{bpf_get_current_pid_tgid, bpf_get_current_task, bpf_probe_read_kernel};
-use slim_common::{mntns_cache_slot, scope_mode};
+use slim_common::{mntns_cache_slot, phase, scope_mode};
 
-use crate::maps::{offsets, CONFIG, IGNORED_MNTNS, MNTNS_CACHE, SCOPE_MNTNS, TRACKED_PIDS};
+use crate::maps::{
+    offsets, APP_PIDS, CONFIG, IGNORED_MNTNS, MNTNS_CACHE, SCOPE_MNTNS, TRACKED_PIDS,
+};
 
 /// The current task, when it is in scope.
 #[derive(Clone, Copy)]
@@ -11,6 +13,8 @@ pub struct Task {
     pub pid: u32,
     pub tid: u32,
     pub mntns: u32,
+    /// `slim_common::phase` of the process.
+    pub phase: u32,
 }
 
 /// Mount namespace inode of the current task: task->nsproxy->mnt_ns->ns.inum, 0 if unknown.
@@ -58,6 +62,7 @@ pub fn current_in_scope_refresh(refresh: bool) -> Option<Task> {
             pid,
             tid,
             mntns: cache.mntns,
+            phase: cache.phase,
         });
     }
     let tracked = unsafe { TRACKED_PIDS.get(&pid) }.is_some();
@@ -77,12 +82,23 @@ pub fn current_in_scope_refresh(refresh: bool) -> Option<Task> {
             };
         (mntns, wanted)
     };
+    let phase = if wanted && unsafe { APP_PIDS.get(&pid) }.is_some() {
+        phase::APP
+    } else {
+        phase::RUNTIME
+    };
     cache.task = task;
     cache.tid = tid;
     cache.mntns = mntns;
     cache.generation = config.generation;
     cache.in_scope = wanted as u32;
-    wanted.then_some(Task { pid, tid, mntns })
+    cache.phase = phase;
+    wanted.then_some(Task {
+        pid,
+        tid,
+        mntns,
+        phase,
+    })
 }
 
 /// Drops this CPU's cached verdict (the current task changed namespaces).

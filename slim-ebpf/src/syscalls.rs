@@ -9,14 +9,15 @@ use aya_ebpf::{
     helpers::bpf_probe_read_kernel_buf, macros::raw_tracepoint, programs::RawTracePointContext,
 };
 use slim_common::{
-    event_kind, op, relative_salt, SyscallSpec, AT_FDCWD, MAX_SYSCALLS, NO_ARG, REGS_WINDOW_CAP,
-    SYSCALL_WORDS,
+    event_kind, op, relative_salt, syscalls_key, SocketKey, SyscallSpec, AT_FDCWD, MAX_SYSCALLS,
+    NO_ARG, REGS_WINDOW_CAP, SYSCALL_WORDS,
 };
 
 use crate::{
     emit::{read_path, scratch, submit, submit_deduplicated, Source},
     maps::{
-        regs_layout, BASE_GENERATION, CONFIG, LOCAL_SYSCALLS, REGS_COPY, SYSCALLS, SYSCALL_SPECS,
+        regs_layout, BASE_GENERATION, CONFIG, LOCAL_SYSCALLS, REGS_COPY, SOCKETS, SYSCALLS,
+        SYSCALL_SPECS,
     },
     scope::{current_in_scope, Task},
 };
@@ -74,7 +75,11 @@ fn try_sys_exit(ctx: &RawTracePointContext) -> Option<()> {
         // It may have left the scope: decide again at its next syscall.
         crate::scope::forget_current();
     }
-    mark_syscall(task.mntns, nr);
+    mark_syscall(&task, nr);
+    if ret >= 0 && nr == socket_or_socketpair(nr) {
+        count_socket(&task, word(layout.args[0]), word(layout.args[1]));
+        return None;
+    }
     let spec = *SYSCALL_SPECS.get(nr)?;
     if spec.op == op::NONE {
         return None;
@@ -111,6 +116,31 @@ fn setns_or_unshare(nr: u32) -> u32 {
     }
 }
 
+/// `nr` when it is socket or socketpair, else a value no syscall has.
+#[inline(always)]
+fn socket_or_socketpair(nr: u32) -> u32 {
+    match CONFIG.get(0) {
+        Some(c) if nr == c.socket_nr || nr == c.socketpair_nr => nr,
+        _ => u32::MAX,
+    }
+}
+
+/// Counts a created socket by family and type (SOCK_NONBLOCK and SOCK_CLOEXEC masked off).
+fn count_socket(task: &Task, family: u64, kind: u64) {
+    let key = SocketKey {
+        mntns: task.mntns,
+        phase: task.phase,
+        family: family as u32,
+        kind: kind as u32 & 0xf,
+    };
+    match SOCKETS.get_ptr_mut(&key) {
+        Some(count) => unsafe { *count += 1 },
+        None => {
+            let _ = SOCKETS.insert(&key, &1, 0);
+        }
+    }
+}
+
 /// Whether the recorder needs argument `index` of a syscall with this spec.
 #[inline(always)]
 fn used(spec: &SyscallSpec, index: u8) -> bool {
@@ -122,25 +152,28 @@ fn used(spec: &SyscallSpec, index: u8) -> bool {
         || (spec.op == op::FCHDIR && index == 0)
 }
 
-fn mark_syscall(mntns: u32, nr: u32) {
+fn mark_syscall(task: &Task, nr: u32) {
+    let mntns = task.mntns;
+    let used = 1 + task.phase;
     if let Some(local) = LOCAL_SYSCALLS.get_ptr_mut(0) {
         let local = unsafe { &mut *local };
         if local.used == 0 {
-            local.used = 1;
+            local.used = used;
             local.mntns = mntns;
         }
-        if local.mntns == mntns {
+        if local.mntns == mntns && local.used == used {
             if let Some(word) = local.words.get_mut((nr / 64) as usize) {
                 *word |= 1u64 << (nr % 64);
             }
             return;
         }
     }
-    let words = match SYSCALLS.get_ptr_mut(&mntns) {
+    let key = syscalls_key(mntns, task.phase);
+    let words = match SYSCALLS.get_ptr_mut(&key) {
         Some(words) => words,
         None => {
-            SYSCALLS.insert(&mntns, &ZERO_WORDS, 0).ok();
-            match SYSCALLS.get_ptr_mut(&mntns) {
+            SYSCALLS.insert(&key, &ZERO_WORDS, 0).ok();
+            match SYSCALLS.get_ptr_mut(&key) {
                 Some(words) => words,
                 None => return,
             }

@@ -27,6 +27,7 @@ const PACKAGES: &[(&str, &str)] = &[
     ("qemu-user-static", "qemu-aarch64-static"),
     ("binfmt-support", "update-binfmts"),
     ("seccomp", "scmp_sys_resolver"),
+    ("crun", "crun"),
     ("wrk", "wrk"),
     ("time", "/usr/bin/time"),
 ];
@@ -54,7 +55,12 @@ pub fn run() -> Result<()> {
     nightly()?;
     bpf_linker()?;
     if root {
+        crun_cgroups();
+        let registered = register_crun()?;
         dockerd()?;
+        if registered {
+            reload_dockerd()?;
+        }
     }
     println!("setup: ready in {:.1}s", started.elapsed().as_secs_f64());
     Ok(())
@@ -216,6 +222,89 @@ fn bpf_linker() -> Result<()> {
                 "--force",
             ]),
     )
+}
+
+const DAEMON_JSON: &str = "/etc/docker/daemon.json";
+
+/// Registers crun with the engine as a second runtime (`docker run --runtime crun`), merged
+/// into an existing daemon.json, never replacing it. True when daemon.json changed.
+fn register_crun() -> Result<bool> {
+    let Some(path) = output(Command::new("sh").args(["-c", "command -v crun"])) else {
+        println!("setup: crun: not installed (crun tests will skip)");
+        return Ok(false);
+    };
+    let path = path.trim().to_owned();
+    let mut config: serde_json::Value = match fs::read_to_string(DAEMON_JSON) {
+        Ok(text) if !text.trim().is_empty() => serde_json::from_str(&text)
+            .with_context(|| format!("{DAEMON_JSON} is not valid JSON; fix it by hand"))?,
+        _ => serde_json::json!({}),
+    };
+    let Some(object) = config.as_object_mut() else {
+        bail!("{DAEMON_JSON} is not a JSON object; fix it by hand");
+    };
+    let runtimes = object
+        .entry("runtimes")
+        .or_insert_with(|| serde_json::json!({}));
+    if runtimes.get("crun").is_some() {
+        println!("setup: crun: registered with the engine");
+        return Ok(false);
+    }
+    let Some(runtimes) = runtimes.as_object_mut() else {
+        bail!("{DAEMON_JSON}: `runtimes` is not an object; fix it by hand");
+    };
+    runtimes.insert("crun".into(), serde_json::json!({ "path": path }));
+    fs::create_dir_all("/etc/docker")?;
+    fs::write(DAEMON_JSON, serde_json::to_string_pretty(&config)? + "\n")?;
+    println!("setup: crun: registered it in {DAEMON_JSON}");
+    Ok(true)
+}
+
+/// crun refuses a cgroup v1 host whose v2 (unified) hierarchy holds controllers ("cgroups in
+/// hybrid mode not supported"): the controllers no v1 hierarchy has yet (hugetlb on this kind of
+/// machine) are bound to their own v1 hierarchies, as on a classic v1 host.
+fn crun_cgroups() {
+    let unified = Path::new("/sys/fs/cgroup/unified/cgroup.controllers");
+    let Ok(controllers) = fs::read_to_string(unified) else {
+        return; // not a hybrid host
+    };
+    for controller in controllers.split_whitespace() {
+        let target = format!("/sys/fs/cgroup/{controller}");
+        if is_mounted(&target) {
+            continue;
+        }
+        let ok = fs::create_dir_all(&target).is_ok()
+            && Command::new("mount")
+                .args(["-t", "cgroup", "-o", controller, "cgroup", &target])
+                .status()
+                .map(|s| s.success())
+                .unwrap_or(false);
+        if ok {
+            println!("setup: cgroup {controller}: moved to a v1 hierarchy at {target} (for crun)");
+        } else {
+            println!(
+                "setup: cgroup {controller}: could not move it to v1 (crun may refuse to run)"
+            );
+        }
+    }
+}
+
+/// Makes a running dockerd re-read daemon.json (runtimes are reloaded on SIGHUP).
+fn reload_dockerd() -> Result<()> {
+    let _ = Command::new("pkill")
+        .args(["-HUP", "-x", "dockerd"])
+        .status();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while Instant::now() < deadline {
+        let runtimes =
+            output(Command::new("docker").args(["info", "--format", "{{json .Runtimes}}"]))
+                .unwrap_or_default();
+        if runtimes.contains("crun") {
+            println!("setup: docker engine: crun runtime available");
+            return Ok(());
+        }
+        thread::sleep(Duration::from_millis(250));
+    }
+    bail!("dockerd did not pick up the crun runtime from {DAEMON_JSON}; see /var/log/dockerd.log")
 }
 
 fn engine_answers() -> bool {

@@ -2,7 +2,6 @@
 //! layer knows about several concerns at once.
 
 mod build;
-mod build_run;
 pub(crate) mod pipeline;
 mod report;
 mod squash;
@@ -24,6 +23,7 @@ pub fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::Xray(args) => run_async(|shutdown| interruptible(shutdown, xray::run(args))),
         Command::Squash(args) => run_async(|shutdown| interruptible(shutdown, squash::run(args))),
         Command::Build(args) => run_async(|shutdown| build::run(*args, shutdown)),
+        Command::Profile(args) => run_async(|shutdown| build::profile(*args, shutdown)),
     }
 }
 

@@ -39,6 +39,102 @@ pub struct Verify {
     pub failed: Vec<Mismatch>,
     /// Paths the slim run looked for and did not find, that the fat image has.
     pub missing_paths: Vec<String>,
+    /// Syscalls the checked run made that its seccomp profile does not allow.
+    pub denied_syscalls: Vec<String>,
+    /// Profiles the checked image ran under (`seccomp.json`).
+    pub under: Vec<String>,
+}
+
+impl Verify {
+    /// `verified 3/3 probes under seccomp.json`, or what went wrong.
+    pub fn summary(&self) -> String {
+        if self.skipped {
+            return "not verified (--no-verify)".to_owned();
+        }
+        let under = if self.under.is_empty() {
+            String::new()
+        } else {
+            format!(" under {}", self.under.join(" and "))
+        };
+        if self.failed.is_empty() {
+            format!("verified {}/{} probes{under}", self.matched, self.probes)
+        } else {
+            format!(
+                "VERIFICATION FAILED: {}/{} probes matched{under}",
+                self.matched, self.probes
+            )
+        }
+    }
+
+    /// Prints the mismatches and the hints to stderr.
+    pub fn explain(&self, checked: &str, original: &str) {
+        eprintln!("{checked} does not answer like {original}:");
+        for m in &self.failed {
+            eprintln!("  {}\n    fat:  {}\n    slim: {}", m.name, m.fat, m.slim);
+        }
+        if !self.missing_paths.is_empty() {
+            let flags: Vec<String> = self
+                .missing_paths
+                .iter()
+                .take(10)
+                .map(|p| format!("--include-path {p}"))
+                .collect();
+            eprintln!(
+                "  hint: the slim run looked for paths it no longer has; try {}",
+                flags.join(" ")
+            );
+        }
+        if !self.denied_syscalls.is_empty() {
+            eprintln!(
+                "  the seccomp profile denied: {}\n  hint: if the app needs them in production, \
+                 record a run that exercises them (more probes, --exec), or add them to the \
+                 profile's SCMP_ACT_ALLOW names",
+                self.denied_syscalls.join(", ")
+            );
+        }
+    }
+}
+
+/// report.json's `profiles`.
+#[derive(Clone, Debug, Serialize)]
+pub struct ProfilesReport {
+    pub seccomp: Option<SeccompReport>,
+    /// Why no seccomp profile was written.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub seccomp_skipped: Option<String>,
+    pub apparmor: AppArmorReport,
+    /// Profiles the verification ran under.
+    pub verified_under: Vec<String>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct SeccompReport {
+    pub file: &'static str,
+    pub operator_file: &'static str,
+    pub architecture: &'static str,
+    /// Syscalls allowed, and how many of them the app made, the runtime needs, or are fixed.
+    pub allowed: usize,
+    pub from_app: usize,
+    pub from_runtime: usize,
+    pub fixed_extras: usize,
+    pub syscalls: Vec<String>,
+    /// Answered with ENOSYS so a fallback runs.
+    pub enosys: Vec<String>,
+    /// What the runtime did to set the container up before the filter point that the profile
+    /// does not allow (mount, pivot_root...): never needed by the app.
+    pub runtime_setup_denied: Vec<String>,
+    /// Recorded syscall numbers with no name on this architecture.
+    pub unnamed: Vec<u32>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct AppArmorReport {
+    pub file: &'static str,
+    pub name: String,
+    pub rules: crate::profiles::apparmor::RuleCounts,
+    pub capabilities: Vec<&'static str>,
+    /// `passed`, `failed: ...` or `skipped: ...` (apparmor_parser -Q).
+    pub parse_check: String,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -91,6 +187,7 @@ pub struct Report {
     pub syscalls: Vec<String>,
     /// Paths the app used that the fat image does not have (created at run time or missing).
     pub not_in_image: Vec<String>,
+    pub profiles: Option<ProfilesReport>,
 }
 
 impl Report {
@@ -106,26 +203,14 @@ impl Report {
         }
     }
 
-    /// `minified by 10.7x [211.5 MB -> 19.8 MB], verified 3/3 probes`.
+    /// `minified by 10.7x [211.5 MB -> 19.8 MB], verified 3/3 probes under seccomp.json`.
     pub fn summary_line(&self) -> String {
-        let verified = if self.verify.skipped {
-            "not verified (--no-verify)".to_owned()
-        } else if self.verify.failed.is_empty() {
-            format!(
-                "verified {}/{} probes",
-                self.verify.matched, self.verify.probes
-            )
-        } else {
-            format!(
-                "VERIFICATION FAILED: {}/{} probes matched",
-                self.verify.matched, self.verify.probes
-            )
-        };
         format!(
-            "minified by {:.1}x [{} -> {}], {verified}",
+            "minified by {:.1}x [{} -> {}], {}",
             self.ratio,
             human_bytes(self.target.size_bytes),
-            human_bytes(self.slim.size_bytes)
+            human_bytes(self.slim.size_bytes),
+            self.verify.summary()
         )
     }
 

@@ -30,6 +30,9 @@ pub struct RunSpec {
     pub cap_drop: Vec<String>,
     /// `seccomp=...` security option: `unconfined` while recording, a profile when verifying.
     pub seccomp: Option<String>,
+    /// Container runtime registered with the engine (`runc`, `crun`); the engine's default when
+    /// unset.
+    pub runtime: Option<String>,
     pub labels: HashMap<String, String>,
 }
 
@@ -78,6 +81,7 @@ impl Engine {
             cap_add: (!spec.cap_add.is_empty()).then(|| spec.cap_add.clone()),
             cap_drop: (!spec.cap_drop.is_empty()).then(|| spec.cap_drop.clone()),
             security_opt: (!security_opt.is_empty()).then_some(security_opt),
+            runtime: spec.runtime.clone(),
             ..Default::default()
         };
         let body = ContainerCreateBody {

@@ -138,6 +138,12 @@ pub struct Recording {
     pub arch: Option<Arch>,
     /// Syscall numbers the scope used.
     pub syscall_numbers: BTreeSet<u32>,
+    /// Of those, the ones the app made (after its exec: what a seccomp profile must allow).
+    pub app_syscalls: BTreeSet<u32>,
+    /// The ones only the container runtime made before the exec (set-up: never in a profile).
+    pub runtime_syscalls: BTreeSet<u32>,
+    /// Sockets the app created: (address family, type).
+    pub sockets: BTreeSet<(u32, u32)>,
     pub stats: RecorderStats,
     /// Relative paths whose base (a directory fd) was unknown.
     pub unresolved: u64,
@@ -249,13 +255,30 @@ impl Recording {
                 _ => {}
             }
         }
-        for (mntns, numbers) in &raw.syscalls {
-            if filter
+        let wanted = |mntns: &u32| {
+            filter
                 .mount_namespaces
                 .as_ref()
                 .is_none_or(|set| set.contains(mntns))
-            {
-                recording.syscall_numbers.extend(numbers);
+        };
+        for (_, numbers) in raw.syscalls.iter().filter(|(ns, _)| wanted(ns)) {
+            recording.syscall_numbers.extend(numbers.all());
+            if filter.from_first_exec {
+                recording.app_syscalls.extend(&numbers.app);
+                recording.runtime_syscalls.extend(&numbers.runtime);
+            } else {
+                // Processes already running never exec again: everything is the app's.
+                recording.app_syscalls.extend(numbers.all());
+            }
+        }
+        recording.runtime_syscalls = recording
+            .runtime_syscalls
+            .difference(&recording.app_syscalls)
+            .copied()
+            .collect();
+        for key in raw.sockets.keys().filter(|k| wanted(&k.mntns)) {
+            if !filter.from_first_exec || key.phase == slim_common::phase::APP {
+                recording.sockets.insert((key.family, key.kind));
             }
         }
         recording
@@ -346,8 +369,12 @@ impl Recording {
 
     /// libseccomp names of the syscalls used (numbers without a name are shown as `#N`).
     pub fn syscall_names(&self) -> Vec<String> {
-        let mut names: Vec<String> = self
-            .syscall_numbers
+        self.names_of(&self.syscall_numbers)
+    }
+
+    /// libseccomp names of `numbers` on the recording's architecture, sorted.
+    pub fn names_of(&self, numbers: &BTreeSet<u32>) -> Vec<String> {
+        let mut names: Vec<String> = numbers
             .iter()
             .map(|&nr| match self.arch.and_then(|a| a.name(nr)) {
                 Some(name) => name.to_owned(),

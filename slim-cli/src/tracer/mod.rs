@@ -26,7 +26,9 @@ use aya::{
     programs::{RawTracePoint, TracePoint},
     Ebpf, EbpfLoader,
 };
-use slim_common::{scope_mode, stat, Config, LocalSyscalls, RegsLayout, SeenKey, SYSCALL_WORDS};
+use slim_common::{
+    phase, scope_mode, stat, Config, LocalSyscalls, RegsLayout, SeenKey, SocketKey, SYSCALL_WORDS,
+};
 
 pub use event::RawEvent;
 
@@ -115,11 +117,45 @@ pub struct RawRecording {
     pub events: Vec<RawEvent>,
     pub stats: RecorderStats,
     /// Syscall numbers used, per mount namespace.
-    pub syscalls: BTreeMap<u32, BTreeSet<u32>>,
+    pub syscalls: BTreeMap<u32, PhaseSyscalls>,
+    /// Sockets created: (namespace, phase, family, type) -> calls.
+    pub sockets: BTreeMap<SocketKey, u64>,
     /// How often each deduplicated (namespace, op, outcome, path) occurred.
     pub seen: HashMap<SeenKey, u32>,
     /// Open flags that mark directory opens on this architecture.
     pub dir_open_flags: u32,
+}
+
+/// Syscall numbers of one mount namespace, split by [`phase`]: what processes did before their
+/// first exec in it (the container runtime setting up) and after (the app).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct PhaseSyscalls {
+    pub runtime: BTreeSet<u32>,
+    pub app: BTreeSet<u32>,
+}
+
+impl PhaseSyscalls {
+    /// Both phases together.
+    pub fn all(&self) -> BTreeSet<u32> {
+        self.runtime.union(&self.app).copied().collect()
+    }
+
+    fn phase_mut(&mut self, phase: u32) -> &mut BTreeSet<u32> {
+        if phase == phase::APP {
+            &mut self.app
+        } else {
+            &mut self.runtime
+        }
+    }
+}
+
+/// Sets the numbers of the bits set in `words`.
+fn bitmap_numbers(words: &[u64]) -> impl Iterator<Item = u32> + '_ {
+    words.iter().enumerate().flat_map(|(w, &word)| {
+        (0..64)
+            .filter(move |bit| word & (1 << bit) != 0)
+            .map(move |bit| (w * 64 + bit) as u32)
+    })
 }
 
 /// A running recorder. Dropping it detaches every program (nothing is pinned).
@@ -129,7 +165,8 @@ pub struct Recorder {
     tracked: BpfHashMap<MapData, u32, u32>,
     scope_mntns: BpfHashMap<MapData, u32, u32>,
     stats: PerCpuArray<MapData, u64>,
-    syscalls: PerCpuHashMap<MapData, u32, [u64; SYSCALL_WORDS]>,
+    syscalls: PerCpuHashMap<MapData, u64, [u64; SYSCALL_WORDS]>,
+    sockets: BpfHashMap<MapData, SocketKey, u32>,
     local_syscalls: PerCpuArray<MapData, LocalSyscalls>,
     seen: BpfHashMap<MapData, SeenKey, u32>,
     poller: Option<Poller>,
@@ -317,6 +354,8 @@ impl Recorder {
                     setns_nr: arch.number("setns").unwrap_or(u32::MAX),
                     unshare_nr: arch.number("unshare").unwrap_or(u32::MAX),
                     generation: 0,
+                    socket_nr: arch.number("socket").unwrap_or(u32::MAX),
+                    socketpair_nr: arch.number("socketpair").unwrap_or(u32::MAX),
                 },
                 0,
             )
@@ -355,6 +394,7 @@ impl Recorder {
             tracked: take(&mut ebpf, "TRACKED_PIDS")?,
             stats: take(&mut ebpf, "STATS")?,
             syscalls: take(&mut ebpf, "SYSCALLS")?,
+            sockets: take(&mut ebpf, "SOCKETS")?,
             local_syscalls: take(&mut ebpf, "LOCAL_SYSCALLS")?,
             seen: take(&mut ebpf, "SEEN")?,
             ebpf,
@@ -433,39 +473,38 @@ impl Recorder {
             None => Vec::new(),
         };
         let stats = self.read_stats();
-        let mut syscalls: BTreeMap<u32, BTreeSet<u32>> = BTreeMap::new();
-        for entry in self.syscalls.iter().flatten() {
-            let (mntns, per_cpu) = entry;
-            let used = syscalls.entry(mntns).or_default();
+        let mut syscalls: BTreeMap<u32, PhaseSyscalls> = BTreeMap::new();
+        for (key, per_cpu) in self.syscalls.iter().flatten() {
+            let used = syscalls
+                .entry(key as u32)
+                .or_default()
+                .phase_mut((key >> 32) as u32);
             for words in per_cpu.iter() {
-                for (w, word) in words.iter().enumerate() {
-                    for bit in 0..64 {
-                        if word & (1 << bit) != 0 {
-                            used.insert((w * 64 + bit) as u32);
-                        }
-                    }
-                }
+                used.extend(bitmap_numbers(words));
             }
         }
         if let Ok(per_cpu) = self.local_syscalls.get(&0, 0) {
             for local in per_cpu.iter().filter(|l| l.used != 0) {
-                let used = syscalls.entry(local.mntns).or_default();
-                for (w, word) in local.words.iter().enumerate() {
-                    for bit in 0..64 {
-                        if word & (1 << bit) != 0 {
-                            used.insert((w * 64 + bit) as u32);
-                        }
-                    }
-                }
+                syscalls
+                    .entry(local.mntns)
+                    .or_default()
+                    .phase_mut(local.used - 1)
+                    .extend(bitmap_numbers(&local.words));
             }
         }
         for used in syscalls.values_mut() {
-            used.extend(
+            used.app.extend(
                 NEVER_RETURN
                     .iter()
                     .filter_map(|name| self.arch.number(name)),
             );
         }
+        let sockets = self
+            .sockets
+            .iter()
+            .flatten()
+            .map(|(key, count)| (key, count as u64))
+            .collect();
         let seen = self.seen.iter().flatten().collect();
         tracing::debug!(
             seconds = self.started.elapsed().as_secs_f64(),
@@ -477,6 +516,7 @@ impl Recorder {
             events,
             stats,
             syscalls,
+            sockets,
             seen,
             dir_open_flags: self.dir_open_flags,
         })

@@ -15,7 +15,7 @@ use crate::{
     tracer::{mount_namespace, RawRecording, Recorder, Scope},
 };
 
-use super::{Interrupted, Shutdown};
+use crate::commands::{Interrupted, Shutdown};
 
 /// When recording stops.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -1,0 +1,288 @@
+//! The user's run and probe flags, checked before any container starts: each mistake is one
+//! line with a hint.
+
+use std::{path::Path, time::Duration};
+
+use anyhow::Result;
+
+use crate::{
+    cli::RunArgs,
+    engine::RunSpec,
+    prober::{self, Plan, TcpProbe},
+};
+
+use super::run::ContinueAfter;
+use crate::commands::UsageError;
+
+/// How the target runs and is probed, checked.
+pub struct Input {
+    pub spec: RunSpec,
+    /// Container ports to publish and probe besides the image's exposed ones.
+    pub extra_ports: Vec<u16>,
+    pub plan: Plan,
+    pub continue_after: Option<ContinueAfter>,
+    /// Volume mount points (kept in the slim image).
+    pub volumes: Vec<String>,
+    pub probe_wait: Duration,
+}
+
+impl Input {
+    pub fn parse(args: &RunArgs) -> Result<Self> {
+        let mut warnings = Vec::new();
+        let mut plan = Plan {
+            default_http: !args.http_probe_off,
+            http_ports: (!args.http_probe_ports.is_empty()).then(|| args.http_probe_ports.clone()),
+            crawl: args.http_probe_crawl,
+            exec: args.exec.clone(),
+            attempts: args.probe_retries.max(1),
+            timeout: Duration::from_secs(args.probe_timeout.max(1)),
+            ..Default::default()
+        };
+        if let Some(file) = &args.http_probe_cmd_file {
+            let probes = prober::probe_file::load(file).map_err(|e| {
+                UsageError::new(
+                    e.to_string(),
+                    "fix the probe file (docker-slim's format: {\"commands\": [...]})",
+                )
+            })?;
+            warnings.extend(probes.warnings);
+            plan.http = probes.commands;
+        }
+        if let Some(file) = &args.exec_file {
+            let text = std::fs::read_to_string(file).map_err(|e| {
+                UsageError::new(
+                    format!("cannot read --exec-file {}: {e}", file.display()),
+                    "give a file with one shell command per line",
+                )
+            })?;
+            plan.exec.extend(
+                text.lines()
+                    .map(str::trim)
+                    .filter(|l| !l.is_empty() && !l.starts_with('#'))
+                    .map(str::to_owned),
+            );
+        }
+        for tcp in &args.tcp_probe {
+            plan.tcp.push(TcpProbe::parse(tcp).map_err(|e| {
+                UsageError::new(e, "--tcp-probe 6379 or --tcp-probe 6379:PING\\r\\n")
+            })?);
+        }
+        let continue_after = args
+            .continue_after
+            .as_deref()
+            .map(|c| {
+                ContinueAfter::parse(c).ok_or_else(|| {
+                    UsageError::new(
+                        format!("--continue-after {c} is not understood"),
+                        "use probe, timeout:SECS, signal or enter",
+                    )
+                })
+            })
+            .transpose()?;
+
+        let mut env = args.env.clone();
+        for file in &args.env_file {
+            env.extend(read_lines(
+                file,
+                "--env-file",
+                "give a file of KEY=VALUE lines",
+            )?);
+        }
+        for entry in &env {
+            if !entry.contains('=') {
+                return Err(UsageError::new(
+                    format!("--env {entry} is not KEY=VALUE"),
+                    "write --env KEY=VALUE",
+                )
+                .into());
+            }
+        }
+        let mut binds = args.volume.clone();
+        let mut volumes = Vec::new();
+        for volume in &args.volume {
+            if let Some(dst) = volume.split(':').nth(1) {
+                volumes.push(dst.to_owned());
+            }
+        }
+        for mount in &args.mount {
+            let (bind, dst) = mount_to_bind(mount)?;
+            binds.push(bind);
+            volumes.push(dst);
+        }
+        let mut extra_ports = args.expose.clone();
+        for publish in &args.publish {
+            extra_ports.push(parse_publish(publish)?);
+        }
+        let spec = RunSpec {
+            env,
+            binds,
+            network: args.network.clone(),
+            entrypoint: args.entrypoint.as_deref().map(split_command).transpose()?,
+            cmd: args.cmd.as_deref().map(split_command).transpose()?,
+            workdir: args.workdir.clone(),
+            user: args.user.clone(),
+            cap_add: args.cap_add.clone(),
+            cap_drop: args.cap_drop.clone(),
+            runtime: args.runtime.clone(),
+            labels: [("slim.run".to_owned(), "true".to_owned())].into(),
+            ..Default::default()
+        };
+        for warning in &warnings {
+            tracing::warn!("{warning}");
+        }
+        Ok(Self {
+            spec,
+            extra_ports,
+            plan,
+            continue_after,
+            volumes,
+            probe_wait: Duration::from_secs(args.probe_wait),
+        })
+    }
+}
+
+/// `--entrypoint`/`--cmd`: a JSON array, or a command line split like a shell would (quotes).
+fn split_command(text: &str) -> Result<Vec<String>, UsageError> {
+    if text.trim_start().starts_with('[') {
+        return serde_json::from_str(text).map_err(|e| {
+            UsageError::new(
+                format!("`{text}` is not a JSON array of strings: {e}"),
+                "write [\"prog\", \"arg\"] or a plain command line",
+            )
+        });
+    }
+    let mut words = Vec::new();
+    let mut word = String::new();
+    let mut quote: Option<char> = None;
+    let mut any = false;
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        match (quote, c) {
+            (Some(q), c) if c == q => quote = None,
+            (Some('"'), '\\') => word.extend(chars.next()),
+            (Some(_), c) => word.push(c),
+            (None, '\'' | '"') => {
+                quote = Some(c);
+                any = true;
+            }
+            (None, '\\') => word.extend(chars.next()),
+            (None, c) if c.is_whitespace() => {
+                if !word.is_empty() || any {
+                    words.push(std::mem::take(&mut word));
+                    any = false;
+                }
+            }
+            (None, c) => word.push(c),
+        }
+    }
+    if quote.is_some() {
+        return Err(UsageError::new(
+            format!("unbalanced quote in `{text}`"),
+            "close the quote",
+        ));
+    }
+    if !word.is_empty() || any {
+        words.push(word);
+    }
+    Ok(words)
+}
+
+/// docker's `--mount type=bind,source=A,target=B[,readonly]` as a bind `A:B[:ro]`.
+fn mount_to_bind(mount: &str) -> Result<(String, String), UsageError> {
+    let mut kind = "volume";
+    let (mut source, mut target, mut readonly) = (None, None, false);
+    for part in mount.split(',') {
+        let (key, value) = part.split_once('=').unwrap_or((part, ""));
+        match key {
+            "type" => {
+                kind = if value == "bind" {
+                    "bind"
+                } else if value == "volume" {
+                    "volume"
+                } else {
+                    "other"
+                }
+            }
+            "source" | "src" => source = Some(value.to_owned()),
+            "target" | "destination" | "dst" => target = Some(value.to_owned()),
+            "readonly" | "ro" => readonly = value != "false",
+            _ => {}
+        }
+    }
+    let bad = || {
+        UsageError::new(
+            format!("--mount {mount} is not understood"),
+            "use type=bind|volume,source=SRC,target=DST[,readonly]",
+        )
+    };
+    if kind == "other" {
+        return Err(bad());
+    }
+    let (Some(source), Some(target)) = (source, target) else {
+        return Err(bad());
+    };
+    Ok((
+        format!("{source}:{target}{}", if readonly { ":ro" } else { "" }),
+        target,
+    ))
+}
+
+/// `[IP:][HOST:]CONTAINER[/tcp]` -> the container port (always published on 127.0.0.1).
+fn parse_publish(text: &str) -> Result<u16, UsageError> {
+    let bad = || {
+        UsageError::new(
+            format!("--publish {text} is not [127.0.0.1:][HOST:]CONTAINER"),
+            "slim publishes on 127.0.0.1 only",
+        )
+    };
+    let text = text.strip_suffix("/tcp").unwrap_or(text);
+    let parts: Vec<&str> = text.split(':').collect();
+    if parts.len() == 3 && parts[0] != "127.0.0.1" {
+        return Err(bad());
+    }
+    parts.last().and_then(|p| p.parse().ok()).ok_or_else(bad)
+}
+
+/// The non-empty, non-comment lines of a file given to `flag`, trimmed.
+pub(super) fn read_lines(file: &Path, flag: &str, hint: &str) -> Result<Vec<String>, UsageError> {
+    let text = std::fs::read_to_string(file).map_err(|e| {
+        UsageError::new(format!("cannot read {flag} {}: {e}", file.display()), hint)
+    })?;
+    Ok(text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .map(str::to_owned)
+        .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn command_lines() {
+        assert_eq!(
+            split_command("python3 -m http.server 80").unwrap(),
+            ["python3", "-m", "http.server", "80"]
+        );
+        assert_eq!(
+            split_command("sh -c 'echo hi there'").unwrap(),
+            ["sh", "-c", "echo hi there"]
+        );
+        assert_eq!(split_command(r#"["a b", "c"]"#).unwrap(), ["a b", "c"]);
+        assert!(split_command("sh -c 'oops").is_err());
+    }
+
+    #[test]
+    fn mounts_and_publish() {
+        assert_eq!(
+            mount_to_bind("type=bind,source=/a,target=/b,readonly").unwrap(),
+            ("/a:/b:ro".into(), "/b".into())
+        );
+        assert!(mount_to_bind("type=tmpfs,target=/x").is_err());
+        assert_eq!(parse_publish("8080").unwrap(), 8080);
+        assert_eq!(parse_publish("127.0.0.1:9000:8080/tcp").unwrap(), 8080);
+        assert!(parse_publish("0.0.0.0:9000:8080").is_err());
+    }
+}

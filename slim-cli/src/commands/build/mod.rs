@@ -1,0 +1,353 @@
+//! `slim build`: inspect -> record (while the fat image is read) -> select -> write image ->
+//! profiles -> verify -> report. Each phase is one file and hands plain data to the next.
+
+mod console;
+mod input;
+mod inspect;
+mod profiles;
+mod record;
+mod run;
+mod select;
+mod verify;
+
+use std::{
+    collections::BTreeMap,
+    path::{Path, PathBuf},
+    process::ExitCode,
+    time::Instant,
+};
+
+use anyhow::Result;
+
+use crate::{
+    cli::{BuildArgs, ProfileArgs},
+    image::xray::human_bytes,
+};
+
+use super::{
+    pipeline::{write_image, WorkDir},
+    report::{Floor, ImageSummary, RecorderReport, Report, Verify},
+    xray::short_id,
+    Shutdown,
+};
+
+pub use console::Console;
+
+/// Exit code when the checked image does not answer like the original.
+pub const EXIT_VERIFY_FAILED: u8 = 3;
+
+/// Milliseconds per phase, for report.json.
+type Timings = BTreeMap<String, u128>;
+
+pub async fn run(args: BuildArgs, shutdown: Shutdown) -> Result<ExitCode> {
+    let total = Instant::now();
+    let console = Console { quiet: args.quiet };
+    let input = input::Input::parse(&args.run)?; // all input checked before any container starts
+    let keep_options = select::options(&args, &input)?;
+    let outputs = select::outputs(&args)?;
+    let tag = args
+        .tag
+        .clone()
+        .unwrap_or_else(|| default_tag(&args.target));
+    let output_dir = output_dir(args.output_dir.as_deref(), &args.target);
+    let mut timings = Timings::new();
+
+    let phase = Instant::now();
+    let inspected = inspect::inspect(&args.target).await?;
+    inspect::check_tag(&inspected, &tag).await?;
+    timings.insert("inspect".into(), phase.elapsed().as_millis());
+    say_inspected(console, &inspected);
+
+    let work = WorkDir::new()?;
+    let recorded =
+        record::record(&inspected, &input, args.read.via, &work, &shutdown, console).await?;
+    record_timings(&mut timings, &recorded);
+
+    let phase = Instant::now();
+    let selected = select::select(&recorded, keep_options);
+    timings.insert("select".into(), phase.elapsed().as_millis());
+    console.say(selected.line());
+
+    let phase = Instant::now();
+    let slim = write_image(
+        Some(&inspected.engine),
+        &recorded.fat,
+        selected.selection(),
+        Some(&tag),
+        &outputs,
+        &work,
+        format!("slim build {}", args.target),
+    )
+    .await?;
+    let slim_info = inspected.engine.image(&tag).await?;
+    timings.insert("write_image".into(), phase.elapsed().as_millis());
+    console.say(format!(
+        "[4/7] write     {tag}  {}  {}",
+        short_id(&slim.id),
+        human_bytes(slim_info.size)
+    ));
+
+    let phase = Instant::now();
+    let mut profiles = profiles::write_profiles(&recorded, &args.target, &output_dir)?;
+    timings.insert("profiles".into(), phase.elapsed().as_millis());
+    say_profiles(console, &profiles, &output_dir);
+
+    let phase = Instant::now();
+    let verify = if args.no_verify {
+        Verify {
+            skipped: true,
+            ..Default::default()
+        }
+    } else {
+        let check = verify::Check {
+            image: &tag,
+            seccomp: profiles
+                .seccomp
+                .as_ref()
+                .map(|p| (p, profiles::SECCOMP_FILE)),
+            selection: Some((&recorded.fat.tree, &selected.keep)),
+        };
+        verify::verify(
+            &inspected,
+            &recorded,
+            check,
+            input.probe_wait,
+            &shutdown,
+            console,
+        )
+        .await?
+    };
+    timings.insert("verify".into(), phase.elapsed().as_millis());
+    timings.insert("total".into(), total.elapsed().as_millis());
+    profiles.report.verified_under = verify.under.clone();
+
+    let summary = &selected.summary;
+    let recording = &recorded.recording;
+    let report = Report {
+        target: ImageSummary {
+            image: args.target.clone(),
+            id: inspected.info.id.clone(),
+            size_bytes: inspected.info.size,
+            read_from: Some(recorded.fat.read_from),
+        },
+        slim: ImageSummary {
+            image: tag.clone(),
+            id: slim.id.clone(),
+            size_bytes: slim_info.size,
+            read_from: None,
+        },
+        ratio: inspected.info.size as f64 / slim_info.size.max(1) as f64,
+        probes: recorded.fat_run.probes.clone(),
+        verify,
+        recorder: RecorderReport {
+            stats: recording.stats,
+            unresolved: recording.unresolved,
+        },
+        timings_ms: timings,
+        kept: summary.kept_by_reason.clone(),
+        kept_files: summary.kept_files,
+        removed: Report::removed_from(summary),
+        floor: Floor {
+            opened_bytes: summary.opened_bytes,
+            touched_bytes: summary.touched_bytes,
+            slim_over_opened: slim_info.size as f64 / summary.opened_bytes.max(1) as f64,
+        },
+        syscalls: recording.syscall_names(),
+        not_in_image: selected
+            .keep
+            .not_in_image
+            .iter()
+            .map(|p| p.display().to_string())
+            .collect(),
+        profiles: Some(profiles.report),
+    };
+    report.write(&output_dir, &selected.keep)?;
+    console.say(format!(
+        "[7/7] report    {}",
+        output_dir.join("report.json").display()
+    ));
+    println!("{}", report.summary_line());
+    if !report.verify.failed.is_empty() {
+        report
+            .verify
+            .explain(&format!("the slim image {tag}"), &args.target);
+        return Ok(ExitCode::from(EXIT_VERIFY_FAILED));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `slim profile`: inspect -> record -> profiles -> verify (the target itself, under its new
+/// seccomp profile) -> report. No image is written.
+pub async fn profile(args: ProfileArgs, shutdown: Shutdown) -> Result<ExitCode> {
+    let total = Instant::now();
+    let console = Console { quiet: args.quiet };
+    let input = input::Input::parse(&args.run)?;
+    let output_dir = output_dir(args.output_dir.as_deref(), &args.target);
+    let mut timings = Timings::new();
+
+    let phase = Instant::now();
+    let inspected = inspect::inspect(&args.target).await?;
+    timings.insert("inspect".into(), phase.elapsed().as_millis());
+    say_inspected(console, &inspected);
+
+    let work = WorkDir::new()?;
+    let recorded =
+        record::record(&inspected, &input, args.read.via, &work, &shutdown, console).await?;
+    record_timings(&mut timings, &recorded);
+
+    let phase = Instant::now();
+    let mut profiles = profiles::write_profiles(&recorded, &args.target, &output_dir)?;
+    timings.insert("profiles".into(), phase.elapsed().as_millis());
+    say_profiles(console, &profiles, &output_dir);
+
+    let phase = Instant::now();
+    let verify = match (&profiles.seccomp, args.no_verify) {
+        (Some(seccomp), false) => {
+            let check = verify::Check {
+                image: &args.target,
+                seccomp: Some((seccomp, profiles::SECCOMP_FILE)),
+                selection: None,
+            };
+            verify::verify(
+                &inspected,
+                &recorded,
+                check,
+                input.probe_wait,
+                &shutdown,
+                console,
+            )
+            .await?
+        }
+        _ => Verify {
+            skipped: true,
+            ..Default::default()
+        },
+    };
+    timings.insert("verify".into(), phase.elapsed().as_millis());
+    timings.insert("total".into(), total.elapsed().as_millis());
+    profiles.report.verified_under = verify.under.clone();
+
+    let report = serde_json::json!({
+        "target": ImageSummary {
+            image: args.target.clone(),
+            id: inspected.info.id.clone(),
+            size_bytes: inspected.info.size,
+            read_from: Some(recorded.fat.read_from),
+        },
+        "probes": recorded.fat_run.probes,
+        "verify": verify,
+        "recorder": RecorderReport {
+            stats: recorded.recording.stats,
+            unresolved: recorded.recording.unresolved,
+        },
+        "timings_ms": timings,
+        "syscalls": recorded.recording.syscall_names(),
+        "profiles": profiles.report,
+    });
+    let report_path = output_dir.join("report.json");
+    std::fs::write(&report_path, serde_json::to_vec_pretty(&report)?)
+        .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", report_path.display()))?;
+    console.say(format!("[7/7] report    {}", report_path.display()));
+    println!(
+        "profiles written to {}, {}",
+        output_dir.display(),
+        verify.summary()
+    );
+    if !verify.failed.is_empty() {
+        verify.explain(&args.target, &format!("{} unconfined", args.target));
+        return Ok(ExitCode::from(EXIT_VERIFY_FAILED));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn say_inspected(console: Console, inspected: &inspect::Inspected) {
+    console.say(format!(
+        "[1/7] inspect   {}  {}  {}",
+        inspected.name,
+        short_id(&inspected.info.id),
+        human_bytes(inspected.info.size)
+    ));
+}
+
+fn say_profiles(console: Console, profiles: &profiles::Profiles, dir: &Path) {
+    let seccomp = match &profiles.seccomp {
+        Some(p) => format!(
+            "seccomp.json allows {} syscalls ({} app, {} runtime, {} fixed)",
+            p.allowed.len(),
+            p.count(crate::profiles::seccomp::Origin::App),
+            p.count(crate::profiles::seccomp::Origin::Runtime),
+            p.count(crate::profiles::seccomp::Origin::Extra),
+        ),
+        None => format!(
+            "no seccomp.json: {}",
+            profiles.report.seccomp_skipped.as_deref().unwrap_or("")
+        ),
+    };
+    console.say(format!(
+        "[5/7] profiles  {seccomp}; {} ({} file rules, AppArmor parse check {}) in {}",
+        profiles::APPARMOR_FILE,
+        profiles.apparmor.rules.file,
+        profiles.report.apparmor.parse_check,
+        dir.display()
+    ));
+}
+
+fn record_timings(timings: &mut Timings, recorded: &record::Recorded) {
+    timings.insert("record_and_probe".into(), recorded.record_ms);
+    timings.insert("probe".into(), recorded.fat_run.probe_ms);
+    timings.insert("start_until_ready".into(), recorded.fat_run.ready_ms);
+    timings.insert(
+        "read_image".into(),
+        recorded.fat.save_ms + recorded.fat.flatten_ms,
+    );
+}
+
+fn output_dir(given: Option<&Path>, target: &str) -> PathBuf {
+    given
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| Path::new("slim-out").join(sanitize_name(target)))
+}
+
+/// docker-slim's naming: `repo:tag` -> `repo.slim:tag`.
+pub fn default_tag(target: &str) -> String {
+    let (name, tag) = match target.rsplit_once(':') {
+        Some((name, tag)) if !tag.contains('/') => (name, tag),
+        _ => (target, "latest"),
+    };
+    let name = name.split('@').next().unwrap_or(name);
+    if name.starts_with("sha256") || name.chars().all(|c| c.is_ascii_hexdigit()) {
+        return format!(
+            "slim-{}:latest",
+            &name.trim_start_matches("sha256")[..name.len().min(12)]
+        );
+    }
+    format!("{name}.slim:{tag}")
+}
+
+fn sanitize_name(target: &str) -> String {
+    target
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '.' || c == '-' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn docker_slim_default_tags() {
+        assert_eq!(default_tag("app:fat"), "app.slim:fat");
+        assert_eq!(default_tag("nginx"), "nginx.slim:latest");
+        assert_eq!(
+            default_tag("localhost:5000/app:1"),
+            "localhost:5000/app.slim:1"
+        );
+    }
+}

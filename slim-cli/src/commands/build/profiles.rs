@@ -1,0 +1,156 @@
+//! Phase 5: the security profiles, from the recording: seccomp.json (Docker's format),
+//! seccomp-profile.yaml (security-profiles-operator) and apparmor.profile, written into the
+//! output dir. The generators are pure (`crate::profiles`); this phase only decides, writes
+//! files and parse-checks the AppArmor profile where `apparmor_parser` is installed.
+
+use std::{
+    collections::BTreeSet,
+    path::Path,
+    process::{Command, Stdio},
+};
+
+use anyhow::{Context as _, Result};
+
+use crate::{
+    commands::report::{AppArmorReport, ProfilesReport, SeccompReport},
+    profiles::{
+        apparmor::{self, AppArmorProfile},
+        profile_name,
+        seccomp::{Origin, SeccompProfile},
+    },
+    syscalls::Arch,
+};
+
+use super::record::Recorded;
+
+pub const SECCOMP_FILE: &str = "seccomp.json";
+pub const OPERATOR_FILE: &str = "seccomp-profile.yaml";
+pub const APPARMOR_FILE: &str = "apparmor.profile";
+
+/// The profiles written.
+pub struct Profiles {
+    /// `None` when the recording cannot give one (an emulated image: the syscalls seen were
+    /// the emulator's, not the app's).
+    pub seccomp: Option<SeccompProfile>,
+    pub apparmor: AppArmorProfile,
+    pub report: ProfilesReport,
+}
+
+/// Generates the profiles for `recorded` (named after `image`) and writes them into `dir`.
+pub fn write_profiles(recorded: &Recorded, image: &str, dir: &Path) -> Result<Profiles> {
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let recording = &recorded.recording;
+    let name = profile_name(image);
+    let image_arch = recorded.fat.config["architecture"]
+        .as_str()
+        .and_then(Arch::from_name);
+    let (seccomp, seccomp_skipped) = match (recording.arch, image_arch) {
+        (Some(recorded_arch), Some(image_arch)) if recorded_arch != image_arch => (
+            None,
+            Some(format!(
+                "the image is {image_arch} and ran under emulation on this {recorded_arch} host: \
+                 the syscalls seen were the emulator's; run slim on a {image_arch} host for a \
+                 seccomp profile"
+            )),
+        ),
+        (Some(arch), _) => (
+            Some(SeccompProfile::generate(arch, &recording.app_syscalls)),
+            None,
+        ),
+        (None, _) => (None, Some("the recording has no architecture".into())),
+    };
+    let mut seccomp_report = None;
+    if let Some(profile) = &seccomp {
+        write(dir, SECCOMP_FILE, &profile.to_docker_json())?;
+        write(dir, OPERATOR_FILE, &profile.to_operator_yaml(&name))?;
+        let runtime_setup_denied: Vec<String> = recording
+            .names_of(&recording.runtime_syscalls)
+            .into_iter()
+            .filter(|n| !profile.allowed.contains_key(n))
+            .collect();
+        seccomp_report = Some(SeccompReport {
+            file: SECCOMP_FILE,
+            operator_file: OPERATOR_FILE,
+            architecture: profile.scmp_arch(),
+            allowed: profile.allowed.len(),
+            from_app: profile.count(Origin::App),
+            from_runtime: profile.count(Origin::Runtime),
+            fixed_extras: profile.count(Origin::Extra),
+            syscalls: profile
+                .allowed_names()
+                .iter()
+                .map(|s| s.to_string())
+                .collect(),
+            enosys: profile.enosys.iter().cloned().collect(),
+            runtime_setup_denied,
+            unnamed: profile.unnamed.clone(),
+        });
+    }
+
+    let app_syscalls: BTreeSet<String> = recording
+        .names_of(&recording.app_syscalls)
+        .into_iter()
+        .collect();
+    let apparmor = apparmor::generate(
+        recording,
+        &apparmor::Context {
+            name: &name,
+            files: &*recorded.fat.tree,
+            app_syscalls: &app_syscalls,
+            ports: &recorded.spec.ports,
+        },
+    );
+    let apparmor_path = dir.join(APPARMOR_FILE);
+    write(dir, APPARMOR_FILE, &apparmor.text)?;
+    let parse_check = parse_check(&apparmor_path);
+    if let Some(failure) = parse_check.strip_prefix("failed: ") {
+        tracing::warn!(
+            "apparmor_parser rejects {}: {failure}",
+            apparmor_path.display()
+        );
+    }
+    let report = ProfilesReport {
+        seccomp: seccomp_report,
+        seccomp_skipped,
+        apparmor: AppArmorReport {
+            file: APPARMOR_FILE,
+            name: name.clone(),
+            rules: apparmor.rules.clone(),
+            capabilities: apparmor.capabilities.clone(),
+            parse_check,
+        },
+        verified_under: Vec::new(),
+    };
+    Ok(Profiles {
+        seccomp,
+        apparmor,
+        report,
+    })
+}
+
+fn write(dir: &Path, file: &str, text: &str) -> Result<()> {
+    let path = dir.join(file);
+    std::fs::write(&path, text).with_context(|| format!("cannot write {}", path.display()))
+}
+
+/// `passed`, `failed: <first error line>`, or `skipped: ...` when the parser is not installed.
+fn parse_check(profile: &Path) -> String {
+    let output = Command::new("apparmor_parser")
+        .args(["-Q", "-K"])
+        .arg(profile)
+        .stdin(Stdio::null())
+        .output();
+    match output {
+        Err(_) => {
+            "skipped: apparmor_parser is not installed (Debian/Ubuntu package apparmor)".into()
+        }
+        Ok(out) if out.status.success() => "passed".into(),
+        Ok(out) => {
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            format!(
+                "failed: {}",
+                stderr.lines().next().unwrap_or("apparmor_parser failed")
+            )
+        }
+    }
+}

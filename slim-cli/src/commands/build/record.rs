@@ -1,0 +1,197 @@
+//! Phase 2: run the target under the recorder (seccomp unconfined, so every syscall it wants is
+//! seen), probe it, and read the fat image from the engine meanwhile; then turn the raw events
+//! into what the app touched.
+
+use std::{
+    io::IsTerminal as _,
+    path::Path,
+    time::{Duration, Instant},
+};
+
+use anyhow::Result;
+
+use crate::{
+    commands::{
+        pipeline::{read_image, FatImage, ImageSource, ReadVia, WorkDir},
+        Shutdown,
+    },
+    engine::RunSpec,
+    image::tree::FileTree,
+    minify::resolve::resolve,
+    prober::{Plan, ProbeResult},
+    recording::{FileSource, Filter, Recording},
+};
+
+use super::{
+    console::Console,
+    input::Input,
+    inspect::Inspected,
+    run::{ContinueAfter, Run, RunOutcome},
+};
+
+/// The recorded run of the target and the image it ran.
+pub struct Recorded {
+    pub fat_run: RunOutcome,
+    pub fat: FatImage,
+    pub recording: Recording,
+    /// The run settings (ports published), reused to verify.
+    pub spec: RunSpec,
+    pub plan: Plan,
+    /// The app's working directory inside the container.
+    pub workdir: String,
+    /// The image's environment with `--env` applied.
+    pub env: Vec<String>,
+    pub record_ms: u128,
+}
+
+impl Recorded {
+    /// Probes that answered on the fat image.
+    pub fn answered(&self) -> usize {
+        self.fat_run.probes.iter().filter(|p| p.ok()).count()
+    }
+}
+
+/// Runs, records and probes `inspected` while its image is read into `work`.
+pub async fn record(
+    inspected: &Inspected,
+    input: &Input,
+    via: ReadVia,
+    work: &WorkDir,
+    shutdown: &Shutdown,
+    console: Console,
+) -> Result<Recorded> {
+    let mut spec = input.spec.clone();
+    spec.image = inspected.name.clone();
+    spec.seccomp = Some("unconfined".into()); // blocked syscalls would never be seen
+    for port in inspected.info.tcp_ports.iter().chain(&input.extra_ports) {
+        if !spec.ports.contains(port) {
+            spec.ports.push(*port);
+        }
+    }
+    let mut plan = input.plan.clone();
+    let has_probes = !plan.http.is_empty()
+        || !plan.exec.is_empty()
+        || !plan.tcp.is_empty()
+        || (plan.default_http && !spec.ports.is_empty());
+    let continue_after = match &input.continue_after {
+        Some(c) => c.clone(),
+        None if has_probes => ContinueAfter::Probe,
+        None if std::io::stdin().is_terminal() => ContinueAfter::Enter,
+        None => ContinueAfter::Timeout(Duration::from_secs(30)),
+    };
+    plan.default_http &= !spec.ports.is_empty();
+
+    let started = Instant::now();
+    let spin = console.phase(format!(
+        "[2/7] record    running {} with the recorder attached",
+        inspected.name
+    ));
+    let run = Run {
+        engine: &inspected.engine,
+        spec: spec.clone(),
+        plan: &plan,
+        replay: None,
+        record: true,
+        probe_wait: input.probe_wait,
+        continue_after,
+        shutdown,
+    };
+    let source = ImageSource::Engine(inspected.name.clone());
+    let (fat_run, fat) = tokio::join!(
+        run.execute(),
+        read_image(Some(&inspected.engine), &source, work, via)
+    );
+    spin.done();
+    let fat_run = fat_run?;
+    let fat = fat?;
+    let record_ms = started.elapsed().as_millis();
+
+    let raw = fat_run.recording.as_ref().expect("recorded");
+    let workdir = spec
+        .workdir
+        .clone()
+        .or_else(|| {
+            fat.config["config"]["WorkingDir"]
+                .as_str()
+                .filter(|w| !w.is_empty())
+                .map(str::to_owned)
+        })
+        .unwrap_or_else(|| "/".into());
+    let mut recording = Recording::build(raw, &Filter::started_container(fat_run.mntns, &workdir));
+    recording.add_interpreters(&TreeFiles(&fat.tree));
+    let env = image_env(&fat.config, &spec.env);
+    let recorded = Recorded {
+        fat_run,
+        fat,
+        recording,
+        spec,
+        plan,
+        workdir,
+        env,
+        record_ms,
+    };
+    console.say(format!(
+        "      probes    {}/{} answered; recorder {} events, {} lost",
+        recorded.answered(),
+        recorded.fat_run.probes.len(),
+        raw_stats(&recorded).0,
+        raw_stats(&recorded).1,
+    ));
+    for failed in recorded.fat_run.probes.iter().filter(|p| !p.ok()) {
+        tracing::warn!(
+            "probe {} failed on the fat image: {}",
+            failed.name,
+            describe(failed)
+        );
+    }
+    if recorded.recording.stats.lost > 0 {
+        tracing::warn!(
+            "the recorder lost {} events: the slim image may miss files",
+            recorded.recording.stats.lost
+        );
+    }
+    Ok(recorded)
+}
+
+fn raw_stats(recorded: &Recorded) -> (u64, u64) {
+    let stats = recorded.recording.stats;
+    (stats.events, stats.lost)
+}
+
+/// Reads executables' heads from the image tree (following symlinks inside it).
+pub struct TreeFiles<'a>(pub &'a FileTree);
+
+impl FileSource for TreeFiles<'_> {
+    fn head(&self, path: &Path, len: usize) -> Option<Vec<u8>> {
+        let target = resolve(self.0, path).target?;
+        self.0.read(&target, len as u64)
+    }
+}
+
+/// One probe's answer in a few words.
+pub fn describe(probe: &ProbeResult) -> String {
+    match (&probe.error, probe.status, probe.exit_code) {
+        (Some(error), _, _) => error.clone(),
+        (None, Some(status), _) => format!("HTTP {status}, {} bytes", probe.bytes),
+        (None, None, Some(code)) => format!("exit code {code}, {} bytes of output", probe.bytes),
+        _ => format!("{} bytes", probe.bytes),
+    }
+}
+
+/// The container's environment: the image's `Env` overridden by `--env`.
+fn image_env(config: &serde_json::Value, overrides: &[String]) -> Vec<String> {
+    let mut env: Vec<String> = config["config"]["Env"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|v| v.as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default();
+    for entry in overrides {
+        let key = entry.split('=').next().unwrap_or_default();
+        env.retain(|e| e.split('=').next() != Some(key));
+        env.push(entry.clone());
+    }
+    env
+}

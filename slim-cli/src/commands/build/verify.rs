@@ -1,0 +1,149 @@
+//! Phase 6: run the checked image (the slim one, or the target for `slim profile`) with the same
+//! settings under its seccomp profile, replay the probes, and compare every answer. When one
+//! differs, say what the slim run missed: paths it looked for that were dropped, syscalls the
+//! profile denied (a denied call still reaches the recorder's sys_exit).
+
+use std::time::Duration;
+
+use anyhow::Result;
+
+use crate::{
+    commands::{
+        report::{Mismatch, Verify},
+        Interrupted, Shutdown,
+    },
+    image::tree::FileTree,
+    minify::{resolve::resolve, KeepSet},
+    prober::ProbeResult,
+    profiles::seccomp::SeccompProfile,
+    recording::{Filter, Recording},
+};
+
+use super::{
+    console::Console,
+    inspect::Inspected,
+    record::{describe, Recorded},
+    run::{ContinueAfter, Run},
+};
+
+/// What is verified and how.
+pub struct Check<'a> {
+    /// The image to run.
+    pub image: &'a str,
+    /// Run it under this profile (written as `file` in the output dir).
+    pub seccomp: Option<(&'a SeccompProfile, &'a str)>,
+    /// The slim image's selection from the fat tree, to name missing paths.
+    pub selection: Option<(&'a FileTree, &'a KeepSet)>,
+}
+
+/// Runs the check; errors only when interrupted or when the engine fails, a failed start is a
+/// failed verification.
+pub async fn verify(
+    inspected: &Inspected,
+    recorded: &Recorded,
+    check: Check<'_>,
+    probe_wait: Duration,
+    shutdown: &Shutdown,
+    console: Console,
+) -> Result<Verify> {
+    let under = check
+        .seccomp
+        .map(|(_, file)| format!(" under {file}"))
+        .unwrap_or_default();
+    let spin = console.phase(format!(
+        "[6/7] verify    replaying {} probes against {}{under}",
+        recorded.fat_run.probes.len(),
+        check.image
+    ));
+    let mut spec = recorded.spec.clone();
+    spec.image = check.image.to_owned();
+    spec.seccomp = check.seccomp.map(|(profile, _)| profile.to_docker_json());
+    let run = Run {
+        engine: &inspected.engine,
+        spec,
+        plan: &recorded.plan,
+        replay: Some(&recorded.fat_run.probes),
+        record: true,
+        probe_wait,
+        continue_after: ContinueAfter::Probe,
+        shutdown,
+    };
+    let outcome = run.execute().await;
+    spin.done();
+    let mut verify = match outcome {
+        Ok(outcome) => {
+            let recording = outcome.recording.as_ref().map(|raw| {
+                Recording::build(
+                    raw,
+                    &Filter::started_container(outcome.mntns, &recorded.workdir),
+                )
+            });
+            let mut verify = compare(&recorded.fat_run.probes, &outcome.probes);
+            if let (Some(recording), Some((tree, keep))) = (&recording, check.selection) {
+                verify.missing_paths = missing_paths(tree, keep, recording);
+            }
+            if let (Some(recording), Some((profile, _))) = (&recording, check.seccomp) {
+                verify.denied_syscalls = recording
+                    .names_of(&recording.app_syscalls)
+                    .into_iter()
+                    .filter(|name| !profile.allowed.contains_key(name))
+                    .collect();
+            }
+            verify
+        }
+        Err(err) if err.downcast_ref::<Interrupted>().is_some() => return Err(err),
+        Err(err) => Verify {
+            probes: recorded.fat_run.probes.len(),
+            failed: vec![Mismatch {
+                name: "start".into(),
+                fat: "started and answered".into(),
+                slim: format!("{err:#}"),
+            }],
+            ..Default::default()
+        },
+    };
+    if let Some((_, file)) = check.seccomp {
+        verify.under.push(file.to_owned());
+    }
+    Ok(verify)
+}
+
+/// Compares each probe's answers: status (and body when the fat app gave the same body twice),
+/// exit codes, and that TCP probes still get through.
+pub fn compare(fat: &[ProbeResult], slim: &[ProbeResult]) -> Verify {
+    let mut verify = Verify {
+        probes: fat.len(),
+        ..Default::default()
+    };
+    for (f, s) in fat.iter().zip(slim) {
+        let same = match f.kind {
+            "http" => f.status == s.status && (!f.stable_body || f.body_sha256 == s.body_sha256),
+            "exec" => f.exit_code == s.exit_code && f.error.is_none() == s.error.is_none(),
+            _ => f.error.is_none() == s.error.is_none(),
+        };
+        if same {
+            verify.matched += 1;
+        } else {
+            verify.failed.push(Mismatch {
+                name: f.name.clone(),
+                fat: describe(f),
+                slim: describe(s),
+            });
+        }
+    }
+    verify
+}
+
+/// Paths the slim run looked for and missed that the fat image has: what `--include-path`
+/// would fix.
+fn missing_paths(tree: &FileTree, keep: &KeepSet, recording: &Recording) -> Vec<String> {
+    recording
+        .paths
+        .iter()
+        .filter(|(_, t)| !t.found())
+        .filter_map(|(path, _)| {
+            let target = resolve(tree, path).target?;
+            (!keep.paths.contains_key(&target)).then(|| path.display().to_string())
+        })
+        .collect()
+}

@@ -1,0 +1,413 @@
+//! The seccomp profile: allow what the app did, plus what the container runtime does after it
+//! installs the filter and before it execs the entrypoint, plus the few calls no recording can
+//! be trusted to show; answer ENOSYS for newer calls that have a fallback; deny everything else
+//! with EPERM.
+//!
+//! Written as Docker's JSON (`docker run --security-opt seccomp=seccomp.json`) and as a
+//! security-profiles-operator `SeccompProfile` (Kubernetes `Localhost` profiles).
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::Serialize;
+
+use crate::syscalls::Arch;
+
+/// Why a syscall is allowed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Origin {
+    /// The app made it while it was recorded.
+    App,
+    /// A container runtime makes it after the filter is in place (see [`RUNTIME_GROUPS`]).
+    Runtime,
+    /// Always allowed (see [`FIXED_EXTRAS`]).
+    Extra,
+}
+
+/// A group of syscalls a container runtime makes between installing the seccomp filter and
+/// exec'ing the entrypoint. A profile that lacks them stops the container from starting at all
+/// ("error closing exec fds: ... operation not permitted"), so every group is added whether or
+/// not the runtime on this host needed it: a profile recorded here must also start under the
+/// runtimes people deploy with.
+pub struct RuntimeGroup {
+    pub name: &'static str,
+    pub syscalls: &'static [&'static str],
+}
+
+/// The runtimes' post-filter calls, from their sources and from security-profiles-operator's
+/// recorded base profiles.
+pub const RUNTIME_GROUPS: &[RuntimeGroup] = &[
+    // runc 1.1 to 1.3 (Docker's and containerd's default): without no-new-privileges it installs
+    // the filter before finalizeNamespace, so it still closes its fds (fstatfs on /proc/self/fd,
+    // getdents64, close_range), drops privileges (setgroups, setgid, setuid, capset, prctl),
+    // changes to the working directory, looks the entrypoint up, writes to its exec fifo and
+    // execs. Its Go runtime keeps running meanwhile (futex, sched_yield, nanosleep, epoll).
+    RuntimeGroup {
+        name: "runc",
+        syscalls: &[
+            "arch_prctl",
+            "brk",
+            "capget",
+            "capset",
+            "chdir",
+            "close",
+            "close_range",
+            "epoll_ctl",
+            "epoll_pwait",
+            "execve",
+            "exit_group",
+            "faccessat2",
+            "fcntl",
+            "fstat",
+            "fstatfs",
+            "futex",
+            "getcwd",
+            "getdents64",
+            "getpid",
+            "getppid",
+            "getuid",
+            "mmap",
+            "mprotect",
+            "nanosleep",
+            "newfstatat",
+            "openat",
+            "prctl",
+            "read",
+            "recvfrom",
+            "rt_sigreturn",
+            "sched_yield",
+            "set_tid_address",
+            "setgid",
+            "setgroups",
+            "setuid",
+            "tgkill",
+            "write",
+        ],
+    },
+    // runc 1.2.8+, 1.3.3+ and 1.4: the fd clean-up goes through openat2 and only falls back when
+    // that fails with ENOSYS (not EPERM: runc#4984); statx for the lookups; signal stacks of new
+    // Go threads.
+    RuntimeGroup {
+        name: "runc-1.2.8+",
+        syscalls: &["openat2", "statx", "sigaltstack"],
+    },
+    // runc's Go runtime between filter and exec: a GC or scheduler thread may start or return
+    // memory at any moment.
+    RuntimeGroup {
+        name: "runc-go-runtime",
+        syscalls: &[
+            "clone",
+            "gettid",
+            "madvise",
+            "munmap",
+            "rt_sigaction",
+            "rt_sigprocmask",
+        ],
+    },
+    // crun (Podman's default, and a Docker runtime): drops privileges with the res* calls, waits
+    // for the start signal on its sync socket with select (pselect6; measured: crun 1.8.1 does
+    // not start without it), reads its exec fifo, and looks the entrypoint up in PATH
+    // (stat/access families) before execve.
+    RuntimeGroup {
+        name: "crun",
+        syscalls: &[
+            "access",
+            "capset",
+            "chdir",
+            "close",
+            "execve",
+            "faccessat",
+            "newfstatat",
+            "prctl",
+            "pselect6",
+            "read",
+            "rt_sigprocmask",
+            "select",
+            "setgroups",
+            "setresgid",
+            "setresuid",
+            "stat",
+        ],
+    },
+];
+
+/// Allowed whatever the recording says. The vDSO answers clock_gettime, gettimeofday, time and
+/// getcpu without entering the kernel on most hosts, but falls back to the real syscall where the
+/// clocksource has no vDSO support (some VMs, some arm64 boards); signal return and restart are
+/// made by the kernel's own trampolines; exit and exit_group end every process.
+pub const FIXED_EXTRAS: &[&str] = &[
+    "clock_getres",
+    "clock_gettime",
+    "clock_nanosleep",
+    "exit",
+    "exit_group",
+    "getcpu",
+    "gettimeofday",
+    "restart_syscall",
+    "rt_sigreturn",
+    "time",
+];
+
+/// Newer syscalls that libcs and runtimes try first and fall back from when the kernel says
+/// ENOSYS (but not when it says EPERM): when the recording did not show them they get ENOSYS, so
+/// a newer libc in a later build of the image still takes its fallback.
+pub const ENOSYS_IF_UNSEEN: &[&str] = &[
+    "cachestat",
+    "clone3",
+    "close_range",
+    "copy_file_range",
+    "epoll_pwait2",
+    "faccessat2",
+    "fchmodat2",
+    "futex_waitv",
+    "io_uring_setup",
+    "landlock_create_ruleset",
+    "map_shadow_stack",
+    "memfd_secret",
+    "mseal",
+    "openat2",
+    "pidfd_getfd",
+    "pidfd_open",
+    "pidfd_send_signal",
+    "process_madvise",
+    "rseq",
+    "statx",
+];
+
+/// errno a seccomp rule returns for "no such syscall".
+const ENOSYS: u32 = 38;
+
+/// errno of the default action (EPERM, as Docker's default profile).
+const EPERM: u32 = 1;
+
+/// A seccomp profile for one architecture.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SeccompProfile {
+    pub arch: Arch,
+    /// Allowed syscalls (libseccomp names) and why (the strongest reason: app first).
+    pub allowed: BTreeMap<String, Origin>,
+    /// Syscalls answered with ENOSYS.
+    pub enosys: BTreeSet<String>,
+    /// Recorded numbers this architecture's table has no name for (they cannot be allowed).
+    pub unnamed: Vec<u32>,
+}
+
+/// Docker's seccomp JSON.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct DockerProfile<'a> {
+    default_action: &'static str,
+    default_errno_ret: u32,
+    architectures: Vec<&'static str>,
+    syscalls: Vec<DockerRule<'a>>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct DockerRule<'a> {
+    names: Vec<&'a str>,
+    action: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    errno_ret: Option<u32>,
+}
+
+impl SeccompProfile {
+    /// The profile for an app that made the syscalls `app` (numbers of `arch`).
+    pub fn generate(arch: Arch, app: &BTreeSet<u32>) -> Self {
+        let mut allowed = BTreeMap::new();
+        let mut unnamed = Vec::new();
+        for &nr in app {
+            match arch.name(nr) {
+                Some(name) => {
+                    allowed.insert(name.to_owned(), Origin::App);
+                }
+                None => unnamed.push(nr),
+            }
+        }
+        let known = |name: &&&str| arch.number(name).is_some();
+        for group in RUNTIME_GROUPS {
+            for name in group.syscalls.iter().filter(known) {
+                allowed.entry((*name).to_owned()).or_insert(Origin::Runtime);
+            }
+        }
+        for name in FIXED_EXTRAS.iter().filter(known) {
+            allowed.entry((*name).to_owned()).or_insert(Origin::Extra);
+        }
+        let enosys = ENOSYS_IF_UNSEEN
+            .iter()
+            .filter(known)
+            .filter(|name| !allowed.contains_key(**name))
+            .map(|name| (*name).to_owned())
+            .collect();
+        Self {
+            arch,
+            allowed,
+            enosys,
+            unnamed,
+        }
+    }
+
+    /// The allowed names, sorted.
+    pub fn allowed_names(&self) -> Vec<&str> {
+        self.allowed.keys().map(String::as_str).collect()
+    }
+
+    /// How many allowed syscalls came from `origin`.
+    pub fn count(&self, origin: Origin) -> usize {
+        self.allowed.values().filter(|o| **o == origin).count()
+    }
+
+    /// libseccomp's architecture token.
+    pub fn scmp_arch(&self) -> &'static str {
+        match self.arch {
+            Arch::X86_64 => "SCMP_ARCH_X86_64",
+            Arch::Aarch64 => "SCMP_ARCH_AARCH64",
+        }
+    }
+
+    /// Docker's format, pretty-printed, deterministic (same recording, same bytes).
+    pub fn to_docker_json(&self) -> String {
+        let mut syscalls = vec![DockerRule {
+            names: self.allowed_names(),
+            action: "SCMP_ACT_ALLOW",
+            errno_ret: None,
+        }];
+        if !self.enosys.is_empty() {
+            syscalls.push(DockerRule {
+                names: self.enosys.iter().map(String::as_str).collect(),
+                action: "SCMP_ACT_ERRNO",
+                errno_ret: Some(ENOSYS),
+            });
+        }
+        let profile = DockerProfile {
+            default_action: "SCMP_ACT_ERRNO",
+            default_errno_ret: EPERM,
+            architectures: vec![self.scmp_arch()],
+            syscalls,
+        };
+        let mut text = serde_json::to_string_pretty(&profile).expect("plain data serializes");
+        text.push('\n');
+        text
+    }
+
+    /// The same profile as a security-profiles-operator `SeccompProfile` object named `name`.
+    pub fn to_operator_yaml(&self, name: &str) -> String {
+        let mut out = String::new();
+        out.push_str("apiVersion: security-profiles-operator.x-k8s.io/v1beta1\n");
+        out.push_str("kind: SeccompProfile\n");
+        out.push_str("metadata:\n");
+        out.push_str(&format!("  name: {name}\n"));
+        out.push_str("spec:\n");
+        out.push_str("  defaultAction: SCMP_ACT_ERRNO\n");
+        out.push_str("  architectures:\n");
+        out.push_str(&format!("  - {}\n", self.scmp_arch()));
+        out.push_str("  syscalls:\n");
+        out.push_str("  - action: SCMP_ACT_ALLOW\n    names:\n");
+        for name in self.allowed.keys() {
+            out.push_str(&format!("    - {name}\n"));
+        }
+        if !self.enosys.is_empty() {
+            out.push_str(&format!(
+                "  - action: SCMP_ACT_ERRNO\n    errnoRet: {ENOSYS}\n    names:\n"
+            ));
+            for name in &self.enosys {
+                out.push_str(&format!("    - {name}\n"));
+            }
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn numbers(arch: Arch, names: &[&str]) -> BTreeSet<u32> {
+        names.iter().map(|n| arch.number(n).unwrap()).collect()
+    }
+
+    #[test]
+    fn app_runtime_and_extras_are_allowed_and_nothing_else() {
+        let app = numbers(Arch::X86_64, &["accept4", "read", "pread64", "clone3"]);
+        let profile = SeccompProfile::generate(Arch::X86_64, &app);
+        assert_eq!(profile.allowed["accept4"], Origin::App);
+        assert_eq!(profile.allowed["read"], Origin::App);
+        assert_eq!(profile.allowed["fstatfs"], Origin::Runtime);
+        assert_eq!(profile.allowed["setresuid"], Origin::Runtime);
+        assert_eq!(profile.allowed["clock_gettime"], Origin::Extra);
+        for never in [
+            "mount",
+            "umount2",
+            "pivot_root",
+            "unshare",
+            "setns",
+            "ptrace",
+            "bpf",
+        ] {
+            assert!(!profile.allowed.contains_key(never), "{never} allowed");
+            assert!(!profile.enosys.contains(never), "{never} ENOSYS");
+        }
+        // Seen: allowed, so not in the ENOSYS rule; unseen fallbacks get ENOSYS.
+        assert!(!profile.enosys.contains("clone3"));
+        assert!(profile.enosys.contains("fchmodat2"));
+        assert!(!profile.enosys.contains("openat2"), "runc needs it allowed");
+        assert_eq!(profile.count(Origin::App), 4);
+    }
+
+    #[test]
+    fn names_are_libseccomps_per_architecture() {
+        // aarch64 number 79 is newfstatat to libseccomp (fstatat in naive tables), x86_64 17 is
+        // pread64 (not pread): a wrong name leaves the real call blocked.
+        let arm = SeccompProfile::generate(Arch::Aarch64, &[79].into());
+        assert_eq!(arm.allowed["newfstatat"], Origin::App);
+        assert!(!arm.allowed.contains_key("fstatat"));
+        // Names an architecture lacks are never written (aarch64 has no stat, access, time).
+        for missing in ["stat", "access", "arch_prctl", "time"] {
+            assert!(!arm.allowed.contains_key(missing), "{missing}");
+        }
+        let x86 = SeccompProfile::generate(Arch::X86_64, &[17].into());
+        assert_eq!(x86.allowed["pread64"], Origin::App);
+        assert!(!x86.allowed.contains_key("pread"));
+        assert!(arm.to_docker_json().contains("SCMP_ARCH_AARCH64"));
+        assert!(!arm.to_docker_json().contains("SCMP_ARCH_X86"));
+    }
+
+    #[test]
+    fn docker_json_is_deterministic_and_well_formed() {
+        let app = numbers(Arch::X86_64, &["write", "accept4", "epoll_wait"]);
+        let a = SeccompProfile::generate(Arch::X86_64, &app).to_docker_json();
+        let b = SeccompProfile::generate(Arch::X86_64, &app).to_docker_json();
+        assert_eq!(a, b);
+        let json: serde_json::Value = serde_json::from_str(&a).unwrap();
+        assert_eq!(json["defaultAction"], "SCMP_ACT_ERRNO");
+        assert_eq!(json["defaultErrnoRet"], 1);
+        assert_eq!(
+            json["architectures"],
+            serde_json::json!(["SCMP_ARCH_X86_64"])
+        );
+        let allow = &json["syscalls"][0];
+        assert_eq!(allow["action"], "SCMP_ACT_ALLOW");
+        let names: Vec<&str> = allow["names"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|n| n.as_str().unwrap())
+            .collect();
+        let mut sorted = names.clone();
+        sorted.sort();
+        assert_eq!(names, sorted);
+        assert!(names.contains(&"epoll_wait"));
+        assert_eq!(json["syscalls"][1]["errnoRet"], 38);
+    }
+
+    #[test]
+    fn operator_object_lists_the_same_calls() {
+        let app = numbers(Arch::X86_64, &["accept4"]);
+        let profile = SeccompProfile::generate(Arch::X86_64, &app);
+        let yaml = profile.to_operator_yaml("slim-app");
+        assert!(yaml.contains("kind: SeccompProfile\n"));
+        assert!(yaml.contains("  name: slim-app\n"));
+        let listed = yaml.lines().filter(|l| l.starts_with("    - ")).count();
+        assert_eq!(listed, profile.allowed.len() + profile.enosys.len());
+    }
+}
