@@ -6,7 +6,6 @@ pub(crate) mod pipeline;
 mod report;
 mod squash;
 mod trace;
-mod trace_container;
 mod xray;
 
 use std::process::ExitCode;

@@ -13,7 +13,7 @@ use crate::{
     tracer::{mount_namespace, Recorder, Scope},
 };
 
-use super::trace::{print_json, print_table, warn_if_incomplete};
+use super::output::{print_json, print_table, warn_if_incomplete};
 
 pub fn run(name: &str, args: &TraceArgs) -> Result<ExitCode> {
     let runtime = tokio::runtime::Builder::new_current_thread()
