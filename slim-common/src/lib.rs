@@ -299,7 +299,8 @@ pub struct EventHeader {
     pub second: u8,
     /// 1 when the path was cut at [`PATH_CAP`] bytes.
     pub truncated: u8,
-    pub _pad: u8,
+    /// The task's [`phase`].
+    pub phase: u8,
     /// Length of the path in bytes.
     pub path_len: u32,
     pub _pad2: u32,
@@ -335,12 +336,20 @@ const _: () = assert!(core::mem::size_of::<RegsLayout>() == 40);
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub struct SeenKey {
     pub mntns: u32,
-    /// Operation in the low byte, 1 << 8 when the call succeeded, 1 << 9 for a second path.
+    /// [`seen_op`]: operation, outcome, second path, phase.
     pub op: u32,
     pub hash: u64,
 }
 
 const _: () = assert!(core::mem::size_of::<SeenKey>() == 16);
+
+/// [`SeenKey::op`] of an event: the operation, whether it succeeded, whether it is the second
+/// path, and the [`phase`] (what the runtime opened before the exec must not hide the app's own
+/// later opens of the same path).
+#[inline(always)]
+pub fn seen_op(op: u8, ok: bool, second: bool, phase: u8) -> u32 {
+    op as u32 | (ok as u32) << 8 | (second as u32) << 9 | (phase as u32 & 1) << 10
+}
 const _: () = assert!(core::mem::size_of::<SocketKey>() == 16);
 
 /// Hash of a path for [`SeenKey`], computed the same way on both sides: 64-bit words of the path

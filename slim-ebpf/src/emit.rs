@@ -2,7 +2,8 @@
 
 use aya_ebpf::helpers::{bpf_probe_read_kernel_str_bytes, bpf_probe_read_user_str_bytes};
 use slim_common::{
-    path_hash_finish, path_hash_step, stat, Event, EventHeader, SeenKey, PATH_CAP, PATH_HASH_INIT,
+    path_hash_finish, path_hash_step, seen_op, stat, Event, EventHeader, SeenKey, PATH_CAP,
+    PATH_HASH_INIT,
 };
 
 use crate::{
@@ -36,6 +37,7 @@ pub fn scratch(task: &Task, kind: u32) -> Option<&'static mut Event> {
     header.pid = task.pid;
     header.tid = task.tid;
     header.mntns = task.mntns;
+    header.phase = task.phase as u8;
     Some(event)
 }
 
@@ -94,10 +96,9 @@ fn path_hash(event: &Event, salt: u64) -> u64 {
 #[inline(always)]
 pub fn submit_deduplicated(event: &Event, salt: u64) {
     let header = &event.header;
-    let ok = (header.ret >= 0) as u32;
     let key = SeenKey {
         mntns: header.mntns,
-        op: header.op as u32 | ok << 8 | (header.second as u32) << 9,
+        op: seen_op(header.op, header.ret >= 0, header.second != 0, header.phase),
         hash: path_hash(event, salt),
     };
     if let Some(count) = SEEN.get_ptr_mut(&key) {

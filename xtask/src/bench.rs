@@ -287,6 +287,17 @@ fn apps(slim: &Path) -> Result<Value> {
                 "verify": ms("verify"),
             },
             "read_from": report["target"]["read_from"],
+            "profiles": {
+                "seccomp_allowed": report["profiles"]["seccomp"]["allowed"],
+                "from_app": report["profiles"]["seccomp"]["from_app"],
+                "from_runtime": report["profiles"]["seccomp"]["from_runtime"],
+                "fixed_extras": report["profiles"]["seccomp"]["fixed_extras"],
+                "enosys": report["profiles"]["seccomp"]["enosys"].as_array().map(|a| a.len()),
+                "seccomp_skipped": report["profiles"]["seccomp_skipped"],
+                "apparmor_rules": report["profiles"]["apparmor"]["rules"],
+                "apparmor_parse_check": report["profiles"]["apparmor"]["parse_check"],
+                "verified_under": report["profiles"]["verified_under"],
+            },
             "read_image_alone_seconds": read_alone,
             "read_image_via_save_alone_seconds": read_alone_via_save,
             "non_probe_seconds": non_probe,
@@ -551,6 +562,33 @@ fn apps_tables(apps: &[Value]) -> String {
             f(&a["docker_save_plus_load_seconds"]),
             f(&a["non_probe_over_docker"]),
             f(&a["non_probe_via_save_over_docker"]),
+        ));
+    }
+    md.push_str("\nSecurity profiles (Docker's default seccomp profile allows about 350 syscalls).\n\n| app | seccomp allowed | from the app | runtime | fixed | ENOSYS | AppArmor file / network / capability rules | parse check | verified under |\n|---|---|---|---|---|---|---|---|---|\n");
+    for a in apps {
+        let p = &a["profiles"];
+        let r = &p["apparmor_rules"];
+        let under: Vec<&str> = p["verified_under"]
+            .as_array()
+            .map(|u| u.iter().filter_map(|v| v.as_str()).collect())
+            .unwrap_or_default();
+        md.push_str(&format!(
+            "| {} | {} | {} | {} | {} | {} | {} / {} / {} | {} | {} |\n",
+            a["app"].as_str().unwrap_or(""),
+            p["seccomp_allowed"],
+            p["from_app"],
+            p["from_runtime"],
+            p["fixed_extras"],
+            p["enosys"],
+            r["file"],
+            r["network"],
+            r["capability"],
+            p["apparmor_parse_check"].as_str().unwrap_or(""),
+            if under.is_empty() {
+                "-".to_owned()
+            } else {
+                under.join(", ")
+            },
         ));
     }
     md

@@ -17,7 +17,7 @@ const MIRROR: &str = "http://deb.debian.org/debian";
 /// Packages on top of minbase: the apps the tests and the bench slim.
 const PACKAGES: &str = "python3,nginx-light,ca-certificates,curl";
 
-fn cache_dir() -> PathBuf {
+pub fn cache_dir() -> PathBuf {
     let home = std::env::var("HOME").unwrap_or_else(|_| "/root".into());
     PathBuf::from(home).join(".cache/slim")
 }
@@ -38,7 +38,7 @@ pub fn base_image() -> Result<()> {
         println!("fixtures: {BASE_IMAGE}: present");
         return Ok(());
     }
-    let tarball = rootfs_tarball("amd64", PACKAGES)?;
+    let tarball = rootfs_tarball("rootfs", "amd64", PACKAGES)?;
     println!("fixtures: importing {BASE_IMAGE}");
     run_cmd(
         Command::new("docker")
@@ -66,7 +66,7 @@ pub fn arm64_base_image() -> Result<()> {
         println!("fixtures: {ARM64_BASE_IMAGE}: skipped, qemu-aarch64 is not in binfmt_misc");
         return Ok(());
     }
-    let tarball = rootfs_tarball("arm64", ARM64_PACKAGES)?;
+    let tarball = rootfs_tarball("rootfs", "arm64", ARM64_PACKAGES)?;
     let layer_name = tarball
         .file_name()
         .and_then(|n| n.to_str())
@@ -123,11 +123,12 @@ pub fn arm64_base_image() -> Result<()> {
 }
 
 /// A minbase Debian rootfs of `arch` with `packages`, as a tarball cached under ~/.cache/slim
-/// (debootstrap from Debian's mirror; foreign architectures run their scripts through qemu).
-fn rootfs_tarball(arch: &str, packages: &str) -> Result<PathBuf> {
+/// as `debian-SUITE[-ARCH]-KIND.tar` (debootstrap from Debian's mirror; foreign architectures
+/// run their scripts through qemu).
+pub fn rootfs_tarball(kind: &str, arch: &str, packages: &str) -> Result<PathBuf> {
     let name = match arch {
-        "amd64" => format!("debian-{SUITE}-rootfs"),
-        other => format!("debian-{SUITE}-{other}-rootfs"),
+        "amd64" => format!("debian-{SUITE}-{kind}"),
+        other => format!("debian-{SUITE}-{other}-{kind}"),
     };
     let tarball = cache_dir().join(format!("{name}.tar"));
     if tarball.exists() {

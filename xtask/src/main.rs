@@ -11,6 +11,7 @@ mod gen_syscalls;
 mod setup;
 mod test;
 mod util;
+mod vm;
 
 use anyhow::{bail, Result};
 
@@ -22,6 +23,7 @@ commands:
   test           set up, build, and run every test (unit, privileged, end-to-end)
   demo           set up, build, and show slim on a sample
   fixtures       set up, and build the test base images (Debian amd64, and arm64 for qemu)
+  test-vm ARCH   set up, and run the kernel test bench in Debian's own ARCH kernel (amd64, arm64)
   bench [NAME]   run benchmarks (recorder, image) and write bench/results.json and bench/results.md
   fuzz [SECONDS] fuzz the image layer and archive readers (cargo-fuzz, SECONDS each)
   gen-syscalls   regenerate syscall name tables from libseccomp";
@@ -50,6 +52,12 @@ fn run() -> Result<()> {
             fixtures::arm64_base_image()
         }
         Some("bench") => bench::run(rest),
+        Some("test-vm") => {
+            setup::run()?;
+            fixtures::base_image()?;
+            fixtures::arm64_base_image()?;
+            vm::run(rest)
+        }
         Some("gen-syscalls") => gen_syscalls::run(),
         Some("fuzz") => fuzz::run(rest),
         Some("__workload") => bench::workload(rest),

@@ -28,6 +28,9 @@ const PACKAGES: &[(&str, &str)] = &[
     ("binfmt-support", "update-binfmts"),
     ("seccomp", "scmp_sys_resolver"),
     ("crun", "crun"),
+    ("kmod", "depmod"),
+    ("e2fsprogs", "mkfs.ext4"),
+    ("gcc-aarch64-linux-gnu", "aarch64-linux-gnu-gcc"),
     ("wrk", "wrk"),
     ("time", "/usr/bin/time"),
 ];
@@ -47,6 +50,7 @@ pub fn run() -> Result<()> {
         println!("setup: not root: skipping packages, mounts and dockerd (run as root for tests)");
     } else {
         packages()?;
+        backports_packages()?;
         for (fstype, target) in MOUNTS {
             mount(fstype, target);
         }
@@ -99,6 +103,54 @@ fn packages() -> Result<()> {
             .args(["install", "-y", "-q", "--no-install-recommends"])
             .args(&missing),
     )
+}
+
+/// Packages from bookworm-backports (the kernel test bench's qemu-system: bookworm's 7.2
+/// conflicts with the preinstalled qemu-utils 10.0 from there): (package, command).
+const BACKPORTS: &[(&str, &str)] = &[
+    ("qemu-system-x86", "qemu-system-x86_64"),
+    ("qemu-system-arm", "qemu-system-aarch64"),
+];
+
+const BACKPORTS_SOURCES: &str = "/etc/apt/sources.list.d/bookworm-backports.sources";
+
+fn backports_packages() -> Result<()> {
+    let missing: Vec<&str> = BACKPORTS
+        .iter()
+        .filter(|(_, cmd)| !has_command(cmd))
+        .map(|(pkg, _)| *pkg)
+        .collect();
+    if missing.is_empty() {
+        println!("setup: qemu-system: present");
+        return Ok(());
+    }
+    let release = fs::read_to_string("/etc/os-release").unwrap_or_default();
+    if !release.contains("VERSION_CODENAME=bookworm") {
+        println!(
+            "setup: qemu-system: not on Debian bookworm, installing {} from the default suite",
+            missing.join(" ")
+        );
+    } else if !Path::new(BACKPORTS_SOURCES).exists() {
+        fs::write(
+            BACKPORTS_SOURCES,
+            "Types: deb\nURIs: http://deb.debian.org/debian\nSuites: bookworm-backports\n\
+             Components: main\nSigned-By: /usr/share/keyrings/debian-archive-keyring.gpg\n",
+        )?;
+        println!("setup: apt: added bookworm-backports ({BACKPORTS_SOURCES})");
+    }
+    run_cmd(Command::new("apt-get").arg("update").arg("-q"))?;
+    let mut install = Command::new("apt-get");
+    install.env("DEBIAN_FRONTEND", "noninteractive").args([
+        "install",
+        "-y",
+        "-q",
+        "--no-install-recommends",
+    ]);
+    if release.contains("VERSION_CODENAME=bookworm") {
+        install.args(["-t", "bookworm-backports"]);
+    }
+    println!("setup: qemu-system: installing {}", missing.join(" "));
+    run_cmd(install.args(&missing))
 }
 
 fn is_mounted(target: &str) -> bool {

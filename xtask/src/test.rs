@@ -10,6 +10,7 @@ use anyhow::Result;
 use crate::{
     fixtures, setup,
     util::{build_release, cargo, run as run_cmd, workspace_root},
+    vm,
 };
 
 fn run_tests(extra: &[String]) -> Result<()> {
@@ -27,5 +28,20 @@ pub fn run(extra: &[String]) -> Result<()> {
     setup::run()?;
     fixtures::base_image()?;
     fixtures::arm64_base_image()?;
-    run_tests(extra)
+    run_tests(extra)?;
+    if !extra.is_empty() {
+        return Ok(()); // a filtered run: only the matching host tests
+    }
+    // The kernel test bench: every machine, each result reported, failures at the end.
+    let mut failed = Vec::new();
+    for machine in vm::MACHINES {
+        if let Err(err) = vm::run(&[machine.arch.to_owned()]) {
+            eprintln!("test-vm {}: {err:#}", machine.arch);
+            failed.push(machine.arch);
+        }
+    }
+    if !failed.is_empty() {
+        anyhow::bail!("the kernel test bench failed on {}", failed.join(", "));
+    }
+    Ok(())
 }

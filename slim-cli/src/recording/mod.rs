@@ -164,8 +164,10 @@ pub struct Filter {
     pub mount_namespaces: Option<BTreeSet<u32>>,
     /// Working directory of processes first seen without a fork (the scope's initial processes).
     pub initial_cwd: PathBuf,
-    /// Ignore path events of a namespace until its first exec: in a container that is the
-    /// runtime setting it up (runc's view of host paths), not the app.
+    /// Ignore path events of processes that have not executed a program in the scope yet
+    /// (`slim_common::phase::RUNTIME`): in a container that is the runtime setting it up (runc's
+    /// view of host paths, its own lookups of /etc/passwd), not the app; and count only the
+    /// app's syscalls as the app's.
     pub from_first_exec: bool,
 }
 
@@ -217,13 +219,10 @@ impl Recording {
             fds: HashMap::new(),
             generation: 0,
         };
-        let mut exec_seen: BTreeSet<u32> = BTreeSet::new();
         for event in raw.events.iter().filter(|e| filter.keeps(e)) {
-            if event.kind == event_kind::EXEC {
-                exec_seen.insert(event.mntns);
-            } else if filter.from_first_exec
+            if filter.from_first_exec
                 && event.kind == event_kind::PATH
-                && !exec_seen.contains(&event.mntns)
+                && event.phase != slim_common::phase::APP as u8
             {
                 continue;
             }
@@ -329,7 +328,7 @@ impl Recording {
             let salt = if requested.is_absolute() { 0 } else { salt };
             let key = SeenKey {
                 mntns: event.mntns,
-                op: event.op as u32 | (ok as u32) << 8 | (event.second as u32) << 9,
+                op: slim_common::seen_op(event.op, ok, event.second, event.phase),
                 hash: path_hash(&event.path, salt),
             };
             raw.seen.get(&key).copied().unwrap_or(1).max(1) as u64

@@ -12,6 +12,7 @@ fn path_event(pid: u32, op: u8, dirfd: i64, path: &str, ret: i64, flags: u64) ->
         op,
         second: false,
         truncated: false,
+        phase: slim_common::phase::APP as u8,
         dirfd,
         flags,
         ret,
@@ -106,7 +107,7 @@ fn write_intent_and_kernel_counts() {
     ]);
     let key = SeenKey {
         mntns: 1,
-        op: op::OPEN as u32 | 1 << 8,
+        op: slim_common::seen_op(op::OPEN, true, false, slim_common::phase::APP as u8),
         hash: path_hash(b"/etc/hosts", 0),
     };
     r.seen.insert(key, 7);
@@ -176,7 +177,7 @@ fn relative_repeats_are_counted_per_base() {
     ]);
     let key = |generation| SeenKey {
         mntns: 1,
-        op: op::OPEN as u32 | 1 << 8,
+        op: slim_common::seen_op(op::OPEN, true, false, slim_common::phase::APP as u8),
         hash: path_hash(b"x", relative_salt(10, CWD, generation)),
     };
     r.seen.insert(key(1), 5);
@@ -188,23 +189,24 @@ fn relative_repeats_are_counted_per_base() {
 
 #[test]
 fn runtime_setup_before_the_first_exec_can_be_skipped() {
+    let runtime = |path: &str| RawEvent {
+        phase: slim_common::phase::RUNTIME as u8,
+        ..path_event(10, op::OPEN, CWD, path, 3, 0)
+    };
     let events = vec![
-        path_event(
-            10,
-            op::OPEN,
-            CWD,
-            "/var/lib/docker/overlay2/x/merged/etc/hosts",
-            3,
-            0,
-        ),
+        runtime("/var/lib/docker/overlay2/x/merged/etc/hosts"),
+        runtime("/etc/passwd"),
         other(event_kind::EXEC, 10, 0, "/usr/bin/app"),
         path_event(10, op::OPEN, CWD, "/etc/app.conf", 3, 0),
+        // The app's own open of a path the runtime opened too is its own event.
+        path_event(10, op::OPEN, CWD, "/etc/passwd", 3, 0),
     ];
     let mut f = filter();
     f.from_first_exec = true;
     let rec = Recording::build(&raw(events), &f);
     assert!(!rec.paths.keys().any(|p| p.starts_with("/var/lib/docker")));
     assert!(rec.paths.contains_key(Path::new("/etc/app.conf")));
+    assert_eq!(rec.paths[Path::new("/etc/passwd")].count, 1);
 }
 
 #[test]

@@ -16,6 +16,8 @@ pub struct RawEvent {
     pub op: u8,
     pub second: bool,
     pub truncated: bool,
+    /// `slim_common::phase` of the task: the runtime's set-up, or the app.
+    pub phase: u8,
     pub dirfd: i64,
     pub flags: u64,
     pub ret: i64,
@@ -48,6 +50,7 @@ impl RawEvent {
             op: header.op,
             second: header.second != 0,
             truncated: header.truncated != 0,
+            phase: header.phase,
             dirfd: header.dirfd,
             flags: header.flags,
             ret: header.ret,

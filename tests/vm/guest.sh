@@ -1,0 +1,193 @@
+#!/bin/bash
+# The kernel test bench's guest side: pid 1 of a test VM (`cargo xtask test-vm ARCH`). It sets
+# the system up, starts the Docker engine, loads the test images from the payload disk, runs
+# every test function listed in TESTS, prints `vm-tests: N passed, M failed`, and powers off.
+#
+# A test is one function `test_NAME` that returns non-zero on failure, plus its NAME in TESTS.
+# The VM has no network but its loopback; probes go to ports published on 127.0.0.1.
+
+export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin HOME=/root LANG=C.UTF-8
+P=/payload
+OUT=/tmp/slim-out
+ARCH=$(sed -n 's/^arch=//p' $P/machine)
+BASE_IMAGE=$(sed -n 's/^base_image=//p' $P/machine)
+
+TESTS=(trace build_python apparmor_python build_nginx apparmor_nginx)
+
+say() { echo "slim-vm: $*"; }
+uptime_s() { cut -d' ' -f1 /proc/uptime; }
+poweroff_now() {
+    sync
+    echo o > /proc/sysrq-trigger
+    sleep 10
+}
+
+setup() {
+    mount -t proc proc /proc
+    mount -t sysfs sys /sys
+    mkdir -p /dev/pts /dev/shm
+    mount -t devpts devpts /dev/pts
+    mount -t tmpfs tmpfs /dev/shm
+    mount -t tmpfs tmpfs /run
+    mount -t tmpfs tmpfs /tmp
+    mount -t cgroup2 cgroup2 /sys/fs/cgroup
+    mount -t securityfs securityfs /sys/kernel/security
+    mount -t tracefs tracefs /sys/kernel/tracing
+    mount -t bpf bpf /sys/fs/bpf
+    ip link set lo up
+    hostname slim-vm
+    for module in overlay bridge veth; do
+        modprobe "$module" || say "modprobe $module failed"
+    done
+}
+
+start_engine() {
+    dockerd --iptables=false --ip6tables=false >/tmp/dockerd.log 2>&1 &
+    for _ in $(seq 1 600); do
+        docker version >/dev/null 2>&1 && return 0
+        sleep 0.5
+    done
+    say "dockerd did not answer; its log:"
+    tail -20 /tmp/dockerd.log
+    return 1
+}
+
+# Image tag of the app in tests/apps/$1, if this machine has it.
+app_image() { awk -v app="$1" '$1 == app { print $2 }' $P/apps; }
+
+# GET 127.0.0.1:$1$2, prints the status code.
+http_status() {
+    python3 - "$1" "$2" <<'EOF'
+import sys, urllib.request, urllib.error
+try:
+    with urllib.request.urlopen(f"http://127.0.0.1:{sys.argv[1]}{sys.argv[2]}", timeout=20) as r:
+        print(r.status)
+except urllib.error.HTTPError as e:
+    print(e.code)
+except Exception as e:
+    print(f"error: {e}")
+EOF
+}
+
+published_port() { docker port "$1" "$2/tcp" | head -1 | sed 's/.*://'; }
+
+wait_http() {
+    for _ in $(seq 1 120); do
+        [ "$(http_status "$1" "$2")" = 200 ] && return 0
+        sleep 0.5
+    done
+    return 1
+}
+
+# slim build of app $1 with probe file $2, verified under its seccomp profile.
+build_app() {
+    local app=$1 probes=$2 image
+    image=$(app_image "$app") || return 1
+    [ -n "$image" ] || { say "no $app image for $ARCH"; return 2; }
+    $P/slim build --tag "vm/$app:slim" --output-dir "$OUT/$app" \
+        --http-probe-cmd-file "$P/probes/$probes" "$image" >"/tmp/build-$app.txt" 2>&1
+    local code=$?
+    cat "/tmp/build-$app.txt"
+    [ $code -eq 0 ] && grep -q "probes under seccomp.json" "/tmp/build-$app.txt"
+}
+
+# Runs vm/$1:slim under its AppArmor profile (enforced) and its seccomp profile: the paths $3
+# on container port $2 must answer 200, and the command $4, which reads a file the app never
+# touched, must be denied ("Permission denied") under the profile but not without it.
+apparmor_app() {
+    local app=$1 port=$2 paths=$3 never=$4 name container host_port ok=0 out
+    [ -f "$OUT/$app/apparmor.profile" ] || { say "no profile for $app (its build test failed?)"; return 1; }
+    grep -q apparmor /sys/kernel/security/lsm || { say "AppArmor is not enabled in this kernel"; return 1; }
+    name=$(python3 -c "import json,sys; print(json.load(open(sys.argv[1]))['profiles']['apparmor']['name'])" "$OUT/$app/report.json")
+    apparmor_parser -r -W "$OUT/$app/apparmor.profile" || return 1
+    grep -q "^$name (enforce)" /sys/kernel/security/apparmor/profiles || { say "$name is not loaded in enforce mode"; return 1; }
+    container=$(docker run -d -p "127.0.0.1::$port" --security-opt "apparmor=$name" \
+        --security-opt "seccomp=$OUT/$app/seccomp.json" "vm/$app:slim") || return 1
+    host_port=$(published_port "$container" "$port")
+    if ! wait_http "$host_port" /; then
+        say "$app did not answer under $name"; docker logs "$container" 2>&1 | tail -20; ok=1
+    fi
+    for path in $paths; do
+        status=$(http_status "$host_port" "$path")
+        [ "$status" = 200 ] || { say "GET $path under $name: $status"; ok=1; }
+    done
+    attr=$(cat "/proc/$(docker inspect -f '{{.State.Pid}}' "$container")/attr/current")
+    case "$attr" in "$name "*) ;; *) say "the app runs confined by '$attr', not $name"; ok=1;; esac
+    out=$(docker exec "$container" $never 2>&1)
+    case "$out" in
+        *"Permission denied"*) say "denied under $name: $never" ;;
+        *) say "not denied under $name: $never: $out"; ok=1 ;;
+    esac
+    dmesg | grep 'apparmor="DENIED"' | grep -m3 "profile=\"$name\"" | sed 's/^/slim-vm: audit: /'
+    docker rm -f "$container" >/dev/null
+    # The control: the same image without the AppArmor profile reads the file.
+    container=$(docker run -d --security-opt apparmor=unconfined "vm/$app:slim") || return 1
+    sleep 2
+    out=$(docker exec "$container" $never 2>&1)
+    case "$out" in
+        *"Permission denied"*) say "denied even without $name: $never: $out"; ok=1 ;;
+    esac
+    docker rm -f "$container" >/dev/null
+    return $ok
+}
+
+test_trace() {
+    # The same end-to-end tests as on the host, built for this architecture.
+    SLIM_BIN=$P/slim $P/trace-tests --test-threads=1
+}
+
+test_build_python() {
+    case $ARCH in
+        amd64) build_app python-http python-http.json ;;
+        *) build_app python-http-$ARCH python-http.json ;;
+    esac
+}
+
+test_apparmor_python() {
+    local app=python-http
+    [ "$ARCH" = amd64 ] || app=python-http-$ARCH
+    apparmor_app "$app" 8000 "/ /about.html" "python3 -c open('/etc/passwd').read()"
+}
+
+test_build_nginx() {
+    [ -n "$(app_image nginx)" ] || { say "skipped: no nginx image for $ARCH"; return 2; }
+    build_app nginx nginx.json
+}
+
+test_apparmor_nginx() {
+    [ -n "$(app_image nginx)" ] || { say "skipped: no nginx image for $ARCH"; return 2; }
+    apparmor_app nginx 80 "/" "nginx -t -c /etc/ssl/certs/ca-certificates.crt"
+}
+
+main() {
+    setup
+    echo "kernel: $(uname -r) $(uname -m)"
+    echo "vm-timing: boot=$(uptime_s)s"
+    say "lsm: $(cat /sys/kernel/security/lsm 2>/dev/null)"
+    if ! start_engine; then
+        echo "vm-tests: 0 passed, 1 failed"
+        poweroff_now
+    fi
+    echo "vm-timing: engine=$(uptime_s)s"
+    docker load -q -i $P/images.tar || say "docker load failed"
+    docker image inspect slim-test/debian:bookworm >/dev/null 2>&1 ||
+        docker tag "$BASE_IMAGE" slim-test/debian:bookworm
+    echo "vm-timing: images=$(uptime_s)s"
+    local passed=0 failed=0 start code
+    for name in "${TESTS[@]}"; do
+        start=$(uptime_s)
+        "test_$name"
+        code=$?
+        local took
+        took=$(awk -v a="$start" -v b="$(uptime_s)" 'BEGIN { printf "%.0f", b - a }')
+        case $code in
+            0) echo "vm-test: ok $name (${took}s)"; passed=$((passed + 1)) ;;
+            2) echo "vm-test: skipped $name" ;;
+            *) echo "vm-test: FAILED $name (${took}s)"; failed=$((failed + 1)) ;;
+        esac
+    done
+    echo "vm-tests: $passed passed, $failed failed"
+    poweroff_now
+}
+
+main
