@@ -93,9 +93,11 @@ fn python_http_server_is_slimmed_and_verified() {
         ],
     );
     check_report(&report, 5.0);
+    // Three probes, two rounds (the default), each answered.
     let probes = report["probes"].as_array().unwrap();
-    assert_eq!(probes.len(), 3);
+    assert_eq!(probes.len(), 6);
     assert!(probes.iter().all(|p| p["status"] == 200), "{probes:?}");
+    assert_eq!(probes.iter().filter(|p| p["round"] == 2).count(), 3);
 }
 
 #[test]
@@ -158,7 +160,7 @@ fn nginx_is_slimmed_and_verified() {
         .iter()
         .map(|p| p["status"].as_u64().unwrap())
         .collect();
-    assert_eq!(statuses, [200, 200, 404]);
+    assert_eq!(statuses, [200, 200, 404, 200, 200, 404]);
 }
 
 #[test]

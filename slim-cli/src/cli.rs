@@ -89,7 +89,8 @@ pub struct BuildArgs {
     /// Keep this path as it is in the original image.
     #[arg(long, help_heading = "Keep")]
     pub preserve_path: Vec<String>,
-    /// Switch off an always-keep group: users, dns, certs, tmp (repeatable).
+    /// Switch off an always-keep group: users, dns, certs, tmp, state (trees the app writes
+    /// state in, kept whole) (repeatable).
     #[arg(long, value_name = "GROUP", help_heading = "Keep")]
     pub skip_keep: Vec<String>,
 }
@@ -142,6 +143,17 @@ pub struct RunArgs {
     /// Attempts per probe request (with backoff).
     #[arg(long, default_value_t = 3, value_name = "N", help_heading = "Probes")]
     pub probe_retries: u32,
+    /// Times the whole probe set runs while recording, and again when verifying (apps answer
+    /// the first request differently: caches, lazy loading, connection pools).
+    #[arg(long, default_value_t = 2, value_name = "N", help_heading = "Probes")]
+    pub probe_rounds: u32,
+    /// A check held out of the recording: run in the fat container after recording stopped
+    /// (for the expected answer) and in the slim one (repeatable).
+    #[arg(long, value_name = "CMD", help_heading = "Probes")]
+    pub verify_exec: Vec<String>,
+    /// HTTP checks held out of the recording, in docker-slim's command-file format.
+    #[arg(long, value_name = "FILE", help_heading = "Probes")]
+    pub verify_probe_file: Option<std::path::PathBuf>,
 
     /// Set an environment variable (KEY=VALUE, repeatable).
     #[arg(long, short, help_heading = "Container")]

@@ -19,7 +19,7 @@ use crate::util::{output, run as run_cmd};
 pub const NIGHTLY: &str = "nightly-2026-05-20";
 const BPF_LINKER_VERSION: &str = "0.13";
 
-/// Debian packages and the command each provides (checked first).
+/// Debian packages and the command (or file, when absolute) each provides (checked first).
 const PACKAGES: &[(&str, &str)] = &[
     ("docker.io", "dockerd"),
     ("debootstrap", "debootstrap"),
@@ -31,6 +31,11 @@ const PACKAGES: &[(&str, &str)] = &[
     ("kmod", "depmod"),
     ("e2fsprogs", "mkfs.ext4"),
     ("gcc-aarch64-linux-gnu", "aarch64-linux-gnu-gcc"),
+    (
+        "libc6-dev-arm64-cross",
+        "/usr/aarch64-linux-gnu/include/stdio.h",
+    ),
+    ("postgresql-client", "psql"),
     ("wrk", "wrk"),
     ("time", "/usr/bin/time"),
 ];
@@ -88,7 +93,7 @@ fn has_command(name: &str) -> bool {
 fn packages() -> Result<()> {
     let missing: Vec<&str> = PACKAGES
         .iter()
-        .filter(|(_, cmd)| !has_command(cmd))
+        .filter(|(_, cmd)| !(has_command(cmd) || cmd.starts_with('/') && Path::new(cmd).exists()))
         .map(|(pkg, _)| *pkg)
         .collect();
     if missing.is_empty() {

@@ -187,6 +187,8 @@ pub struct Report {
     pub syscalls: Vec<String>,
     /// Paths the app used that the fat image does not have (created at run time or missing).
     pub not_in_image: Vec<String>,
+    /// Trees the app keeps state in, kept whole.
+    pub state: Vec<crate::minify::StateRoot>,
     pub profiles: Option<ProfilesReport>,
 }
 

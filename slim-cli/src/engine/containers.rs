@@ -191,7 +191,7 @@ impl Engine {
             .create_exec(
                 id,
                 CreateExecOptions {
-                    cmd: Some(vec!["sh", "-c", command]),
+                    cmd: Some(crate::prober::exec_argv(command)),
                     attach_stdout: Some(true),
                     attach_stderr: Some(true),
                     ..Default::default()

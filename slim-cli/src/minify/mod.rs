@@ -35,6 +35,7 @@ pub enum Reason {
     Symlink,
     WorkingDir,
     Volume,
+    State,
     Users,
     NameResolution,
     Certificates,
@@ -59,6 +60,7 @@ impl Reason {
             Self::Symlink => "symlink",
             Self::WorkingDir => "working-dir",
             Self::Volume => "volume",
+            Self::State => "state",
             Self::Users => "users",
             Self::NameResolution => "name-resolution",
             Self::Certificates => "certificates",
@@ -74,7 +76,7 @@ impl Reason {
 }
 
 /// The always-keep groups, each switchable off with `--skip-keep NAME`.
-pub const DEFAULT_GROUPS: &[&str] = &["users", "dns", "certs", "tmp"];
+pub const DEFAULT_GROUPS: &[&str] = &["users", "dns", "certs", "tmp", "state"];
 
 /// User choices that shape the keep set.
 #[derive(Clone, Debug, Default)]
@@ -92,6 +94,9 @@ pub struct Options {
     pub workdir: Option<String>,
     /// Volume mount points (image `Volumes` and `--volume`/`--mount` destinations).
     pub volumes: Vec<String>,
+    /// The image's declared `Volumes`: their content is kept whole (the engine copies it into
+    /// a new volume when the container starts).
+    pub image_volumes: Vec<String>,
     /// The container's environment (PATH, LD_LIBRARY_PATH).
     pub env: Vec<String>,
 }
@@ -112,6 +117,25 @@ pub struct KeepSet {
     /// Paths the app used that the image does not have (created at run time, or missing).
     pub not_in_image: BTreeSet<PathBuf>,
     pub excluded: BTreeSet<PathBuf>,
+    /// Trees the app keeps state in, kept whole.
+    pub state: Vec<StateRoot>,
+}
+
+/// A directory tree the app keeps state in (a database's data directory, a spool, a cache it
+/// updates): it wrote files that were already in the image there. Keeping part of it corrupts
+/// it, so it is kept whole.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct StateRoot {
+    /// Absolute path in the image.
+    pub root: String,
+    /// Entries and bytes of regular files kept under it.
+    pub files: u64,
+    pub bytes: u64,
+    /// Files of the image the app wrote there, and files it created.
+    pub written: u64,
+    pub created: u64,
+    /// Programs that wrote them.
+    pub writers: Vec<String>,
 }
 
 impl KeepSet {
@@ -276,6 +300,17 @@ pub fn select(tree: &FileTree, recording: &Recording, options: &Options) -> Keep
             "a volume mount point",
         );
     }
+    for volume in &options.image_volumes {
+        set.keep_tree(
+            tree,
+            Path::new(volume),
+            Reason::Volume,
+            "declared VOLUME: the engine copies its content into a new volume",
+        );
+    }
+    if !options.skip_groups.contains("state") {
+        keep_state(tree, recording, options, &mut set);
+    }
     always_keep(tree, options, &mut set, &mut keep_closure);
 
     for path in &options.include_paths {
@@ -353,6 +388,184 @@ pub fn select(tree: &FileTree, recording: &Recording, options: &Options) -> Keep
         }
     }
     set
+}
+
+/// Directories that are never a state root, whatever is written below them (tree paths).
+const SYSTEM_DIRS: &[&str] = &[
+    "",
+    "bin",
+    "boot",
+    "dev",
+    "etc",
+    "home",
+    "lib",
+    "lib32",
+    "lib64",
+    "libx32",
+    "media",
+    "mnt",
+    "opt",
+    "proc",
+    "root",
+    "run",
+    "sbin",
+    "srv",
+    "sys",
+    "tmp",
+    "usr",
+    "usr/bin",
+    "usr/include",
+    "usr/lib",
+    "usr/lib32",
+    "usr/lib64",
+    "usr/libexec",
+    "usr/local",
+    "usr/local/bin",
+    "usr/local/lib",
+    "usr/local/share",
+    "usr/sbin",
+    "usr/share",
+    "usr/src",
+    "var",
+    "var/backups",
+    "var/cache",
+    "var/lib",
+    "var/local",
+    "var/log",
+    "var/mail",
+    "var/opt",
+    "var/spool",
+    "var/tmp",
+    "var/www",
+];
+
+/// Where written files are scratch, not state.
+const SCRATCH_DIRS: &[&str] = &["/tmp", "/var/tmp", "/run", "/var/run", "/dev/shm"];
+
+fn is_system_dir(path: &Path) -> bool {
+    let text = path.to_string_lossy();
+    SYSTEM_DIRS.contains(&text.as_ref())
+        // Multiarch library directories (usr/lib/x86_64-linux-gnu, ...).
+        || (path.parent() == Some(Path::new("usr/lib")) && text.ends_with("-linux-gnu"))
+}
+
+/// The top directory of `path` below the system directories: its shallowest ancestor that is
+/// not a system directory itself. `None` when `path` sits directly in a system directory.
+fn state_top(path: &Path) -> Option<PathBuf> {
+    let ancestors: Vec<&Path> = path.ancestors().skip(1).collect();
+    ancestors
+        .iter()
+        .rev()
+        .find(|a| !is_system_dir(a))
+        .map(|a| a.to_path_buf())
+}
+
+/// Keeps every tree the app keeps state in whole (see [`StateRoot`]). Written files are grouped
+/// by their top directory below the system directories; a group with at least one file that was
+/// already in the image is state, and its root is the deepest directory holding all of the
+/// group's written and created files (a database's data directory, not all of /var/lib).
+fn keep_state(tree: &FileTree, recording: &Recording, options: &Options, set: &mut KeepSet) {
+    #[derive(Default)]
+    struct Group {
+        written: Vec<PathBuf>,
+        created: Vec<PathBuf>,
+        writers: BTreeSet<String>,
+    }
+    let mut groups: BTreeMap<PathBuf, Group> = BTreeMap::new();
+    for (path, touched) in &recording.paths {
+        if !touched.ok.contains(&Use::Write)
+            || runtime_path(path)
+            || SCRATCH_DIRS.iter().any(|d| path.starts_with(d))
+            || options.image_volumes.iter().any(|v| path.starts_with(v))
+        {
+            continue;
+        }
+        // Where it is in the image: the file itself, or (created at run time) its directory.
+        let (real, existed) = match resolve(tree, path).target {
+            Some(target) => {
+                let is_file = tree
+                    .get(&target)
+                    .is_some_and(|e| matches!(e.kind, Kind::File | Kind::Hardlink));
+                (target, is_file)
+            }
+            None => {
+                let (Some(parent), Some(name)) = (path.parent(), path.file_name()) else {
+                    continue;
+                };
+                match resolve(tree, parent).target {
+                    Some(dir) => (dir.join(name), false),
+                    None => continue,
+                }
+            }
+        };
+        let Some(top) = state_top(&real) else {
+            continue;
+        };
+        let group = groups.entry(top).or_default();
+        group.writers.extend(touched.writers.iter().cloned());
+        if existed {
+            group.written.push(real);
+        } else {
+            group.created.push(real);
+        }
+    }
+    for (top, group) in groups {
+        if group.written.is_empty() {
+            continue; // only new files (logs, sockets): nothing of the image to keep whole
+        }
+        let mut root = group
+            .written
+            .iter()
+            .chain(&group.created)
+            .map(|p| p.parent().unwrap_or(p).to_path_buf())
+            .reduce(|a, b| common_ancestor(&a, &b))
+            .unwrap_or_else(|| top.clone());
+        if !root.starts_with(&top) {
+            root = top.clone();
+        }
+        let writers: Vec<String> = group.writers.into_iter().collect();
+        let by = if writers.is_empty() {
+            "the app".to_owned()
+        } else {
+            writers.join(", ")
+        };
+        let detail = format!("written by {by}: kept whole");
+        let shown = Path::new("/").join(&root);
+        // Paths already kept for another reason keep it; the tree is state all the same.
+        set.keep_tree(tree, &shown, Reason::State, &detail);
+        let mut files = 0;
+        let mut bytes = 0;
+        for (_, entry) in tree
+            .entries
+            .range::<Path, _>((
+                std::ops::Bound::Included(root.as_path()),
+                std::ops::Bound::Unbounded,
+            ))
+            .take_while(|(p, _)| p.starts_with(&root))
+        {
+            files += 1;
+            if entry.kind == Kind::File {
+                bytes += entry.size;
+            }
+        }
+        set.state.push(StateRoot {
+            root: shown.display().to_string(),
+            files,
+            bytes,
+            written: group.written.len() as u64,
+            created: group.created.len() as u64,
+            writers,
+        });
+    }
+}
+
+/// The deepest directory both paths are in.
+fn common_ancestor(a: &Path, b: &Path) -> PathBuf {
+    a.components()
+        .zip(b.components())
+        .take_while(|(x, y)| x == y)
+        .map(|(x, _)| x)
+        .collect()
 }
 
 fn keep_interpreter(tree: &FileTree, binary: &Path, set: &mut KeepSet) {

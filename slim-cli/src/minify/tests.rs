@@ -155,3 +155,100 @@ fn summary_counts_removed_bytes_per_top_directory() {
     assert_eq!(summary.removed_by_dir["/usr"], (3, 1000));
     assert_eq!(summary.kept_by_reason["executed"], 1);
 }
+
+/// An image with a database's data directory and a few system files around it.
+fn database_image() -> FileTree {
+    let mut tree = image();
+    for (path, kind, size) in [
+        ("var", Kind::Dir, 0),
+        ("var/lib", Kind::Dir, 0),
+        ("var/lib/db", Kind::Dir, 0),
+        ("var/lib/db/15", Kind::Dir, 0),
+        ("var/lib/db/15/data", Kind::Dir, 0),
+        ("var/lib/db/15/data/base", Kind::Dir, 0),
+        ("var/lib/db/15/data/base/1", Kind::File, 8192),
+        ("var/lib/db/15/data/base/2", Kind::File, 8192),
+        ("var/lib/db/15/data/global", Kind::Dir, 0),
+        ("var/lib/db/15/data/global/2676", Kind::File, 16384),
+        ("var/lib/db/15/data/pg_wal", Kind::Dir, 0),
+        ("var/lib/db/15/README", Kind::File, 100),
+        ("var/lib/other", Kind::Dir, 0),
+        ("var/lib/other/big", Kind::File, 1 << 20),
+        ("var/log", Kind::Dir, 0),
+        ("var/log/app", Kind::Dir, 0),
+        ("var/log/app/old.log", Kind::File, 500),
+    ] {
+        tree.entries
+            .insert(PathBuf::from(path), entry(kind, None, size));
+    }
+    tree
+}
+
+#[test]
+fn a_tree_the_app_writes_state_in_is_kept_whole_and_nothing_around_it() {
+    let mut rec = recording(&[
+        ("/var/lib/db/15/data/base/1", Use::Write, true),
+        ("/var/lib/db/15/data/pg_wal/000001", Use::Write, true),
+        ("/var/log/app/new.log", Use::Write, true),
+        ("/etc/app.conf", Use::Write, true),
+        ("/tmp/scratch", Use::Write, true),
+    ]);
+    rec.paths
+        .get_mut(Path::new("/var/lib/db/15/data/base/1"))
+        .unwrap()
+        .writers
+        .insert("postgres".into());
+    let set = select(&database_image(), &rec, &Options::default());
+    assert_eq!(set.state.len(), 1, "{:?}", set.state);
+    let state = &set.state[0];
+    assert_eq!(state.root, "/var/lib/db/15/data");
+    assert_eq!(state.writers, ["postgres"]);
+    assert_eq!((state.written, state.created), (1, 1));
+    assert_eq!(state.bytes, 8192 * 2 + 16384);
+    // Never opened, kept as part of the state.
+    let index = &set.paths[Path::new("var/lib/db/15/data/global/2676")];
+    assert_eq!(index.reason, Reason::State);
+    assert_eq!(index.detail, "written by postgres: kept whole");
+    assert!(set
+        .paths
+        .contains_key(Path::new("var/lib/db/15/data/base/2")));
+    // Not swallowed: the package's other files, other apps' state, system trees.
+    for outside in [
+        "var/lib/db/15/README",
+        "var/lib/other/big",
+        "var/log/app/old.log",
+    ] {
+        assert!(!set.paths.contains_key(Path::new(outside)), "{outside}");
+    }
+    // The rule can be switched off, and its files excluded.
+    let off = Options {
+        skip_groups: ["state".to_owned()].into(),
+        ..Default::default()
+    };
+    let set = select(&database_image(), &rec, &off);
+    assert!(set.state.is_empty());
+    assert!(!set
+        .paths
+        .contains_key(Path::new("var/lib/db/15/data/global/2676")));
+    let excluded = Options {
+        exclude_patterns: vec!["/var/lib/db/15/data/global/**".into()],
+        ..Default::default()
+    };
+    let set = select(&database_image(), &rec, &excluded);
+    assert!(!set
+        .paths
+        .contains_key(Path::new("var/lib/db/15/data/global/2676")));
+}
+
+#[test]
+fn a_declared_volume_is_kept_whole() {
+    let options = Options {
+        image_volumes: vec!["/var/lib/other".into()],
+        ..Default::default()
+    };
+    let set = select(&database_image(), &recording(&[]), &options);
+    assert_eq!(
+        set.paths[Path::new("var/lib/other/big")].reason,
+        Reason::Volume
+    );
+}

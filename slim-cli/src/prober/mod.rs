@@ -54,6 +54,9 @@ pub struct Plan {
     /// Attempts per request (with backoff between them).
     pub attempts: u32,
     pub timeout: Duration,
+    /// Times the whole plan runs (apps answer the first request differently from later ones:
+    /// caches built on first use, lazy loading, connection pools).
+    pub rounds: u32,
 }
 
 /// Most pages a crawl visits, and how deep it follows links.
@@ -101,6 +104,18 @@ pub struct ProbeResult {
     pub tcp: Option<TcpProbe>,
     #[serde(skip)]
     pub command: Option<String>,
+    /// Which run of the plan (1, 2, ...).
+    pub round: u32,
+    /// slim's own default probe (GET / on an exposed port), not one the user asked for.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub guessed: bool,
+    /// A `--verify-exec`/`--verify-probe-file` check: run on the fat image after recording
+    /// stopped, then on the slim image; never recorded.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub held_out: bool,
+    /// The last lines an exec probe printed, kept when it failed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub output: Option<String>,
 }
 
 impl ProbeResult {
@@ -120,6 +135,10 @@ impl ProbeResult {
             call: None,
             tcp: None,
             command: None,
+            round: 1,
+            guessed: false,
+            held_out: false,
+            output: None,
         }
     }
 
@@ -146,6 +165,21 @@ impl Target<'_> {
 
 /// Runs the whole plan: HTTP probes, TCP probes, exec commands, in that order.
 pub async fn run(plan: &Plan, target: &Target<'_>) -> Vec<ProbeResult> {
+    let mut results = Vec::new();
+    for round in 1..=plan.rounds.max(1) {
+        for mut result in run_once(plan, target).await {
+            result.round = round;
+            if round > 1 {
+                result.name = format!("{} (round {round})", result.name);
+            }
+            results.push(result);
+        }
+    }
+    results
+}
+
+/// Runs every probe of the plan once.
+async fn run_once(plan: &Plan, target: &Target<'_>) -> Vec<ProbeResult> {
     let mut calls: Vec<HttpCall> = Vec::new();
     let ports: Vec<u16> = target
         .ports
@@ -198,13 +232,18 @@ pub async fn run(plan: &Plan, target: &Target<'_>) -> Vec<ProbeResult> {
                     ..plain
                 };
                 let second = http_probe(plan, target, &tls, true).await;
-                results.push(if second.status.is_some() {
+                let mut chosen = if second.status.is_some() {
                     second
                 } else {
                     result
-                });
+                };
+                chosen.guessed = true;
+                results.push(chosen);
             } else {
-                results.push(result);
+                results.push(ProbeResult {
+                    guessed: true,
+                    ..result
+                });
             }
         }
     }
@@ -227,7 +266,7 @@ pub async fn run(plan: &Plan, target: &Target<'_>) -> Vec<ProbeResult> {
 pub async fn replay(plan: &Plan, earlier: &[ProbeResult], target: &Target<'_>) -> Vec<ProbeResult> {
     let mut results = Vec::new();
     for probe in earlier {
-        let result = if let Some(call) = &probe.call {
+        let mut result = if let Some(call) = &probe.call {
             http_probe(plan, target, call, false).await
         } else if let Some(tcp) = &probe.tcp {
             tcp_probe(plan, target, tcp).await
@@ -236,6 +275,10 @@ pub async fn replay(plan: &Plan, earlier: &[ProbeResult], target: &Target<'_>) -
         } else {
             probe.clone()
         };
+        result.name = probe.name.clone();
+        result.round = probe.round;
+        result.guessed = probe.guessed;
+        result.held_out = probe.held_out;
         results.push(result);
     }
     results
@@ -432,15 +475,96 @@ async fn exec_probe(target: &Target<'_>, command: &str) -> ProbeResult {
         Ok((code, output)) => {
             result.exit_code = Some(code);
             result.bytes = output.len() as u64;
+            if code != 0 {
+                result.output = Some(last_lines(&output, 10));
+            }
         }
         Err(e) => result.error = Some(e),
     }
     result
 }
 
+/// The argv an exec probe runs: the words of `command` when it is a plain command line (no
+/// shell syntax outside quotes), so images without a shell run it too; else `sh -c command`.
+pub fn exec_argv(command: &str) -> Vec<String> {
+    match plain_words(command) {
+        Some(words) if !words.is_empty() => words,
+        _ => vec!["sh".into(), "-c".into(), command.to_owned()],
+    }
+}
+
+/// Words of a command line with quotes removed; `None` when it needs a shell (operators,
+/// expansions, globs, escapes, redirections or variable assignments outside quotes).
+fn plain_words(text: &str) -> Option<Vec<String>> {
+    const SHELL: &str = "|&;<>()$`*?[]{}~#\\\n!";
+    let mut words = Vec::new();
+    let mut word = String::new();
+    let mut quote: Option<char> = None;
+    let mut started = false;
+    for c in text.chars() {
+        match (quote, c) {
+            (Some('"'), '$' | '`' | '\\') => return None,
+            (Some(q), c) if c == q => quote = None,
+            (Some(_), c) => word.push(c),
+            (None, '\'' | '"') => {
+                quote = Some(c);
+                started = true;
+            }
+            (None, c) if c.is_whitespace() => {
+                if started {
+                    words.push(std::mem::take(&mut word));
+                    started = false;
+                }
+            }
+            (None, c) if SHELL.contains(c) => return None,
+            (None, '=') if words.is_empty() => return None,
+            (None, c) => {
+                word.push(c);
+                started = true;
+            }
+        }
+    }
+    if quote.is_some() {
+        return None;
+    }
+    if started {
+        words.push(word);
+    }
+    Some(words)
+}
+
+/// The last `n` lines of `output`, as text.
+fn last_lines(output: &[u8], n: usize) -> String {
+    let text = String::from_utf8_lossy(output);
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(n)..].join("\n")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn exec_probes_run_without_a_shell_when_they_can() {
+        assert_eq!(
+            exec_argv(r#"python3 -c "open('/etc/x').read()""#),
+            ["python3", "-c", "open('/etc/x').read()"]
+        );
+        assert_eq!(
+            exec_argv("psql -U postgres -c 'select 1'"),
+            ["psql", "-U", "postgres", "-c", "select 1"]
+        );
+        for shell in [
+            "a | b",
+            "echo $HOME",
+            "ls *.txt",
+            "A=1 env",
+            "x > y",
+            "cd /tmp && ls",
+        ] {
+            assert_eq!(exec_argv(shell), ["sh", "-c", shell], "{shell}");
+        }
+    }
 
     #[test]
     fn tcp_probe_syntax() {

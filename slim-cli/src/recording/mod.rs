@@ -83,6 +83,8 @@ pub struct Touched {
     /// A use failed in a way that shows the path exists (EEXIST from mkdir, EACCES, EINVAL
     /// from readlink on a file...): it must be kept even though no use succeeded.
     pub exists_despite_failure: bool,
+    /// Programs (file names) of the processes that opened it for writing.
+    pub writers: BTreeSet<String>,
 }
 
 impl Touched {
@@ -156,6 +158,8 @@ struct Process {
     fds: HashMap<i64, PathBuf>,
     /// The kernel side's base generation of this process (see `slim_common::relative_salt`).
     generation: u64,
+    /// File name of the program it runs, once seen executing.
+    exe: Option<String>,
 }
 
 /// Which events belong to the scope being built.
@@ -218,6 +222,7 @@ impl Recording {
             cwd: filter.initial_cwd.clone(),
             fds: HashMap::new(),
             generation: 0,
+            exe: None,
         };
         for event in raw.events.iter().filter(|e| filter.keeps(e)) {
             if filter.from_first_exec
@@ -240,6 +245,7 @@ impl Recording {
                 event_kind::EXEC => {
                     let process = processes.entry(event.pid).or_insert_with(new_process);
                     let path = paths::absolute(&process.cwd, bytes_path(&event.path));
+                    process.exe = path.file_name().map(|n| n.to_string_lossy().into_owned());
                     if !recording.execs.contains(&path) {
                         recording.execs.push(path.clone());
                     }
@@ -337,6 +343,11 @@ impl Recording {
         touched.count += count;
         if ok {
             touched.ok.insert(access);
+            if access == Use::Write {
+                if let Some(exe) = &process.exe {
+                    touched.writers.insert(exe.clone());
+                }
+            }
         } else {
             touched.failed.insert(access);
             touched.exists_despite_failure |= !errno_means_absent(event.ret);

@@ -13,6 +13,7 @@ mod cpio;
 use std::{
     fs,
     io::{BufRead as _, BufReader, Write as _},
+    os::unix::process::CommandExt as _,
     path::{Path, PathBuf},
     process::{Child, Command, Stdio},
     time::{Duration, Instant},
@@ -145,6 +146,14 @@ fn test_vm(machine: &Machine) -> Result<()> {
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit());
+    // qemu dies with this task, however it ends (a CI timeout's SIGKILL included).
+    // SAFETY: prctl is async-signal-safe and touches no memory of the parent.
+    unsafe {
+        qemu.pre_exec(|| {
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+            Ok(())
+        });
+    }
     let child = Guard(qemu.spawn().context("cannot start qemu")?);
     let outcome = watch(child, &console);
     let _ = fs::remove_file(&payload);

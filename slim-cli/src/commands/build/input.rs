@@ -20,6 +20,8 @@ pub struct Input {
     /// Container ports to publish and probe besides the image's exposed ones.
     pub extra_ports: Vec<u16>,
     pub plan: Plan,
+    /// Checks held out of the recording (`--verify-exec`, `--verify-probe-file`).
+    pub held_out: Option<Plan>,
     pub continue_after: Option<ContinueAfter>,
     /// Volume mount points (kept in the slim image).
     pub volumes: Vec<String>,
@@ -36,8 +38,27 @@ impl Input {
             exec: args.exec.clone(),
             attempts: args.probe_retries.max(1),
             timeout: Duration::from_secs(args.probe_timeout.max(1)),
+            rounds: args.probe_rounds.max(1),
             ..Default::default()
         };
+        let mut held_out = Plan {
+            exec: args.verify_exec.clone(),
+            attempts: plan.attempts,
+            timeout: plan.timeout,
+            rounds: 1,
+            ..Default::default()
+        };
+        if let Some(file) = &args.verify_probe_file {
+            let probes = prober::probe_file::load(file).map_err(|e| {
+                UsageError::new(
+                    format!("--verify-probe-file: {e}"),
+                    "fix the probe file (docker-slim's format: {\"commands\": [...]})",
+                )
+            })?;
+            warnings.extend(probes.warnings);
+            held_out.http = probes.commands;
+        }
+        let held_out = (!held_out.exec.is_empty() || !held_out.http.is_empty()).then_some(held_out);
         if let Some(file) = &args.http_probe_cmd_file {
             let probes = prober::probe_file::load(file).map_err(|e| {
                 UsageError::new(
@@ -134,6 +155,7 @@ impl Input {
             spec,
             extra_ports,
             plan,
+            held_out,
             continue_after,
             volumes,
             probe_wait: Duration::from_secs(args.probe_wait),

@@ -67,6 +67,19 @@ pub async fn run(args: BuildArgs, shutdown: Shutdown) -> Result<ExitCode> {
     let selected = select::select(&recorded, keep_options);
     timings.insert("select".into(), phase.elapsed().as_millis());
     console.say(selected.line());
+    for state in &selected.keep.state {
+        console.say(format!(
+            "      state     {} kept whole ({}, {} files; written by {})",
+            state.root,
+            human_bytes(state.bytes),
+            state.files,
+            if state.writers.is_empty() {
+                "the app".to_owned()
+            } else {
+                state.writers.join(", ")
+            }
+        ));
+    }
 
     let phase = Instant::now();
     let slim = write_image(
@@ -159,6 +172,7 @@ pub async fn run(args: BuildArgs, shutdown: Shutdown) -> Result<ExitCode> {
             .iter()
             .map(|p| p.display().to_string())
             .collect(),
+        state: selected.keep.state.clone(),
         profiles: Some(profiles.report),
     };
     report.write(&output_dir, &selected.keep)?;

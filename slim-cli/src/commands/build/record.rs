@@ -13,7 +13,7 @@ use anyhow::Result;
 use crate::{
     commands::{
         pipeline::{read_image, FatImage, ImageSource, ReadVia, WorkDir},
-        Shutdown,
+        Shutdown, UsageError,
     },
     engine::RunSpec,
     image::tree::FileTree,
@@ -91,6 +91,7 @@ pub async fn record(
         spec: spec.clone(),
         plan: &plan,
         replay: None,
+        held_out: input.held_out.as_ref(),
         record: true,
         probe_wait: input.probe_wait,
         continue_after,
@@ -120,7 +121,7 @@ pub async fn record(
     let mut recording = Recording::build(raw, &Filter::started_container(fat_run.mntns, &workdir));
     recording.add_interpreters(&TreeFiles(&fat.tree));
     let env = image_env(&fat.config, &spec.env);
-    let recorded = Recorded {
+    let mut recorded = Recorded {
         fat_run,
         fat,
         recording,
@@ -137,13 +138,7 @@ pub async fn record(
         raw_stats(&recorded).0,
         raw_stats(&recorded).1,
     ));
-    for failed in recorded.fat_run.probes.iter().filter(|p| !p.ok()) {
-        tracing::warn!(
-            "probe {} failed on the fat image: {}",
-            failed.name,
-            describe(failed)
-        );
-    }
+    check_probes(&mut recorded.fat_run.probes)?;
     if recorded.recording.stats.lost > 0 {
         tracing::warn!(
             "the recorder lost {} events: the slim image may miss files",
@@ -151,6 +146,47 @@ pub async fn record(
         );
     }
     Ok(recorded)
+}
+
+/// A probe that fails on the fat image verifies nothing: the user's probes must all succeed
+/// there (an HTTP status such as 404 is an answer), or the build stops before anything is
+/// written; slim's own guesses (GET / on an exposed port that does not speak HTTP) are dropped
+/// with a warning.
+fn check_probes(probes: &mut Vec<ProbeResult>) -> Result<()> {
+    probes.retain(|p| {
+        let keep = p.ok() || !p.guessed;
+        if !keep {
+            tracing::warn!(
+                "default probe {} got no answer on the fat image ({}): not used to verify; \
+                 give probes (--http-probe-cmd-file, --exec, --tcp-probe) or --http-probe-off",
+                p.name,
+                describe(p)
+            );
+        }
+        keep
+    });
+    let Some(failed) = probes.iter().find(|p| !p.ok()) else {
+        return Ok(());
+    };
+    let output = failed
+        .output
+        .as_deref()
+        .filter(|o| !o.trim().is_empty())
+        .map(|o| {
+            let lines: Vec<String> = o.lines().map(|l| format!("\n  | {l}")).collect();
+            format!("; its output:{}", lines.concat())
+        })
+        .unwrap_or_default();
+    Err(UsageError::new(
+        format!(
+            "probe `{}` failed on the fat image: {}{output}",
+            failed.name,
+            describe(failed)
+        ),
+        "fix or drop the probe: slim verifies only with probes the original image answers \
+         (an HTTP status such as 404 is an answer)",
+    )
+    .into())
 }
 
 fn raw_stats(recorded: &Recorded) -> (u64, u64) {

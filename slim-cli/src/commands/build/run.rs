@@ -66,6 +66,8 @@ pub struct Run<'a> {
     pub plan: &'a Plan,
     /// Replay these probes instead of running the plan afresh.
     pub replay: Option<&'a [ProbeResult]>,
+    /// Checks run after the recording stopped (not replayed: a replay repeats them anyway).
+    pub held_out: Option<&'a Plan>,
     pub record: bool,
     pub probe_wait: Duration,
     pub continue_after: ContinueAfter,
@@ -144,6 +146,14 @@ impl Run<'_> {
             Some(recorder) => Some(recorder.finish()?),
             None => None,
         };
+        let mut probes = probes;
+        if let (Some(held_out), None) = (self.held_out, self.replay) {
+            for mut result in prober::run(held_out, &target).await {
+                result.held_out = true;
+                result.name = format!("{} (held out)", result.name);
+                probes.push(result);
+            }
+        }
         Ok(RunOutcome {
             probes,
             recording,

@@ -48,6 +48,7 @@ pub fn select(recorded: &Recorded, mut options: minify::Options) -> Selected {
     options.env = recorded.env.clone();
     if let Some(volumes) = recorded.fat.config["config"]["Volumes"].as_object() {
         options.volumes.extend(volumes.keys().cloned());
+        options.image_volumes.extend(volumes.keys().cloned());
     }
     let keep = minify::select(&recorded.fat.tree, &recorded.recording, &options);
     let summary = minify::summarize(&recorded.fat.tree, &keep);

@@ -63,6 +63,7 @@ pub async fn verify(
         spec,
         plan: &recorded.plan,
         replay: Some(&recorded.fat_run.probes),
+        held_out: None,
         record: true,
         probe_wait,
         continue_after: ContinueAfter::Probe,
@@ -79,8 +80,13 @@ pub async fn verify(
                 )
             });
             let mut verify = compare(&recorded.fat_run.probes, &outcome.probes);
-            if let (Some(recording), Some((tree, keep))) = (&recording, check.selection) {
-                verify.missing_paths = missing_paths(tree, keep, recording);
+            if let (Some(raw), Some((tree, keep))) = (&outcome.recording, check.selection) {
+                // Every phase: the runtime's own lookups (the program of an exec probe) count.
+                let everything = Recording::build(
+                    raw,
+                    &Filter::running_container(outcome.mntns, &recorded.workdir),
+                );
+                verify.missing_paths = missing_paths(tree, keep, &everything);
             }
             if let (Some(recording), Some((profile, _))) = (&recording, check.seccomp) {
                 verify.denied_syscalls = recording
