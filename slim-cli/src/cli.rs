@@ -10,8 +10,9 @@ use crate::commands::pipeline::ReadVia;
 #[derive(Debug, Parser)]
 #[command(name = "slim", version, propagate_version = true)]
 pub struct Cli {
-    /// More log output (-v: debug, -vv: trace). RUST_LOG overrides it.
-    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    /// More log output (--verbose: debug, twice: trace). RUST_LOG overrides it. (`-v` is
+    /// `--volume`, as in `docker run`.)
+    #[arg(long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
     #[command(subcommand)]
     pub command: Command,
@@ -267,4 +268,28 @@ pub struct TraceArgs {
     /// The command to run and record, after `--`.
     #[arg(last = true, value_name = "CMD")]
     pub command: Vec<OsString>,
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory as _;
+
+    use super::*;
+
+    /// clap's own consistency checks over the whole CLI (a short flag used twice, a default that
+    /// is not a possible value...): a debug build would panic on them at run time.
+    #[test]
+    fn the_cli_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn dash_v_is_volume_as_in_docker_run() {
+        let cli = Cli::try_parse_from(["slim", "build", "-v", "/data:/data", "app:fat"]).unwrap();
+        let Command::Build(args) = cli.command else {
+            panic!("not build");
+        };
+        assert_eq!(args.run.volume, ["/data:/data"]);
+        assert_eq!(cli.verbose, 0);
+    }
 }

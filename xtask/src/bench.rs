@@ -572,10 +572,15 @@ fn apps_tables(apps: &[Value]) -> String {
             .as_array()
             .map(|u| u.iter().filter_map(|v| v.as_str()).collect())
             .unwrap_or_default();
+        let allowed = if p["seccomp_allowed"].is_null() {
+            "none (emulated: the calls seen are qemu's)".to_owned()
+        } else {
+            p["seccomp_allowed"].to_string()
+        };
         md.push_str(&format!(
             "| {} | {} | {} | {} | {} | {} | {} / {} / {} | {} | {} |\n",
             a["app"].as_str().unwrap_or(""),
-            p["seccomp_allowed"],
+            allowed,
             p["from_app"],
             p["from_runtime"],
             p["fixed_extras"],
