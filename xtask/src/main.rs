@@ -5,6 +5,7 @@
 
 mod bench;
 mod demo;
+mod dist;
 mod fixtures;
 mod fuzz;
 mod gen_syscalls;
@@ -23,6 +24,7 @@ commands:
   test           set up, build, and run every test (unit, privileged, end-to-end)
   demo           set up, build, and show slim on a sample
   fixtures       set up, and build the test base images (Debian amd64, and arm64 for qemu)
+  dist           static, stripped slim binaries (x86_64 and aarch64 musl) and SHA256SUMS in target/dist
   test-vm ARCH   set up, and run the kernel test bench in Debian's own ARCH kernel (amd64, arm64)
   bench [NAME]   run benchmarks (recorder, image) and write bench/results.json and bench/results.md
   fuzz [SECONDS] fuzz the image layer and archive readers (cargo-fuzz, SECONDS each)
@@ -52,6 +54,10 @@ fn run() -> Result<()> {
             fixtures::arm64_base_image()
         }
         Some("bench") => bench::run(rest),
+        Some("dist") => {
+            setup::run()?;
+            dist::run()
+        }
         Some("test-vm") => {
             setup::run()?;
             fixtures::base_image()?;

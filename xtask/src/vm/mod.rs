@@ -22,8 +22,8 @@ use std::{
 use anyhow::{bail, Context as _, Result};
 
 use crate::{
-    fixtures,
-    util::{cargo, output, run as run_cmd, target_dir, workspace_root},
+    dist, fixtures,
+    util::{output, run as run_cmd, target_dir, workspace_root},
 };
 
 /// One machine the bench boots.
@@ -324,44 +324,21 @@ fn payload(machine: &Machine, work: &Path) -> Result<PathBuf> {
 
 /// Builds slim and the trace tests as static binaries of the machine's architecture.
 fn static_binaries(machine: &Machine) -> Result<(PathBuf, PathBuf)> {
-    let target = machine.rust_target;
-    let installed =
-        output(Command::new("rustup").args(["target", "list", "--installed"])).unwrap_or_default();
-    if !installed.lines().any(|l| l.trim() == target) {
-        run_cmd(Command::new("rustup").args(["target", "add", target]))?;
-    }
-    let env_target = target.replace('-', "_");
-    let build = |args: &[&str]| -> Command {
-        let mut cmd = Command::new(cargo());
-        cmd.current_dir(workspace_root())
-            .args(args)
-            .args(["--release", "--target", target]);
-        match target {
-            "aarch64-unknown-linux-musl" => {
-                cmd.env(format!("CC_{env_target}"), "aarch64-linux-gnu-gcc")
-                    .env(
-                        format!("CARGO_TARGET_{}_LINKER", env_target.to_uppercase()),
-                        "rust-lld",
-                    );
-            }
-            _ => {
-                cmd.env(format!("CC_{env_target}"), "gcc");
-            }
-        }
-        cmd
-    };
-    println!("vm: building static slim and trace tests for {target}");
-    run_cmd(&mut build(&["build", "--package", "slim-cli"]))?;
+    let target = dist::target(machine.rust_target)?;
+    let slim = dist::static_slim(target)?;
     let json = output(
-        build(&[
-            "test",
-            "--package",
-            "slim-e2e",
-            "--test",
-            "trace",
-            "--no-run",
-            "--message-format=json",
-        ])
+        dist::cargo_for(
+            target,
+            &[
+                "test",
+                "--package",
+                "slim-e2e",
+                "--test",
+                "trace",
+                "--no-run",
+                "--message-format=json",
+            ],
+        )?
         .stderr(Stdio::inherit()),
     )
     .context("building the trace tests failed")?;
@@ -371,6 +348,5 @@ fn static_binaries(machine: &Machine) -> Result<(PathBuf, PathBuf)> {
         .filter(|m| m["target"]["name"] == "trace")
         .find_map(|m| m["executable"].as_str().map(PathBuf::from))
         .context("cargo named no trace test executable")?;
-    let slim = target_dir().join(target).join("release").join("slim");
     Ok((slim, tests))
 }
