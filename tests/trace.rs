@@ -227,12 +227,30 @@ fn running_container_is_recorded_by_mount_namespace() {
         "-c",
         "while true; do cat /etc/debian_version >/dev/null; sleep 0.1; done",
     ]);
-    let child = slim()
+    let mut child = slim()
         .args(["trace", "--json", "--container", &container.0])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
+    // Wait until it records (slow under emulation): Ctrl-C stops it from then on.
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let reader = thread::spawn(move || {
+        use std::io::BufRead as _;
+        let mut lines = Vec::new();
+        for line in std::io::BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+        {
+            if line.starts_with("recording container") {
+                let _ = tx.send(());
+            }
+            lines.push(line);
+        }
+        lines
+    });
+    let recording = rx.recv_timeout(std::time::Duration::from_secs(60)).is_ok();
     // Meanwhile the host reads a file of its own: it must not show up.
     let host_file = TempDir::new("host-only");
     let marker = host_file.0.join("host-marker");
@@ -244,7 +262,13 @@ fn running_container_is_recorded_by_mount_namespace() {
     // SAFETY: sending SIGINT to our own child.
     unsafe { libc_kill(child.id() as i32, 2) };
     let out = child.wait_with_output().unwrap();
-    assert_success(&out);
+    let stderr = reader.join().unwrap().join("\n");
+    assert!(recording, "slim never started recording: {stderr}");
+    assert!(
+        out.status.success(),
+        "slim failed ({}): {stderr}",
+        out.status
+    );
     let trace: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(trace["stopped_by"], "interrupted");
     let paths = found_paths(&trace);

@@ -34,6 +34,9 @@ pub struct Mismatch {
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct Verify {
     pub skipped: bool,
+    /// Why it was skipped, when not by `--no-verify`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub skipped_because: Option<String>,
     pub probes: usize,
     pub matched: usize,
     pub failed: Vec<Mismatch>,
@@ -49,7 +52,10 @@ impl Verify {
     /// `verified 3/3 probes under seccomp.json`, or what went wrong.
     pub fn summary(&self) -> String {
         if self.skipped {
-            return "not verified (--no-verify)".to_owned();
+            return format!(
+                "not verified ({})",
+                self.skipped_because.as_deref().unwrap_or("--no-verify")
+            );
         }
         let under = if self.under.is_empty() {
             String::new()

@@ -232,7 +232,12 @@ pub async fn profile(args: ProfileArgs, shutdown: Shutdown) -> Result<ExitCode> 
             )
             .await?
         }
-        _ => Verify {
+        (None, false) => Verify {
+            skipped: true,
+            skipped_because: Some("no seccomp profile to verify under".into()),
+            ..Default::default()
+        },
+        (_, true) => Verify {
             skipped: true,
             ..Default::default()
         },

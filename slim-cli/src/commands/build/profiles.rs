@@ -49,7 +49,7 @@ pub fn write_profiles(recorded: &Recorded, image: &str, dir: &Path) -> Result<Pr
             None,
             Some(format!(
                 "the image is {image_arch} and ran under emulation on this {recorded_arch} host: \
-                 the syscalls seen were the emulator's; run slim on a {image_arch} host for a \
+                 the syscalls seen were the emulator's; run slim on an {image_arch} host for a \
                  seccomp profile"
             )),
         ),

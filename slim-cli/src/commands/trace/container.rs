@@ -23,6 +23,8 @@ pub fn run(name: &str, args: &TraceArgs) -> Result<ExitCode> {
 }
 
 async fn record(name: &str, args: &TraceArgs) -> Result<ExitCode> {
+    // Ctrl-C is handled from here on: once "recording" is printed, it stops the recording.
+    let mut interrupt = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())?;
     let engine = Engine::connect().await?;
     let container = engine.running_container(name).await?;
     let mntns = mount_namespace(&container.pid.to_string())?;
@@ -47,7 +49,7 @@ async fn record(name: &str, args: &TraceArgs) -> Result<ExitCode> {
         }
     };
     let reason = tokio::select! {
-        _ = tokio::signal::ctrl_c() => "interrupted",
+        _ = interrupt.recv() => "interrupted",
         _ = stopped => "container stopped",
         _ = progress => unreachable!("the progress loop never ends"),
     };
