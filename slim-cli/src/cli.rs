@@ -39,6 +39,17 @@ pub enum Command {
     /// probe it, write seccomp.json, seccomp-profile.yaml and apparmor.profile, and verify that
     /// it answers every probe under the seccomp profile.
     Profile(Box<ProfileArgs>),
+    /// Remove what slim runs that no longer run left behind (killed with -9, by the OOM killer
+    /// or a CI timeout): their containers and work dirs. What a running slim uses, and what
+    /// slim did not make, is never touched.
+    Prune(PruneArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct PruneArgs {
+    /// Only list what would be removed.
+    #[arg(long)]
+    pub dry_run: bool,
 }
 
 #[derive(Debug, Args)]

@@ -11,6 +11,7 @@ pub mod elf;
 pub mod engine;
 pub mod image;
 pub mod minify;
+pub mod owner;
 pub mod prober;
 pub mod profiles;
 pub mod recording;

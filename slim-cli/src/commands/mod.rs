@@ -3,6 +3,7 @@
 
 mod build;
 pub(crate) mod pipeline;
+pub mod prune;
 mod report;
 mod squash;
 mod trace;
@@ -23,6 +24,7 @@ pub fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::Squash(args) => run_async(|shutdown| interruptible(shutdown, squash::run(args))),
         Command::Build(args) => run_async(|shutdown| build::run(*args, shutdown)),
         Command::Profile(args) => run_async(|shutdown| build::profile(*args, shutdown)),
+        Command::Prune(args) => run_async(|shutdown| interruptible(shutdown, prune::run(args))),
     }
 }
 

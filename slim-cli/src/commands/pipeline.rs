@@ -20,6 +20,7 @@ use crate::{
         tree::FileTree,
         writer::{self, LayerOutput, Provenance},
     },
+    owner::Owner,
 };
 
 use super::UsageError;
@@ -28,11 +29,12 @@ use super::UsageError;
 /// and Ctrl-C, which unwind through the command's future).
 pub struct WorkDir(PathBuf);
 
+/// The file in a work dir naming its owner (`crate::owner::Owner::to_line`).
+pub const OWNER_FILE: &str = ".slim-owner";
+
 impl WorkDir {
     pub fn new() -> Result<Self> {
-        let base = std::env::var_os("SLIM_WORK_DIR")
-            .map(PathBuf::from)
-            .unwrap_or_else(std::env::temp_dir);
+        let base = Self::base();
         let nanos = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_nanos())
@@ -42,7 +44,17 @@ impl WorkDir {
             .with_context(|| format!("cannot create work dir {}", dir.display()))?;
         use std::os::unix::fs::PermissionsExt as _;
         std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700))?;
+        // Who made it: a later slim removes it if this one is killed.
+        std::fs::write(dir.join(OWNER_FILE), Owner::current().to_line())
+            .with_context(|| format!("cannot write to work dir {}", dir.display()))?;
         Ok(Self(dir))
+    }
+
+    /// Where work dirs are made.
+    pub fn base() -> PathBuf {
+        std::env::var_os("SLIM_WORK_DIR")
+            .map(PathBuf::from)
+            .unwrap_or_else(std::env::temp_dir)
     }
 
     pub fn path(&self) -> &Path {

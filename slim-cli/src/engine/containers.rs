@@ -6,7 +6,9 @@ use std::collections::{BTreeMap, HashMap};
 use bollard::{
     exec::{CreateExecOptions, StartExecResults},
     models::{ContainerCreateBody, HostConfig, PortBinding},
-    query_parameters::{CreateContainerOptions, LogsOptions, RemoveContainerOptions},
+    query_parameters::{
+        CreateContainerOptions, ListContainersOptionsBuilder, LogsOptions, RemoveContainerOptions,
+    },
 };
 use futures_util::StreamExt as _;
 
@@ -218,6 +220,30 @@ impl Engine {
             .await
             .map_err(api("inspect exec"))?;
         Ok((inspect.exit_code.unwrap_or(-1), output))
+    }
+
+    /// Every container (running or not) carrying `label`: (id, labels).
+    pub async fn containers_labelled(
+        &self,
+        label: &str,
+    ) -> Result<Vec<(String, HashMap<String, String>)>, EngineError> {
+        let filters: HashMap<&str, Vec<&str>> = [("label", vec![label])].into();
+        let options = ListContainersOptionsBuilder::new()
+            .all(true)
+            .filters(&filters)
+            .build();
+        let list = self
+            .docker
+            .list_containers(Some(options))
+            .await
+            .map_err(|source| EngineError::Api {
+                operation: "list containers",
+                source,
+            })?;
+        Ok(list
+            .into_iter()
+            .filter_map(|c| Some((c.id?, c.labels.unwrap_or_default())))
+            .collect())
     }
 
     /// Removes the container and its anonymous volumes, whatever its state. Already gone is fine.

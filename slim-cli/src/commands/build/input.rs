@@ -145,7 +145,7 @@ impl Input {
             cap_add: args.cap_add.clone(),
             cap_drop: args.cap_drop.clone(),
             runtime: args.runtime.clone(),
-            labels: [("slim.run".to_owned(), "true".to_owned())].into(),
+            labels: crate::owner::Owner::current().labels(),
             ..Default::default()
         };
         for warning in &warnings {

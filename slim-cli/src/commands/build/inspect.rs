@@ -17,6 +17,7 @@ pub struct Inspected {
 /// Connects to the engine and inspects `target`.
 pub async fn inspect(target: &str) -> Result<Inspected> {
     let engine = Engine::connect().await?;
+    crate::commands::prune::reap_at_start(&engine).await;
     let info = engine.image(target).await?;
     Ok(Inspected {
         engine,

@@ -1,0 +1,174 @@
+//! Nothing left behind when slim is killed: the containers and work dirs of a `kill -9`ed run
+//! carry their owner, the next run (or `slim prune`) removes them, and what a live slim owns or
+//! slim did not make is never touched.
+
+mod support;
+
+use std::{process::Stdio, thread, time::Duration};
+
+use support::*;
+
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Containers labelled with slim owner `pid`.
+fn owned_by(pid: u32) -> Vec<String> {
+    docker(&[
+        "ps",
+        "-aq",
+        "--filter",
+        &format!("label=slim.owner.pid={pid}"),
+    ])
+    .lines()
+    .map(str::to_owned)
+    .collect()
+}
+
+fn work_dirs_of(pid: u32) -> Vec<std::path::PathBuf> {
+    std::fs::read_dir(std::env::temp_dir())
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with(&format!("slim-{pid}-")))
+        })
+        .collect()
+}
+
+#[test]
+fn a_killed_build_leaves_nothing_after_the_next_run() {
+    if !is_root("a_killed_build_leaves_nothing_after_the_next_run") {
+        return;
+    }
+    let _serial = serial();
+    let image = app_image("python-http");
+    let mut victim = slim()
+        .args([
+            "build",
+            "--continue-after",
+            "timeout:300",
+            "--tag",
+            "slim-test/python-http.slim:killed",
+        ])
+        .arg(&image)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let pid = victim.id();
+    let mut started = false;
+    for _ in 0..150 {
+        if !owned_by(pid).is_empty() {
+            started = true;
+            break;
+        }
+        thread::sleep(Duration::from_millis(200));
+    }
+    assert!(started, "the build never started its container");
+    victim.kill().unwrap(); // SIGKILL: no clean-up runs
+    victim.wait().unwrap();
+    assert_eq!(
+        owned_by(pid).len(),
+        1,
+        "the killed run's container is gone already?"
+    );
+    assert_eq!(work_dirs_of(pid).len(), 1);
+
+    let listed = slim().args(["prune", "--dry-run"]).output().unwrap();
+    assert_success(&listed);
+    let text = String::from_utf8_lossy(&listed.stdout);
+    assert!(text.contains("would remove container"), "{text}");
+    assert!(text.contains(&format!("pid {pid}")), "{text}");
+    assert_eq!(owned_by(pid).len(), 1, "--dry-run removed something");
+
+    // The next build reaps it first, in one line.
+    let tag = "slim-test/python-http.slim:after-kill";
+    let _image = Image(tag.to_owned());
+    let next = slim()
+        .args(["build", "--no-verify", "--tag", tag])
+        .arg(&image)
+        .output()
+        .unwrap();
+    assert_success(&next);
+    let stderr = String::from_utf8_lossy(&next.stderr);
+    assert!(
+        stderr.contains("slim: removed 1 container and 1 work dir of slim runs that no longer run"),
+        "{stderr}"
+    );
+    assert!(
+        owned_by(pid).is_empty(),
+        "the leftover container is still there"
+    );
+    assert!(
+        work_dirs_of(pid).is_empty(),
+        "the leftover work dir is still there"
+    );
+    assert!(slim_containers().is_empty(), "containers left behind");
+}
+
+#[test]
+fn prune_never_touches_a_live_owner_or_what_slim_did_not_make() {
+    if !is_root("prune_never_touches_a_live_owner_or_what_slim_did_not_make") {
+        return;
+    }
+    let _serial = serial();
+    require_base_image();
+    // This test process stands in for a running slim.
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap();
+    let start = stat[stat.rfind(')').unwrap() + 1..]
+        .split_whitespace()
+        .nth(19)
+        .unwrap()
+        .to_owned();
+    let boot = std::fs::read_to_string("/proc/sys/kernel/random/boot_id").unwrap();
+    let me = std::process::id().to_string();
+    let live_labels = [
+        "--label".to_owned(),
+        "slim.run=true".to_owned(),
+        "--label".to_owned(),
+        format!("slim.owner.pid={me}"),
+        "--label".to_owned(),
+        format!("slim.owner.start={start}"),
+        "--label".to_owned(),
+        format!("slim.owner.boot={}", boot.trim()),
+    ];
+    let mut args: Vec<&str> = live_labels.iter().map(String::as_str).collect();
+    args.extend([BASE_IMAGE, "sleep", "300"]);
+    let live = Container::run_detached(&args);
+    let foreign = Container::run_detached(&[BASE_IMAGE, "sleep", "300"]);
+    let dead_start = format!("slim.owner.start={}", start.parse::<u64>().unwrap() + 1);
+    let dead = Container::run_detached(&[
+        "--label",
+        "slim.run=true",
+        "--label",
+        &format!("slim.owner.pid={me}"),
+        "--label",
+        &dead_start,
+        "--label",
+        &format!("slim.owner.boot={}", boot.trim()),
+        BASE_IMAGE,
+        "sleep",
+        "300",
+    ]);
+    let out = slim().arg("prune").output().unwrap();
+    assert_success(&out);
+    let text = String::from_utf8_lossy(&out.stdout);
+    let running = docker(&["ps", "-aq", "--no-trunc"]);
+    assert!(
+        running.contains(&live.0),
+        "a live owner's container was removed: {text}"
+    );
+    assert!(
+        running.contains(&foreign.0),
+        "a container slim did not make was removed"
+    );
+    assert!(
+        !running.contains(&dead.0),
+        "a dead owner's container (pid reused) was kept: {text}"
+    );
+}
