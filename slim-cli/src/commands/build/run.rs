@@ -17,6 +17,9 @@ use crate::{
 
 use crate::commands::{Interrupted, Shutdown};
 
+/// Longest wait for a published port that no probe uses.
+const SOFT_PORT_WAIT: Duration = Duration::from_secs(15);
+
 /// When recording stops.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ContinueAfter {
@@ -217,9 +220,19 @@ impl Run<'_> {
     ) -> Result<()> {
         let deadline = Instant::now() + self.probe_wait;
         let mut pending: Vec<(u16, Option<bool>)> = ports.to_vec();
+        // Published ports no probe uses (a database probed by --exec): waited for too, so the
+        // probes do not race the app's start, but only for a while and without failing (an
+        // image may expose a port it never listens on).
+        let soft_deadline = Instant::now() + self.probe_wait.min(SOFT_PORT_WAIT);
+        let mut soft: Vec<u16> = published
+            .keys()
+            .copied()
+            .filter(|p| !ports.iter().any(|(q, _)| q == p))
+            .collect();
         loop {
             let state = self.engine.container_state(id).await?;
             if !state.running {
+                soft.clear(); // nothing will listen any more
                 let exited_ok = state.exit_code == 0 && pending.is_empty();
                 if !exited_ok {
                     let logs = self.engine.logs_tail(id, 40).await;
@@ -237,7 +250,22 @@ impl Run<'_> {
                 }
             }
             pending = still;
-            if pending.is_empty() {
+            let mut still_soft = Vec::new();
+            for port in soft {
+                if !self.answers(published, ip, port, None).await {
+                    still_soft.push(port);
+                }
+            }
+            soft = still_soft;
+            if !soft.is_empty() && Instant::now() > soft_deadline {
+                tracing::warn!(
+                    "container port {} does not accept connections after {}s: probing anyway",
+                    soft[0],
+                    SOFT_PORT_WAIT.as_secs()
+                );
+                soft.clear();
+            }
+            if pending.is_empty() && soft.is_empty() {
                 return Ok(());
             }
             if Instant::now() > deadline {
