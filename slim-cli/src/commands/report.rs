@@ -188,6 +188,8 @@ pub struct Report {
     /// Kept paths per reason.
     pub kept: BTreeMap<String, u64>,
     pub kept_files: u64,
+    /// The largest kept files, biggest first.
+    pub largest_kept: Vec<crate::minify::LargeFile>,
     pub removed: Removed,
     pub floor: Floor,
     pub syscalls: Vec<String>,

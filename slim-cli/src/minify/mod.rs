@@ -702,7 +702,22 @@ pub struct Summary {
     pub touched_bytes: u64,
     /// Kept paths per reason.
     pub kept_by_reason: BTreeMap<String, u64>,
+    /// The largest kept files, biggest first: what dominates the slim image.
+    pub largest: Vec<LargeFile>,
 }
+
+/// One of the largest kept files.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct LargeFile {
+    /// Absolute path in the image.
+    pub path: String,
+    pub bytes: u64,
+    /// Why it is kept.
+    pub reason: String,
+}
+
+/// How many of the largest kept files a summary lists.
+pub const LARGEST_LISTED: usize = 10;
 
 /// Counts what `set` keeps and leaves out of `tree`.
 pub fn summarize(tree: &FileTree, set: &KeepSet) -> Summary {
@@ -717,6 +732,18 @@ pub fn summarize(tree: &FileTree, set: &KeepSet) -> Summary {
         if closed.contains(path) {
             summary.kept_files += 1;
             summary.kept_bytes += size;
+            if size > 0 {
+                summary.largest.push(LargeFile {
+                    path: format!("/{}", path.display()),
+                    bytes: size,
+                    reason: set
+                        .paths
+                        .get(path)
+                        .map(|k| k.reason.as_str())
+                        .unwrap_or("parent")
+                        .to_owned(),
+                });
+            }
             if let Some(kept) = set.paths.get(path) {
                 match kept.reason {
                     Reason::Executed | Reason::Interpreter | Reason::Opened => {
@@ -740,6 +767,10 @@ pub fn summarize(tree: &FileTree, set: &KeepSet) -> Summary {
             slot.1 += size;
         }
     }
+    summary
+        .largest
+        .sort_by(|a, b| b.bytes.cmp(&a.bytes).then_with(|| a.path.cmp(&b.path)));
+    summary.largest.truncate(LARGEST_LISTED);
     for kept in set.paths.values() {
         *summary
             .kept_by_reason

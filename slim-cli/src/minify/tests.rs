@@ -154,6 +154,19 @@ fn summary_counts_removed_bytes_per_top_directory() {
     assert_eq!(summary.opened_bytes, 105);
     assert_eq!(summary.removed_by_dir["/usr"], (3, 1000));
     assert_eq!(summary.kept_by_reason["executed"], 1);
+    // The largest kept files, biggest first, with their reasons.
+    let largest: Vec<(&str, u64, &str)> = summary
+        .largest
+        .iter()
+        .map(|f| (f.path.as_str(), f.bytes, f.reason.as_str()))
+        .collect();
+    assert_eq!(
+        largest,
+        [
+            ("/usr/bin/app", 100, "executed"),
+            ("/etc/app.conf", 5, "opened")
+        ]
+    );
 }
 
 /// An image with a database's data directory and a few system files around it.

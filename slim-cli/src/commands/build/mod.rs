@@ -159,6 +159,7 @@ pub async fn run(args: BuildArgs, shutdown: Shutdown) -> Result<ExitCode> {
         timings_ms: timings,
         kept: summary.kept_by_reason.clone(),
         kept_files: summary.kept_files,
+        largest_kept: summary.largest.clone(),
         removed: Report::removed_from(summary),
         floor: Floor {
             opened_bytes: summary.opened_bytes,

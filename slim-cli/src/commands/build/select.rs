@@ -30,15 +30,27 @@ impl Selected {
         self.keep.paths.keys().cloned().collect()
     }
 
-    /// `[3/7] select    keep 232 paths (20.6 MB), drop 9425 files (251.4 MB)`.
+    /// `[3/7] select    keep 232 paths (20.6 MB), drop 9425 files (251.4 MB)` and the largest
+    /// kept files on a second line.
     pub fn line(&self) -> String {
-        format!(
+        let largest: Vec<String> = self
+            .summary
+            .largest
+            .iter()
+            .take(3)
+            .map(|f| format!("{} {}", f.path, human_bytes(f.bytes)))
+            .collect();
+        let mut line = format!(
             "[3/7] select    keep {} paths ({}), drop {} files ({})",
             self.summary.kept_files,
             human_bytes(self.summary.kept_bytes),
             self.summary.removed_files,
             human_bytes(self.summary.removed_bytes)
-        )
+        );
+        if !largest.is_empty() {
+            line.push_str(&format!("\n      largest   {}", largest.join(", ")));
+        }
+        line
     }
 }
 
