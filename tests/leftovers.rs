@@ -47,9 +47,12 @@ fn a_killed_build_leaves_nothing_after_the_next_run() {
     }
     let _serial = serial();
     let image = app_image("python-http");
+    let victim_out = TempDir::new("killed");
     let mut victim = slim()
+        .arg("build")
+        .arg("--output-dir")
+        .arg(&victim_out.0)
         .args([
-            "build",
             "--continue-after",
             "timeout:300",
             "--tag",
@@ -89,8 +92,10 @@ fn a_killed_build_leaves_nothing_after_the_next_run() {
     // The next build reaps it first, in one line.
     let tag = "slim-test/python-http.slim:after-kill";
     let _image = Image(tag.to_owned());
+    let out_dir = TempDir::new("after-kill");
     let next = slim()
-        .args(["build", "--no-verify", "--tag", tag])
+        .args(["build", "--no-verify", "--tag", tag, "--output-dir"])
+        .arg(&out_dir.0)
         .arg(&image)
         .output()
         .unwrap();

@@ -118,9 +118,11 @@ fn a_probe_that_fails_on_the_fat_image_stops_the_build() {
     let _serial = serial();
     let image = app_image("python-http");
     let tag = "slim-test/python-http.slim:broken-probe";
+    let out_dir = TempDir::new("broken-probe");
     let out = slim()
+        .args(["build", "--output-dir"])
+        .arg(&out_dir.0)
         .args([
-            "build",
             "--tag",
             tag,
             "--exec",
@@ -147,9 +149,11 @@ fn verify_exec_catches_a_file_the_recording_never_saw() {
     let image = app_image("python-http");
     let tag = "slim-test/python-http.slim:verify-exec";
     let _slim_image = Image(tag.to_owned());
+    let out_dir = TempDir::new("verify-exec");
     let out = slim()
+        .args(["build", "--output-dir"])
+        .arg(&out_dir.0)
         .args([
-            "build",
             "--tag",
             tag,
             "--verify-exec",
