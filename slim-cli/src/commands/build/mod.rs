@@ -52,16 +52,16 @@ pub async fn run(args: BuildArgs, shutdown: Shutdown) -> Result<ExitCode> {
     let output_dir = output_dir(args.output_dir.as_deref(), &args.target);
     let mut timings = Timings::new();
 
-    let phase = Instant::now();
-    let inspected = inspect::inspect(&args.target).await?;
-    inspect::check_tag(&inspected, &tag).await?;
-    timings.insert("inspect".into(), phase.elapsed().as_millis());
-    say_inspected(console, &inspected);
-
-    let work = WorkDir::new()?;
-    let recorded =
-        record::record(&inspected, &input, args.read.via, &work, &shutdown, console).await?;
-    record_timings(&mut timings, &recorded);
+    let (inspected, work, recorded) = inspect_and_record(
+        &args.target,
+        Some(&tag),
+        &input,
+        args.read.via,
+        &shutdown,
+        console,
+        &mut timings,
+    )
+    .await?;
 
     let phase = Instant::now();
     let selected = select::select(&recorded, keep_options);
@@ -100,10 +100,7 @@ pub async fn run(args: BuildArgs, shutdown: Shutdown) -> Result<ExitCode> {
         human_bytes(slim_info.size)
     ));
 
-    let phase = Instant::now();
-    let mut profiles = profiles::write_profiles(&recorded, &args.target, &output_dir)?;
-    timings.insert("profiles".into(), phase.elapsed().as_millis());
-    say_profiles(console, &profiles, &output_dir);
+    let mut profiles = profile_phase(&recorded, &args.target, &output_dir, console, &mut timings)?;
 
     let phase = Instant::now();
     let verify = if args.no_verify {
@@ -200,20 +197,18 @@ pub async fn profile(args: ProfileArgs, shutdown: Shutdown) -> Result<ExitCode> 
     let output_dir = output_dir(args.output_dir.as_deref(), &args.target);
     let mut timings = Timings::new();
 
-    let phase = Instant::now();
-    let inspected = inspect::inspect(&args.target).await?;
-    timings.insert("inspect".into(), phase.elapsed().as_millis());
-    say_inspected(console, &inspected);
+    let (inspected, _work, recorded) = inspect_and_record(
+        &args.target,
+        None,
+        &input,
+        args.read.via,
+        &shutdown,
+        console,
+        &mut timings,
+    )
+    .await?;
 
-    let work = WorkDir::new()?;
-    let recorded =
-        record::record(&inspected, &input, args.read.via, &work, &shutdown, console).await?;
-    record_timings(&mut timings, &recorded);
-
-    let phase = Instant::now();
-    let mut profiles = profiles::write_profiles(&recorded, &args.target, &output_dir)?;
-    timings.insert("profiles".into(), phase.elapsed().as_millis());
-    say_profiles(console, &profiles, &output_dir);
+    let mut profiles = profile_phase(&recorded, &args.target, &output_dir, console, &mut timings)?;
 
     let phase = Instant::now();
     let verify = match (&profiles.seccomp, args.no_verify) {
@@ -278,6 +273,46 @@ pub async fn profile(args: ProfileArgs, shutdown: Shutdown) -> Result<ExitCode> 
         return Ok(ExitCode::from(EXIT_VERIFY_FAILED));
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Phases 1 and 2, shared by build and profile: inspect (and check the tag the slim image
+/// will get), then run, record and probe while the image is read. The work dir holds the read
+/// image: it lives as long as the recording is used.
+async fn inspect_and_record(
+    target: &str,
+    tag: Option<&str>,
+    input: &input::Input,
+    via: super::pipeline::ReadVia,
+    shutdown: &Shutdown,
+    console: Console,
+    timings: &mut Timings,
+) -> Result<(inspect::Inspected, WorkDir, record::Recorded)> {
+    let phase = Instant::now();
+    let inspected = inspect::inspect(target).await?;
+    if let Some(tag) = tag {
+        inspect::check_tag(&inspected, tag).await?;
+    }
+    timings.insert("inspect".into(), phase.elapsed().as_millis());
+    say_inspected(console, &inspected);
+    let work = WorkDir::new()?;
+    let recorded = record::record(&inspected, input, via, &work, shutdown, console).await?;
+    record_timings(timings, &recorded);
+    Ok((inspected, work, recorded))
+}
+
+/// Phase 5, shared by build and profile: write the profiles and say what they allow.
+fn profile_phase(
+    recorded: &record::Recorded,
+    image: &str,
+    dir: &Path,
+    console: Console,
+    timings: &mut Timings,
+) -> Result<profiles::Profiles> {
+    let phase = Instant::now();
+    let written = profiles::write_profiles(recorded, image, dir)?;
+    timings.insert("profiles".into(), phase.elapsed().as_millis());
+    say_profiles(console, &written, dir);
+    Ok(written)
 }
 
 fn say_inspected(console: Console, inspected: &inspect::Inspected) {
