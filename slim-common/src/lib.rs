@@ -92,7 +92,8 @@ pub struct Config {
     /// Numbers of setns(2) and unshare(2): after them a task's cached mount namespace is re-read.
     pub setns_nr: u32,
     pub unshare_nr: u32,
-    /// Bumped by user space on every scope change, so per-CPU scope verdicts are recomputed.
+    /// Bumped by user space on every scope change (by 1 << 16) and by the kernel side at every
+    /// exec in scope (by 1), so per-CPU scope verdicts are recomputed.
     pub generation: u32,
     /// Numbers of socket(2) and socketpair(2): their domain and type are counted in `SOCKETS`.
     pub socket_nr: u32,

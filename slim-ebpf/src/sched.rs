@@ -9,8 +9,8 @@ use slim_common::{event_kind, phase};
 
 use crate::{
     emit::{read_path, scratch, submit, Source},
-    maps::{fields, APP_PIDS, BASE_GENERATION, TRACKED_PIDS},
-    scope::{current_in_scope, current_in_scope_refresh, forget_current},
+    maps::{fields, APP_PIDS, BASE_GENERATION, CONFIG, TRACKED_PIDS},
+    scope::{current_in_scope, current_in_scope_refresh},
 };
 
 #[tracepoint]
@@ -36,9 +36,13 @@ fn try_exec(ctx: &TracePointContext) -> Option<()> {
     // and then execs the command, so it is caught from its first program on.
     let task = current_in_scope_refresh(true)?;
     if task.phase != phase::APP {
-        // From here on this process is the app, not the runtime setting it up.
+        // From here on this process is the app, not the runtime setting it up. Every CPU may
+        // hold a verdict for this task from before the exec (it migrates), so the generation
+        // moves on: all cached verdicts are decided again, reading APP_PIDS (inserted first).
         let _ = APP_PIDS.insert(&task.pid, &1, 0);
-        forget_current();
+        if let Some(config) = CONFIG.get_ptr_mut(0) {
+            unsafe { (*config).generation = (*config).generation.wrapping_add(1) };
+        }
     }
     let event = scratch(&task, event_kind::EXEC)?;
     // __data_loc: offset of the string in the record in the low 16 bits.
