@@ -23,6 +23,16 @@ fn build(app: &str, tag: &str, extra: &[&str]) -> serde_json::Value {
 
 /// [`build`], also returning the slim image (removed when dropped).
 fn build_keeping_image(app: &str, tag: &str, extra: &[&str]) -> (serde_json::Value, Image) {
+    let (report, image, _) = build_with_files(app, tag, extra);
+    (report, image)
+}
+
+/// [`build_keeping_image`], also returning the kept paths listed in files.txt.
+fn build_with_files(
+    app: &str,
+    tag: &str,
+    extra: &[&str],
+) -> (serde_json::Value, Image, std::collections::BTreeSet<String>) {
     let image = app_image(app);
     let out_dir = TempDir::new(&format!("build-{app}"));
     let slim_image = Image(tag.to_owned());
@@ -42,7 +52,13 @@ fn build_keeping_image(app: &str, tag: &str, extra: &[&str]) -> (serde_json::Val
     let files = std::fs::read_to_string(out_dir.0.join("files.txt")).unwrap();
     assert!(files.lines().count() > 10, "{files}");
     assert!(slim_containers().is_empty(), "containers left behind");
-    (report, slim_image)
+    let kept = files
+        .lines()
+        .filter(|line| !line.starts_with('#'))
+        .filter_map(|line| line.split('\t').next())
+        .map(str::to_owned)
+        .collect();
+    (report, slim_image, kept)
 }
 
 fn check_report(report: &serde_json::Value, min_ratio: f64) {
@@ -98,6 +114,33 @@ fn python_http_server_is_slimmed_and_verified() {
     assert_eq!(probes.len(), 6);
     assert!(probes.iter().all(|p| p["status"] == 200), "{probes:?}");
     assert_eq!(probes.iter().filter(|p| p["round"] == 2).count(), 3);
+}
+
+/// On a kernel without BTF (here: acting as one) the recorder calibrates its struct offsets
+/// and the build keeps exactly the same files.
+#[test]
+fn build_without_kernel_btf_keeps_the_same_files() {
+    if !is_root("build_without_kernel_btf_keeps_the_same_files") {
+        return;
+    }
+    let _serial = serial();
+    let probes = probe_file("python-http.json");
+    let probes = ["--http-probe-cmd-file", probes.to_str().unwrap()];
+    let (with_btf, _image, kept_with_btf) =
+        build_with_files("python-http", "slim-test/python-http.slim:btf", &probes);
+    let mut extra = vec!["--kernel-btf", "none"];
+    extra.extend(probes);
+    let (without, _image, kept_without) =
+        build_with_files("python-http", "slim-test/python-http.slim:nobtf", &extra);
+    check_report(&without, 5.0);
+    assert_eq!(without["recorder"]["kernel_offsets"], "calibrated");
+    assert_eq!(with_btf["recorder"]["kernel_offsets"], "btf");
+    let only_with: Vec<_> = kept_with_btf.difference(&kept_without).collect();
+    let only_without: Vec<_> = kept_without.difference(&kept_with_btf).collect();
+    assert!(
+        only_with.is_empty() && only_without.is_empty(),
+        "kept only with BTF: {only_with:?}; only without: {only_without:?}"
+    );
 }
 
 #[test]

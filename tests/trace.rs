@@ -220,6 +220,40 @@ fn running_container_is_recorded_by_mount_namespace() {
     if !is_root("running_container_is_recorded_by_mount_namespace") {
         return;
     }
+    let trace = record_running_container(&[]);
+    let has_btf = std::fs::metadata("/sys/kernel/btf/vmlinux").is_ok_and(|m| m.len() > 0);
+    let expected = if has_btf { "btf" } else { "calibrated" };
+    assert_eq!(trace["recorder"]["kernel_offsets"], expected);
+}
+
+/// As on a kernel without BTF: the offsets are found by calibration, with the same result.
+#[test]
+fn running_container_is_recorded_without_kernel_btf() {
+    if !is_root("running_container_is_recorded_without_kernel_btf") {
+        return;
+    }
+    let trace = record_running_container(&["--kernel-btf", "none"]);
+    assert_eq!(trace["recorder"]["kernel_offsets"], "calibrated");
+}
+
+/// A BTF file that is not the running kernel's is refused before anything is recorded.
+#[test]
+fn unusable_kernel_btf_file_is_a_clear_error() {
+    let out = slim()
+        .args(["--kernel-btf", "/etc/hostname", "trace", "--", "true"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    if is_root("unusable_kernel_btf_file_is_a_clear_error") {
+        assert!(!out.status.success());
+        assert!(stderr.contains("--kernel-btf"), "{stderr}");
+        assert!(!stderr.contains("panicked"), "{stderr}");
+    }
+}
+
+/// Records a container running `cat` in a loop with `slim trace --container` (plus `extra`
+/// global flags) and checks what it found; returns the trace.
+fn record_running_container(extra: &[&str]) -> serde_json::Value {
     require_base_image();
     let container = Container::run_detached(&[
         BASE_IMAGE,
@@ -228,6 +262,7 @@ fn running_container_is_recorded_by_mount_namespace() {
         "while true; do cat /etc/debian_version >/dev/null; sleep 0.1; done",
     ]);
     let mut child = slim()
+        .args(extra)
         .args(["trace", "--json", "--container", &container.0])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -289,6 +324,7 @@ fn running_container_is_recorded_by_mount_namespace() {
         !paths.iter().any(|(p, _)| p == &marker),
         "host activity leaked in"
     );
+    trace
 }
 
 #[test]

@@ -14,6 +14,11 @@ pub struct Cli {
     /// `--volume`, as in `docker run`.)
     #[arg(long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
+    /// Kernel type information for the recorder: a BTF file of the running kernel (pahole,
+    /// BTFHub), or `none` to act as on a kernel without BTF (slim then finds the struct
+    /// offsets it needs by calibration). Default: /sys/kernel/btf/vmlinux when present.
+    #[arg(long, global = true, value_name = "FILE|none", env = "SLIM_KERNEL_BTF")]
+    pub kernel_btf: Option<crate::tracer::KernelBtf>,
     #[command(subcommand)]
     pub command: Command,
 }

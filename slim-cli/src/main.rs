@@ -21,6 +21,9 @@ fn main() -> ExitCode {
         .with_target(false)
         .without_time()
         .init();
+    if let Some(source) = cli.kernel_btf {
+        slim_cli::tracer::use_kernel_btf(source);
+    }
     match commands::run(cli.command) {
         Ok(code) => code,
         Err(err) => {

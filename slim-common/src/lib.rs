@@ -189,6 +189,29 @@ pub struct KernelOffsets {
     pub valid: u32,
 }
 
+/// Size of one calibration read ([`CalibrationRequest`]): the most the kernel side copies at once.
+pub const CALIBRATION_CHUNK: usize = 4096;
+
+/// A kernel-memory read user space asks the calibration program for, to find
+/// [`KernelOffsets`] on a kernel without BTF. The program serves it at the next syscall exit
+/// of thread `tid` (the thread that wrote it), then sets `served = seq`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CalibrationRequest {
+    /// Thread to serve; 0 serves nobody.
+    pub tid: u32,
+    /// Request number; the kernel side copies it to `served` once done.
+    pub seq: u32,
+    pub served: u32,
+    /// 0 when the read succeeded.
+    pub status: u32,
+    /// Non-zero: `addr` is an offset into the serving thread's `task_struct`.
+    pub from_task: u32,
+    /// Bytes to read: up to 512 reads 512, more reads [`CALIBRATION_CHUNK`].
+    pub len: u32,
+    pub addr: u64,
+}
+
 /// Offsets of the tracepoint record fields the sched programs read, from tracefs `format` files
 /// (they differ between kernel versions), set by user space at load time.
 #[repr(C)]
@@ -403,6 +426,7 @@ mod pod {
     unsafe impl aya::Pod for super::SyscallSpec {}
     unsafe impl aya::Pod for super::Config {}
     unsafe impl aya::Pod for super::KernelOffsets {}
+    unsafe impl aya::Pod for super::CalibrationRequest {}
     unsafe impl aya::Pod for super::RegsLayout {}
     unsafe impl aya::Pod for super::LocalSyscalls {}
     unsafe impl aya::Pod for super::TracepointFields {}

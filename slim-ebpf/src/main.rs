@@ -3,11 +3,12 @@
 //! numbers it uses. Only tracepoints are used (fentry, LSM and kprobes are often unavailable).
 //!
 //! User space owns every decision that depends on the architecture or the kernel build: the
-//! syscall table (`SYSCALL_SPECS`), struct offsets (`OFFSETS`, from BTF) and tracepoint field
+//! syscall table (`SYSCALL_SPECS`), struct offsets (`OFFSETS`, from BTF or calibrated by `calibrate`) and tracepoint field
 //! offsets (`FIELDS`, from tracefs format files).
 #![no_std]
 #![no_main]
 
+mod calibrate;
 mod emit;
 mod maps;
 mod sched;

@@ -5,8 +5,9 @@ use aya_ebpf::{
     maps::{Array, HashMap, PerCpuArray, PerCpuHashMap, RingBuf},
 };
 use slim_common::{
-    Config, Event, KernelOffsets, LocalSyscalls, MntnsCache, RegsLayout, SeenKey, SocketKey,
-    SyscallSpec, TracepointFields, MAX_SYSCALLS, REGS_WINDOW_CAP, SYSCALL_WORDS,
+    CalibrationRequest, Config, Event, KernelOffsets, LocalSyscalls, MntnsCache, RegsLayout,
+    SeenKey, SocketKey, SyscallSpec, TracepointFields, CALIBRATION_CHUNK, MAX_SYSCALLS,
+    REGS_WINDOW_CAP, SYSCALL_WORDS,
 };
 
 /// Ring buffer of [`Event`] records (variable length: header + path bytes).
@@ -81,7 +82,15 @@ pub static REGS_COPY: PerCpuArray<[u8; REGS_WINDOW_CAP]> = PerCpuArray::with_max
 #[map]
 pub static SCRATCH: PerCpuArray<Event> = PerCpuArray::with_max_entries(1, 0);
 
-/// Struct offsets from the running kernel's BTF.
+/// Element 0: the pending [`CalibrationRequest`] (calibration only).
+#[map]
+pub static CALIBRATION: Array<CalibrationRequest> = Array::with_max_entries(1, 0);
+
+/// Element 0: the bytes the last calibration read returned.
+#[map]
+pub static CALIBRATION_DATA: Array<[u8; CALIBRATION_CHUNK]> = Array::with_max_entries(1, 0);
+
+/// Struct offsets of the running kernel (from BTF, or calibrated).
 #[unsafe(no_mangle)]
 pub static OFFSETS: KernelOffsets = KernelOffsets {
     task_nsproxy: 0,

@@ -149,6 +149,8 @@ pub struct RecorderReport {
     pub stats: RecorderStats,
     /// Relative paths whose base could not be known.
     pub unresolved: u64,
+    /// How the recorder found the mount-namespace struct offsets: `btf` or `calibrated`.
+    pub kernel_offsets: crate::tracer::OffsetsSource,
 }
 
 #[derive(Clone, Debug, Serialize)]

@@ -17,7 +17,7 @@ use slim_common::{event_kind, op, path_hash, relative_salt, SeenKey};
 use crate::{
     elf,
     syscalls::Arch,
-    tracer::{RawEvent, RawRecording, RecorderStats},
+    tracer::{OffsetsSource, RawEvent, RawRecording, RecorderStats},
 };
 
 pub use paths::normalize;
@@ -147,6 +147,8 @@ pub struct Recording {
     /// Sockets the app created: (address family, type).
     pub sockets: BTreeSet<(u32, u32)>,
     pub stats: RecorderStats,
+    /// Where the mount-namespace offsets came from (BTF, or calibrated without it).
+    pub offsets_source: OffsetsSource,
     /// Relative paths whose base (a directory fd) was unknown.
     pub unresolved: u64,
 }
@@ -215,6 +217,7 @@ impl Recording {
         let mut recording = Recording {
             arch: raw.arch,
             stats: raw.stats,
+            offsets_source: raw.offsets_source,
             ..Default::default()
         };
         let mut processes: HashMap<u32, Process> = HashMap::new();

@@ -22,6 +22,8 @@ pub enum BtfError {
     Missing,
     #[error("kernel BTF is malformed: {0}")]
     Malformed(&'static str),
+    #[error("it is not the running kernel's: {0}")]
+    WrongKernel(String),
     #[error("kernel BTF has no struct {0}")]
     NoStruct(String),
     #[error("kernel BTF: struct {strukt} has no member {member}")]

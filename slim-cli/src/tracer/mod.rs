@@ -5,6 +5,7 @@
 //! It knows nothing of containers or images: a scope is a set of pids or mount namespaces.
 
 mod btf;
+pub mod calibrate;
 mod event;
 mod specs;
 mod tracefs;
@@ -13,9 +14,10 @@ use std::{
     collections::{BTreeMap, BTreeSet, HashMap},
     fs,
     os::{fd::AsRawFd, unix::fs::MetadataExt},
+    path::PathBuf,
     sync::{
         atomic::{AtomicBool, AtomicU64, Ordering},
-        Arc,
+        Arc, OnceLock,
     },
     thread::JoinHandle,
     time::Instant,
@@ -57,8 +59,20 @@ pub enum TracerError {
     },
     #[error("tracepoint {tracepoint} has no field `{field}` on this kernel")]
     TracepointField { tracepoint: String, field: String },
-    #[error("the kernel has no BTF at /sys/kernel/btf/vmlinux (CONFIG_DEBUG_INFO_BTF): slim needs it to tell containers apart")]
-    NoBtf(#[source] btf::BtfError),
+    #[error("cannot use the BTF file {path} (--kernel-btf): give a BTF file of the running kernel (pahole, BTFHub) or `none`")]
+    BtfFile {
+        path: PathBuf,
+        #[source]
+        source: btf::BtfError,
+    },
+    #[error("cannot find where this kernel keeps a task's mount namespace: pass --kernel-btf FILE with the running kernel's BTF (BTFHub, or pahole on its vmlinux)")]
+    Offsets(#[source] calibrate::CalibrationError),
+    #[error("the kernel has no bpf() syscall: it needs CONFIG_BPF_SYSCALL=y (Linux 5.8 or newer)")]
+    NoBpfSyscall,
+    #[error("the kernel has no BPF ring buffer: slim needs Linux 5.8 or newer")]
+    NoRingBuffer,
+    #[error("the kernel cannot attach eBPF programs to tracepoints: it needs CONFIG_BPF_EVENTS=y and CONFIG_FTRACE_SYSCALLS=y")]
+    NoBpfEvents(#[source] aya::programs::ProgramError),
     #[error("unsupported architecture {0}: slim records on x86_64 and aarch64")]
     UnsupportedArch(&'static str),
     #[error("this slim was built without its eBPF recorder (AYA_BUILD_SKIP): rebuild after `cargo xtask setup`")]
@@ -79,6 +93,50 @@ pub enum TracerError {
         #[source]
         source: aya::maps::MapError,
     },
+}
+
+/// Where the recorder gets the running kernel's type information (global `--kernel-btf`).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum KernelBtf {
+    /// `/sys/kernel/btf/vmlinux`, calibrating when the kernel has none.
+    #[default]
+    System,
+    /// A BTF file of the running kernel (pahole, BTFHub).
+    File(PathBuf),
+    /// Act as on a kernel without BTF: calibrate.
+    None,
+}
+
+impl std::str::FromStr for KernelBtf {
+    type Err = std::convert::Infallible;
+
+    fn from_str(value: &str) -> Result<Self, Self::Err> {
+        Ok(match value {
+            "none" => Self::None,
+            "" | "system" => Self::System,
+            path => Self::File(PathBuf::from(path)),
+        })
+    }
+}
+
+static KERNEL_BTF: OnceLock<KernelBtf> = OnceLock::new();
+
+/// Sets where every recorder of this process gets kernel types from (once, at start-up).
+pub fn use_kernel_btf(source: KernelBtf) {
+    let _ = KERNEL_BTF.set(source);
+}
+
+/// How the mount-namespace offsets were obtained.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum OffsetsSource {
+    /// Not needed (recording by pid).
+    #[default]
+    Unused,
+    /// From BTF, confirmed on the running kernel.
+    Btf,
+    /// Found by calibration (no BTF).
+    Calibrated,
 }
 
 /// Which tasks are recorded.
@@ -124,6 +182,8 @@ pub struct RawRecording {
     pub seen: HashMap<SeenKey, u32>,
     /// Open flags that mark directory opens on this architecture.
     pub dir_open_flags: u32,
+    /// Where the mount-namespace offsets came from.
+    pub offsets_source: OffsetsSource,
 }
 
 /// Syscall numbers of one mount namespace, split by [`phase`]: what processes did before their
@@ -172,6 +232,7 @@ pub struct Recorder {
     poller: Option<Poller>,
     arch: Arch,
     dir_open_flags: u32,
+    offsets_source: OffsetsSource,
     started: Instant,
 }
 
@@ -252,46 +313,89 @@ impl Recorder {
         }
         let tracefs = tracefs::ensure_mounted()?;
         let fields = tracefs::read_fields(&tracefs)?;
-        let btf = btf::Btf::from_sys_fs();
-        let (offsets, regs) = match &btf {
-            Ok(btf) => (btf.kernel_offsets(), btf.regs_layout(arch)),
-            Err(_) => (Err(btf::BtfError::Missing), Err(btf::BtfError::Missing)),
-        };
-        let offsets = match offsets {
-            Ok(offsets) => offsets,
-            Err(err) if scope == Scope::Pids => {
-                tracing::debug!("no kernel offsets ({err}): recording by pid only");
-                Default::default()
-            }
-            Err(err) => return Err(TracerError::NoBtf(err)),
+        let source = KERNEL_BTF.get().cloned().unwrap_or_default();
+        let btf = match &source {
+            KernelBtf::System => btf::Btf::from_sys_fs(),
+            KernelBtf::File(path) => Some(btf::Btf::from_file(path))
+                .transpose()
+                .map_err(|source| TracerError::BtfFile {
+                    path: path.clone(),
+                    source,
+                })?
+                .ok_or(btf::BtfError::Missing),
+            KernelBtf::None => Err(btf::BtfError::Missing),
         };
         if let Err(err) = &btf {
             tracing::debug!("no kernel BTF: {err}");
         }
-        let regs = match regs {
-            Ok(regs) if regs.window_len as usize <= slim_common::REGS_WINDOW_CAP => regs,
-            Ok(regs) => {
+        let known =
+            match (&btf, &source) {
+                (Ok(btf), KernelBtf::File(path)) => Some(btf.kernel_offsets().map_err(
+                    |source| TracerError::BtfFile {
+                        path: path.clone(),
+                        source,
+                    },
+                )?),
+                (Ok(btf), _) => btf.kernel_offsets().ok(),
+                (Err(_), _) => None,
+            };
+        let (offsets, offsets_source) = if scope == Scope::Pids {
+            (known.unwrap_or_default(), OffsetsSource::Unused)
+        } else {
+            let calibrated = calibrate::calibrate(OBJECT, known).map_err(|err| match err {
+                calibrate::CalibrationError::Mismatch { .. }
+                    if matches!(source, KernelBtf::File(_)) =>
+                {
+                    let KernelBtf::File(path) = &source else {
+                        unreachable!()
+                    };
+                    TracerError::BtfFile {
+                        path: path.clone(),
+                        source: btf::BtfError::WrongKernel(err.to_string()),
+                    }
+                }
+                err => explain_calibration(err),
+            })?;
+            tracing::debug!(
+                offsets = ?calibrated.offsets,
+                reads = calibrated.reads,
+                ms = calibrated.elapsed.as_millis() as u64,
+                from_btf = known.is_some(),
+                "mount namespace offsets confirmed"
+            );
+            let source = if known.is_some() {
+                OffsetsSource::Btf
+            } else {
+                OffsetsSource::Calibrated
+            };
+            (calibrated.offsets, source)
+        };
+        let regs = match btf.as_ref().map(|btf| btf.regs_layout(arch)) {
+            Ok(Ok(regs)) if regs.window_len as usize <= slim_common::REGS_WINDOW_CAP => regs,
+            Ok(Ok(regs)) => {
                 tracing::debug!(
                     "pt_regs layout spans {} bytes: using {arch}'s",
                     regs.window_len
                 );
-                match arch {
-                    Arch::X86_64 => RegsLayout::X86_64,
-                    Arch::Aarch64 => RegsLayout::AARCH64,
-                }
+                fixed_regs_layout(arch)
             }
-            Err(err) => {
+            Ok(Err(err)) => {
                 tracing::debug!("pt_regs layout not in BTF ({err}): using {arch}'s");
-                match arch {
-                    Arch::X86_64 => RegsLayout::X86_64,
-                    Arch::Aarch64 => RegsLayout::AARCH64,
-                }
+                fixed_regs_layout(arch)
             }
+            Err(_) => fixed_regs_layout(arch),
         };
         let host_mntns = mount_namespace("self").unwrap_or(0);
         let dir_open_flags = dir_open_flags(arch);
 
+        let loader_btf = match &source {
+            KernelBtf::System => aya::Btf::from_sys_fs().ok(),
+            KernelBtf::File(path) => aya::Btf::parse_file(path, aya::Endianness::default()).ok(),
+            KernelBtf::None => None,
+        };
         let mut ebpf = EbpfLoader::new()
+            .btf(loader_btf.as_ref())
+            .map_max_entries("EVENTS", ring_buffer_size())
             .override_global("OFFSETS", &offsets, true)
             .override_global("FIELDS", &fields, true)
             .override_global("REGS", &regs, true)
@@ -302,7 +406,7 @@ impl Recorder {
                 {
                     TracerError::NotPrivileged
                 }
-                _ => TracerError::Load(err),
+                _ => explain_load_error(err),
             })?;
 
         let mut specs: Array<MapData, slim_common::SyscallSpec> = take(&mut ebpf, "SYSCALL_SPECS")?;
@@ -387,7 +491,7 @@ impl Recorder {
             .map_err(|source| TracerError::Program { program, source })?;
         sys_exit
             .attach("sys_exit")
-            .map_err(|source| TracerError::Program { program, source })?;
+            .map_err(TracerError::NoBpfEvents)?;
         tracing::debug!(?offsets, ?fields, "recorder attached");
 
         Ok(Self {
@@ -403,6 +507,7 @@ impl Recorder {
             poller: Some(poller),
             arch,
             dir_open_flags,
+            offsets_source,
             started: Instant::now(),
         })
     }
@@ -521,6 +626,7 @@ impl Recorder {
             sockets,
             seen,
             dir_open_flags: self.dir_open_flags,
+            offsets_source: self.offsets_source,
         })
     }
 
@@ -547,6 +653,42 @@ impl Drop for Recorder {
             poller.stop.store(true, Ordering::Relaxed);
             let _ = poller.thread.join();
         }
+    }
+}
+
+/// The architecture's own `struct pt_regs` layout (the fallback when BTF has none).
+fn fixed_regs_layout(arch: Arch) -> RegsLayout {
+    match arch {
+        Arch::X86_64 => RegsLayout::X86_64,
+        Arch::Aarch64 => RegsLayout::AARCH64,
+    }
+}
+
+/// 16 MiB, rounded up to whole pages of the running kernel (a ring buffer is a power-of-two
+/// number of pages: 16 KiB pages on Raspberry Pi 5 kernels, 64 KiB on some arm64 servers).
+fn ring_buffer_size() -> u32 {
+    (16u32 << 20)
+        .max(calibrate::page_size())
+        .next_power_of_two()
+}
+
+/// Names the kernel option behind a load failure when it is one.
+fn explain_load_error(err: aya::EbpfError) -> TracerError {
+    if let aya::EbpfError::MapError(aya::maps::MapError::CreateError { name, io_error }) = &err {
+        match io_error.raw_os_error() {
+            Some(libc::ENOSYS) => return TracerError::NoBpfSyscall,
+            Some(libc::EINVAL) if name == "EVENTS" => return TracerError::NoRingBuffer,
+            _ => {}
+        }
+    }
+    TracerError::Load(err)
+}
+
+fn explain_calibration(err: calibrate::CalibrationError) -> TracerError {
+    match err {
+        calibrate::CalibrationError::Load(err) => explain_load_error(err),
+        calibrate::CalibrationError::Attach(source) => TracerError::NoBpfEvents(source),
+        err => TracerError::Offsets(err),
     }
 }
 

@@ -152,6 +152,7 @@ pub async fn run(args: BuildArgs, shutdown: Shutdown) -> Result<ExitCode> {
         recorder: RecorderReport {
             stats: recording.stats,
             unresolved: recording.unresolved,
+            kernel_offsets: recording.offsets_source,
         },
         timings_ms: timings,
         kept: summary.kept_by_reason.clone(),
@@ -254,6 +255,7 @@ pub async fn profile(args: ProfileArgs, shutdown: Shutdown) -> Result<ExitCode> 
         "recorder": RecorderReport {
             stats: recorded.recording.stats,
             unresolved: recorded.recording.unresolved,
+            kernel_offsets: recorded.recording.offsets_source,
         },
         "timings_ms": timings,
         "syscalls": recorded.recording.syscall_names(),

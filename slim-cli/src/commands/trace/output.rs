@@ -44,6 +44,7 @@ pub fn print_json(recording: &Recording, head: serde_json::Value) -> Result<()> 
             "truncated": recording.stats.truncated,
             "read_failed": recording.stats.read_failed,
             "unresolved": recording.unresolved,
+            "kernel_offsets": recording.offsets_source,
             "complete": recording.stats.lost == 0,
         },
     });
