@@ -143,6 +143,70 @@ fn build_without_kernel_btf_keeps_the_same_files() {
     );
 }
 
+/// A 32-bit app (Debian's i386 busybox and libc, or armhf on an arm64 host) runs natively on the
+/// 64-bit kernel: its syscalls arrive with the 32-bit numbers, its opens are still recorded,
+/// and its seccomp profile lists the 32-bit architecture next to the 64-bit one.
+#[test]
+fn a_32bit_app_is_slimmed_and_verified_under_its_seccomp_profile() {
+    if !is_root("a_32bit_app_is_slimmed_and_verified_under_its_seccomp_profile") {
+        return;
+    }
+    let (image, scmp_arch, libc) = match std::env::consts::ARCH {
+        "x86_64" => (
+            "slim-test/httpd-i386:fat",
+            "SCMP_ARCH_X86",
+            "/lib/i386-linux-gnu/libc.so.6",
+        ),
+        "aarch64" => (
+            "slim-test/httpd-armhf:fat",
+            "SCMP_ARCH_ARM",
+            "/lib/arm-linux-gnueabihf/libc.so.6",
+        ),
+        other => {
+            eprintln!("skipping: no 32-bit image for {other}");
+            return;
+        }
+    };
+    assert!(
+        image_present(image),
+        "{image} is missing: run `cargo xtask fixtures`"
+    );
+    let _serial = serial();
+    let out_dir = TempDir::new("build-32bit");
+    let _slim = Image("slim-test/httpd-32bit.slim:test".into());
+    let out = slim()
+        .args([
+            "build",
+            "--tag",
+            "slim-test/httpd-32bit.slim:test",
+            "--output-dir",
+        ])
+        .arg(&out_dir.0)
+        .arg(image)
+        .output()
+        .unwrap();
+    assert_success(&out);
+    let report: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out_dir.0.join("report.json")).unwrap()).unwrap();
+    check_report(&report, 2.0);
+    let seccomp: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out_dir.0.join("seccomp.json")).unwrap()).unwrap();
+    let arches = seccomp["architectures"].as_array().unwrap();
+    assert!(arches.iter().any(|a| a == scmp_arch), "{arches:?}");
+    assert_eq!(arches.len(), 2, "{arches:?}");
+    assert_eq!(
+        report["verify"]["under"],
+        serde_json::json!(["seccomp.json"])
+    );
+    let files = std::fs::read_to_string(out_dir.0.join("files.txt")).unwrap();
+    for (path, reason) in [(libc, "opened"), ("/www/index.html", "opened")] {
+        assert!(
+            files.contains(&format!("{path}\t{reason}")),
+            "{path} not {reason}: {files}"
+        );
+    }
+}
+
 #[test]
 fn arm64_python_http_server_is_slimmed_and_verified_under_emulation() {
     if !is_root("arm64_python_http_server_is_slimmed_and_verified_under_emulation") {

@@ -241,6 +241,9 @@ pub fn published_port(container: &str, container_port: u16) -> u16 {
 /// Builds the test app `tests/apps/NAME` as `slim-test/NAME:fat` and returns the tag.
 pub fn app_image(name: &str) -> String {
     require_base_image();
+    // Two tests building the same image at once make the engine fail one of them.
+    static BUILDING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _building = BUILDING.lock().unwrap_or_else(|e| e.into_inner());
     let tag = format!("slim-test/{name}:fat");
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("apps")

@@ -98,6 +98,17 @@ pub struct Config {
     /// Numbers of socket(2) and socketpair(2): their domain and type are counted in `SOCKETS`.
     pub socket_nr: u32,
     pub socketpair_nr: u32,
+    /// The same four calls in the 32-bit (compat) table (i386 on x86_64, arm on arm64), plus
+    /// `MAX_SYSCALLS`: the kernel side numbers both tables in one space.
+    pub compat_setns_nr: u32,
+    pub compat_unshare_nr: u32,
+    pub compat_socket_nr: u32,
+    pub compat_socketpair_nr: u32,
+    /// 1 where the return of an execve that loaded a 32-bit program still carries the 64-bit
+    /// number (arm64); 0 where the kernel rewrites it to the compat execve (x86_64 sets
+    /// `orig_ax = __NR_ia32_execve`).
+    pub exec_return_native: u32,
+    pub _pad: u32,
 }
 
 /// One CPU's cache of the scope verdict for the task that last ran a syscall on it: deciding
@@ -136,9 +147,18 @@ pub mod phase {
     pub const RUNTIME: u32 = 0;
     /// After it: the app (and `docker exec` commands, after their exec).
     pub const APP: u32 = 1;
+    /// Added to the phase in a `SYSCALLS` key when the numbers are of the 32-bit (compat)
+    /// table: a 32-bit task on a 64-bit kernel (i386 on x86_64, armhf on arm64).
+    pub const COMPAT: u32 = 2;
 }
 
-/// Key of the `SYSCALLS` bitmap hash: a mount namespace and a [`phase`].
+/// ARM's private syscalls (`__ARM_NR_BASE` 0x0f0000 + 1..=5: breakpoint, cacheflush, usr26,
+/// usr32, set_tls) are recorded at `ARM_PRIVATE_SLOT + (nr - 0x0f0000)`: past the 470 or so
+/// numbers of the arm table, inside the bitmap.
+pub const ARM_PRIVATE_BASE: u32 = 0x0f_0000;
+pub const ARM_PRIVATE_SLOT: u32 = 504;
+
+/// Key of the `SYSCALLS` bitmap hash: a mount namespace and a [`phase`] (plus `phase::COMPAT`).
 #[inline(always)]
 pub fn syscalls_key(mntns: u32, phase: u32) -> u64 {
     (phase as u64) << 32 | mntns as u64
@@ -247,11 +267,18 @@ pub struct RegsLayout {
     /// Arguments 0..=5: x86_64 `di si dx r10 r8 r9`; arm64 `orig_x0` (x0 holds the return value
     /// at exit), then `regs[1..=5]`.
     pub args: [u32; 6],
+    /// Arguments 0..=5 of a 32-bit (compat) task's syscall: i386 `bx cx dx si di bp`; arm
+    /// `r0..r5` (the same slots as arm64's).
+    pub compat_args: [u32; 6],
+    /// The register telling a 32-bit task, and its test: `(reg & mask) == value`. x86_64: `cs`
+    /// is `__USER32_CS` (0x23); arm64: `pstate` has PSR_MODE32_BIT (0x10). Mask 0, value 1: never.
+    pub compat_at: u32,
+    pub compat_mask: u32,
+    pub compat_value: u32,
     /// The byte range of `struct pt_regs` holding the number and every argument, read with
     /// one copy: `window_start..window_start + window_len`.
     pub window_start: u32,
     pub window_len: u32,
-    pub _pad: u32,
 }
 
 /// Longest [`RegsLayout`] window the recorder copies (arm64's spans 280 bytes).
@@ -259,30 +286,58 @@ pub const REGS_WINDOW_CAP: usize = 320;
 
 impl RegsLayout {
     /// x86_64's `struct pt_regs` (arch/x86/include/asm/ptrace.h).
-    pub const X86_64: Self = Self::new(120, [112, 104, 96, 56, 72, 64]);
+    pub const X86_64: Self = Self::new(
+        120,
+        [112, 104, 96, 56, 72, 64],
+        [40, 88, 96, 104, 112, 32],
+        (136, 0xffff, 0x23),
+    );
     /// arm64's `struct pt_regs` (arch/arm64/include/asm/ptrace.h).
-    pub const AARCH64: Self = Self::new(280, [272, 8, 16, 24, 32, 40]);
+    pub const AARCH64: Self = Self::new(
+        280,
+        [272, 8, 16, 24, 32, 40],
+        [272, 8, 16, 24, 32, 40],
+        (264, 0x10, 0x10),
+    );
 
-    /// The layout with its copy window computed from the offsets.
-    pub const fn new(nr: u32, args: [u32; 6]) -> Self {
+    /// The layout with its copy window computed from the offsets; `compat` is
+    /// (offset, mask, value) of the 32-bit-task test.
+    pub const fn new(
+        nr: u32,
+        args: [u32; 6],
+        compat_args: [u32; 6],
+        compat: (u32, u32, u32),
+    ) -> Self {
         let mut start = nr;
         let mut end = nr + 8;
-        let mut i = 0;
-        while i < 6 {
-            if args[i] < start {
-                start = args[i];
+        if compat.1 != 0 {
+            if compat.0 < start {
+                start = compat.0;
             }
-            if args[i] + 8 > end {
-                end = args[i] + 8;
+            if compat.0 + 8 > end {
+                end = compat.0 + 8;
+            }
+        }
+        let mut i = 0;
+        while i < 12 {
+            let at = if i < 6 { args[i] } else { compat_args[i - 6] };
+            if at < start {
+                start = at;
+            }
+            if at + 8 > end {
+                end = at + 8;
             }
             i += 1;
         }
         Self {
             nr,
             args,
+            compat_args,
+            compat_at: compat.0,
+            compat_mask: compat.1,
+            compat_value: compat.2,
             window_start: start,
             window_len: end - start,
-            _pad: 0,
         }
     }
 }
@@ -347,12 +402,12 @@ pub struct Event {
 const _: () = assert!(core::mem::size_of::<EventHeader>() == 56);
 const _: () = assert!(core::mem::size_of::<Event>() == 56 + PATH_CAP);
 const _: () = assert!(core::mem::size_of::<SyscallSpec>() == 8);
-const _: () = assert!(core::mem::size_of::<Config>() == 32);
+const _: () = assert!(core::mem::size_of::<Config>() == 56);
 const _: () = assert!(core::mem::size_of::<MntnsCache>() == 32);
 const _: () = assert!(core::mem::size_of::<LocalSyscalls>() == 8 + 8 * SYSCALL_WORDS);
 const _: () = assert!(core::mem::size_of::<KernelOffsets>() == 16);
 const _: () = assert!(core::mem::size_of::<TracepointFields>() == 16);
-const _: () = assert!(core::mem::size_of::<RegsLayout>() == 40);
+const _: () = assert!(core::mem::size_of::<RegsLayout>() == 72);
 
 /// Key of the in-kernel dedup table `SEEN`: a path already reported for this namespace and outcome.
 /// Its value counts how many times it was seen; user space computes the same [`path_hash`].

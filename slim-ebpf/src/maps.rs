@@ -34,9 +34,10 @@ pub static SCOPE_MNTNS: HashMap<u32, u32> = HashMap::with_max_entries(64, 0);
 #[map]
 pub static IGNORED_MNTNS: HashMap<u32, u32> = HashMap::with_max_entries(8192, 0);
 
-/// What each syscall number of the running architecture does with paths.
+/// What each syscall number of the running architecture does with paths; from `MAX_SYSCALLS` on,
+/// the same for its 32-bit (compat) table: i386 on x86_64, arm on arm64.
 #[map]
-pub static SYSCALL_SPECS: Array<SyscallSpec> = Array::with_max_entries(MAX_SYSCALLS as u32, 0);
+pub static SYSCALL_SPECS: Array<SyscallSpec> = Array::with_max_entries(2 * MAX_SYSCALLS as u32, 0);
 
 /// Syscall numbers used, one bitmap per (mount namespace, phase) (`slim_common::syscalls_key`;
 /// per CPU: no atomics needed).
@@ -73,6 +74,11 @@ pub static LOCAL_SYSCALLS: PerCpuArray<LocalSyscalls> = PerCpuArray::with_max_en
 /// A plain hash (an LRU insert costs far more): when it is full, new paths are simply sent
 /// every time, which user space folds anyway.
 pub static SEEN: HashMap<SeenKey, u32> = HashMap::with_max_entries(131072, 0);
+
+/// Per CPU: the thread whose exec this CPU saw last, until its next syscall return (the
+/// execve's own, still a 64-bit call when a 32-bit program was loaded).
+#[map]
+pub static EXEC_TID: PerCpuArray<u32> = PerCpuArray::with_max_entries(1, 0);
 
 /// Per CPU: the copy of the syscall's `pt_regs` window (number and arguments).
 #[map]

@@ -9,7 +9,7 @@ use slim_common::{event_kind, phase};
 
 use crate::{
     emit::{read_path, scratch, submit, Source},
-    maps::{fields, APP_PIDS, BASE_GENERATION, CONFIG, TRACKED_PIDS},
+    maps::{fields, APP_PIDS, BASE_GENERATION, CONFIG, EXEC_TID, TRACKED_PIDS},
     scope::{current_in_scope, current_in_scope_refresh},
 };
 
@@ -35,6 +35,11 @@ fn try_exec(ctx: &TracePointContext) -> Option<()> {
     // Re-decided at every exec: `docker exec` enters the container's namespaces with setns()
     // and then execs the command, so it is caught from its first program on.
     let task = current_in_scope_refresh(true)?;
+    // The execve's own return comes next, with the registers of the new program's mode: it
+    // is still a 64-bit call even when a 32-bit program was loaded.
+    if let Some(exec_tid) = EXEC_TID.get_ptr_mut(0) {
+        unsafe { *exec_tid = task.tid };
+    }
     if task.phase != phase::APP {
         // From here on this process is the app, not the runtime setting it up. Every CPU may
         // hold a verdict for this task from before the exec (it migrates), so the generation

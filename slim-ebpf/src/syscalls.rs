@@ -9,15 +9,15 @@ use aya_ebpf::{
     helpers::bpf_probe_read_kernel_buf, macros::raw_tracepoint, programs::RawTracePointContext,
 };
 use slim_common::{
-    event_kind, op, relative_salt, syscalls_key, SocketKey, SyscallSpec, AT_FDCWD, MAX_SYSCALLS,
-    NO_ARG, REGS_WINDOW_CAP, SYSCALL_WORDS,
+    event_kind, op, phase, relative_salt, syscalls_key, SocketKey, SyscallSpec, ARM_PRIVATE_BASE,
+    ARM_PRIVATE_SLOT, AT_FDCWD, MAX_SYSCALLS, NO_ARG, REGS_WINDOW_CAP, SYSCALL_WORDS,
 };
 
 use crate::{
     emit::{read_path, scratch, submit, submit_deduplicated, Source},
     maps::{
-        regs_layout, BASE_GENERATION, CONFIG, LOCAL_SYSCALLS, REGS_COPY, SOCKETS, SYSCALLS,
-        SYSCALL_SPECS,
+        regs_layout, BASE_GENERATION, CONFIG, EXEC_TID, LOCAL_SYSCALLS, REGS_COPY, SOCKETS,
+        SYSCALLS, SYSCALL_SPECS,
     },
     scope::{current_in_scope, Task},
 };
@@ -66,21 +66,50 @@ fn try_sys_exit(ctx: &RawTracePointContext) -> Option<()> {
             _ => 0,
         }
     };
-    let nr = word(layout.nr) as i64;
-    if nr < 0 || nr >= MAX_SYSCALLS as i64 {
+    // A 32-bit task (i386 on x86_64, armhf on arm64): its numbers are the compat table's and
+    // its arguments 32-bit values in other registers. Computed without branches (0 or 1), so
+    // the verifier does not walk the rest of the program twice.
+    let test = (word(layout.compat_at) & layout.compat_mask as u64) ^ layout.compat_value as u64;
+    let mut compat = ((test | test.wrapping_neg()) >> 63) ^ 1;
+    // The return of an execve that loaded a 32-bit program: on arm64 its number is still the
+    // 64-bit execve's (x86_64 rewrites it to the 32-bit one itself).
+    if let Some(exec_tid) = EXEC_TID.get_ptr_mut(0) {
+        let other = (unsafe { *exec_tid } ^ task.tid) as u64;
+        let exec_return = ((other | other.wrapping_neg()) >> 63) ^ 1;
+        let native = CONFIG.get(0).map_or(0, |c| c.exec_return_native as u64 & 1);
+        compat &= (exec_return & native) ^ 1;
+        unsafe { *exec_tid = 0 };
+    }
+    let width = u64::MAX >> (compat * 32);
+    let mut nr = word(layout.nr) & width;
+    // ARM's private calls (set_tls...) go to their slot; no 64-bit table has such numbers.
+    let private = nr.wrapping_sub(ARM_PRIVATE_BASE as u64);
+    if private < 8 {
+        nr = ARM_PRIVATE_SLOT as u64 + private;
+    }
+    if nr >= MAX_SYSCALLS as u64 {
         return None;
     }
     let nr = nr as u32;
-    if nr == setns_or_unshare(nr) {
+    let compat = compat as u32;
+    // Syscall numbers of both tables in one space: compat ones from MAX_SYSCALLS on.
+    let any_nr = nr + compat * MAX_SYSCALLS as u32;
+    let arg_word = |i: usize| -> u64 {
+        let native = layout.args[i];
+        let offset =
+            native.wrapping_add(compat.wrapping_mul(layout.compat_args[i].wrapping_sub(native)));
+        word(offset) & width
+    };
+    if any_nr == setns_or_unshare(any_nr) {
         // It may have left the scope: decide again at its next syscall.
         crate::scope::forget_current();
     }
-    mark_syscall(&task, nr);
-    if ret >= 0 && nr == socket_or_socketpair(nr) {
-        count_socket(&task, word(layout.args[0]), word(layout.args[1]));
+    mark_syscall(&task, nr, compat);
+    if ret >= 0 && any_nr == socket_or_socketpair(any_nr) {
+        count_socket(&task, arg_word(0), arg_word(1));
         return None;
     }
-    let spec = *SYSCALL_SPECS.get(nr)?;
+    let spec = *SYSCALL_SPECS.get(any_nr)?;
     if spec.op == op::NONE {
         return None;
     }
@@ -94,7 +123,7 @@ fn try_sys_exit(ctx: &RawTracePointContext) -> Option<()> {
         if !used(&spec, i as u8) {
             return 0;
         }
-        word(layout.args[i])
+        arg_word(i)
     };
     let call = Call {
         nr,
@@ -107,20 +136,35 @@ fn try_sys_exit(ctx: &RawTracePointContext) -> Option<()> {
     Some(())
 }
 
-/// `nr` when it is setns or unshare, else a value no syscall has.
+/// `nr` (both tables' space: compat numbers from `MAX_SYSCALLS` on) when it is setns or
+/// unshare, else a value no syscall has.
 #[inline(always)]
 fn setns_or_unshare(nr: u32) -> u32 {
     match CONFIG.get(0) {
-        Some(c) if nr == c.setns_nr || nr == c.unshare_nr => nr,
+        Some(c)
+            if nr == c.setns_nr
+                || nr == c.unshare_nr
+                || nr == c.compat_setns_nr
+                || nr == c.compat_unshare_nr =>
+        {
+            nr
+        }
         _ => u32::MAX,
     }
 }
 
-/// `nr` when it is socket or socketpair, else a value no syscall has.
+/// `nr` (both tables' space) when it is socket or socketpair, else a value no syscall has.
 #[inline(always)]
 fn socket_or_socketpair(nr: u32) -> u32 {
     match CONFIG.get(0) {
-        Some(c) if nr == c.socket_nr || nr == c.socketpair_nr => nr,
+        Some(c)
+            if nr == c.socket_nr
+                || nr == c.socketpair_nr
+                || nr == c.compat_socket_nr
+                || nr == c.compat_socketpair_nr =>
+        {
+            nr
+        }
         _ => u32::MAX,
     }
 }
@@ -152,9 +196,12 @@ fn used(spec: &SyscallSpec, index: u8) -> bool {
         || (spec.op == op::FCHDIR && index == 0)
 }
 
-fn mark_syscall(task: &Task, nr: u32) {
+/// Marks `nr` in the bitmap of the task's (namespace, phase), `compat` (0 or 1) telling the
+/// 32-bit table's bitmap.
+fn mark_syscall(task: &Task, nr: u32, compat: u32) {
     let mntns = task.mntns;
-    let used = 1 + task.phase;
+    let phase = task.phase + compat * phase::COMPAT;
+    let used = 1 + phase;
     if let Some(local) = LOCAL_SYSCALLS.get_ptr_mut(0) {
         let local = unsafe { &mut *local };
         if local.used == 0 {
@@ -168,7 +215,7 @@ fn mark_syscall(task: &Task, nr: u32) {
             return;
         }
     }
-    let key = syscalls_key(mntns, task.phase);
+    let key = syscalls_key(mntns, phase);
     let words = match SYSCALLS.get_ptr_mut(&key) {
         Some(words) => words,
         None => {

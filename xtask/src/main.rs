@@ -51,7 +51,8 @@ fn run() -> Result<()> {
         Some("fixtures") => {
             setup::run()?;
             fixtures::base_image()?;
-            fixtures::arm64_base_image()
+            fixtures::arm64_base_image()?;
+            fixtures::native_32bit_images()
         }
         Some("bench") => bench::run(rest),
         Some("dist") => {

@@ -28,6 +28,7 @@ pub fn run(extra: &[String]) -> Result<()> {
     setup::run()?;
     fixtures::base_image()?;
     fixtures::arm64_base_image()?;
+    fixtures::native_32bit_images()?;
     run_tests(extra)?;
     if !extra.is_empty() {
         return Ok(()); // a filtered run: only the matching host tests

@@ -117,7 +117,7 @@ pub struct ProfilesReport {
 pub struct SeccompReport {
     pub file: &'static str,
     pub operator_file: &'static str,
-    pub architecture: &'static str,
+    pub architectures: Vec<&'static str>,
     /// Syscalls allowed, and how many of them the app made, the runtime needs, or are fixed.
     pub allowed: usize,
     pub from_app: usize,

@@ -189,6 +189,8 @@ fn oci_manifest(index: &Value, read_json: &JsonReader<'_>) -> Result<Value, Imag
     let host = crate::syscalls::Arch::host().map(|a| match a {
         crate::syscalls::Arch::X86_64 => "amd64",
         crate::syscalls::Arch::Aarch64 => "arm64",
+        crate::syscalls::Arch::X86 => "386",
+        crate::syscalls::Arch::Arm => "arm",
     });
     let chosen = manifests
         .iter()

@@ -180,10 +180,13 @@ const ENOSYS: u32 = 38;
 /// errno of the default action (EPERM, as Docker's default profile).
 const EPERM: u32 = 1;
 
-/// A seccomp profile for one architecture.
+/// A seccomp profile for one architecture, plus its 32-bit compat architecture when the app ran
+/// 32-bit processes.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SeccompProfile {
     pub arch: Arch,
+    /// The 32-bit architecture (SCMP_ARCH_X86, SCMP_ARCH_ARM) whose calls the app made too.
+    pub compat: Option<Arch>,
     /// Allowed syscalls (libseccomp names) and why (the strongest reason: app first).
     pub allowed: BTreeMap<String, Origin>,
     /// Syscalls answered with ENOSYS.
@@ -214,17 +217,38 @@ struct DockerRule<'a> {
 impl SeccompProfile {
     /// The profile for an app that made the syscalls `app` (numbers of `arch`).
     pub fn generate(arch: Arch, app: &BTreeSet<u32>) -> Self {
+        Self::generate_with_compat(arch, app, &BTreeSet::new())
+    }
+
+    /// The profile for an app whose 64-bit processes made `app` (numbers of `arch`) and whose
+    /// 32-bit processes made `compat_app` (numbers of `arch.compat()`). The container runtime
+    /// runs 64-bit whatever the app is, so `arch` is always listed; the compat architecture only
+    /// when 32-bit calls were seen. A Docker profile has one list of names, which libseccomp
+    /// resolves on each listed architecture.
+    pub fn generate_with_compat(
+        arch: Arch,
+        app: &BTreeSet<u32>,
+        compat_app: &BTreeSet<u32>,
+    ) -> Self {
+        let compat = arch.compat().filter(|_| !compat_app.is_empty());
         let mut allowed = BTreeMap::new();
         let mut unnamed = Vec::new();
-        for &nr in app {
-            match arch.name(nr) {
+        let recorded = app.iter().map(|&nr| (arch, nr)).chain(
+            compat
+                .iter()
+                .flat_map(|&c| compat_app.iter().map(move |&nr| (c, nr))),
+        );
+        for (table, nr) in recorded {
+            match table.name(nr) {
                 Some(name) => {
                     allowed.insert(name.to_owned(), Origin::App);
                 }
                 None => unnamed.push(nr),
             }
         }
-        let known = |name: &&&str| arch.number(name).is_some();
+        let known = |name: &&&str| {
+            arch.number(name).is_some() || compat.is_some_and(|c| c.number(name).is_some())
+        };
         for group in RUNTIME_GROUPS {
             for name in group.syscalls.iter().filter(known) {
                 allowed.entry((*name).to_owned()).or_insert(Origin::Runtime);
@@ -241,6 +265,7 @@ impl SeccompProfile {
             .collect();
         Self {
             arch,
+            compat,
             allowed,
             enosys,
             unnamed,
@@ -257,12 +282,12 @@ impl SeccompProfile {
         self.allowed.values().filter(|o| **o == origin).count()
     }
 
-    /// libseccomp's architecture token.
-    pub fn scmp_arch(&self) -> &'static str {
-        match self.arch {
-            Arch::X86_64 => "SCMP_ARCH_X86_64",
-            Arch::Aarch64 => "SCMP_ARCH_AARCH64",
-        }
+    /// libseccomp's architecture tokens: the 64-bit one, then the compat one if used.
+    pub fn scmp_arches(&self) -> Vec<&'static str> {
+        std::iter::once(self.arch)
+            .chain(self.compat)
+            .map(Arch::scmp_arch)
+            .collect()
     }
 
     /// Docker's format, pretty-printed, deterministic (same recording, same bytes).
@@ -282,7 +307,7 @@ impl SeccompProfile {
         let profile = DockerProfile {
             default_action: "SCMP_ACT_ERRNO",
             default_errno_ret: EPERM,
-            architectures: vec![self.scmp_arch()],
+            architectures: self.scmp_arches(),
             syscalls,
         };
         let mut text = serde_json::to_string_pretty(&profile).expect("plain data serializes");
@@ -300,7 +325,9 @@ impl SeccompProfile {
         out.push_str("spec:\n");
         out.push_str("  defaultAction: SCMP_ACT_ERRNO\n");
         out.push_str("  architectures:\n");
-        out.push_str(&format!("  - {}\n", self.scmp_arch()));
+        for arch in self.scmp_arches() {
+            out.push_str(&format!("  - {arch}\n"));
+        }
         out.push_str("  syscalls:\n");
         out.push_str("  - action: SCMP_ACT_ALLOW\n    names:\n");
         for name in self.allowed.keys() {
@@ -370,6 +397,45 @@ mod tests {
         assert!(!x86.allowed.contains_key("pread"));
         assert!(arm.to_docker_json().contains("SCMP_ARCH_AARCH64"));
         assert!(!arm.to_docker_json().contains("SCMP_ARCH_X86"));
+    }
+
+    #[test]
+    fn a_32bit_app_adds_its_compat_architecture_and_names() {
+        let app = numbers(Arch::X86_64, &["accept4"]);
+        let compat = numbers(
+            Arch::X86,
+            &["set_thread_area", "socketcall", "_llseek", "openat"],
+        );
+        let profile = SeccompProfile::generate_with_compat(Arch::X86_64, &app, &compat);
+        assert_eq!(profile.scmp_arches(), ["SCMP_ARCH_X86_64", "SCMP_ARCH_X86"]);
+        for name in [
+            "set_thread_area",
+            "socketcall",
+            "_llseek",
+            "openat",
+            "accept4",
+        ] {
+            assert_eq!(profile.allowed[name], Origin::App, "{name}");
+        }
+        let json: serde_json::Value = serde_json::from_str(&profile.to_docker_json()).unwrap();
+        assert_eq!(
+            json["architectures"],
+            serde_json::json!(["SCMP_ARCH_X86_64", "SCMP_ARCH_X86"])
+        );
+        assert!(profile
+            .to_operator_yaml("x")
+            .contains("  - SCMP_ARCH_X86\n"));
+        // No 32-bit call seen: the 64-bit architecture alone.
+        let native = SeccompProfile::generate_with_compat(Arch::Aarch64, &[56].into(), &[].into());
+        assert_eq!(native.scmp_arches(), ["SCMP_ARCH_AARCH64"]);
+        // arm's private set_tls is named from its recorder slot.
+        let arm = SeccompProfile::generate_with_compat(
+            Arch::Aarch64,
+            &[56].into(),
+            &[slim_common::ARM_PRIVATE_SLOT + 5].into(),
+        );
+        assert_eq!(arm.scmp_arches(), ["SCMP_ARCH_AARCH64", "SCMP_ARCH_ARM"]);
+        assert_eq!(arm.allowed["set_tls"], Origin::App);
     }
 
     #[test]

@@ -144,6 +144,9 @@ pub struct Recording {
     pub app_syscalls: BTreeSet<u32>,
     /// The ones only the container runtime made before the exec (set-up: never in a profile).
     pub runtime_syscalls: BTreeSet<u32>,
+    /// What 32-bit processes of the app called: numbers of the compat table
+    /// (`arch.compat()`: i386 on x86_64, arm on arm64). Empty for a 64-bit app.
+    pub compat_app_syscalls: BTreeSet<u32>,
     /// Sockets the app created: (address family, type).
     pub sockets: BTreeSet<(u32, u32)>,
     pub stats: RecorderStats,
@@ -271,12 +274,16 @@ impl Recording {
         };
         for (_, numbers) in raw.syscalls.iter().filter(|(ns, _)| wanted(ns)) {
             recording.syscall_numbers.extend(numbers.all());
+            recording.compat_app_syscalls.extend(&numbers.compat_app);
             if filter.from_first_exec {
                 recording.app_syscalls.extend(&numbers.app);
                 recording.runtime_syscalls.extend(&numbers.runtime);
             } else {
                 // Processes already running never exec again: everything is the app's.
                 recording.app_syscalls.extend(numbers.all());
+                recording
+                    .compat_app_syscalls
+                    .extend(&numbers.compat_runtime);
             }
         }
         recording.runtime_syscalls = recording
@@ -380,16 +387,38 @@ impl Recording {
         }
     }
 
-    /// libseccomp names of the syscalls used (numbers without a name are shown as `#N`).
+    /// libseccomp names of the syscalls used, 64- and 32-bit (numbers without a name are shown
+    /// as `#N`), sorted.
     pub fn syscall_names(&self) -> Vec<String> {
-        self.names_of(&self.syscall_numbers)
+        let mut names = self.names_of(&self.syscall_numbers);
+        names.extend(self.compat_syscall_names());
+        names.sort();
+        names.dedup();
+        names
+    }
+
+    /// libseccomp names of the 32-bit processes' syscalls (compat table), sorted.
+    pub fn compat_syscall_names(&self) -> Vec<String> {
+        let compat = self.arch.and_then(Arch::compat);
+        Self::names_in(compat, &self.compat_app_syscalls)
+    }
+
+    /// Names of every syscall the app made, 64- and 32-bit, sorted and deduplicated.
+    pub fn app_syscall_names(&self) -> BTreeSet<String> {
+        let mut names: BTreeSet<String> = self.names_of(&self.app_syscalls).into_iter().collect();
+        names.extend(self.compat_syscall_names());
+        names
     }
 
     /// libseccomp names of `numbers` on the recording's architecture, sorted.
     pub fn names_of(&self, numbers: &BTreeSet<u32>) -> Vec<String> {
+        Self::names_in(self.arch, numbers)
+    }
+
+    fn names_in(arch: Option<Arch>, numbers: &BTreeSet<u32>) -> Vec<String> {
         let mut names: Vec<String> = numbers
             .iter()
-            .map(|&nr| match self.arch.and_then(|a| a.name(nr)) {
+            .map(|&nr| match arch.and_then(|a| a.name(nr)) {
                 Some(name) => name.to_owned(),
                 None => format!("#{nr}"),
             })

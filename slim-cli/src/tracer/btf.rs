@@ -238,21 +238,34 @@ impl Btf {
                     offset("r8")?,
                     offset("r9")?,
                 ],
+                [
+                    offset("bx")?,
+                    offset("cx")?,
+                    offset("dx")?,
+                    offset("si")?,
+                    offset("di")?,
+                    offset("bp")?,
+                ],
+                (offset("cs")?, 0xffff, 0x23),
             ),
             Arch::Aarch64 => {
                 let regs = offset("regs")?;
+                let args = [
+                    offset("orig_x0")?,
+                    regs + 8,
+                    regs + 16,
+                    regs + 24,
+                    regs + 32,
+                    regs + 40,
+                ];
                 RegsLayout::new(
                     offset("syscallno")?,
-                    [
-                        offset("orig_x0")?,
-                        regs + 8,
-                        regs + 16,
-                        regs + 24,
-                        regs + 32,
-                        regs + 40,
-                    ],
+                    args,
+                    args,
+                    (offset("pstate")?, 0x10, 0x10),
                 )
             }
+            Arch::X86 | Arch::Arm => return Err(BtfError::NoStruct(format!("pt_regs of {arch}"))),
         })
     }
 
@@ -279,8 +292,8 @@ mod tests {
         };
         let arch = Arch::host().expect("supported host");
         let expected = match arch {
-            Arch::X86_64 => RegsLayout::X86_64,
             Arch::Aarch64 => RegsLayout::AARCH64,
+            _ => RegsLayout::X86_64,
         };
         assert_eq!(btf.regs_layout(arch).unwrap(), expected);
     }

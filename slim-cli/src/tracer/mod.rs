@@ -187,11 +187,14 @@ pub struct RawRecording {
 }
 
 /// Syscall numbers of one mount namespace, split by [`phase`]: what processes did before their
-/// first exec in it (the container runtime setting up) and after (the app).
+/// first exec in it (the container runtime setting up) and after (the app). 32-bit tasks'
+/// numbers (of the compat table: [`Arch::compat`]) are apart.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct PhaseSyscalls {
     pub runtime: BTreeSet<u32>,
     pub app: BTreeSet<u32>,
+    pub compat_runtime: BTreeSet<u32>,
+    pub compat_app: BTreeSet<u32>,
 }
 
 impl PhaseSyscalls {
@@ -201,10 +204,12 @@ impl PhaseSyscalls {
     }
 
     fn phase_mut(&mut self, phase: u32) -> &mut BTreeSet<u32> {
-        if phase == phase::APP {
-            &mut self.app
-        } else {
-            &mut self.runtime
+        let compat = phase & phase::COMPAT != 0;
+        match (phase & !phase::COMPAT == phase::APP, compat) {
+            (true, false) => &mut self.app,
+            (false, false) => &mut self.runtime,
+            (true, true) => &mut self.compat_app,
+            (false, true) => &mut self.compat_runtime,
         }
     }
 }
@@ -295,8 +300,8 @@ fn existing_mount_namespaces() -> BTreeSet<u32> {
 /// Open flags marking a directory open: O_DIRECTORY | O_PATH, which differ per architecture.
 fn dir_open_flags(arch: Arch) -> u32 {
     match arch {
-        Arch::X86_64 => 0o200000 | 0o10000000,
-        Arch::Aarch64 => 0o40000 | 0o10000000,
+        Arch::X86_64 | Arch::X86 => 0o200000 | 0o10000000,
+        Arch::Aarch64 | Arch::Arm => 0o40000 | 0o10000000,
     }
 }
 
@@ -410,7 +415,9 @@ impl Recorder {
             })?;
 
         let mut specs: Array<MapData, slim_common::SyscallSpec> = take(&mut ebpf, "SYSCALL_SPECS")?;
-        for (nr, spec) in specs::table(arch).iter().enumerate() {
+        let native = specs::table(arch);
+        let compat = arch.compat().map(specs::table).unwrap_or_default();
+        for (nr, spec) in native.iter().chain(&compat).enumerate() {
             if spec.op != slim_common::op::NONE {
                 specs
                     .set(nr as u32, spec, 0)
@@ -420,6 +427,12 @@ impl Recorder {
                     })?;
             }
         }
+        // Compat numbers in the kernel side's space: after the native table.
+        let compat_number = |name: &str| {
+            arch.compat()
+                .and_then(|c| c.number(name))
+                .map_or(u32::MAX, |nr| nr + slim_common::MAX_SYSCALLS as u32)
+        };
         let mut config: Array<MapData, Config> = take(&mut ebpf, "CONFIG")?;
         let mut scope_mntns: BpfHashMap<MapData, u32, u32> = take(&mut ebpf, "SCOPE_MNTNS")?;
         let mut ignored: BpfHashMap<MapData, u32, u32> = take(&mut ebpf, "IGNORED_MNTNS")?;
@@ -460,6 +473,12 @@ impl Recorder {
                     generation: 0,
                     socket_nr: arch.number("socket").unwrap_or(u32::MAX),
                     socketpair_nr: arch.number("socketpair").unwrap_or(u32::MAX),
+                    compat_setns_nr: compat_number("setns"),
+                    compat_unshare_nr: compat_number("unshare"),
+                    compat_socket_nr: compat_number("socket"),
+                    compat_socketpair_nr: compat_number("socketpair"),
+                    exec_return_native: (arch == Arch::Aarch64) as u32,
+                    _pad: 0,
                 },
                 0,
             )
@@ -605,6 +624,10 @@ impl Recorder {
                     .iter()
                     .filter_map(|name| self.arch.number(name)),
             );
+            if let Some(compat) = self.arch.compat().filter(|_| !used.compat_app.is_empty()) {
+                used.compat_app
+                    .extend(NEVER_RETURN.iter().filter_map(|name| compat.number(name)));
+            }
         }
         let sockets = self
             .sockets
@@ -659,8 +682,8 @@ impl Drop for Recorder {
 /// The architecture's own `struct pt_regs` layout (the fallback when BTF has none).
 fn fixed_regs_layout(arch: Arch) -> RegsLayout {
     match arch {
-        Arch::X86_64 => RegsLayout::X86_64,
-        Arch::Aarch64 => RegsLayout::AARCH64,
+        Arch::Aarch64 | Arch::Arm => RegsLayout::AARCH64,
+        Arch::X86_64 | Arch::X86 => RegsLayout::X86_64,
     }
 }
 

@@ -33,48 +33,12 @@ pub fn cache(machine: &Machine) -> PathBuf {
 
 /// `dpkg --add-architecture` and an index update, when the machine is foreign here.
 pub fn ensure_architecture(machine: &Machine) -> Result<()> {
-    let native = output(Command::new("dpkg").arg("--print-architecture")).unwrap_or_default();
-    if native.trim() == machine.arch {
-        return Ok(());
-    }
-    let foreign =
-        output(Command::new("dpkg").arg("--print-foreign-architectures")).unwrap_or_default();
-    if !foreign.lines().any(|a| a.trim() == machine.arch) {
-        println!("vm: dpkg --add-architecture {}", machine.arch);
-        run_cmd(Command::new("dpkg").args(["--add-architecture", machine.arch]))?;
-        run_cmd(Command::new("apt-get").args(["update", "-q"]))?;
-    }
-    Ok(())
+    fixtures::ensure_dpkg_architecture(machine.arch)
 }
 
 /// Downloads `package` (`name:arch`) with apt into `dir` once; returns the .deb.
 fn download(package: &str, dir: &Path) -> Result<PathBuf> {
-    let name = package.split(':').next().unwrap_or(package);
-    let find = || -> Option<PathBuf> {
-        fs::read_dir(dir)
-            .ok()?
-            .filter_map(|e| e.ok())
-            .map(|e| e.path())
-            .find(|p| {
-                p.file_name()
-                    .and_then(|n| n.to_str())
-                    .is_some_and(|n| n.starts_with(&format!("{name}_")) && n.ends_with(".deb"))
-            })
-    };
-    if let Some(deb) = find() {
-        return Ok(deb);
-    }
-    fs::create_dir_all(dir)?;
-    println!("vm: apt-get download {package}");
-    run_cmd(
-        Command::new("apt-get")
-            .current_dir(dir)
-            .args(["download", "-q", package]),
-    )
-    .with_context(|| {
-        format!("cannot download {package}: is Debian's mirror reachable, and apt's index fresh?")
-    })?;
-    find().with_context(|| format!("apt-get download {package} left no .deb"))
+    fixtures::download_deb(package, dir)
 }
 
 /// The kernel package the metapackage `linux-image-ARCH` points at, downloaded and unpacked.

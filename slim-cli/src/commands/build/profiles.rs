@@ -45,7 +45,7 @@ pub fn write_profiles(recorded: &Recorded, image: &str, dir: &Path) -> Result<Pr
         .as_str()
         .and_then(Arch::from_name);
     let (seccomp, seccomp_skipped) = match (recording.arch, image_arch) {
-        (Some(recorded_arch), Some(image_arch)) if recorded_arch != image_arch => (
+        (Some(recorded_arch), Some(image_arch)) if !recorded_arch.runs_natively(image_arch) => (
             None,
             Some(format!(
                 "the image is {image_arch} and ran under emulation on this {recorded_arch} host: \
@@ -54,7 +54,11 @@ pub fn write_profiles(recorded: &Recorded, image: &str, dir: &Path) -> Result<Pr
             )),
         ),
         (Some(arch), _) => (
-            Some(SeccompProfile::generate(arch, &recording.app_syscalls)),
+            Some(SeccompProfile::generate_with_compat(
+                arch,
+                &recording.app_syscalls,
+                &recording.compat_app_syscalls,
+            )),
             None,
         ),
         (None, _) => (None, Some("the recording has no architecture".into())),
@@ -71,7 +75,7 @@ pub fn write_profiles(recorded: &Recorded, image: &str, dir: &Path) -> Result<Pr
         seccomp_report = Some(SeccompReport {
             file: SECCOMP_FILE,
             operator_file: OPERATOR_FILE,
-            architecture: profile.scmp_arch(),
+            architectures: profile.scmp_arches(),
             allowed: profile.allowed.len(),
             from_app: profile.count(Origin::App),
             from_runtime: profile.count(Origin::Runtime),
@@ -87,10 +91,7 @@ pub fn write_profiles(recorded: &Recorded, image: &str, dir: &Path) -> Result<Pr
         });
     }
 
-    let app_syscalls: BTreeSet<String> = recording
-        .names_of(&recording.app_syscalls)
-        .into_iter()
-        .collect();
+    let app_syscalls: BTreeSet<String> = recording.app_syscall_names();
     let apparmor = apparmor::generate(
         recording,
         &apparmor::Context {
