@@ -228,6 +228,26 @@ fn arm64_python_http_server_is_slimmed_and_verified_under_emulation() {
     );
     check_report(&report, 5.0);
     assert_eq!(report["kept"]["interpreter"], 1, "{}", report["kept"]);
+    // Its seccomp profile is the emulator's host calls mapped to arm64 names, said so, and not
+    // enforced in the verification (the emulator's own x86_64 calls would hit it).
+    let seccomp = &report["profiles"]["seccomp"];
+    assert_eq!(
+        seccomp["architectures"],
+        serde_json::json!(["SCMP_ARCH_AARCH64"])
+    );
+    assert!(
+        seccomp["derived_under_emulation"]
+            .as_str()
+            .is_some_and(|note| note.contains("emulation")),
+        "{seccomp}"
+    );
+    let names = seccomp["syscalls"].as_array().unwrap();
+    assert!(names.iter().any(|n| n == "openat"), "{names:?}");
+    assert!(
+        !names.iter().any(|n| n == "open" || n == "stat"),
+        "{names:?}"
+    );
+    assert_eq!(report["verify"]["under"], serde_json::json!([]));
     // The slim image is still an arm64 image, and it was verified by running it.
     assert_eq!(
         docker(&["image", "inspect", "-f", "{{.Architecture}}", tag]),

@@ -12,7 +12,8 @@ OUT=/tmp/slim-out
 ARCH=$(sed -n 's/^arch=//p' $P/machine)
 BASE_IMAGE=$(sed -n 's/^base_image=//p' $P/machine)
 
-TESTS=(trace build_python apparmor_python build_nginx apparmor_nginx)
+TESTS=(trace build_python apparmor_python build_nginx apparmor_nginx
+    trace_no_btf build_python_no_btf build_32bit)
 
 say() { echo "slim-vm: $*"; }
 uptime_s() { cut -d' ' -f1 /proc/uptime; }
@@ -79,17 +80,29 @@ wait_http() {
     return 1
 }
 
-# slim build of app $1 with probe file $2, verified under its seccomp profile.
+# slim build of app $1 with probe file $2 (none: a GET / on each port), verified under its
+# seccomp profile, into $OUT/$1$3 as vm/$1:slim$3.
 build_app() {
-    local app=$1 probes=$2 image
+    local app=$1 probes=$2 suffix=$3 image start
     image=$(app_image "$app") || return 1
     [ -n "$image" ] || { say "no $app image for $ARCH"; return 2; }
-    $P/slim build --tag "vm/$app:slim" --output-dir "$OUT/$app" \
-        --http-probe-cmd-file "$P/probes/$probes" "$image" >"/tmp/build-$app.txt" 2>&1
+    local probe_args=()
+    [ -n "$probes" ] && probe_args=(--http-probe-cmd-file "$P/probes/$probes")
+    start=$(uptime_s)
+    $P/slim build --tag "vm/$app:slim$suffix" --output-dir "$OUT/$app$suffix" \
+        "${probe_args[@]}" "$image" >"/tmp/build-$app$suffix.txt" 2>&1
     local code=$?
-    cat "/tmp/build-$app.txt"
-    [ $code -eq 0 ] && grep -q "probes under seccomp.json" "/tmp/build-$app.txt"
+    cat "/tmp/build-$app$suffix.txt"
+    say "build time $app$suffix: $(awk -v a="$start" -v b="$(uptime_s)" 'BEGIN { printf "%.1f", b - a }')s"
+    [ $code -eq 0 ] && grep -q "probes under seccomp.json" "/tmp/build-$app$suffix.txt"
 }
+
+# Hides the kernel's BTF (an empty file over it), as on a kernel built without it.
+hide_btf() { mount --bind /dev/null /sys/kernel/btf/vmlinux; }
+show_btf() { umount /sys/kernel/btf/vmlinux; }
+
+# Kept paths of a build's files.txt.
+kept_paths() { grep -v '^#' "$1/files.txt" | cut -f1; }
 
 # Runs vm/$1:slim under its AppArmor profile (enforced) and its seccomp profile: the paths $3
 # on container port $2 must answer 200, and the command $4, which reads a file the app never
@@ -157,6 +170,45 @@ test_build_nginx() {
 test_apparmor_nginx() {
     [ -n "$(app_image nginx)" ] || { say "skipped: no nginx image for $ARCH"; return 2; }
     apparmor_app nginx 80 "/" "nginx -t -c /etc/ssl/certs/ca-certificates.crt"
+}
+
+test_trace_no_btf() {
+    hide_btf || return 1
+    SLIM_BIN=$P/slim $P/trace-tests --test-threads=1
+    local code=$?
+    show_btf
+    return $code
+}
+
+# Without BTF the recorder calibrates its offsets: the build keeps the very same files.
+test_build_python_no_btf() {
+    local app=python-http code
+    [ "$ARCH" = amd64 ] || app=python-http-$ARCH
+    [ -f "$OUT/$app/files.txt" ] || { say "no BTF build of $app to compare with"; return 1; }
+    hide_btf || return 1
+    build_app "$app" python-http.json -no-btf
+    code=$?
+    show_btf
+    [ $code -eq 0 ] || return 1
+    grep -q '"kernel_offsets": "calibrated"' "$OUT/$app-no-btf/report.json" ||
+        { say "the offsets were not calibrated"; return 1; }
+    kept_paths "$OUT/$app" >/tmp/kept-btf.txt
+    kept_paths "$OUT/$app-no-btf" >/tmp/kept-no-btf.txt
+    if diff /tmp/kept-btf.txt /tmp/kept-no-btf.txt; then
+        say "same kept files with and without BTF: $(kept_paths "$OUT/$app" | wc -l) paths"
+    else
+        say "kept files differ with and without BTF"; return 1
+    fi
+}
+
+# The 32-bit busybox httpd (i386 on amd64, armhf on arm64) runs natively on this 64-bit kernel:
+# slimmed, verified under a seccomp profile that lists the 32-bit architecture.
+test_build_32bit() {
+    local scmp
+    case $ARCH in amd64) scmp=SCMP_ARCH_X86 ;; arm64) scmp=SCMP_ARCH_ARM ;; esac
+    build_app httpd-32bit "" || return 1
+    grep -q "\"$scmp\"" "$OUT/httpd-32bit/seccomp.json" || { say "seccomp.json lacks $scmp"; return 1; }
+    say "seccomp.json architectures: $(tr -d ' \n' < "$OUT/httpd-32bit/seccomp.json" | grep -o '"architectures":\[[^]]*\]')"
 }
 
 main() {

@@ -118,6 +118,10 @@ pub struct SeccompReport {
     pub file: &'static str,
     pub operator_file: &'static str,
     pub architectures: Vec<&'static str>,
+    /// Set when the image ran under qemu-user: the profile is mapped from the emulator's host
+    /// calls, not observed, and was not verified.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub derived_under_emulation: Option<String>,
     /// Syscalls allowed, and how many of them the app made, the runtime needs, or are fixed.
     pub allowed: usize,
     pub from_app: usize,

@@ -619,7 +619,14 @@ fn always_keep(
                 "name resolution",
             );
         }
-        // The NSS modules and resolver library the libc loads for `files` and `dns` lookups.
+        // The NSS modules and resolver library glibc loads (dlopen, never seen by a probe that
+        // did no lookup) for `files` and `dns` lookups: only when a kept program is dynamically
+        // linked against glibc. A static executable (Go with CGO off, a static busybox, Rust
+        // musl) resolves names itself, and musl has no NSS.
+        let Some(user) = glibc_user(set) else {
+            return keep_certs_and_tmp(tree, options, set);
+        };
+        let detail = format!("needed by {user} (glibc NSS)");
         let modules: Vec<PathBuf> = tree
             .entries
             .keys()
@@ -640,18 +647,35 @@ fn always_keep(
             .collect();
         for module in modules {
             let shown = Path::new("/").join(&module);
-            if set.keep_resolved(
-                tree,
-                &shown,
-                Reason::NameResolution,
-                "NSS module / resolver",
-            ) {
+            if set.keep_resolved(tree, &shown, Reason::NameResolution, &detail) {
                 if let Some(target) = resolve(tree, &shown).target {
                     keep_closure(set, &target);
                 }
             }
         }
     }
+    keep_certs_and_tmp(tree, options, set);
+}
+
+/// A kept program that glibc's dynamic loader runs (its `ld-linux*.so` / `ld64.so` kept as its
+/// interpreter), as `/usr/bin/python3.11`.
+fn glibc_user(set: &KeepSet) -> Option<String> {
+    set.paths.iter().find_map(|(path, kept)| {
+        let name = path.file_name()?.to_string_lossy();
+        let glibc_loader =
+            (name.starts_with("ld-linux") || name.starts_with("ld64.so")) && !name.contains("musl");
+        (kept.reason == Reason::Interpreter && glibc_loader).then(|| {
+            kept.detail
+                .strip_prefix("interpreter of ")
+                .unwrap_or(&kept.detail)
+                .to_owned()
+        })
+    })
+}
+
+/// The CA bundle and scratch directories of the always-keep set.
+fn keep_certs_and_tmp(tree: &FileTree, options: &Options, set: &mut KeepSet) {
+    let on = |group: &str| !options.skip_groups.contains(group);
     if on("certs") || options.include_cert_all {
         // TLS clients need the CA bundle; its usual locations across distributions.
         for path in [

@@ -265,3 +265,54 @@ fn a_declared_volume_is_kept_whole() {
         Reason::Volume
     );
 }
+
+#[test]
+fn nss_modules_are_kept_only_for_a_program_glibc_loads() {
+    let mut tree = image();
+    for (path, kind, size) in [
+        ("lib", Kind::Dir, 0),
+        ("lib/x86_64-linux-gnu", Kind::Dir, 0),
+        ("lib/x86_64-linux-gnu/libnss_files.so.2", Kind::File, 50),
+        ("lib/x86_64-linux-gnu/libresolv.so.2", Kind::File, 60),
+    ] {
+        tree.entries
+            .insert(PathBuf::from(path), entry(kind, None, size));
+    }
+    // A static executable (no interpreter): the name-resolution config stays, no NSS module.
+    let rec = recording(&[("/usr/bin/app", Use::Exec, true)]);
+    let set = select(&tree, &rec, &Options::default());
+    assert_eq!(
+        set.paths[Path::new("etc/protocols")].reason,
+        Reason::NameResolution
+    );
+    assert!(!set
+        .paths
+        .contains_key(Path::new("lib/x86_64-linux-gnu/libnss_files.so.2")));
+    assert_eq!(glibc_user(&set), None);
+    // A program run by glibc's loader names it.
+    let mut set = KeepSet::default();
+    set.paths.insert(
+        PathBuf::from("lib64/ld-linux-x86-64.so.2"),
+        Kept {
+            reason: Reason::Interpreter,
+            detail: "interpreter of /usr/bin/python3.11".into(),
+        },
+    );
+    assert_eq!(glibc_user(&set).as_deref(), Some("/usr/bin/python3.11"));
+    // musl's loader is no glibc.
+    set.paths.insert(
+        PathBuf::from("lib64/ld-linux-x86-64.so.2"),
+        Kept {
+            reason: Reason::Library,
+            detail: String::new(),
+        },
+    );
+    set.paths.insert(
+        PathBuf::from("lib/ld-musl-x86_64.so.1"),
+        Kept {
+            reason: Reason::Interpreter,
+            detail: "interpreter of /bin/app".into(),
+        },
+    );
+    assert_eq!(glibc_user(&set), None);
+}

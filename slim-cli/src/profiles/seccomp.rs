@@ -174,6 +174,45 @@ pub const ENOSYS_IF_UNSEEN: &[&str] = &[
     "statx",
 ];
 
+/// Legacy calls and what an architecture without them (arm64, riscv64) offers instead, for
+/// [`SeccompProfile::derived_under_emulation`].
+const GUEST_EQUIVALENTS: &[(&str, &str)] = &[
+    ("open", "openat"),
+    ("creat", "openat"),
+    ("stat", "newfstatat"),
+    ("lstat", "newfstatat"),
+    ("access", "faccessat"),
+    ("readlink", "readlinkat"),
+    ("mkdir", "mkdirat"),
+    ("rmdir", "unlinkat"),
+    ("unlink", "unlinkat"),
+    ("rename", "renameat"),
+    ("symlink", "symlinkat"),
+    ("link", "linkat"),
+    ("chmod", "fchmodat"),
+    ("chown", "fchownat"),
+    ("lchown", "fchownat"),
+    ("mknod", "mknodat"),
+    ("poll", "ppoll"),
+    ("select", "pselect6"),
+    ("pipe", "pipe2"),
+    ("dup2", "dup3"),
+    ("epoll_wait", "epoll_pwait"),
+    ("epoll_create", "epoll_create1"),
+    ("inotify_init", "inotify_init1"),
+    ("eventfd", "eventfd2"),
+    ("signalfd", "signalfd4"),
+    ("fork", "clone"),
+    ("vfork", "clone"),
+    ("getdents", "getdents64"),
+    ("getpgrp", "getpgid"),
+    ("time", "clock_gettime"),
+    ("alarm", "setitimer"),
+    ("utimes", "utimensat"),
+    ("futimesat", "utimensat"),
+    ("arch_prctl", "prctl"),
+];
+
 /// errno a seccomp rule returns for "no such syscall".
 const ENOSYS: u32 = 38;
 
@@ -270,6 +309,38 @@ impl SeccompProfile {
             enosys,
             unnamed,
         }
+    }
+
+    /// The profile of an image of architecture `guest` that ran under qemu-user on a `host`
+    /// kernel: the recorder saw the host calls the emulator made for the app (`app`, numbers of
+    /// `host`), which are mapped to the guest's table by name, a legacy call to the `*at` or
+    /// newer call the guest has instead (arm64 has no `open`, `stat`, `poll`...). Derived, not
+    /// observed: it cannot be checked here (the emulator's host calls would hit it), so it is
+    /// reported as such.
+    pub fn derived_under_emulation(host: Arch, app: &BTreeSet<u32>, guest: Arch) -> Self {
+        let mut guest_numbers = BTreeSet::new();
+        let mut unmapped = Vec::new();
+        for &nr in app {
+            let Some(name) = host.name(nr) else {
+                unmapped.push(nr);
+                continue;
+            };
+            let mapped = guest.number(name).or_else(|| {
+                GUEST_EQUIVALENTS
+                    .iter()
+                    .find(|(legacy, _)| *legacy == name)
+                    .and_then(|(_, instead)| guest.number(instead))
+            });
+            match mapped {
+                Some(guest_nr) => {
+                    guest_numbers.insert(guest_nr);
+                }
+                None => unmapped.push(nr),
+            }
+        }
+        let mut profile = Self::generate(guest, &guest_numbers);
+        profile.unnamed.extend(unmapped);
+        profile
     }
 
     /// The allowed names, sorted.
@@ -397,6 +468,24 @@ mod tests {
         assert!(!x86.allowed.contains_key("pread"));
         assert!(arm.to_docker_json().contains("SCMP_ARCH_AARCH64"));
         assert!(!arm.to_docker_json().contains("SCMP_ARCH_X86"));
+    }
+
+    #[test]
+    fn emulated_recordings_map_to_the_guest_names() {
+        let host = numbers(
+            Arch::X86_64,
+            &["open", "stat", "poll", "read", "arch_prctl"],
+        );
+        let profile = SeccompProfile::derived_under_emulation(Arch::X86_64, &host, Arch::Aarch64);
+        assert_eq!(profile.scmp_arches(), ["SCMP_ARCH_AARCH64"]);
+        for name in ["openat", "newfstatat", "ppoll", "read"] {
+            assert_eq!(profile.allowed[name], Origin::App, "{name}");
+        }
+        assert!(!profile.allowed.contains_key("open"));
+        assert!(profile
+            .allowed_names()
+            .iter()
+            .all(|n| Arch::Aarch64.number(n).is_some()));
     }
 
     #[test]

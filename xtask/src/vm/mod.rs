@@ -43,6 +43,9 @@ pub struct Machine {
     pub apps: &'static [(&'static str, &'static str)],
     /// Base images the apps build on (loaded too, for the trace tests).
     pub base_image: &'static str,
+    /// Debian's name of the 32-bit architecture this kernel runs natively (compat): its
+    /// busybox httpd fixture is slimmed in the guest.
+    pub compat_arch: &'static str,
 }
 
 /// The machines: Debian 12's amd64 and arm64 kernels.
@@ -60,6 +63,7 @@ pub const MACHINES: &[Machine] = &[
             ("nginx", "slim-test/nginx:fat"),
         ],
         base_image: fixtures::BASE_IMAGE,
+        compat_arch: "i386",
     },
     Machine {
         arch: "arm64",
@@ -71,6 +75,7 @@ pub const MACHINES: &[Machine] = &[
         rust_target: "aarch64-unknown-linux-musl",
         apps: &[("python-http-arm64", "slim-test/python-http-arm64:fat")],
         base_image: fixtures::ARM64_BASE_IMAGE,
+        compat_arch: "armhf",
     },
 ];
 
@@ -303,6 +308,9 @@ fn payload(machine: &Machine, work: &Path) -> Result<PathBuf> {
         images.push((*tag).to_owned());
         apps.push_str(&format!("{app} {tag}\n"));
     }
+    let compat_tag = fixtures::httpd_32bit_image(machine.compat_arch)?;
+    apps.push_str(&format!("httpd-32bit {compat_tag}\n"));
+    images.push(compat_tag);
     fs::write(dir.join("apps"), apps)?;
     fs::write(
         dir.join("machine"),

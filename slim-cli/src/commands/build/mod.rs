@@ -114,6 +114,7 @@ pub async fn run(args: BuildArgs, shutdown: Shutdown) -> Result<ExitCode> {
             seccomp: profiles
                 .seccomp
                 .as_ref()
+                .filter(|_| profiles.emulated.is_none())
                 .map(|p| (p, profiles::SECCOMP_FILE)),
             selection: Some((&recorded.fat.tree, &selected.keep)),
         };
@@ -212,7 +213,11 @@ pub async fn profile(args: ProfileArgs, shutdown: Shutdown) -> Result<ExitCode> 
     let mut profiles = profile_phase(&recorded, &args.target, &output_dir, console, &mut timings)?;
 
     let phase = Instant::now();
-    let verify = match (&profiles.seccomp, args.no_verify) {
+    let checkable = profiles
+        .seccomp
+        .as_ref()
+        .filter(|_| profiles.emulated.is_none());
+    let verify = match (checkable, args.no_verify) {
         (Some(seccomp), false) => {
             let check = verify::Check {
                 image: &args.target,
@@ -329,7 +334,12 @@ fn say_inspected(console: Console, inspected: &inspect::Inspected) {
 fn say_profiles(console: Console, profiles: &profiles::Profiles, dir: &Path) {
     let seccomp = match &profiles.seccomp {
         Some(p) => format!(
-            "seccomp.json allows {} syscalls ({} app, {} runtime, {} fixed)",
+            "seccomp.json{} allows {} syscalls ({} app, {} runtime, {} fixed)",
+            if profiles.emulated.is_some() {
+                " (derived under emulation, not verified)"
+            } else {
+                ""
+            },
             p.allowed.len(),
             p.count(crate::profiles::seccomp::Origin::App),
             p.count(crate::profiles::seccomp::Origin::Runtime),

@@ -29,9 +29,10 @@ pub const APPARMOR_FILE: &str = "apparmor.profile";
 
 /// The profiles written.
 pub struct Profiles {
-    /// `None` when the recording cannot give one (an emulated image: the syscalls seen were
-    /// the emulator's, not the app's).
+    /// `None` when the recording cannot give one.
     pub seccomp: Option<SeccompProfile>,
+    /// Why the seccomp profile cannot be checked here: it was derived from an emulated run.
+    pub emulated: Option<String>,
     pub apparmor: AppArmorProfile,
     pub report: ProfilesReport,
 }
@@ -44,14 +45,20 @@ pub fn write_profiles(recorded: &Recorded, image: &str, dir: &Path) -> Result<Pr
     let image_arch = recorded.fat.config["architecture"]
         .as_str()
         .and_then(Arch::from_name);
-    let (seccomp, seccomp_skipped) = match (recording.arch, image_arch) {
+    let (seccomp, emulated, seccomp_skipped) = match (recording.arch, image_arch) {
         (Some(recorded_arch), Some(image_arch)) if !recorded_arch.runs_natively(image_arch) => (
-            None,
-            Some(format!(
-                "the image is {image_arch} and ran under emulation on this {recorded_arch} host: \
-                 the syscalls seen were the emulator's; run slim on an {image_arch} host for a \
-                 seccomp profile"
+            Some(SeccompProfile::derived_under_emulation(
+                recorded_arch,
+                &recording.app_syscalls,
+                image_arch,
             )),
+            Some(format!(
+                "derived under emulation: the image is {image_arch} and ran under qemu-user on \
+                 this {recorded_arch} host, so the recorder saw the emulator's {recorded_arch} \
+                 calls, mapped here to {image_arch} names; not verified here, check it on an \
+                 {image_arch} host"
+            )),
+            None,
         ),
         (Some(arch), _) => (
             Some(SeccompProfile::generate_with_compat(
@@ -60,8 +67,9 @@ pub fn write_profiles(recorded: &Recorded, image: &str, dir: &Path) -> Result<Pr
                 &recording.compat_app_syscalls,
             )),
             None,
+            None,
         ),
-        (None, _) => (None, Some("the recording has no architecture".into())),
+        (None, _) => (None, None, Some("the recording has no architecture".into())),
     };
     let mut seccomp_report = None;
     if let Some(profile) = &seccomp {
@@ -88,6 +96,7 @@ pub fn write_profiles(recorded: &Recorded, image: &str, dir: &Path) -> Result<Pr
             enosys: profile.enosys.iter().cloned().collect(),
             runtime_setup_denied,
             unnamed: profile.unnamed.clone(),
+            derived_under_emulation: emulated.clone(),
         });
     }
 
@@ -124,6 +133,7 @@ pub fn write_profiles(recorded: &Recorded, image: &str, dir: &Path) -> Result<Pr
     };
     Ok(Profiles {
         seccomp,
+        emulated,
         apparmor,
         report,
     })
