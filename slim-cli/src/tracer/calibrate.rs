@@ -86,10 +86,11 @@ fn u32_at(data: &[u8], at: usize) -> Option<u32> {
     Some(u32::from_le_bytes(data.get(at..at + 4)?.try_into().ok()?))
 }
 
-/// Kernel addresses have their top 16 bits set on x86_64 and arm64 (48- and 52-bit layouts);
-/// the structs followed here are at least 8-aligned.
+/// Kernel addresses have their top byte set on x86_64 and arm64: 0xffff... with 48-bit and
+/// arm64's 52-bit layouts, 0xff11... with x86_64's 5-level paging (LA57, which qemu's `-cpu max`
+/// and recent servers have). The structs followed here are at least 8-aligned.
 fn is_kernel_pointer(value: u64) -> bool {
-    value >> 48 == 0xffff && value & 7 == 0 && value != !7
+    value >> 56 == 0xff && value & 7 == 0 && value != !7
 }
 
 /// Memoizes reads: many task_struct fields point at the same objects.
@@ -453,6 +454,7 @@ mod tests {
     fn kernel_pointers_are_told_from_user_addresses_and_junk() {
         assert!(is_kernel_pointer(0xffff_8880_0123_4560));
         assert!(is_kernel_pointer(0xffff_0000_8000_0000));
+        assert!(is_kernel_pointer(0xff11_0000_0123_4560)); // 5-level paging direct map
         assert!(!is_kernel_pointer(0x0000_7fff_1234_0000));
         assert!(!is_kernel_pointer(0xffff_8880_0123_4561));
         assert!(!is_kernel_pointer(u64::MAX));
