@@ -112,9 +112,7 @@ pub async fn run(args: BuildArgs, shutdown: Shutdown) -> Result<ExitCode> {
         let check = verify::Check {
             image: &tag,
             seccomp: profiles
-                .seccomp
-                .as_ref()
-                .filter(|_| profiles.emulated.is_none())
+                .enforceable_seccomp()
                 .map(|p| (p, profiles::SECCOMP_FILE)),
             selection: Some((&recorded.fat.tree, &selected.keep)),
         };
@@ -213,10 +211,7 @@ pub async fn profile(args: ProfileArgs, shutdown: Shutdown) -> Result<ExitCode> 
     let mut profiles = profile_phase(&recorded, &args.target, &output_dir, console, &mut timings)?;
 
     let phase = Instant::now();
-    let checkable = profiles
-        .seccomp
-        .as_ref()
-        .filter(|_| profiles.emulated.is_none());
+    let checkable = profiles.enforceable_seccomp();
     let verify = match (checkable, args.no_verify) {
         (Some(seccomp), false) => {
             let check = verify::Check {

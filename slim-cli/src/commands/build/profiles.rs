@@ -37,6 +37,14 @@ pub struct Profiles {
     pub report: ProfilesReport,
 }
 
+impl Profiles {
+    /// The seccomp profile verification can run under: none when it was derived from an
+    /// emulated run (the emulator's own host calls would hit it).
+    pub fn enforceable_seccomp(&self) -> Option<&SeccompProfile> {
+        self.seccomp.as_ref().filter(|_| self.emulated.is_none())
+    }
+}
+
 /// Generates the profiles for `recorded` (named after `image`) and writes them into `dir`.
 pub fn write_profiles(recorded: &Recorded, image: &str, dir: &Path) -> Result<Profiles> {
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
