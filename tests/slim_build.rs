@@ -464,3 +464,40 @@ fn tag_equal_to_the_target_is_refused() {
 unsafe extern "C" {
     fn kill(pid: i32, sig: i32) -> i32;
 }
+
+/// A static executable needs no libc: no NSS module or loader is kept for it; stripped and
+/// packed, it still answers every probe (the verification runs the packed binary), and
+/// report.json and files.txt say what each flag did.
+#[test]
+fn a_static_executable_is_kept_alone_then_stripped_and_packed() {
+    if !is_root("a_static_executable_is_kept_alone_then_stripped_and_packed") {
+        return;
+    }
+    let _serial = serial();
+    let (plain, _image, kept) =
+        build_with_files("busybox-static", "slim-test/busybox-static.slim:plain", &[]);
+    check_report(&plain, 50.0);
+    assert!(
+        !kept
+            .iter()
+            .any(|p| p.contains("libnss_") || p.contains("libc.so")),
+        "{kept:?}"
+    );
+    assert!(plain.get("shrink").is_none());
+    let (shrunk, _image, _) = build_with_files(
+        "busybox-static",
+        "slim-test/busybox-static.slim:shrunk",
+        &["--strip-executables", "--compress-executables"],
+    );
+    check_report(&shrunk, 50.0);
+    let actions = shrunk["shrink"]["shrunk"].as_array().unwrap();
+    let packed = actions
+        .iter()
+        .find(|a| a["action"] == "upx" && a["path"] == "/usr/bin/busybox")
+        .unwrap_or_else(|| panic!("busybox not packed: {}", shrunk["shrink"]));
+    assert!(packed["bytes_after"].as_u64().unwrap() < packed["bytes_before"].as_u64().unwrap());
+    assert!(
+        shrunk["slim"]["size_bytes"].as_u64().unwrap()
+            < plain["slim"]["size_bytes"].as_u64().unwrap()
+    );
+}

@@ -110,6 +110,14 @@ pub struct BuildArgs {
     /// state in, kept whole) (repeatable).
     #[arg(long, value_name = "GROUP", help_heading = "Keep")]
     pub skip_keep: Vec<String>,
+    /// Drop symbol tables and debug sections of kept ELF executables and libraries (what no
+    /// segment maps: `.dynsym`, `.gopclntab` and the build id stay). Needs llvm-strip or strip.
+    #[arg(long, help_heading = "Keep")]
+    pub strip_executables: bool,
+    /// Pack kept ELF executables with UPX (never libraries, setuid/setgid or file-capability
+    /// binaries, or what another kept file maps). Needs upx.
+    #[arg(long, help_heading = "Keep")]
+    pub compress_executables: bool,
 }
 
 /// How the target runs and is probed (shared by build and profile).

@@ -15,5 +15,6 @@ pub mod owner;
 pub mod prober;
 pub mod profiles;
 pub mod recording;
+pub mod shrink;
 pub mod syscalls;
 pub mod tracer;

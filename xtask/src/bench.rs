@@ -189,13 +189,47 @@ pub fn workload(args: &[String]) -> Result<()> {
     Ok(())
 }
 
-/// The bench apps: test app directory and probe file.
-const APPS: &[(&str, &str)] = &[
-    ("python-http", "python-http.json"),
-    ("nginx", "nginx.json"),
-    ("perl-echo", "echo.json"),
+/// One bench row: the test app directory, its probe file (empty: slim's default GET / on each
+/// port), extra `slim build` flags, and the row's name.
+struct BenchApp {
+    app: &'static str,
+    probes: &'static str,
+    flags: &'static [&'static str],
+    row: &'static str,
+}
+
+const SHRINK: &[&str] = &["--strip-executables", "--compress-executables"];
+
+const fn bench_app(app: &'static str, probes: &'static str) -> BenchApp {
+    BenchApp {
+        app,
+        probes,
+        flags: &[],
+        row: app,
+    }
+}
+
+/// The bench apps.
+const APPS: &[BenchApp] = &[
+    bench_app("python-http", "python-http.json"),
+    bench_app("nginx", "nginx.json"),
+    bench_app("perl-echo", "echo.json"),
     // The python app on arm64, run through qemu-user (slower, not comparable in time).
-    ("python-http-arm64", "python-http.json"),
+    bench_app("python-http-arm64", "python-http.json"),
+    // Static executables in fat Debian images: a Go server (CGO off) and busybox httpd, as
+    // they are and with their executables stripped and packed.
+    bench_app("go-static", ""),
+    BenchApp {
+        flags: SHRINK,
+        row: "go-static +strip +upx",
+        ..bench_app("go-static", "")
+    },
+    bench_app("busybox-static", ""),
+    BenchApp {
+        flags: SHRINK,
+        row: "busybox-static +strip +upx",
+        ..bench_app("busybox-static", "")
+    },
 ];
 
 fn secs(since: Instant) -> f64 {
@@ -216,7 +250,13 @@ fn apps(slim: &Path) -> Result<Value> {
     let work = tempdir("slim-bench-apps")?;
     let root = workspace_root();
     let mut rows = Vec::new();
-    for (app, probes) in APPS {
+    for BenchApp {
+        app,
+        probes,
+        flags,
+        row: row_name,
+    } in APPS
+    {
         let image = format!("slim-bench/{app}:fat");
         let tag = format!("slim-bench/{app}.slim:1");
         run_cmd(
@@ -225,16 +265,19 @@ fn apps(slim: &Path) -> Result<Value> {
                 .args(["build", "-q", "-t", &image])
                 .arg(root.join("tests/apps").join(app)),
         )?;
-        let out_dir = work.join(app);
-        let started = Instant::now();
-        run_cmd(
-            Command::new(slim)
-                .args(["build", "--quiet", "--tag", &tag, "--output-dir"])
-                .arg(&out_dir)
+        let out_dir = work.join(row_name.replace(' ', "_"));
+        let mut build = Command::new(slim);
+        build
+            .args(["build", "--quiet", "--tag", &tag, "--output-dir"])
+            .arg(&out_dir)
+            .args(*flags);
+        if !probes.is_empty() {
+            build
                 .arg("--http-probe-cmd-file")
-                .arg(root.join("probes").join(probes))
-                .arg(&image),
-        )?;
+                .arg(root.join("probes").join(probes));
+        }
+        let started = Instant::now();
+        run_cmd(build.arg(&image))?;
         let build_seconds = secs(started);
         let report: Value = serde_json::from_slice(&fs::read(out_dir.join("report.json"))?)?;
         // The engine's own cost for the image I/O slim does: save the fat image, load the slim one.
@@ -266,7 +309,8 @@ fn apps(slim: &Path) -> Result<Value> {
             (ms("read_image") - ms("record_and_probe")).max(0.0) + ms("select") + ms("write_image");
         let slim_bytes = report["slim"]["size_bytes"].as_u64().unwrap_or(0);
         let row = json!({
-            "app": app,
+            "app": row_name,
+            "shrink": report["shrink"],
             "fat_bytes": report["target"]["size_bytes"],
             "slim_bytes": slim_bytes,
             "ratio": report["ratio"],

@@ -38,6 +38,7 @@ const PACKAGES: &[(&str, &str)] = &[
     ("postgresql-client", "psql"),
     ("wrk", "wrk"),
     ("time", "/usr/bin/time"),
+    ("llvm", "llvm-strip"),
 ];
 
 /// Pseudo filesystems slim or its tests use: (fstype, mount point).
@@ -111,10 +112,12 @@ fn packages() -> Result<()> {
 }
 
 /// Packages from bookworm-backports (the kernel test bench's qemu-system: bookworm's 7.2
-/// conflicts with the preinstalled qemu-utils 10.0 from there): (package, command).
+/// conflicts with the preinstalled qemu-utils 10.0 from there; UPX 4 for
+/// `--compress-executables`): (package, command).
 const BACKPORTS: &[(&str, &str)] = &[
     ("qemu-system-x86", "qemu-system-x86_64"),
     ("qemu-system-arm", "qemu-system-aarch64"),
+    ("upx-ucl", "upx-ucl"),
 ];
 
 const BACKPORTS_SOURCES: &str = "/etc/apt/sources.list.d/bookworm-backports.sources";
@@ -126,7 +129,7 @@ fn backports_packages() -> Result<()> {
         .map(|(pkg, _)| *pkg)
         .collect();
     if missing.is_empty() {
-        println!("setup: qemu-system: present");
+        println!("setup: bookworm-backports packages: present");
         return Ok(());
     }
     let release = fs::read_to_string("/etc/os-release").unwrap_or_default();
@@ -154,7 +157,10 @@ fn backports_packages() -> Result<()> {
     if release.contains("VERSION_CODENAME=bookworm") {
         install.args(["-t", "bookworm-backports"]);
     }
-    println!("setup: qemu-system: installing {}", missing.join(" "));
+    println!(
+        "setup: bookworm-backports: installing {}",
+        missing.join(" ")
+    );
     run_cmd(install.args(&missing))
 }
 

@@ -350,18 +350,26 @@ pub struct SlimImage {
     pub load_ms: u128,
 }
 
-/// Writes the image made of `selection` from `fat`: loads it into the engine as `tag` (when
+/// What the slim layer holds: the paths of `selection`, as `tree` has them (the fat image's
+/// tree, or one with shrunk executables).
+pub struct LayerContent<'a> {
+    pub tree: &'a Arc<FileTree>,
+    pub selection: BTreeSet<PathBuf>,
+}
+
+/// Writes the image made of `content.selection` from `fat`: loads it into the engine as `tag` (when
 /// given) and writes each of `outputs`. With only a tag, the layer is generated straight into
 /// the engine's load stream (no layer file).
 pub async fn write_image(
     engine: Option<&Engine>,
     fat: &FatImage,
-    selection: BTreeSet<PathBuf>,
+    content: LayerContent<'_>,
     tag: Option<&str>,
     outputs: &[Output],
     work: &WorkDir,
     created_by: String,
 ) -> Result<SlimImage> {
+    let LayerContent { tree, selection } = content;
     let provenance = Provenance {
         base_image: fat.name.clone(),
         base_id: fat.id.clone(),
@@ -373,7 +381,7 @@ pub async fn write_image(
             bail!("nowhere to write the image: give a tag or an output");
         };
         let started = Instant::now();
-        let tree = fat.tree.clone();
+        let tree = tree.clone();
         let original = fat.config.clone();
         let (layer, config_bytes) = engine
             .load_image(move |out| {
@@ -397,7 +405,6 @@ pub async fn write_image(
     let layer = {
         let file = std::fs::File::create(&layer_path).context("create the slim layer file")?;
         let out = std::io::BufWriter::with_capacity(1 << 20, file);
-        let tree = &fat.tree;
         let (layer, mut out) =
             tokio::task::block_in_place(|| writer::write_layer(tree, &selection, out))?;
         std::io::Write::flush(&mut out).context("write the slim layer file")?;

@@ -204,6 +204,9 @@ pub struct Report {
     /// Trees the app keeps state in, kept whole.
     pub state: Vec<crate::minify::StateRoot>,
     pub profiles: Option<ProfilesReport>,
+    /// What `--strip-executables` / `--compress-executables` did, per file, bytes before/after.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub shrink: Option<crate::shrink::Report>,
 }
 
 impl Report {
@@ -240,10 +243,15 @@ impl Report {
         );
         writeln!(files, "# kept path\treason\tdetail")?;
         for (path, kept) in &keep.paths {
+            let shown = format!("/{}", path.display());
+            let shrink = self
+                .shrink
+                .as_ref()
+                .map(|r| r.describe(&shown))
+                .unwrap_or_default();
             writeln!(
                 files,
-                "/{}\t{}\t{}",
-                path.display(),
+                "{shown}\t{}\t{}{shrink}",
                 kept.reason.as_str(),
                 kept.detail
             )?;

@@ -9,7 +9,7 @@ use anyhow::Result;
 use crate::{cli::SquashArgs, engine::Engine, image::xray::human_bytes};
 
 use super::{
-    pipeline::{read_image, write_image, ImageSource, Output, WorkDir},
+    pipeline::{read_image, write_image, ImageSource, LayerContent, Output, WorkDir},
     xray::short_id,
     UsageError,
 };
@@ -47,7 +47,10 @@ pub async fn run(args: SquashArgs) -> Result<ExitCode> {
     let slim = write_image(
         engine.as_ref(),
         &fat,
-        all,
+        LayerContent {
+            tree: &fat.tree,
+            selection: all,
+        },
         args.tag.as_deref(),
         &outputs,
         &work,

@@ -14,6 +14,7 @@ use std::{
     collections::BTreeMap,
     path::{Path, PathBuf},
     process::ExitCode,
+    sync::Arc,
     time::Instant,
 };
 
@@ -21,11 +22,12 @@ use anyhow::Result;
 
 use crate::{
     cli::{BuildArgs, ProfileArgs},
-    image::xray::human_bytes,
+    image::{tree::FileTree, xray::human_bytes},
+    shrink,
 };
 
 use super::{
-    pipeline::{write_image, WorkDir},
+    pipeline::{write_image, LayerContent, WorkDir},
     report::{Floor, ImageSummary, RecorderReport, Report, Verify},
     xray::short_id,
     Shutdown,
@@ -81,11 +83,16 @@ pub async fn run(args: BuildArgs, shutdown: Shutdown) -> Result<ExitCode> {
         ));
     }
 
+    let (tree, shrink) = shrink_phase(&args, &recorded, &selected, &work, console)?;
+
     let phase = Instant::now();
     let slim = write_image(
         Some(&inspected.engine),
         &recorded.fat,
-        selected.selection(),
+        LayerContent {
+            tree: &tree,
+            selection: selected.selection(),
+        },
         Some(&tag),
         &outputs,
         &work,
@@ -172,6 +179,7 @@ pub async fn run(args: BuildArgs, shutdown: Shutdown) -> Result<ExitCode> {
             .collect(),
         state: selected.keep.state.clone(),
         profiles: Some(profiles.report),
+        shrink,
     };
     report.write(&output_dir, &selected.keep)?;
     console.say(format!(
@@ -397,6 +405,45 @@ fn sanitize_name(target: &str) -> String {
             }
         })
         .collect()
+}
+
+/// `--strip-executables` / `--compress-executables`: the tree to write the image from.
+fn shrink_phase(
+    args: &BuildArgs,
+    recorded: &record::Recorded,
+    selected: &select::Selected,
+    work: &WorkDir,
+    console: Console,
+) -> Result<(Arc<FileTree>, Option<shrink::Report>)> {
+    let options = shrink::Options {
+        strip: args.strip_executables,
+        compress: args.compress_executables,
+    };
+    if !options.any() {
+        return Ok((recorded.fat.tree.clone(), None));
+    }
+    let arch = recorded.fat.config["architecture"]
+        .as_str()
+        .and_then(crate::syscalls::Arch::from_name);
+    let (tree, report) = tokio::task::block_in_place(|| {
+        shrink::shrink(
+            &recorded.fat.tree,
+            &selected.keep,
+            arch,
+            options,
+            work.path(),
+        )
+    })?;
+    let count = |action: &str| report.shrunk.iter().filter(|s| s.action == action).count();
+    console.say(format!(
+        "      shrink    {} stripped, {} packed: {} -> {} ({} left as they were)",
+        count("strip"),
+        count("upx"),
+        human_bytes(report.bytes_before),
+        human_bytes(report.bytes_after),
+        report.left.len()
+    ));
+    Ok((Arc::new(tree), Some(report)))
 }
 
 #[cfg(test)]
