@@ -65,6 +65,23 @@ pub struct Report {
 }
 
 impl Report {
+    fn record_shrunk(&mut self, path: &str, action: &'static str, before: u64, after: u64) {
+        self.shrunk.push(Shrunk {
+            path: path.to_owned(),
+            action,
+            bytes_before: before,
+            bytes_after: after,
+        });
+    }
+
+    fn record_left(&mut self, path: &str, action: &'static str, reason: impl Into<String>) {
+        self.left.push(Left {
+            path: path.to_owned(),
+            action,
+            reason: reason.into(),
+        });
+    }
+
     /// What happened to `path` (`/usr/bin/app`), for files.txt: `; strip 11.0 MB -> 7.9 MB;
     /// upx not packed: setuid/setgid`, or nothing.
     pub fn describe(&self, path: &str) -> String {
@@ -224,11 +241,7 @@ pub fn shrink(
             .into_iter()
             .flatten()
             {
-                report.left.push(Left {
-                    path: shown.clone(),
-                    action,
-                    reason: "hard-linked".into(),
-                });
+                report.record_left(&shown, action, "hard-linked");
             }
             continue;
         }
@@ -244,12 +257,7 @@ pub fn shrink(
                 Ok(()) => {
                     let after = file_size(&copy);
                     if after < size {
-                        report.shrunk.push(Shrunk {
-                            path: shown.clone(),
-                            action: "strip",
-                            bytes_before: size,
-                            bytes_after: after,
-                        });
+                        report.record_shrunk(&shown, "strip", size, after);
                         size = after;
                     } else {
                         write_copy(&copy, &bytes)?;
@@ -257,11 +265,7 @@ pub fn shrink(
                 }
                 Err(reason) => {
                     write_copy(&copy, &bytes)?;
-                    report.left.push(Left {
-                        path: shown.clone(),
-                        action: "strip",
-                        reason,
-                    });
+                    report.record_left(&shown, "strip", reason);
                 }
             }
         }
@@ -269,11 +273,7 @@ pub fn shrink(
             match pack_refusal(kept.reason, kind, entry.mode, &entry.xattrs, &head) {
                 Some(reason) => {
                     if kind == ElfKind::Executable {
-                        report.left.push(Left {
-                            path: shown.clone(),
-                            action: "upx",
-                            reason: reason.into(),
-                        });
+                        report.record_left(&shown, "upx", reason);
                     }
                 }
                 None => {
@@ -290,24 +290,13 @@ pub fn shrink(
                                 path: copy.display().to_string(),
                                 source,
                             })?;
-                            report.shrunk.push(Shrunk {
-                                path: shown.clone(),
-                                action: "upx",
-                                bytes_before: size,
-                                bytes_after: after,
-                            });
+                            report.record_shrunk(&shown, "upx", size, after);
                             size = after;
                         }
-                        Ok(()) => report.left.push(Left {
-                            path: shown.clone(),
-                            action: "upx",
-                            reason: "packing did not make it smaller".into(),
-                        }),
-                        Err(reason) => report.left.push(Left {
-                            path: shown.clone(),
-                            action: "upx",
-                            reason,
-                        }),
+                        Ok(()) => {
+                            report.record_left(&shown, "upx", "packing did not make it smaller")
+                        }
+                        Err(reason) => report.record_left(&shown, "upx", reason),
                     }
                     let _ = std::fs::remove_file(&packed);
                 }

@@ -175,17 +175,12 @@ pub fn httpd_32bit_image(arch: &str) -> Result<String> {
         std::fs::create_dir_all(rootfs.join("etc"))?;
         std::fs::write(rootfs.join("etc/passwd"), "root:x:0:0:root:/root:/bin/sh\n")?;
         std::fs::write(rootfs.join("etc/group"), "root:x:0:\n")?;
-        let partial = tarball.with_extension("tar.partial");
-        run_cmd(
-            Command::new("tar")
-                .args(["--owner=0", "--group=0", "--numeric-owner", "-C"])
-                .arg(&rootfs)
-                .arg("-cf")
-                .arg(&partial)
-                .arg("."),
+        // Every file root's, as dpkg installs them, whoever unpacked the packages.
+        pack_rootfs(
+            &rootfs,
+            &tarball,
+            &["--owner=0", "--group=0", "--numeric-owner"],
         )?;
-        std::fs::rename(&partial, &tarball)?;
-        std::fs::remove_dir_all(&rootfs)?;
     }
     let mut config = serde_json::json!({
         "architecture": oci_arch,
@@ -275,16 +270,24 @@ pub fn rootfs_tarball(kind: &str, arch: &str, packages: &str) -> Result<PathBuf>
         rootfs.to_str().context("cache path is UTF-8")?,
         MIRROR,
     ]))?;
+    pack_rootfs(&rootfs, &tarball, &[])?;
+    Ok(tarball)
+}
+
+/// Tars `rootfs` into `tarball` (written aside, then renamed: a cut run leaves no half
+/// tarball in the cache) and removes it.
+fn pack_rootfs(rootfs: &Path, tarball: &Path, tar_args: &[&str]) -> Result<()> {
     let partial = tarball.with_extension("tar.partial");
     run_cmd(
         Command::new("tar")
+            .args(tar_args)
             .arg("-C")
-            .arg(&rootfs)
+            .arg(rootfs)
             .arg("-cf")
             .arg(&partial)
             .arg("."),
     )?;
-    std::fs::rename(&partial, &tarball)?;
-    std::fs::remove_dir_all(&rootfs)?;
-    Ok(tarball)
+    std::fs::rename(&partial, tarball)?;
+    std::fs::remove_dir_all(rootfs)?;
+    Ok(())
 }
