@@ -501,3 +501,30 @@ fn a_static_executable_is_kept_alone_then_stripped_and_packed() {
             < plain["slim"]["size_bytes"].as_u64().unwrap()
     );
 }
+
+/// An output dir slim cannot write is found before anything runs: exit 2 with a hint, no
+/// container, and no slim image tagged without its report.
+#[test]
+fn unwritable_output_dir_exits_2_before_any_container_or_image() {
+    if !is_root("unwritable_output_dir_exits_2_before_any_container_or_image") {
+        return;
+    }
+    let _serial = serial();
+    let image = app_image("busybox-static");
+    let parent = TempDir::new("not-a-dir");
+    let file = parent.0.join("file");
+    std::fs::write(&file, "x").unwrap();
+    let tag = "slim-test/busybox-static.slim:unwritable";
+    let out = slim()
+        .args(["build", "--tag", tag, "--output-dir"])
+        .arg(file.join("out"))
+        .arg(&image)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("cannot write the output dir"), "{stderr}");
+    assert!(stderr.contains("hint:"), "{stderr}");
+    assert!(!image_present(tag), "{tag} was written");
+    assert!(slim_containers().is_empty());
+}

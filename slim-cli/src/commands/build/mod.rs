@@ -51,7 +51,7 @@ pub async fn run(args: BuildArgs, shutdown: Shutdown) -> Result<ExitCode> {
         .tag
         .clone()
         .unwrap_or_else(|| default_tag(&args.target));
-    let output_dir = output_dir(args.output_dir.as_deref(), &args.target);
+    let output_dir = output_dir(args.output_dir.as_deref(), &args.target)?;
     let mut timings = Timings::new();
 
     let (inspected, work, recorded) = inspect_and_record(
@@ -202,7 +202,7 @@ pub async fn profile(args: ProfileArgs, shutdown: Shutdown) -> Result<ExitCode> 
     let total = Instant::now();
     let console = Console { quiet: args.quiet };
     let input = input::Input::parse(&args.run)?;
-    let output_dir = output_dir(args.output_dir.as_deref(), &args.target);
+    let output_dir = output_dir(args.output_dir.as_deref(), &args.target)?;
     let mut timings = Timings::new();
 
     let (inspected, _work, recorded) = inspect_and_record(
@@ -372,10 +372,22 @@ fn record_timings(timings: &mut Timings, recorded: &record::Recorded) {
     );
 }
 
-fn output_dir(given: Option<&Path>, target: &str) -> PathBuf {
-    given
+/// The output dir, created and checked writable before anything runs: finding out after the
+/// image was written would leave a slim image tagged with no report.
+fn output_dir(given: Option<&Path>, target: &str) -> Result<PathBuf, super::UsageError> {
+    let dir = given
         .map(Path::to_path_buf)
-        .unwrap_or_else(|| Path::new("slim-out").join(sanitize_name(target)))
+        .unwrap_or_else(|| Path::new("slim-out").join(sanitize_name(target)));
+    let probe = dir.join(format!(".slim-write-check-{}", std::process::id()));
+    let writable = std::fs::create_dir_all(&dir).and_then(|()| std::fs::write(&probe, b""));
+    let _ = std::fs::remove_file(&probe);
+    writable.map_err(|err| {
+        super::UsageError::new(
+            format!("cannot write the output dir {}: {err}", dir.display()),
+            "pass --output-dir DIR with a directory slim can create and write",
+        )
+    })?;
+    Ok(dir)
 }
 
 /// docker-slim's naming: `repo:tag` -> `repo.slim:tag`.
