@@ -301,7 +301,7 @@ fn docker_host_is_honoured() {
         .output()
         .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert_eq!(out.status.code(), Some(5), "{stderr}");
     assert!(
         stderr.starts_with(
             "error: cannot reach the container engine at unix:///tmp/slim-no-engine.sock"

@@ -359,7 +359,7 @@ fn app_exiting_at_start_reports_code_and_logs() {
         .output()
         .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert_eq!(out.status.code(), Some(4), "{stderr}");
     assert!(stderr.contains("exited with code 3"), "{stderr}");
     assert!(
         stderr.contains("config missing") && stderr.contains("starting"),
@@ -386,7 +386,7 @@ fn port_that_never_opens_fails_by_the_deadline() {
         .output()
         .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert_eq!(out.status.code(), Some(4), "{stderr}");
     assert!(
         stderr.contains("container port 8080 did not answer within 3s"),
         "{stderr}"

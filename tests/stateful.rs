@@ -132,7 +132,7 @@ fn a_probe_that_fails_on_the_fat_image_stops_the_build() {
         .output()
         .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert_eq!(out.status.code(), Some(4), "{stderr}");
     assert!(stderr.contains("failed on the fat image"), "{stderr}");
     assert!(stderr.contains("exit code 2"), "{stderr}");
     assert!(stderr.contains("hint:"), "{stderr}");

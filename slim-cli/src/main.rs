@@ -18,6 +18,7 @@ fn main() -> ExitCode {
             EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(level)),
         )
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_target(false)
         .without_time()
         .init();
@@ -27,11 +28,10 @@ fn main() -> ExitCode {
     match commands::run(cli.command) {
         Ok(code) => code,
         Err(err) => {
-            eprintln!("error: {err}");
-            let mut source = err.source();
-            while let Some(cause) = source {
-                eprintln!("  caused by: {cause}");
-                source = cause.source();
+            // One line: the error and its causes; then what to do, when slim knows.
+            eprintln!("error: {err:#}");
+            if let Some(hint) = commands::fault_hint(&err) {
+                eprintln!("  hint: {hint}");
             }
             commands::exit_code(&err)
         }

@@ -10,6 +10,9 @@ pub const LABEL_PID: &str = "slim.owner.pid";
 pub const LABEL_START: &str = "slim.owner.start";
 pub const LABEL_BOOT: &str = "slim.owner.boot";
 
+/// Repository of the temporary tags a slim image has until it is verified and gets its tag.
+pub const WORK_REPO: &str = "slim-work";
+
 /// The owner of a resource slim made.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Owner {
@@ -72,6 +75,22 @@ impl Owner {
         })
     }
 
+    /// The temporary tag of an image this owner wrote: `slim-work:PID-START-BOOT`.
+    pub fn work_tag(&self) -> String {
+        format!("{WORK_REPO}:{}-{}-{}", self.pid, self.start, self.boot)
+    }
+
+    /// The owner named by a temporary tag.
+    pub fn from_work_tag(reference: &str) -> Option<Self> {
+        let tag = reference.strip_prefix(WORK_REPO)?.strip_prefix(':')?;
+        let mut parts = tag.splitn(3, '-');
+        Some(Self {
+            pid: parts.next()?.parse().ok()?,
+            start: parts.next()?.parse().ok()?,
+            boot: parts.next().filter(|b| !b.is_empty())?.to_owned(),
+        })
+    }
+
     /// One line for a work dir's owner file: `pid start boot`.
     pub fn to_line(&self) -> String {
         format!("{} {} {}\n", self.pid, self.start, self.boot)
@@ -98,6 +117,10 @@ mod tests {
         assert!(me.alive());
         assert_eq!(Owner::from_labels(&me.labels()), Some(me.clone()));
         assert_eq!(Owner::from_line(&me.to_line()), Some(me.clone()));
+        assert_eq!(Owner::from_work_tag(&me.work_tag()), Some(me.clone()));
+        assert!(me.work_tag().len() <= 128 + WORK_REPO.len() + 1);
+        assert_eq!(Owner::from_work_tag("slim-work:12-34"), None);
+        assert_eq!(Owner::from_work_tag("other:12-34-boot"), None);
         let reused_pid = Owner {
             start: me.start + 1,
             ..me.clone()

@@ -16,6 +16,14 @@ use crate::cli::Command;
 /// Exit code for bad input (usage, unreadable files).
 pub const EXIT_USAGE: u8 = 2;
 
+/// Exit code when the app itself failed under slim's watch: it exited, never answered, or
+/// stopped answering its probes (on the fat image).
+pub const EXIT_APP_FAILED: u8 = 4;
+
+/// Exit code when something outside slim failed: the engine stopped, the disk filled, the input
+/// image changed, another slim holds the tag.
+pub const EXIT_FAULT: u8 = 5;
+
 /// Runs a subcommand; its `Ok` value is the process exit code.
 pub fn run(command: Command) -> anyhow::Result<ExitCode> {
     match command {
@@ -41,6 +49,50 @@ impl Shutdown {
         let mut rx = self.0.clone();
         let _ = rx.wait_for(|stop| *stop).await;
     }
+
+    /// `Err(Interrupted)` once a stop was requested: checked between phases.
+    pub fn check(&self) -> Result<(), Interrupted> {
+        match *self.0.borrow() {
+            true => Err(Interrupted),
+            false => Ok(()),
+        }
+    }
+
+    /// Runs `work` unless a stop is requested first (then it is dropped). Only for work that
+    /// owns nothing outside slim's process while it runs.
+    pub async fn unless_stopped<T>(
+        &self,
+        work: impl std::future::Future<Output = anyhow::Result<T>>,
+    ) -> anyhow::Result<T> {
+        tokio::select! {
+            result = work => result,
+            _ = self.requested() => Err(Interrupted.into()),
+        }
+    }
+}
+
+/// Test hook of the fault tests (`tests/faults.rs`): with `SLIM_TEST_HOLD=PHASE:FILE`, slim
+/// waits at `phase` while FILE exists, so a test can stop the engine, retag the image or send a
+/// signal at a known point. Without it, a no-op.
+pub async fn hold(phase: &str, shutdown: &Shutdown) -> Result<(), Interrupted> {
+    let Ok(spec) = std::env::var("SLIM_TEST_HOLD") else {
+        return Ok(());
+    };
+    let Some((at, file)) = spec.split_once(':') else {
+        return Ok(());
+    };
+    if at != phase {
+        return Ok(());
+    }
+    eprintln!("slim: holding at {phase}");
+    let file = std::path::Path::new(file);
+    while file.exists() {
+        tokio::select! {
+            _ = tokio::time::sleep(std::time::Duration::from_millis(50)) => {}
+            _ = shutdown.requested() => return Err(Interrupted),
+        }
+    }
+    shutdown.check()
 }
 
 /// Runs `command`, dropping it (and so every guard it holds) when a stop is requested.
@@ -93,15 +145,71 @@ where
 #[error("interrupted: stopped and cleaned up")]
 pub struct Interrupted;
 
-/// Exit code for an error that reached main.
+/// Exit code for an error that reached main: its class (see README, "Exit codes").
 pub fn exit_code(err: &anyhow::Error) -> ExitCode {
-    if err.downcast_ref::<UsageError>().is_some() {
-        ExitCode::from(EXIT_USAGE)
+    let code = if err.downcast_ref::<UsageError>().is_some() {
+        EXIT_USAGE
     } else if err.downcast_ref::<Interrupted>().is_some() {
-        ExitCode::from(EXIT_INTERRUPTED)
+        EXIT_INTERRUPTED
+    } else if err.downcast_ref::<AppFailed>().is_some()
+        || err.downcast_ref::<build::RunError>().is_some()
+    {
+        EXIT_APP_FAILED
+    } else if err.downcast_ref::<Fault>().is_some() || fault_hint(err).is_some() {
+        EXIT_FAULT
     } else {
-        ExitCode::FAILURE
+        1
+    };
+    ExitCode::from(code)
+}
+
+/// What to do about a fault found in the error's chain (the engine gone, a full disk), for the
+/// errors that do not carry their own hint.
+pub fn fault_hint(err: &anyhow::Error) -> Option<&'static str> {
+    for cause in err.chain() {
+        if let Some(engine) = cause.downcast_ref::<crate::engine::EngineError>() {
+            if engine.engine_gone() {
+                return Some(
+                    "start the engine again (`cargo xtask setup` here, or `systemctl start \
+                     docker`) and rerun; `slim prune` removes what this run could not",
+                );
+            }
+        }
+        if let Some(io) = cause.downcast_ref::<std::io::Error>() {
+            if io.kind() == std::io::ErrorKind::StorageFull {
+                return Some(
+                    "free space there, or point SLIM_WORK_DIR (work files) and --output-dir \
+                     at a disk with room; nothing was tagged",
+                );
+            }
+        }
     }
+    None
+}
+
+/// Something outside slim failed or changed under it: a one-line cause and a hint, exit 5.
+#[derive(Debug, thiserror::Error)]
+#[error("{message}\n  hint: {hint}")]
+pub struct Fault {
+    pub message: String,
+    pub hint: String,
+}
+
+impl Fault {
+    pub fn new(message: impl Into<String>, hint: impl Into<String>) -> Self {
+        Self {
+            message: message.into(),
+            hint: hint.into(),
+        }
+    }
+}
+
+/// The app failed on the fat image (not slim's doing): a one-line cause and a hint, exit 4.
+#[derive(Debug, thiserror::Error)]
+#[error("{message}\n  hint: {hint}")]
+pub struct AppFailed {
+    pub message: String,
+    pub hint: String,
 }
 
 /// Bad input: a one-line cause and a hint, exit code 2.

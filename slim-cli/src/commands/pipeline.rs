@@ -406,7 +406,8 @@ pub async fn write_image(
         let file = std::fs::File::create(&layer_path).context("create the slim layer file")?;
         let out = std::io::BufWriter::with_capacity(1 << 20, file);
         let (layer, mut out) =
-            tokio::task::block_in_place(|| writer::write_layer(tree, &selection, out))?;
+            tokio::task::block_in_place(|| writer::write_layer(tree, &selection, out))
+                .with_context(|| format!("cannot write the slim layer {}", layer_path.display()))?;
         std::io::Write::flush(&mut out).context("write the slim layer file")?;
         layer
     };

@@ -10,7 +10,7 @@ use anyhow::Result;
 use crate::{
     cli::PruneArgs,
     engine::Engine,
-    owner::{Owner, LABEL_RUN},
+    owner::{Owner, LABEL_RUN, WORK_REPO},
 };
 
 use super::pipeline::{WorkDir, OWNER_FILE};
@@ -19,6 +19,8 @@ use super::pipeline::{WorkDir, OWNER_FILE};
 #[derive(Debug, Default)]
 pub struct Reaped {
     pub containers: Vec<String>,
+    /// Temporary tags of slim images that were never verified.
+    pub images: Vec<String>,
     pub work_dirs: Vec<PathBuf>,
     /// Pids of the slim runs they belonged to.
     pub owners: Vec<u32>,
@@ -26,7 +28,7 @@ pub struct Reaped {
 
 impl Reaped {
     pub fn is_empty(&self) -> bool {
-        self.containers.is_empty() && self.work_dirs.is_empty()
+        self.containers.is_empty() && self.images.is_empty() && self.work_dirs.is_empty()
     }
 
     /// `2 containers and 1 work dir of slim runs that no longer run (pid 4242)`.
@@ -36,10 +38,18 @@ impl Reaped {
         owners.sort_unstable();
         owners.dedup();
         let pids: Vec<String> = owners.iter().map(u32::to_string).collect();
+        let mut parts = vec![plural(self.containers.len(), "container")];
+        if !self.images.is_empty() {
+            parts.push(plural(self.images.len(), "unverified image"));
+        }
+        parts.push(plural(self.work_dirs.len(), "work dir"));
+        let last = parts.pop().unwrap_or_default();
+        let listed = match parts.is_empty() {
+            true => last,
+            false => format!("{} and {last}", parts.join(", ")),
+        };
         format!(
-            "{} and {} of slim runs that no longer run (pid {})",
-            plural(self.containers.len(), "container"),
-            plural(self.work_dirs.len(), "work dir"),
+            "{listed} of slim runs that no longer run (pid {})",
             pids.join(", ")
         )
     }
@@ -59,6 +69,19 @@ pub async fn reap(engine: &Engine, dry_run: bool) -> Result<Reaped> {
         }
         reaped.owners.extend(owner.map(|o| o.pid));
         reaped.containers.push(id[..id.len().min(12)].to_owned());
+    }
+    for reference in engine.references_of(WORK_REPO).await? {
+        let Some(owner) = Owner::from_work_tag(&reference) else {
+            continue;
+        };
+        if owner.alive() {
+            continue;
+        }
+        if !dry_run {
+            engine.untag_image(&reference).await?;
+        }
+        reaped.owners.push(owner.pid);
+        reaped.images.push(reference);
     }
     let base = WorkDir::base();
     if let Ok(entries) = std::fs::read_dir(&base) {
@@ -113,6 +136,9 @@ pub async fn run(args: PruneArgs) -> Result<ExitCode> {
     };
     for id in &reaped.containers {
         println!("{verb} container {id}");
+    }
+    for image in &reaped.images {
+        println!("{verb} unverified image {image}");
     }
     for dir in &reaped.work_dirs {
         println!("{verb} work dir {}", dir.display());

@@ -102,10 +102,7 @@ impl Engine {
             .docker
             .create_container(None::<CreateContainerOptions>, body)
             .await
-            .map_err(|source| EngineError::Api {
-                operation: "create container",
-                source,
-            })?;
+            .map_err(|source| EngineError::api("create container", source))?;
         Ok(created.id)
     }
 
@@ -114,10 +111,7 @@ impl Engine {
         self.docker
             .start_container(id, None::<bollard::query_parameters::StartContainerOptions>)
             .await
-            .map_err(|source| EngineError::Api {
-                operation: "start container",
-                source,
-            })?;
+            .map_err(|source| EngineError::api("start container", source))?;
         let info = self.inspect(id).await?;
         let settings = info.network_settings.unwrap_or_default();
         let mut ports = BTreeMap::new();
@@ -153,10 +147,7 @@ impl Engine {
         self.docker
             .inspect_container(id, None)
             .await
-            .map_err(|source| EngineError::Api {
-                operation: "inspect container",
-                source,
-            })
+            .map_err(|source| EngineError::api("inspect container", source))
     }
 
     pub async fn container_state(&self, id: &str) -> Result<ContainerState, EngineError> {
@@ -187,7 +178,7 @@ impl Engine {
 
     /// Runs `sh -c COMMAND` inside the container; returns its exit code and output.
     pub async fn exec(&self, id: &str, command: &str) -> Result<(i64, Vec<u8>), EngineError> {
-        let api = |operation| move |source| EngineError::Api { operation, source };
+        let api = |operation| move |source| EngineError::api(operation, source);
         let exec = self
             .docker
             .create_exec(
@@ -236,10 +227,7 @@ impl Engine {
             .docker
             .list_containers(Some(options))
             .await
-            .map_err(|source| EngineError::Api {
-                operation: "list containers",
-                source,
-            })?;
+            .map_err(|source| EngineError::api("list containers", source))?;
         Ok(list
             .into_iter()
             .filter_map(|c| Some((c.id?, c.labels.unwrap_or_default())))
@@ -256,10 +244,7 @@ impl Engine {
         match self.docker.remove_container(id, Some(options)).await {
             Ok(()) => Ok(()),
             Err(err) if is_not_found(&err) => Ok(()),
-            Err(source) => Err(EngineError::Api {
-                operation: "remove container",
-                source,
-            }),
+            Err(source) => Err(EngineError::api("remove container", source)),
         }
     }
 }

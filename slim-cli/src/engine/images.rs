@@ -2,11 +2,14 @@
 //! producer thread), remove. Nothing is buffered whole in memory.
 
 use std::{
+    collections::HashMap,
     io::Write,
     path::{Path, PathBuf},
 };
 
-use bollard::query_parameters::ImportImageOptions;
+use bollard::query_parameters::{
+    ImportImageOptions, ListImagesOptions, RemoveImageOptions, TagImageOptions,
+};
 use futures_util::StreamExt as _;
 use tokio::io::AsyncWriteExt as _;
 
@@ -44,10 +47,7 @@ impl Engine {
                 .await
                 .map_err(|err| match is_not_found(&err) {
                     true => EngineError::NoSuchImage(name.to_owned()),
-                    false => EngineError::Api {
-                        operation: "inspect image",
-                        source: err,
-                    },
+                    false => EngineError::api("inspect image", err),
                 })?;
         let mut tcp_ports: Vec<u16> = info
             .config
@@ -66,16 +66,81 @@ impl Engine {
         })
     }
 
+    /// Tags image `id` as `reference` (`repo:tag`), moving the tag if another image had it.
+    pub async fn tag_image(&self, id: &str, reference: &str) -> Result<(), EngineError> {
+        let (repo, tag) = split_reference(reference);
+        let options = TagImageOptions {
+            repo: Some(repo.to_owned()),
+            tag: Some(tag.to_owned()),
+        };
+        self.docker
+            .tag_image(id, Some(options))
+            .await
+            .map_err(|source| EngineError::api("tag image", source))
+    }
+
+    /// Removes the tag `reference`, and the image when that was its last tag. Already gone is
+    /// fine; an image a container uses is only untagged.
+    pub async fn untag_image(&self, reference: &str) -> Result<(), EngineError> {
+        let options = RemoveImageOptions {
+            force: false,
+            noprune: false,
+            platforms: None,
+        };
+        match self
+            .docker
+            .remove_image(reference, Some(options), None)
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(err) if is_not_found(&err) => Ok(()),
+            // In use by a container: the tag goes, the image stays for the container.
+            Err(bollard::errors::Error::DockerResponseServerError {
+                status_code: 409, ..
+            }) => {
+                let options = RemoveImageOptions {
+                    force: true,
+                    noprune: true,
+                    platforms: None,
+                };
+                self.docker
+                    .remove_image(reference, Some(options), None)
+                    .await
+                    .map(|_| ())
+                    .map_err(|source| EngineError::api("remove image", source))
+            }
+            Err(source) => Err(EngineError::api("remove image", source)),
+        }
+    }
+
+    /// Every `repo:tag` reference of repository `repo`.
+    pub async fn references_of(&self, repo: &str) -> Result<Vec<String>, EngineError> {
+        let filters: HashMap<String, Vec<String>> =
+            [("reference".to_owned(), vec![format!("{repo}:*")])].into();
+        let options = ListImagesOptions {
+            filters: Some(filters),
+            ..Default::default()
+        };
+        let images = self
+            .docker
+            .list_images(Some(options))
+            .await
+            .map_err(|source| EngineError::api("list images", source))?;
+        let prefix = format!("{repo}:");
+        Ok(images
+            .into_iter()
+            .flat_map(|image| image.repo_tags)
+            .filter(|reference| reference.starts_with(&prefix))
+            .collect())
+    }
+
     /// Where the engine keeps images (`docker info`); `None` when it does not say.
     pub async fn storage_root(&self) -> Result<Option<StorageRoot>, EngineError> {
         let info = self
             .docker
             .info()
             .await
-            .map_err(|source| EngineError::Api {
-                operation: "info",
-                source,
-            })?;
+            .map_err(|source| EngineError::api("info", source))?;
         Ok(info
             .docker_root_dir
             .zip(info.driver)
@@ -98,10 +163,7 @@ impl Engine {
         let mut stream = self.docker.export_image(name);
         let mut size = 0u64;
         while let Some(chunk) = stream.next().await {
-            let chunk = chunk.map_err(|source| EngineError::Api {
-                operation: "save image",
-                source,
-            })?;
+            let chunk = chunk.map_err(|source| EngineError::api("save image", source))?;
             size += chunk.len() as u64;
             file.write_all(&chunk)
                 .await
@@ -152,15 +214,21 @@ impl Engine {
             source: std::io::Error::other(e.to_string()),
         })?;
         if let Some(source) = failure {
-            return Err(EngineError::Api {
-                operation: "load image",
-                source,
-            });
+            return Err(EngineError::api("load image", source));
         }
         produced.map_err(|source| EngineError::Io {
             what: "produce the image archive".into(),
             source,
         })
+    }
+}
+
+/// `repo:tag` -> (`repo`, `tag`); `latest` when no tag is given (a `:` in a registry port is
+/// not a tag).
+pub fn split_reference(reference: &str) -> (&str, &str) {
+    match reference.rsplit_once(':') {
+        Some((repo, tag)) if !tag.contains('/') => (repo, tag),
+        _ => (reference, "latest"),
     }
 }
 

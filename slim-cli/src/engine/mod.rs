@@ -31,6 +31,12 @@ pub enum EngineError {
     },
     #[error("container {0} is not running")]
     NotRunning(String),
+    #[error("the container engine stopped answering during `{operation}` ({reason})")]
+    Stopped {
+        operation: &'static str,
+        /// The innermost cause (the client's wrappers say nothing more).
+        reason: String,
+    },
     #[error("the engine refused `{operation}`")]
     Api {
         operation: &'static str,
@@ -39,10 +45,45 @@ pub enum EngineError {
     },
 }
 
+impl EngineError {
+    /// The error of an API call: [`EngineError::Stopped`] when the engine did not answer at all
+    /// (its socket is gone, the connection broke, it timed out), else what it refused.
+    pub fn api(operation: &'static str, source: bollard::errors::Error) -> Self {
+        use bollard::errors::Error as E;
+        let stopped = matches!(
+            source,
+            E::IOError { .. }
+                | E::HyperResponseError { .. }
+                | E::HyperLegacyError { .. }
+                | E::RequestTimeoutError
+                | E::SocketNotFoundError(_)
+        );
+        if stopped {
+            let mut reason: &dyn std::error::Error = &source;
+            while let Some(inner) = reason.source() {
+                reason = inner;
+            }
+            Self::Stopped {
+                operation,
+                reason: reason.to_string(),
+            }
+        } else {
+            Self::Api { operation, source }
+        }
+    }
+
+    /// Whether the engine itself is gone (not answering), as opposed to refusing a call.
+    pub fn engine_gone(&self) -> bool {
+        matches!(self, Self::Stopped { .. } | Self::Unreachable { .. })
+    }
+}
+
 /// A connection to the engine.
 #[derive(Clone)]
 pub struct Engine {
     docker: Docker,
+    /// Set once a clean-up waited for the engine in vain: later ones do not wait again.
+    waited_in_vain: std::sync::Arc<std::sync::atomic::AtomicBool>,
 }
 
 /// What slim needs to know about a running container.
@@ -68,7 +109,42 @@ fn is_not_found(err: &bollard::errors::Error) -> bool {
     )
 }
 
+/// How long clean-up waits for an engine that stopped answering (a restart takes seconds).
+const CLEANUP_PATIENCE: std::time::Duration = std::time::Duration::from_secs(20);
+
 impl Engine {
+    /// Runs the clean-up step `undo`, retrying while the engine does not answer (it may be
+    /// restarting) for up to 20 s. Returns the last error when it never came back.
+    pub async fn patiently<F, Fut>(&self, mut undo: F) -> Result<(), EngineError>
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Result<(), EngineError>>,
+    {
+        use std::sync::atomic::Ordering;
+        let patience = match self.waited_in_vain.load(Ordering::Relaxed) {
+            true => std::time::Duration::ZERO,
+            false => CLEANUP_PATIENCE,
+        };
+        let deadline = std::time::Instant::now() + patience;
+        let mut told = false;
+        loop {
+            match undo().await {
+                Err(err) if err.engine_gone() && std::time::Instant::now() >= deadline => {
+                    self.waited_in_vain.store(true, Ordering::Relaxed);
+                    return Err(err);
+                }
+                Err(err) if err.engine_gone() => {
+                    if !told {
+                        eprintln!("slim: the engine is not answering; waiting for it to clean up");
+                        told = true;
+                    }
+                    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+                }
+                other => return other,
+            }
+        }
+    }
+
     /// Connects as the docker CLI would and checks that the engine answers.
     pub async fn connect() -> Result<Self, EngineError> {
         let unreachable = |source| EngineError::Unreachable {
@@ -77,7 +153,10 @@ impl Engine {
         };
         let docker = Docker::connect_with_defaults().map_err(unreachable)?;
         let docker = docker.negotiate_version().await.map_err(unreachable)?;
-        Ok(Self { docker })
+        Ok(Self {
+            docker,
+            waited_in_vain: Default::default(),
+        })
     }
 
     /// The bollard client, for the modules that stream images and run containers.
@@ -97,10 +176,7 @@ impl Engine {
                 .await
                 .map_err(|err| match is_not_found(&err) {
                     true => EngineError::NoSuchContainer(name.to_owned()),
-                    false => EngineError::Api {
-                        operation: "inspect container",
-                        source: err,
-                    },
+                    false => EngineError::api("inspect container", err),
                 })?;
         let state = info.state.unwrap_or_default();
         let pid = state.pid.unwrap_or(0);

@@ -4,21 +4,17 @@
 mod console;
 mod input;
 mod inspect;
+mod output;
 mod profiles;
 mod record;
 mod run;
 mod select;
+mod tag_lock;
 mod verify;
 
-use std::{
-    collections::BTreeMap,
-    path::{Path, PathBuf},
-    process::ExitCode,
-    sync::Arc,
-    time::Instant,
-};
+use std::{collections::BTreeMap, path::Path, process::ExitCode, sync::Arc, time::Instant};
 
-use anyhow::Result;
+use anyhow::{Context as _, Result};
 
 use crate::{
     cli::{BuildArgs, ProfileArgs},
@@ -34,6 +30,7 @@ use super::{
 };
 
 pub use console::Console;
+pub use run::RunError;
 
 /// Exit code when the checked image does not answer like the original.
 pub const EXIT_VERIFY_FAILED: u8 = 3;
@@ -51,7 +48,8 @@ pub async fn run(args: BuildArgs, shutdown: Shutdown) -> Result<ExitCode> {
         .tag
         .clone()
         .unwrap_or_else(|| default_tag(&args.target));
-    let output_dir = output_dir(args.output_dir.as_deref(), &args.target)?;
+    let output_dir = output::output_dir(args.output_dir.as_deref(), &args.target)?;
+    let _tag_lock = tag_lock::TagLock::acquire(&tag)?;
     let mut timings = Timings::new();
 
     let (inspected, work, recorded) = inspect_and_record(
@@ -65,6 +63,7 @@ pub async fn run(args: BuildArgs, shutdown: Shutdown) -> Result<ExitCode> {
     )
     .await?;
 
+    crate::commands::hold("select", &shutdown).await?;
     let phase = Instant::now();
     let selected = select::select(&recorded, keep_options);
     timings.insert("select".into(), phase.elapsed().as_millis());
@@ -82,118 +81,208 @@ pub async fn run(args: BuildArgs, shutdown: Shutdown) -> Result<ExitCode> {
             }
         ));
     }
-
     let (tree, shrink) = shrink_phase(&args, &recorded, &selected, &work, console)?;
+    shutdown.check()?;
 
-    let phase = Instant::now();
-    let slim = write_image(
-        Some(&inspected.engine),
-        &recorded.fat,
+    // The image is loaded under a temporary tag of this run and gets `tag` only once it is
+    // verified and its report written: stopped or failed before, it is removed again.
+    let work_tag = crate::owner::Owner::current().work_tag();
+    let finished = Finish {
+        args: &args,
+        tag: &tag,
+        work_tag: &work_tag,
+        output_dir: &output_dir,
+        inspected: &inspected,
+        recorded: &recorded,
+        selected: &selected,
+        work: &work,
+        shutdown: &shutdown,
+        console,
+        probe_wait: input.probe_wait,
+    }
+    .run(
         LayerContent {
             tree: &tree,
             selection: selected.selection(),
         },
-        Some(&tag),
-        &outputs,
-        &work,
-        format!("slim build {}", args.target),
-    )
-    .await?;
-    let slim_info = inspected.engine.image(&tag).await?;
-    timings.insert("write_image".into(), phase.elapsed().as_millis());
-    console.say(format!(
-        "[4/7] write     {tag}  {}  {}",
-        short_id(&slim.id),
-        human_bytes(slim_info.size)
-    ));
-
-    let mut profiles = profile_phase(&recorded, &args.target, &output_dir, console, &mut timings)?;
-
-    let phase = Instant::now();
-    let verify = if args.no_verify {
-        Verify {
-            skipped: true,
-            ..Default::default()
-        }
-    } else {
-        let check = verify::Check {
-            image: &tag,
-            seccomp: profiles
-                .enforceable_seccomp()
-                .map(|p| (p, profiles::SECCOMP_FILE)),
-            selection: Some((&recorded.fat.tree, &selected.keep)),
-        };
-        verify::verify(
-            &inspected,
-            &recorded,
-            check,
-            input.probe_wait,
-            &shutdown,
-            console,
-        )
-        .await?
-    };
-    timings.insert("verify".into(), phase.elapsed().as_millis());
-    timings.insert("total".into(), total.elapsed().as_millis());
-    profiles.report.verified_under = verify.under.clone();
-
-    let summary = &selected.summary;
-    let recording = &recorded.recording;
-    let report = Report {
-        target: ImageSummary {
-            image: args.target.clone(),
-            id: inspected.info.id.clone(),
-            size_bytes: inspected.info.size,
-            read_from: Some(recorded.fat.read_from),
-        },
-        slim: ImageSummary {
-            image: tag.clone(),
-            id: slim.id.clone(),
-            size_bytes: slim_info.size,
-            read_from: None,
-        },
-        ratio: inspected.info.size as f64 / slim_info.size.max(1) as f64,
-        probes: recorded.fat_run.probes.clone(),
-        verify,
-        recorder: RecorderReport {
-            stats: recording.stats,
-            unresolved: recording.unresolved,
-            kernel_offsets: recording.offsets_source,
-        },
-        timings_ms: timings,
-        kept: summary.kept_by_reason.clone(),
-        kept_files: summary.kept_files,
-        largest_kept: summary.largest.clone(),
-        removed: Report::removed_from(summary),
-        floor: Floor {
-            opened_bytes: summary.opened_bytes,
-            touched_bytes: summary.touched_bytes,
-            slim_over_opened: slim_info.size as f64 / summary.opened_bytes.max(1) as f64,
-        },
-        syscalls: recording.syscall_names(),
-        not_in_image: selected
-            .keep
-            .not_in_image
-            .iter()
-            .map(|p| p.display().to_string())
-            .collect(),
-        state: selected.keep.state.clone(),
-        profiles: Some(profiles.report),
+        outputs,
         shrink,
-    };
-    report.write(&output_dir, &selected.keep)?;
-    console.say(format!(
-        "[7/7] report    {}",
-        output_dir.join("report.json").display()
-    ));
-    println!("{}", report.summary_line());
-    if !report.verify.failed.is_empty() {
-        report
-            .verify
-            .explain(&format!("the slim image {tag}"), &args.target);
-        return Ok(ExitCode::from(EXIT_VERIFY_FAILED));
+        timings,
+        total,
+    )
+    .await;
+    let engine = &inspected.engine;
+    if let Err(err) = engine.patiently(|| engine.untag_image(&work_tag)).await {
+        eprintln!(
+            "slim: the unverified image {work_tag} is left behind ({err}); the next slim run or \
+             `slim prune` removes it"
+        );
     }
-    Ok(ExitCode::SUCCESS)
+    finished
+}
+
+/// Phases 4 to 7 of `slim build`, after the selection: write the image under the run's
+/// temporary tag, write the profiles, verify, write the report, publish the output files and
+/// move the tag into place.
+struct Finish<'a> {
+    args: &'a BuildArgs,
+    tag: &'a str,
+    work_tag: &'a str,
+    output_dir: &'a Path,
+    inspected: &'a inspect::Inspected,
+    recorded: &'a record::Recorded,
+    selected: &'a select::Selected,
+    work: &'a WorkDir,
+    shutdown: &'a Shutdown,
+    console: Console,
+    probe_wait: std::time::Duration,
+}
+
+impl Finish<'_> {
+    async fn run(
+        self,
+        content: LayerContent<'_>,
+        outputs: Vec<super::pipeline::Output>,
+        shrink: Option<shrink::Report>,
+        mut timings: Timings,
+        total: Instant,
+    ) -> Result<ExitCode> {
+        let Self {
+            args,
+            tag,
+            work_tag,
+            output_dir,
+            inspected,
+            recorded,
+            selected,
+            work,
+            shutdown,
+            console,
+            probe_wait: self_probe_wait,
+        } = self;
+        let phase = Instant::now();
+        // Writing owns nothing outside slim until the engine has the image: a stop drops it.
+        let slim = shutdown
+            .unless_stopped(write_image(
+                Some(&inspected.engine),
+                &recorded.fat,
+                content,
+                Some(work_tag),
+                &outputs,
+                work,
+                format!("slim build {}", args.target),
+            ))
+            .await?;
+        let slim_info = inspected.engine.image(work_tag).await?;
+        timings.insert("write_image".into(), phase.elapsed().as_millis());
+        console.say(format!(
+            "[4/7] write     {tag}  {}  {}",
+            short_id(&slim.id),
+            human_bytes(slim_info.size)
+        ));
+        crate::commands::hold("write", shutdown).await?;
+
+        let staging = output::staging(work.path())?;
+        let mut profiles = profile_phase(
+            recorded,
+            &args.target,
+            (&staging, output_dir),
+            console,
+            &mut timings,
+        )?;
+        shutdown.check()?;
+
+        let phase = Instant::now();
+        let verify = if args.no_verify {
+            Verify {
+                skipped: true,
+                ..Default::default()
+            }
+        } else {
+            let check = verify::Check {
+                image: work_tag,
+                shown: tag,
+                seccomp: profiles
+                    .enforceable_seccomp()
+                    .map(|p| (p, profiles::SECCOMP_FILE)),
+                selection: Some((&recorded.fat.tree, &selected.keep)),
+            };
+            verify::verify(
+                inspected,
+                recorded,
+                check,
+                self_probe_wait,
+                shutdown,
+                console,
+            )
+            .await?
+        };
+        timings.insert("verify".into(), phase.elapsed().as_millis());
+        timings.insert("total".into(), total.elapsed().as_millis());
+        profiles.report.verified_under = verify.under.clone();
+        shutdown.check()?;
+
+        let summary = &selected.summary;
+        let recording = &recorded.recording;
+        let report = Report {
+            target: ImageSummary {
+                image: args.target.clone(),
+                id: inspected.info.id.clone(),
+                size_bytes: inspected.info.size,
+                read_from: Some(recorded.fat.read_from),
+            },
+            slim: ImageSummary {
+                image: tag.to_owned(),
+                id: slim.id.clone(),
+                size_bytes: slim_info.size,
+                read_from: None,
+            },
+            ratio: inspected.info.size as f64 / slim_info.size.max(1) as f64,
+            probes: recorded.fat_run.probes.clone(),
+            verify,
+            recorder: RecorderReport {
+                stats: recording.stats,
+                unresolved: recording.unresolved,
+                kernel_offsets: recording.offsets_source,
+            },
+            timings_ms: timings,
+            kept: summary.kept_by_reason.clone(),
+            kept_files: summary.kept_files,
+            largest_kept: summary.largest.clone(),
+            removed: Report::removed_from(summary),
+            floor: Floor {
+                opened_bytes: summary.opened_bytes,
+                touched_bytes: summary.touched_bytes,
+                slim_over_opened: slim_info.size as f64 / summary.opened_bytes.max(1) as f64,
+            },
+            syscalls: recording.syscall_names(),
+            not_in_image: selected
+                .keep
+                .not_in_image
+                .iter()
+                .map(|p| p.display().to_string())
+                .collect(),
+            state: selected.keep.state.clone(),
+            profiles: Some(profiles.report),
+            shrink,
+        };
+        report.write(&staging, &selected.keep)?;
+        output::publish(&staging, output_dir)?;
+        crate::commands::hold("tag", shutdown).await?;
+        inspected.engine.tag_image(&slim.id, tag).await?;
+        console.say(format!(
+            "[7/7] report    {}",
+            output_dir.join("report.json").display()
+        ));
+        println!("{}", report.summary_line());
+        if !report.verify.failed.is_empty() {
+            report
+                .verify
+                .explain(&format!("the slim image {tag}"), &args.target);
+            return Ok(ExitCode::from(EXIT_VERIFY_FAILED));
+        }
+        Ok(ExitCode::SUCCESS)
+    }
 }
 
 /// `slim profile`: inspect -> record -> profiles -> verify (the target itself, under its new
@@ -202,10 +291,10 @@ pub async fn profile(args: ProfileArgs, shutdown: Shutdown) -> Result<ExitCode> 
     let total = Instant::now();
     let console = Console { quiet: args.quiet };
     let input = input::Input::parse(&args.run)?;
-    let output_dir = output_dir(args.output_dir.as_deref(), &args.target)?;
+    let output_dir = output::output_dir(args.output_dir.as_deref(), &args.target)?;
     let mut timings = Timings::new();
 
-    let (inspected, _work, recorded) = inspect_and_record(
+    let (inspected, work, recorded) = inspect_and_record(
         &args.target,
         None,
         &input,
@@ -216,14 +305,23 @@ pub async fn profile(args: ProfileArgs, shutdown: Shutdown) -> Result<ExitCode> 
     )
     .await?;
 
-    let mut profiles = profile_phase(&recorded, &args.target, &output_dir, console, &mut timings)?;
+    let staging = output::staging(work.path())?;
+    let mut profiles = profile_phase(
+        &recorded,
+        &args.target,
+        (&staging, &output_dir),
+        console,
+        &mut timings,
+    )?;
+    shutdown.check()?;
 
     let phase = Instant::now();
     let checkable = profiles.enforceable_seccomp();
     let verify = match (checkable, args.no_verify) {
         (Some(seccomp), false) => {
             let check = verify::Check {
-                image: &args.target,
+                image: &inspected.info.id,
+                shown: &args.target,
                 seccomp: Some((seccomp, profiles::SECCOMP_FILE)),
                 selection: None,
             };
@@ -269,9 +367,14 @@ pub async fn profile(args: ProfileArgs, shutdown: Shutdown) -> Result<ExitCode> 
         "syscalls": recorded.recording.syscall_names(),
         "profiles": profiles.report,
     });
+    shutdown.check()?;
+    std::fs::write(
+        staging.join("report.json"),
+        serde_json::to_vec_pretty(&report)?,
+    )
+    .context("write report.json")?;
+    output::publish(&staging, &output_dir)?;
     let report_path = output_dir.join("report.json");
-    std::fs::write(&report_path, serde_json::to_vec_pretty(&report)?)
-        .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", report_path.display()))?;
     console.say(format!("[7/7] report    {}", report_path.display()));
     println!(
         "profiles written to {}, {}",
@@ -311,17 +414,18 @@ async fn inspect_and_record(
 }
 
 /// Phase 5, shared by build and profile: write the profiles and say what they allow.
+/// The files go to `staging`; the console names `shown`, the output dir they end up in.
 fn profile_phase(
     recorded: &record::Recorded,
     image: &str,
-    dir: &Path,
+    (staging, shown): (&Path, &Path),
     console: Console,
     timings: &mut Timings,
 ) -> Result<profiles::Profiles> {
     let phase = Instant::now();
-    let written = profiles::write_profiles(recorded, image, dir)?;
+    let written = profiles::write_profiles(recorded, image, staging)?;
     timings.insert("profiles".into(), phase.elapsed().as_millis());
-    say_profiles(console, &written, dir);
+    say_profiles(console, &written, shown);
     Ok(written)
 }
 
@@ -372,24 +476,6 @@ fn record_timings(timings: &mut Timings, recorded: &record::Recorded) {
     );
 }
 
-/// The output dir, created and checked writable before anything runs: finding out after the
-/// image was written would leave a slim image tagged with no report.
-fn output_dir(given: Option<&Path>, target: &str) -> Result<PathBuf, super::UsageError> {
-    let dir = given
-        .map(Path::to_path_buf)
-        .unwrap_or_else(|| Path::new("slim-out").join(sanitize_name(target)));
-    let probe = dir.join(format!(".slim-write-check-{}", std::process::id()));
-    let writable = std::fs::create_dir_all(&dir).and_then(|()| std::fs::write(&probe, b""));
-    let _ = std::fs::remove_file(&probe);
-    writable.map_err(|err| {
-        super::UsageError::new(
-            format!("cannot write the output dir {}: {err}", dir.display()),
-            "pass --output-dir DIR with a directory slim can create and write",
-        )
-    })?;
-    Ok(dir)
-}
-
 /// docker-slim's naming: `repo:tag` -> `repo.slim:tag`.
 pub fn default_tag(target: &str) -> String {
     let (name, tag) = match target.rsplit_once(':') {
@@ -404,19 +490,6 @@ pub fn default_tag(target: &str) -> String {
         );
     }
     format!("{name}.slim:{tag}")
-}
-
-fn sanitize_name(target: &str) -> String {
-    target
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '.' || c == '-' {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect()
 }
 
 /// `--strip-executables` / `--compress-executables`: the tree to write the image from.

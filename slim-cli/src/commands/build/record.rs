@@ -13,7 +13,8 @@ use anyhow::Result;
 use crate::{
     commands::{
         pipeline::{read_image, FatImage, ImageSource, ReadVia, WorkDir},
-        Shutdown, UsageError,
+        xray::short_id,
+        AppFailed, Fault, Shutdown,
     },
     engine::RunSpec,
     image::tree::FileTree,
@@ -61,7 +62,8 @@ pub async fn record(
     console: Console,
 ) -> Result<Recorded> {
     let mut spec = input.spec.clone();
-    spec.image = inspected.name.clone();
+    // By id: a tag moved or removed meanwhile changes neither what runs nor what is read.
+    spec.image = inspected.info.id.clone();
     spec.seccomp = Some("unconfined".into()); // blocked syscalls would never be seen
     for port in inspected.info.tcp_ports.iter().chain(&input.extra_ports) {
         if !spec.ports.contains(port) {
@@ -97,14 +99,17 @@ pub async fn record(
         continue_after,
         shutdown,
     };
-    let source = ImageSource::Engine(inspected.name.clone());
-    let (fat_run, fat) = tokio::join!(
-        run.execute(),
-        read_image(Some(&inspected.engine), &source, work, via)
-    );
+    let source = ImageSource::Engine(inspected.info.id.clone());
+    let read = async {
+        crate::commands::hold("read", shutdown).await?;
+        read_image(Some(&inspected.engine), &source, work, via).await
+    };
+    let (fat_run, fat) = tokio::join!(run.execute(), shutdown.unless_stopped(read));
     spin.done();
     let fat_run = fat_run?;
-    let fat = fat?;
+    let mut fat = fat.map_err(|err| read_failed(inspected, err))?;
+    fat.name = inspected.name.clone();
+    say_if_moved(inspected).await;
     let record_ms = started.elapsed().as_millis();
 
     let raw = fat_run.recording.as_ref().expect("recorded");
@@ -148,6 +153,44 @@ pub async fn record(
     Ok(recorded)
 }
 
+/// A failed read of an image that is gone meanwhile is that, not a broken read.
+fn read_failed(inspected: &Inspected, err: anyhow::Error) -> anyhow::Error {
+    let gone = err.chain().any(|cause| {
+        matches!(
+            cause.downcast_ref::<crate::engine::EngineError>(),
+            Some(crate::engine::EngineError::NoSuchImage(_))
+        )
+    });
+    if !gone {
+        return err;
+    }
+    Fault::new(
+        format!(
+            "the fat image {} ({}) was removed while slim read it",
+            inspected.name,
+            short_id(&inspected.info.id)
+        ),
+        "keep the image until slim finishes (nothing was written), then rerun",
+    )
+    .into()
+}
+
+/// Warns when the target's name no longer names the image that was inspected (retagged or
+/// removed while slim ran): what was slimmed is the image inspected at the start.
+async fn say_if_moved(inspected: &Inspected) {
+    let now = match inspected.engine.image(&inspected.name).await {
+        Ok(info) if info.id == inspected.info.id => return,
+        Ok(info) => format!("now names another image ({})", short_id(&info.id)),
+        Err(crate::engine::EngineError::NoSuchImage(_)) => "was removed".to_owned(),
+        Err(_) => return, // the engine's trouble shows where it matters
+    };
+    tracing::warn!(
+        "{} {now} while slim read it: slimming the image inspected at the start ({})",
+        inspected.name,
+        short_id(&inspected.info.id)
+    );
+}
+
 /// A probe that fails on the fat image verifies nothing: the user's probes must all succeed
 /// there (an HTTP status such as 404 is an answer), or the build stops before anything is
 /// written; slim's own guesses (GET / on an exposed port that does not speak HTTP) are dropped
@@ -177,15 +220,16 @@ fn check_probes(probes: &mut Vec<ProbeResult>) -> Result<()> {
             format!("; its output:{}", lines.concat())
         })
         .unwrap_or_default();
-    Err(UsageError::new(
-        format!(
+    Err(AppFailed {
+        message: format!(
             "probe `{}` failed on the fat image: {}{output}",
             failed.name,
             describe(failed)
         ),
-        "fix or drop the probe: slim verifies only with probes the original image answers \
-         (an HTTP status such as 404 is an answer)",
-    )
+        hint: "fix or drop the probe, or the app if it stopped answering: slim verifies only \
+               with probes the original image answers (an HTTP status such as 404 is an answer)"
+            .into(),
+    }
     .into())
 }
 

@@ -50,6 +50,12 @@ pub enum RunError {
     Exited { code: i64, logs: String },
     #[error("container port {port} did not answer within {seconds}s (--probe-wait): is the app listening on it, on 0.0.0.0?")]
     NotReady { port: u16, seconds: u64 },
+    #[error("the container exited with code {code} during the probes (probe `{probe}` got no answer); its last lines:\n{logs}")]
+    ExitedWhileProbed {
+        code: i64,
+        probe: String,
+        logs: String,
+    },
 }
 
 /// What a run produced.
@@ -90,8 +96,16 @@ impl Run<'_> {
             outcome = self.inside(&id, recorder) => outcome,
             _ = self.shutdown.requested() => Err(Interrupted.into()),
         };
-        if let Err(err) = self.engine.remove_container(&id).await {
-            tracing::warn!("could not remove container {id}: {err}");
+        let removed = self
+            .engine
+            .patiently(|| self.engine.remove_container(&id))
+            .await;
+        if let Err(err) = removed {
+            eprintln!(
+                "slim: container {} is left behind ({err}); the next slim run or `slim prune` \
+                 removes it once the engine answers",
+                &id[..id.len().min(12)]
+            );
         }
         outcome
     }
@@ -144,6 +158,26 @@ impl Run<'_> {
             None => prober::run(self.plan, &target).await,
         };
         let probe_ms = probing.elapsed().as_millis();
+        if self.replay.is_none() {
+            // The app died under the probes: say so, not that the probes were wrong.
+            if let Some(failed) = probes.iter().find(|p| !p.ok()) {
+                let state = self.engine.container_state(id).await?;
+                if !state.running {
+                    let logs = self.engine.logs_tail(id, 40).await;
+                    return Err(RunError::ExitedWhileProbed {
+                        code: state.exit_code,
+                        probe: failed.name.clone(),
+                        logs: indent(&logs),
+                    }
+                    .into());
+                }
+            }
+        }
+        let phase = match self.replay {
+            Some(_) => "verify",
+            None => "record",
+        };
+        crate::commands::hold(phase, self.shutdown).await?;
         self.wait_continue().await?;
         let recording = match recorder {
             Some(recorder) => Some(recorder.finish()?),

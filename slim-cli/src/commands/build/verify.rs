@@ -30,13 +30,15 @@ use super::{
 pub struct Check<'a> {
     /// The image to run.
     pub image: &'a str,
+    /// Its name on the console.
+    pub shown: &'a str,
     /// Run it under this profile (written as `file` in the output dir).
     pub seccomp: Option<(&'a SeccompProfile, &'a str)>,
     /// The slim image's selection from the fat tree, to name missing paths.
     pub selection: Option<(&'a FileTree, &'a KeepSet)>,
 }
 
-/// Runs the check; errors only when interrupted or when the engine fails, a failed start is a
+/// Runs the check; errors only when interrupted or when the engine is gone, a failed start is a
 /// failed verification.
 pub async fn verify(
     inspected: &Inspected,
@@ -53,7 +55,7 @@ pub async fn verify(
     let spin = console.phase(format!(
         "[6/7] verify    replaying {} probes against {}{under}",
         recorded.fat_run.probes.len(),
-        check.image
+        check.shown
     ));
     let mut spec = recorded.spec.clone();
     spec.image = check.image.to_owned();
@@ -97,7 +99,13 @@ pub async fn verify(
             }
             verify
         }
-        Err(err) if err.downcast_ref::<Interrupted>().is_some() => return Err(err),
+        // Stopped, or the engine gone: that says nothing about the image.
+        Err(err)
+            if err.downcast_ref::<Interrupted>().is_some()
+                || crate::commands::fault_hint(&err).is_some() =>
+        {
+            return Err(err)
+        }
         Err(err) => Verify {
             probes: recorded.fat_run.probes.len(),
             failed: vec![Mismatch {

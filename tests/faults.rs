@@ -1,0 +1,678 @@
+//! Faults a build must survive with a clear word and nothing half done: a stop (SIGTERM,
+//! SIGINT) in each phase, the engine stopping or restarting, the fat image retagged or removed
+//! while it is read, a full disk, the app dying or hanging under its probes, two builds of one
+//! tag. Each drives the real binary against the real engine; `SLIM_TEST_HOLD=PHASE:FILE` makes
+//! slim wait at a phase so the fault lands there and nowhere else. After each, the engine's
+//! own listings must show nothing of the run: no container, no temporary tag, no slim tag, no
+//! work dir, and the fat image unchanged.
+
+mod support;
+
+use std::{
+    io::BufRead as _,
+    path::{Path, PathBuf},
+    process::{Child, Command, Stdio},
+    sync::mpsc,
+    thread,
+    time::{Duration, Instant},
+};
+
+use support::*;
+
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn image_id(image: &str) -> String {
+    docker(&["image", "inspect", "--format", "{{.Id}}", image])
+}
+
+/// A `slim build` running in the background, its stderr collected line by line.
+struct Build {
+    child: Child,
+    lines: mpsc::Receiver<String>,
+    seen: Vec<String>,
+    hold_file: Option<PathBuf>,
+}
+
+impl Build {
+    /// Starts `slim build ARGS`, holding at `hold` (a phase) until released.
+    fn start(args: &[&str], hold: Option<&str>, env: &[(&str, &Path)]) -> Self {
+        let mut command = slim();
+        command.arg("build").args(args);
+        let hold_file = hold.map(|phase| {
+            let file = std::env::temp_dir().join(format!(
+                "slim-hold-{}-{phase}-{}",
+                std::process::id(),
+                Instant::now().elapsed().as_nanos()
+            ));
+            std::fs::write(&file, b"").unwrap();
+            command.env("SLIM_TEST_HOLD", format!("{phase}:{}", file.display()));
+            file
+        });
+        for (key, value) in env {
+            command.env(key, value);
+        }
+        let mut child = command
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stderr = child.stderr.take().unwrap();
+        let (tx, lines) = mpsc::channel();
+        thread::spawn(move || {
+            for line in std::io::BufReader::new(stderr)
+                .lines()
+                .map_while(Result::ok)
+            {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Self {
+            child,
+            lines,
+            seen: Vec::new(),
+            hold_file,
+        }
+    }
+
+    fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Waits until stderr has a line containing `text`.
+    fn wait_for(&mut self, text: &str) {
+        let deadline = Instant::now() + Duration::from_secs(180);
+        while Instant::now() < deadline {
+            match self.lines.recv_timeout(Duration::from_millis(200)) {
+                Ok(line) => {
+                    let found = line.contains(text);
+                    self.seen.push(line);
+                    if found {
+                        return;
+                    }
+                }
+                Err(mpsc::RecvTimeoutError::Timeout) => {}
+                Err(mpsc::RecvTimeoutError::Disconnected) => break,
+            }
+        }
+        panic!("slim never printed {text:?}:\n{}", self.seen.join("\n"));
+    }
+
+    fn release(&mut self) {
+        if let Some(file) = self.hold_file.take() {
+            std::fs::remove_file(file).unwrap();
+        }
+    }
+
+    fn signal(&self, signal: &str) {
+        let status = Command::new("kill")
+            .args(["-s", signal, &self.pid().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+
+    /// Waits for the exit: (code, all of stderr).
+    fn finish(mut self) -> (Option<i32>, String) {
+        let status = self.child.wait().unwrap();
+        while let Ok(line) = self.lines.recv_timeout(Duration::from_secs(2)) {
+            self.seen.push(line);
+        }
+        (status.code(), self.seen.join("\n"))
+    }
+}
+
+impl Drop for Build {
+    fn drop(&mut self) {
+        if let Some(file) = self.hold_file.take() {
+            let _ = std::fs::remove_file(file);
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Asserts that the run of `pid` left nothing: no container, no temporary tag, no work dir, no
+/// `tag` (unless `tagged`), and that the fat image still has `fat_id`.
+fn assert_nothing_left(pid: u32, tag: &str, tagged: bool, fat: &str, fat_id: &str) {
+    let containers = docker(&[
+        "ps",
+        "-aq",
+        "--filter",
+        &format!("label=slim.owner.pid={pid}"),
+    ]);
+    assert!(containers.is_empty(), "containers left: {containers}");
+    let work_tags = docker(&["images", "slim-work", "--format", "{{.Tag}}"]);
+    assert!(
+        !work_tags.lines().any(|t| t.starts_with(&format!("{pid}-"))),
+        "temporary tags left: {work_tags}"
+    );
+    assert_eq!(image_present(tag), tagged, "is {tag} tagged?");
+    let work_dirs: Vec<_> = std::fs::read_dir(std::env::temp_dir())
+        .unwrap()
+        .flatten()
+        .filter(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .starts_with(&format!("slim-{pid}-"))
+        })
+        .collect();
+    assert!(work_dirs.is_empty(), "work dirs left: {work_dirs:?}");
+    assert_eq!(image_id(fat), fat_id, "the fat image changed");
+}
+
+/// Stops dockerd (and so every container: no live restore here); started again when dropped.
+struct EngineOutage;
+
+impl EngineOutage {
+    fn begin() -> Self {
+        let status = Command::new("pkill")
+            .args(["-TERM", "-x", "dockerd"])
+            .status();
+        assert!(status.is_ok_and(|s| s.success()), "no dockerd to stop");
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while engine_answers() || process_runs("dockerd") {
+            assert!(Instant::now() < deadline, "dockerd does not stop");
+            thread::sleep(Duration::from_millis(100));
+        }
+        Self
+    }
+
+    /// Starts dockerd the way `cargo xtask setup` does and waits until it answers.
+    fn end(self) {
+        drop(self);
+    }
+}
+
+impl Drop for EngineOutage {
+    fn drop(&mut self) {
+        if !engine_answers() {
+            let log = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open("/var/log/dockerd.log")
+                .unwrap();
+            // `setsid -f` forks: dockerd is not this process's child (no zombie once stopped).
+            let status = Command::new("setsid")
+                .args(["-f", "dockerd"])
+                .stdin(Stdio::null())
+                .stdout(log.try_clone().unwrap())
+                .stderr(log)
+                .status()
+                .expect("dockerd starts");
+            assert!(status.success());
+        }
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while !engine_answers() {
+            assert!(Instant::now() < deadline, "dockerd did not come back");
+            thread::sleep(Duration::from_millis(200));
+        }
+    }
+}
+
+fn engine_answers() -> bool {
+    Command::new("docker")
+        .args(["version", "--format", "{{.Server.Version}}"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+fn process_runs(name: &str) -> bool {
+    Command::new("pgrep")
+        .args(["-x", name])
+        .stdout(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+#[test]
+fn a_stop_in_each_phase_cleans_up() {
+    if !is_root("a_stop_in_each_phase_cleans_up") {
+        return;
+    }
+    let _serial = serial();
+    let fat = app_image("python-http");
+    let fat_id = image_id(&fat);
+    for (phase, signal) in [
+        ("record", "TERM"),
+        ("select", "INT"),
+        ("write", "TERM"),
+        ("verify", "INT"),
+    ] {
+        let tag = format!("slim-test/python-http.slim:stop-{phase}");
+        let _image = Image(tag.clone());
+        let out = TempDir::new(&format!("stop-{phase}"));
+        let out_dir = out.0.display().to_string();
+        let mut build = Build::start(
+            &["--output-dir", &out_dir, "--tag", &tag, &fat],
+            Some(phase),
+            &[],
+        );
+        build.wait_for(&format!("slim: holding at {phase}"));
+        build.signal(signal);
+        let pid = build.pid();
+        let (code, stderr) = build.finish();
+        assert_eq!(code, Some(130), "{phase}: {stderr}");
+        assert!(
+            stderr.contains("error: interrupted: stopped and cleaned up"),
+            "{phase}: {stderr}"
+        );
+        assert!(!stderr.contains("panicked"), "{stderr}");
+        assert_nothing_left(pid, &tag, false, &fat, &fat_id);
+        assert!(
+            !out.0.join("report.json").exists() && !out.0.join("seccomp.json").exists(),
+            "{phase}: the output dir has files of an unfinished run"
+        );
+        eprintln!("SIG{signal} at {phase}: exit 130, `interrupted: stopped and cleaned up`");
+    }
+}
+
+#[test]
+fn the_engine_stopping_or_restarting_mid_build() {
+    if !is_root("the_engine_stopping_or_restarting_mid_build") {
+        return;
+    }
+    let _serial = serial();
+    let fat = app_image("python-http");
+    let fat_id = image_id(&fat);
+    let tag = "slim-test/python-http.slim:engine-fault";
+    let _image = Image(tag.to_owned());
+
+    // Stopped for good during record: one line, the leftovers named, and the next run's reap
+    // (here `slim prune`) removes them once the engine is back.
+    let out = TempDir::new("engine-record");
+    let out_dir = out.0.display().to_string();
+    let mut build = Build::start(
+        &["--output-dir", &out_dir, "--tag", tag, &fat],
+        Some("record"),
+        &[],
+    );
+    build.wait_for("slim: holding at record");
+    let outage = EngineOutage::begin();
+    build.release();
+    let pid = build.pid();
+    let (code, stderr) = build.finish();
+    assert_eq!(code, Some(5), "{stderr}");
+    let error = stderr
+        .lines()
+        .find(|l| l.starts_with("error: "))
+        .unwrap_or_default()
+        .to_owned();
+    assert!(
+        error.contains("stopped answering") || error.contains("cannot reach the container engine"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("  hint: start the engine again"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("is left behind"), "{stderr}");
+    outage.end();
+    let pruned = slim().arg("prune").output().unwrap();
+    assert_success(&pruned);
+    let pruned = String::from_utf8_lossy(&pruned.stdout).into_owned();
+    assert!(pruned.contains(&format!("pid {pid}")), "{pruned}");
+    assert_nothing_left(pid, tag, false, &fat, &fat_id);
+    eprintln!("engine stopped during record: exit 5, `{error}`; `slim prune`: {pruned}");
+
+    // Restarted during write (the image is in the engine under its temporary tag): slim waits
+    // for the engine, removes the unverified image, and fails in one line.
+    let mut build = Build::start(
+        &["--output-dir", &out_dir, "--tag", tag, &fat],
+        Some("write"),
+        &[],
+    );
+    build.wait_for("slim: holding at write");
+    let outage = EngineOutage::begin();
+    build.release();
+    build.wait_for("waiting for it to clean up");
+    outage.end();
+    let pid = build.pid();
+    let (code, stderr) = build.finish();
+    assert_eq!(code, Some(5), "{stderr}");
+    let error = stderr
+        .lines()
+        .find(|l| l.starts_with("error: "))
+        .unwrap_or_default()
+        .to_owned();
+    assert!(error.contains("stopped answering"), "{stderr}");
+    assert!(!stderr.contains("left behind"), "{stderr}");
+    assert_nothing_left(pid, tag, false, &fat, &fat_id);
+    assert!(!out.0.join("report.json").exists());
+    eprintln!("engine restarted during write: exit 5, `{error}`");
+
+    // Restarted during verify, after the probes answered: slim waits for it, removes the
+    // container, and the build completes.
+    let mut build = Build::start(
+        &["--output-dir", &out_dir, "--tag", tag, &fat],
+        Some("verify"),
+        &[],
+    );
+    build.wait_for("slim: holding at verify");
+    let outage = EngineOutage::begin();
+    build.release();
+    build.wait_for("waiting for it to clean up");
+    outage.end();
+    let pid = build.pid();
+    let (code, stderr) = build.finish();
+    assert_eq!(code, Some(0), "{stderr}");
+    let report: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.0.join("report.json")).unwrap()).unwrap();
+    assert!(
+        report["verify"]["failed"].as_array().unwrap().is_empty(),
+        "{report}"
+    );
+    assert!(
+        report["verify"]["matched"].as_u64().unwrap() > 0,
+        "{report}"
+    );
+    assert_nothing_left(pid, tag, true, &fat, &fat_id);
+    eprintln!("engine restarted during verify: exit 0, the build completed");
+}
+
+#[test]
+fn the_fat_image_retagged_or_removed_while_read() {
+    if !is_root("the_fat_image_retagged_or_removed_while_read") {
+        return;
+    }
+    let _serial = serial();
+    let app = app_image("python-http");
+    for (name, action) in [("retagged", "tag"), ("removed", "rmi")] {
+        let fat = format!("slim-test/{name}:fat");
+        build_image(&fat, &format!("FROM {app}\nLABEL slim.test={name}\n"));
+        let fat_id = image_id(&fat);
+        let _fat_image = Image(fat.clone());
+        let tag = format!("slim-test/{name}.slim:fault");
+        let _image = Image(tag.clone());
+        let out = TempDir::new(&format!("fat-{name}"));
+        let out_dir = out.0.display().to_string();
+        let mut build = Build::start(
+            &["--output-dir", &out_dir, "--tag", &tag, &fat],
+            Some("read"),
+            &[],
+        );
+        build.wait_for("slim: holding at read");
+        match action {
+            "tag" => drop(docker(&["tag", BASE_IMAGE, &fat])),
+            _ => drop(docker(&["rmi", "-f", &fat])),
+        }
+        build.release();
+        let pid = build.pid();
+        let (code, stderr) = build.finish();
+        // `rmi -f` untags an image a running container uses (then the build completes from
+        // the id it inspected) but deletes it when the container is only created (then there
+        // is nothing left to read): which one depends on how far the start got.
+        if action == "rmi" && code != Some(0) {
+            assert_eq!(code, Some(5), "{name}: {stderr}");
+            let error = stderr
+                .lines()
+                .find(|l| l.starts_with("error: "))
+                .unwrap_or_default()
+                .to_owned();
+            assert!(error.contains("was removed while slim read it"), "{stderr}");
+            assert!(stderr.contains("  hint: keep the image"), "{stderr}");
+            assert!(!image_present(&fat_id), "the image is still there");
+            assert!(!out.0.join("report.json").exists());
+            // No fat image left to compare: check the rest against the base image.
+            assert_nothing_left(pid, &tag, false, BASE_IMAGE, &image_id(BASE_IMAGE));
+            eprintln!("fat image {name} while read: exit 5, `{error}`");
+            continue;
+        }
+        assert_eq!(code, Some(0), "{name}: {stderr}");
+        let said = match action {
+            "tag" => "now names another image",
+            _ => "was removed while slim read it: slimming the image inspected at the start",
+        };
+        let warning = stderr
+            .lines()
+            .find(|l| l.contains(said))
+            .unwrap_or_else(|| panic!("no warning: {stderr}"))
+            .to_owned();
+        let report: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(out.0.join("report.json")).unwrap()).unwrap();
+        assert_eq!(
+            report["target"]["id"],
+            fat_id.as_str(),
+            "slimmed another image"
+        );
+        assert!(report["verify"]["failed"].as_array().unwrap().is_empty());
+        // The name points at the other image now, untouched; the inspected one is still there.
+        if action == "tag" {
+            assert_eq!(image_id(&fat), image_id(BASE_IMAGE));
+        }
+        assert_nothing_left(pid, &tag, true, &fat_id, &fat_id);
+        let _ = docker(&["rmi", "-f", &fat_id]);
+        eprintln!("fat image {name} while read: exit 0, `{warning}`");
+    }
+}
+
+/// Mounts a tmpfs of `size` at a new temp dir; unmounted when dropped.
+struct SmallDisk(TempDir);
+
+impl SmallDisk {
+    fn new(name: &str, size: &str) -> Self {
+        let dir = TempDir::new(name);
+        let status = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(&dir.0)
+            .status()
+            .unwrap();
+        assert!(status.success(), "mount tmpfs");
+        Self(dir)
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(&self.0 .0).status();
+    }
+}
+
+#[test]
+fn a_full_disk_while_writing() {
+    if !is_root("a_full_disk_while_writing") {
+        return;
+    }
+    let _serial = serial();
+    let fat = app_image("python-http");
+    let fat_id = image_id(&fat);
+    let tag = "slim-test/python-http.slim:disk-full";
+    let _image = Image(tag.to_owned());
+
+    // The work dir fills while the layer is written (an archive output needs a layer file).
+    let work = SmallDisk::new("full-work", "2m");
+    let out = TempDir::new("full-work-out");
+    let archive = out.0.join("slim.tar");
+    let build = Build::start(
+        &[
+            "--output-dir",
+            &out.0.display().to_string(),
+            "--output",
+            &format!("docker-archive:{}", archive.display()),
+            "--tag",
+            tag,
+            &fat,
+        ],
+        None,
+        &[("SLIM_WORK_DIR", &work.0 .0)],
+    );
+    let pid = build.pid();
+    let (code, stderr) = build.finish();
+    assert_eq!(code, Some(5), "{stderr}");
+    let error = stderr
+        .lines()
+        .find(|l| l.starts_with("error: "))
+        .unwrap_or_default()
+        .to_owned();
+    assert!(error.contains("No space left on device"), "{stderr}");
+    assert!(stderr.contains("  hint: free space there"), "{stderr}");
+    assert!(!archive.exists(), "a partial archive is left");
+    assert_eq!(
+        std::fs::read_dir(&work.0 .0).unwrap().count(),
+        0,
+        "work dir left"
+    );
+    assert_nothing_left(pid, tag, false, &fat, &fat_id);
+    assert!(!out.0.join("report.json").exists());
+    eprintln!("work dir full: exit 5, `{error}`");
+
+    // The output dir fills when the run's files are published: no file is half written, and
+    // the image is not tagged.
+    let out = SmallDisk::new("full-out", "16k");
+    let build = Build::start(
+        &[
+            "--output-dir",
+            &out.0 .0.display().to_string(),
+            "--tag",
+            tag,
+            &fat,
+        ],
+        None,
+        &[],
+    );
+    let pid = build.pid();
+    let (code, stderr) = build.finish();
+    assert_eq!(code, Some(5), "{stderr}");
+    let error = stderr
+        .lines()
+        .find(|l| l.starts_with("error: "))
+        .unwrap_or_default()
+        .to_owned();
+    assert!(error.contains("No space left on device"), "{stderr}");
+    assert!(stderr.contains("  hint: free space there"), "{stderr}");
+    let left: Vec<_> = std::fs::read_dir(&out.0 .0).unwrap().flatten().collect();
+    assert!(
+        left.is_empty(),
+        "files left in the full output dir: {left:?}"
+    );
+    assert_nothing_left(pid, tag, false, &fat, &fat_id);
+    eprintln!("output dir full: exit 5, `{error}`");
+}
+
+#[test]
+fn the_app_dying_or_hanging_under_its_probes() {
+    if !is_root("the_app_dying_or_hanging_under_its_probes") {
+        return;
+    }
+    let _serial = serial();
+    require_base_image();
+    let dir = TempDir::new("dying-app");
+    let probes = dir.0.join("probes.json");
+    std::fs::write(
+        &probes,
+        r#"{"commands": [
+            {"protocol": "http", "method": "GET", "resource": "/a"},
+            {"protocol": "http", "method": "GET", "resource": "/b"},
+            {"protocol": "http", "method": "GET", "resource": "/c"},
+            {"protocol": "http", "method": "GET", "resource": "/d"}
+        ]}"#,
+    )
+    .unwrap();
+    // Answers three requests (the readiness check and the first probe, perhaps twice), then
+    // exits with 7, or stops answering with its port still open.
+    let server = |after: &str| {
+        format!(
+            "FROM {BASE_IMAGE}\nEXPOSE 8000\nCMD [\"python3\", \"-c\", \"import http.server as h, os, time\\n\
+             s = h.HTTPServer(('', 8000), h.SimpleHTTPRequestHandler)\\n\
+             [s.handle_request() for _ in range(3)]\\nprint('served 3', flush=True)\\n{after}\"]\n"
+        )
+    };
+    for (name, after, expect) in [
+        (
+            "dies",
+            "os._exit(7)",
+            "the container exited with code 7 during the probes",
+        ),
+        (
+            "hangs",
+            "time.sleep(600)",
+            "failed on the fat image: no answer within 2s",
+        ),
+    ] {
+        let fat = format!("slim-test/{name}:fat");
+        build_image(&fat, &server(after));
+        let _fat_image = Image(fat.clone());
+        let fat_id = image_id(&fat);
+        let tag = format!("slim-test/{name}.slim:fault");
+        let build = Build::start(
+            &[
+                "--http-probe-cmd-file",
+                &probes.display().to_string(),
+                "--probe-timeout",
+                "2",
+                "--output-dir",
+                &dir.0.join(name).display().to_string(),
+                "--tag",
+                &tag,
+                &fat,
+            ],
+            None,
+            &[],
+        );
+        let pid = build.pid();
+        let (code, stderr) = build.finish();
+        assert_eq!(code, Some(4), "{name}: {stderr}");
+        let error = stderr
+            .lines()
+            .find(|l| l.starts_with("error: "))
+            .unwrap_or_default()
+            .to_owned();
+        assert!(error.contains(expect), "{name}: {stderr}");
+        if name == "dies" {
+            assert!(stderr.contains("served 3"), "no logs: {stderr}");
+        } else {
+            assert!(stderr.contains("hint:"), "{stderr}");
+        }
+        assert_nothing_left(pid, &tag, false, &fat, &fat_id);
+        eprintln!("app {name} mid-probe: exit 4, `{error}`");
+    }
+}
+
+#[test]
+fn two_builds_of_one_tag() {
+    if !is_root("two_builds_of_one_tag") {
+        return;
+    }
+    let _serial = serial();
+    let fat = app_image("python-http");
+    let fat_id = image_id(&fat);
+    let tag = "slim-test/python-http.slim:contended";
+    let _image = Image(tag.to_owned());
+    let out = TempDir::new("contended");
+    let out_dir = out.0.display().to_string();
+    let mut first = Build::start(
+        &["--output-dir", &out_dir, "--tag", tag, &fat],
+        Some("select"),
+        &[],
+    );
+    first.wait_for("slim: holding at select");
+    let second = slim()
+        .args(["build", "--output-dir", &out_dir, "--tag", tag, &fat])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&second.stderr).into_owned();
+    assert_eq!(second.status.code(), Some(5), "{stderr}");
+    let error = stderr.lines().next().unwrap_or_default().to_owned();
+    assert_eq!(
+        error,
+        format!(
+            "error: another slim (pid {}) is building {tag} right now",
+            first.pid()
+        )
+    );
+    assert!(stderr.contains("hint: wait for it to finish"), "{stderr}");
+    // The first never noticed.
+    first.release();
+    let pid = first.pid();
+    let (code, first_stderr) = first.finish();
+    assert_eq!(code, Some(0), "{first_stderr}");
+    assert_nothing_left(pid, tag, true, &fat, &fat_id);
+    eprintln!("two builds of one tag: the second exits 5, `{error}`");
+}
