@@ -110,6 +110,16 @@ pub struct BuildArgs {
     /// state in, kept whole) (repeatable).
     #[arg(long, value_name = "GROUP", help_heading = "Keep")]
     pub skip_keep: Vec<String>,
+    /// The slim image's package database, for scanners: `pruned` keeps the packages that
+    /// still have a kept file, cut to those files; `full` the fat image's whole; `none` none.
+    #[arg(
+        long,
+        value_enum,
+        default_value_t,
+        value_name = "HOW",
+        help_heading = "Keep"
+    )]
+    pub package_db: crate::packages::Mode,
     /// Drop symbol tables and debug sections of kept ELF executables and libraries (what no
     /// segment maps: `.dynsym`, `.gopclntab` and the build id stay). Needs llvm-strip or strip.
     #[arg(long, help_heading = "Keep")]

@@ -12,6 +12,7 @@ pub mod engine;
 pub mod image;
 pub mod minify;
 pub mod owner;
+pub mod packages;
 pub mod prober;
 pub mod profiles;
 pub mod recording;

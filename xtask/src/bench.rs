@@ -320,6 +320,8 @@ fn apps(slim: &Path) -> Result<Value> {
             "slim_over_touched": slim_bytes as f64 / report["floor"]["touched_bytes"].as_f64().unwrap_or(1.0).max(1.0),
             "verified": format!("{}/{}", report["verify"]["matched"], report["verify"]["probes"]),
             "lost_events": report["recorder"]["lost"],
+            "packages": report["packages"]["counts"],
+            "package_db": report["packages"]["database"],
             "build_seconds": build_seconds,
             "phase_seconds": {
                 "inspect": ms("inspect"),
@@ -572,11 +574,11 @@ fn apps_tables(apps: &[Value]) -> String {
     let mb = |v: &Value| format!("{:.1} MB", v.as_f64().unwrap_or(0.0) / 1e6);
     let f = |v: &Value| format!("{:.2}", v.as_f64().unwrap_or(0.0));
     let mut md = String::from(
-        "\n| app | fat | slim | ratio | opened floor | slim/opened | slim/(opened+looked-up) | verified | lost events |\n|---|---|---|---|---|---|---|---|---|\n",
+        "\n| app | fat | slim | ratio | opened floor | slim/opened | slim/(opened+looked-up) | verified | lost events | packages kept (partly) / removed |\n|---|---|---|---|---|---|---|---|---|---|\n",
     );
     for a in apps {
         md.push_str(&format!(
-            "| {} | {} | {} | {}x | {} | {} | {} | {} | {} |\n",
+            "| {} | {} | {} | {}x | {} | {} | {} | {} | {} | {} |\n",
             a["app"].as_str().unwrap_or(""),
             mb(&a["fat_bytes"]),
             mb(&a["slim_bytes"]),
@@ -586,6 +588,13 @@ fn apps_tables(apps: &[Value]) -> String {
             f(&a["slim_over_touched"]),
             a["verified"].as_str().unwrap_or(""),
             a["lost_events"],
+            match a["packages"].is_null() {
+                true => "no database".to_owned(),
+                false => format!(
+                    "{} ({}) / {}",
+                    a["packages"]["kept"], a["packages"]["partly"], a["packages"]["removed"]
+                ),
+            },
         ));
     }
     md.push_str("\nSeconds. Phases of one build (reading the fat image overlaps the recorded run); then the non-probe part alone (read + select + write and load) against `docker save` of the fat image plus `docker load` of the slim one.\n\n| app | build | read | record+probe | select | write+load | verify | read alone (storage) | read alone (save) | non-probe | docker save+load | non-probe/docker | same via save/docker |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");

@@ -39,7 +39,17 @@ const PACKAGES: &[(&str, &str)] = &[
     ("wrk", "wrk"),
     ("time", "/usr/bin/time"),
     ("llvm", "llvm-strip"),
+    ("python3-venv", "/usr/share/doc/python3-venv"),
 ];
+
+/// The SPDX project's validator (PyPI `spdx-tools`), for the SBOM tests.
+const SPDX_TOOLS_VERSION: &str = "0.8.5";
+
+/// Where setup installs `pyspdxtools` (a venv; the tests look for it there).
+pub fn spdx_tools_venv() -> std::path::PathBuf {
+    let home = std::env::var("HOME").unwrap_or_else(|_| "/root".into());
+    Path::new(&home).join(".cache/slim/spdx-tools")
+}
 
 /// Pseudo filesystems slim or its tests use: (fstype, mount point).
 const MOUNTS: &[(&str, &str)] = &[
@@ -64,6 +74,7 @@ pub fn run() -> Result<()> {
     }
     nightly()?;
     bpf_linker()?;
+    spdx_tools()?;
     if root {
         crun_cgroups();
         let registered = register_crun()?;
@@ -217,6 +228,31 @@ fn binfmt_arm64() {
 fn nightly_sysroot() -> Option<String> {
     output(Command::new("rustup").args(["run", NIGHTLY, "rustc", "--print", "sysroot"]))
         .map(|s| s.trim().to_owned())
+}
+
+fn spdx_tools() -> Result<()> {
+    let venv = spdx_tools_venv();
+    let pip = venv.join("bin/pip");
+    let present = output(Command::new(&pip).args(["show", "spdx-tools"]))
+        .is_some_and(|s| s.contains(&format!("Version: {SPDX_TOOLS_VERSION}")));
+    if present {
+        println!("setup: spdx-tools {SPDX_TOOLS_VERSION}: present");
+        return Ok(());
+    }
+    println!(
+        "setup: spdx-tools: installing {SPDX_TOOLS_VERSION} from PyPI into {}",
+        venv.display()
+    );
+    let python = ["/usr/bin/python3", "python3"]
+        .into_iter()
+        .find(|p| !p.starts_with('/') || Path::new(p).exists())
+        .unwrap_or("python3");
+    run_cmd(Command::new(python).arg("-m").arg("venv").arg(&venv))?;
+    run_cmd(
+        Command::new(&pip)
+            .args(["install", "-q", "--disable-pip-version-check"])
+            .arg(format!("spdx-tools=={SPDX_TOOLS_VERSION}")),
+    )
 }
 
 fn nightly() -> Result<()> {

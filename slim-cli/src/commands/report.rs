@@ -207,6 +207,9 @@ pub struct Report {
     /// What `--strip-executables` / `--compress-executables` did, per file, bytes before/after.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub shrink: Option<crate::shrink::Report>,
+    /// The package database kept for scanners: packages kept (whole or partly), removed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub packages: Option<crate::packages::Report>,
 }
 
 impl Report {

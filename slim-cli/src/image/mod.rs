@@ -13,7 +13,7 @@ pub mod writer;
 pub mod xray;
 
 #[cfg(test)]
-mod testutil;
+pub(crate) mod testutil;
 
 /// Why an image could not be read or written.
 #[derive(Debug, thiserror::Error)]

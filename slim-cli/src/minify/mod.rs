@@ -46,6 +46,8 @@ pub enum Reason {
     IncludeExe,
     IncludeShell,
     IncludeCertAll,
+    /// The pruned package database and the OS release files scanners read.
+    PackageDb,
 }
 
 impl Reason {
@@ -71,6 +73,7 @@ impl Reason {
             Self::IncludeExe => "include-exe",
             Self::IncludeShell => "include-shell",
             Self::IncludeCertAll => "include-cert-all",
+            Self::PackageDb => "package-db",
         }
     }
 }

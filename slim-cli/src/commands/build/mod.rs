@@ -65,7 +65,7 @@ pub async fn run(args: BuildArgs, shutdown: Shutdown) -> Result<ExitCode> {
 
     crate::commands::hold("select", &shutdown).await?;
     let phase = Instant::now();
-    let selected = select::select(&recorded, keep_options);
+    let mut selected = select::select(&recorded, keep_options);
     timings.insert("select".into(), phase.elapsed().as_millis());
     console.say(selected.line());
     for state in &selected.keep.state {
@@ -82,6 +82,13 @@ pub async fn run(args: BuildArgs, shutdown: Shutdown) -> Result<ExitCode> {
         ));
     }
     let (tree, shrink) = shrink_phase(&args, &recorded, &selected, &work, console)?;
+    let (tree, packages) = package_phase(args.package_db, tree, &recorded, &mut selected, &work)?;
+    if let Some(packages) = &packages {
+        console.say(format!("      {}", packages.line()));
+        if let Some(warning) = &packages.warning {
+            tracing::warn!("{warning}");
+        }
+    }
     shutdown.check()?;
 
     // The image is loaded under a temporary tag of this run and gets `tag` only once it is
@@ -106,7 +113,7 @@ pub async fn run(args: BuildArgs, shutdown: Shutdown) -> Result<ExitCode> {
             selection: selected.selection(),
         },
         outputs,
-        shrink,
+        (shrink, packages),
         timings,
         total,
     )
@@ -143,7 +150,7 @@ impl Finish<'_> {
         self,
         content: LayerContent<'_>,
         outputs: Vec<super::pipeline::Output>,
-        shrink: Option<shrink::Report>,
+        (shrink, packages): (Option<shrink::Report>, Option<crate::packages::Report>),
         mut timings: Timings,
         total: Instant,
     ) -> Result<ExitCode> {
@@ -265,8 +272,24 @@ impl Finish<'_> {
             state: selected.keep.state.clone(),
             profiles: Some(profiles.report),
             shrink,
+            packages,
         };
         report.write(&staging, &selected.keep)?;
+        if let Some(packages) = &report.packages {
+            let sbom = crate::packages::spdx::document(
+                &crate::packages::spdx::Described {
+                    name: tag,
+                    id: &slim.id,
+                    created: utc_now(),
+                },
+                packages,
+            );
+            std::fs::write(
+                staging.join(crate::packages::spdx::FILE),
+                serde_json::to_vec_pretty(&sbom)?,
+            )
+            .context("write the SBOM")?;
+        }
         output::publish(&staging, output_dir)?;
         crate::commands::hold("tag", shutdown).await?;
         inspected.engine.tag_image(&slim.id, tag).await?;
@@ -474,6 +497,64 @@ fn record_timings(timings: &mut Timings, recorded: &record::Recorded) {
         "read_image".into(),
         recorded.fat.save_ms + recorded.fat.flatten_ms,
     );
+}
+
+/// The package database for scanners (`--package-db`): the tree with the pruned database
+/// written in, its paths added to the selection (reason `package-db`), and what it says.
+fn package_phase(
+    mode: crate::packages::Mode,
+    tree: Arc<FileTree>,
+    recorded: &record::Recorded,
+    selected: &mut select::Selected,
+    work: &WorkDir,
+) -> Result<(Arc<FileTree>, Option<crate::packages::Report>)> {
+    use crate::{
+        minify::{Kept, Reason},
+        packages,
+    };
+    let selection = selected.selection();
+    let Some(pruned) = packages::prune(&tree, &selection, mode) else {
+        return Ok((tree, None));
+    };
+    let (with_db, added) = packages::apply(&tree, &pruned, work.path()).with_context(|| {
+        format!(
+            "cannot write the package database in {}",
+            work.path().display()
+        )
+    })?;
+    for path in added {
+        selected.keep.paths.entry(path).or_insert_with(|| Kept {
+            reason: Reason::PackageDb,
+            detail: "read by vulnerability scanners".into(),
+        });
+    }
+    let report = packages::report(&pruned, mode, packages::distro(&recorded.fat.tree));
+    Ok((Arc::new(with_db), Some(report)))
+}
+
+/// Now, as RFC 3339 UTC (`2026-12-03T20:00:00Z`).
+fn utc_now() -> String {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let (days, rest) = ((secs / 86_400) as i64, secs % 86_400);
+    // Days since 1970-01-01 to a civil date (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
+        rest / 3600,
+        rest / 60 % 60,
+        rest % 60
+    )
 }
 
 /// docker-slim's naming: `repo:tag` -> `repo.slim:tag`.
