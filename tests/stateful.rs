@@ -157,7 +157,7 @@ fn verify_exec_catches_a_file_the_recording_never_saw() {
             "--tag",
             tag,
             "--verify-exec",
-            "python3 -c \"open('/etc/debian_version').read()\"",
+            "python3 -c \"open('/etc/login.defs').read()\"",
         ])
         .arg(&image)
         .output()
@@ -165,7 +165,7 @@ fn verify_exec_catches_a_file_the_recording_never_saw() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(3), "{stderr}");
     assert!(
-        stderr.contains("--include-path /etc/debian_version"),
+        stderr.contains("--include-path /etc/login.defs"),
         "the hint names the missing file: {stderr}"
     );
     assert!(slim_containers().is_empty(), "containers left behind");

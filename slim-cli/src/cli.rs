@@ -12,8 +12,11 @@ use crate::commands::pipeline::ReadVia;
 pub struct Cli {
     /// More log output (--verbose: debug, twice: trace). RUST_LOG overrides it. (`-v` is
     /// `--volume`, as in `docker run`.)
-    #[arg(long, global = true, action = clap::ArgAction::Count)]
+    #[arg(long, global = true, action = clap::ArgAction::Count, visible_alias = "debug")]
     pub verbose: u8,
+    /// Log level: error, warn, info, debug or trace (as docker-slim's --log-level).
+    #[arg(long, global = true, value_name = "LEVEL", value_parser = ["error", "warn", "info", "debug", "trace"])]
+    pub log_level: Option<String>,
     /// Kernel type information for the recorder: a BTF file of the running kernel (pahole,
     /// BTFHub), or `none` to act as on a kernel without BTF (slim then finds the struct
     /// offsets it needs by calibration). Default: /sys/kernel/btf/vmlinux when present.
@@ -48,6 +51,30 @@ pub enum Command {
     /// or a CI timeout): their containers and work dirs. What a running slim uses, and what
     /// slim did not make, is never touched.
     Prune(PruneArgs),
+    /// Print a shell completion script: `slim completions bash > /etc/bash_completion.d/slim`.
+    Completions(CompletionsArgs),
+    /// Print the man page (roff): `slim man > /usr/local/share/man/man1/slim.1`.
+    Man,
+    /// Install slim as a Docker CLI plugin, so that `docker slim build ...` runs it.
+    InstallPlugin(InstallPluginArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// The shell: bash, zsh, fish, elvish or powershell.
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
+}
+
+#[derive(Debug, Args)]
+pub struct InstallPluginArgs {
+    /// Install for every user, in /usr/local/lib/docker/cli-plugins (default: the user's
+    /// $DOCKER_CONFIG/cli-plugins, ~/.docker/cli-plugins).
+    #[arg(long)]
+    pub system: bool,
+    /// Install into this cli-plugins directory instead.
+    #[arg(long, value_name = "DIR", conflicts_with = "system")]
+    pub dir: Option<std::path::PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -59,13 +86,18 @@ pub struct PruneArgs {
 
 #[derive(Debug, Args)]
 pub struct BuildArgs {
-    /// The fat image (name or id in the engine).
+    /// The fat image (name or id in the engine); or give it with --target.
+    #[arg(default_value = "", hide_default_value = true, value_name = "TARGET")]
     pub target: String,
+    /// The fat image, as docker-slim's --target.
+    #[arg(long = "target", value_name = "IMAGE", conflicts_with = "target")]
+    pub target_flag: Option<String>,
     /// Tag of the slim image (default: NAME.slim:TAG, as docker-slim names it).
     #[arg(long, short)]
     pub tag: Option<String>,
-    /// Where report.json, files.txt and the security profiles go (default: slim-out/NAME).
-    #[arg(long, value_name = "DIR")]
+    /// Where report.json, files.txt, sbom.spdx.json and the security profiles go (default:
+    /// slim-out/NAME).
+    #[arg(long, value_name = "DIR", visible_alias = "copy-meta-artifacts")]
     pub output_dir: Option<std::path::PathBuf>,
     /// Also write the slim image as docker-archive:PATH or oci:DIR (repeatable).
     #[arg(long, value_name = "FORMAT:PATH")]
@@ -91,9 +123,15 @@ pub struct BuildArgs {
     /// Keep this binary with its ELF interpreter and libraries.
     #[arg(long, help_heading = "Keep")]
     pub include_bin: Vec<String>,
+    /// Keep every binary listed in FILE (one per line), as --include-bin.
+    #[arg(long, value_name = "FILE", help_heading = "Keep")]
+    pub include_bin_file: Vec<std::path::PathBuf>,
     /// Keep this executable, found on the image's PATH, with its libraries.
     #[arg(long, help_heading = "Keep")]
     pub include_exe: Vec<String>,
+    /// Keep every executable listed in FILE (one per line), as --include-exe.
+    #[arg(long, value_name = "FILE", help_heading = "Keep")]
+    pub include_exe_file: Vec<std::path::PathBuf>,
     /// Keep /bin/sh and what it needs.
     #[arg(long, help_heading = "Keep")]
     pub include_shell: bool,
@@ -106,6 +144,12 @@ pub struct BuildArgs {
     /// Keep this path as it is in the original image.
     #[arg(long, help_heading = "Keep")]
     pub preserve_path: Vec<String>,
+    /// Keep every path listed in FILE (one per line) as it is, as --preserve-path.
+    #[arg(long, value_name = "FILE", help_heading = "Keep")]
+    pub preserve_path_file: Vec<std::path::PathBuf>,
+    /// docker-slim's: keep permissions and owners as they are; slim always does.
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_name = "BOOL", help_heading = "Keep")]
+    pub keep_perms: Option<bool>,
     /// Switch off an always-keep group: users, dns, certs, tmp, state (trees the app writes
     /// state in, kept whole) (repeatable).
     #[arg(long, value_name = "GROUP", help_heading = "Keep")]
@@ -128,6 +172,137 @@ pub struct BuildArgs {
     /// binaries, or what another kept file maps). Needs upx.
     #[arg(long, help_heading = "Keep")]
     pub compress_executables: bool,
+    #[command(flatten)]
+    pub docker_slim: DockerSlimOnly,
+}
+
+/// docker-slim's build flags for what slim does not do: each is answered with what to do
+/// instead (hidden from --help).
+#[derive(Debug, Args)]
+pub struct DockerSlimOnly {
+    #[arg(long, hide = true, num_args = 0..=1, default_missing_value = "true")]
+    pub pull: Option<String>,
+    #[arg(long, hide = true, num_args = 0..=1, default_missing_value = "")]
+    pub compose_file: Option<String>,
+    #[arg(long, hide = true, num_args = 0..=1, default_missing_value = "")]
+    pub target_compose_svc: Option<String>,
+    #[arg(long, hide = true, num_args = 0..=1, default_missing_value = "")]
+    pub dockerfile: Option<String>,
+    #[arg(long, hide = true, num_args = 0..=1, default_missing_value = "")]
+    pub dockerfile_context: Option<String>,
+    #[arg(long, hide = true, num_args = 0..=1, default_missing_value = "true")]
+    pub show_blogs: Option<String>,
+    #[arg(long, hide = true, num_args = 0..=1, default_missing_value = "true")]
+    pub delete_generated_fat_image: Option<String>,
+    #[arg(long, hide = true, num_args = 0..=1, default_missing_value = "")]
+    pub new_entrypoint: Option<String>,
+    #[arg(long, hide = true, num_args = 0..=1, default_missing_value = "")]
+    pub new_cmd: Option<String>,
+    #[arg(long, hide = true, num_args = 0..=1, default_missing_value = "")]
+    pub new_expose: Option<String>,
+    #[arg(long, hide = true, num_args = 0..=1, default_missing_value = "")]
+    pub new_workdir: Option<String>,
+    #[arg(long, hide = true, num_args = 0..=1, default_missing_value = "")]
+    pub new_env: Option<String>,
+    #[arg(long, hide = true, num_args = 0..=1, default_missing_value = "")]
+    pub new_label: Option<String>,
+    #[arg(long, hide = true, num_args = 0..=1, default_missing_value = "")]
+    pub new_volume: Option<String>,
+    #[arg(long, hide = true, num_args = 0..=1, default_missing_value = "")]
+    pub path_perms: Option<String>,
+    #[arg(long, hide = true, num_args = 0..=1, default_missing_value = "")]
+    pub path_perms_file: Option<String>,
+    #[arg(long, hide = true, num_args = 0..=1, default_missing_value = "true")]
+    pub include_new: Option<String>,
+    #[arg(long, hide = true, num_args = 0..=1, default_missing_value = "true")]
+    pub use_local_mounts: Option<String>,
+    #[arg(long, hide = true, num_args = 0..=1, default_missing_value = "true")]
+    pub use_sensor_volume: Option<String>,
+    #[arg(long, hide = true, num_args = 0..=1, default_missing_value = "")]
+    pub sensor_ipc_mode: Option<String>,
+    #[arg(long, hide = true, num_args = 0..=1, default_missing_value = "")]
+    pub sensor_ipc_endpoint: Option<String>,
+    #[arg(long, hide = true, num_args = 0..=1, default_missing_value = "true")]
+    pub image_overbuild: Option<String>,
+    #[arg(long, hide = true, num_args = 0..=1, default_missing_value = "true")]
+    pub keep_tmp_artifacts: Option<String>,
+    #[arg(long, hide = true, num_args = 0..=1, default_missing_value = "true")]
+    pub remove_file_artifacts: Option<String>,
+    #[arg(long, hide = true, num_args = 0..=1, default_missing_value = "")]
+    pub etc_hosts_map: Option<String>,
+    #[arg(long, hide = true, num_args = 0..=1, default_missing_value = "")]
+    pub container_dns: Option<String>,
+    #[arg(long, hide = true, num_args = 0..=1, default_missing_value = "")]
+    pub container_dns_search: Option<String>,
+    #[arg(long, hide = true, num_args = 0..=1, default_missing_value = "")]
+    pub link: Option<String>,
+    #[arg(long, hide = true, num_args = 0..=1, default_missing_value = "")]
+    pub http_probe_apispec: Option<String>,
+    #[arg(long, hide = true, num_args = 0..=1, default_missing_value = "")]
+    pub http_probe_apispec_file: Option<String>,
+    #[arg(long, hide = true, num_args = 0..=1, default_missing_value = "true")]
+    pub http_probe_full: Option<String>,
+}
+
+impl DockerSlimOnly {
+    /// (flag, what slim does instead) for each docker-slim flag given.
+    pub fn given(&self) -> Vec<(&'static str, &'static str)> {
+        let never = "slim never pulls: `docker pull IMAGE` (or build it), then `slim build IMAGE`";
+        let compose = "slim slims one image at a time: `docker compose build`, then `slim build` \
+                       each service's image (with its --env, --volume, --network)";
+        let dockerfile = "build the fat image first (`docker build -t app:fat .`), then \
+                          `slim build app:fat`";
+        let config = "slim keeps the fat image's config; change it on the slim image with a \
+                      Dockerfile `FROM app.slim` (ENTRYPOINT, CMD, ENV, LABEL, EXPOSE, WORKDIR)";
+        let sensor = "slim has no sensor container (its recorder is eBPF in the slim process): \
+                      drop the flag";
+        let perms = "slim keeps every kept path's permissions and owners as they are: drop the \
+                     flag, or fix them in a Dockerfile `FROM app.slim`";
+        let artifacts = "slim removes its work files itself and writes its outputs to \
+                         --output-dir: drop the flag";
+        let net = "pass docker's own networking instead: --network NAME (a network with the \
+                   names and DNS the app needs)";
+        let apispec = "turn the API spec into a --http-probe-cmd-file (docker-slim's JSON \
+                       format) or --http-probe-cmd flags";
+        let flags: [(&'static str, bool, &'static str); 31] = [
+            ("--pull", self.pull.is_some(), never),
+            ("--compose-file", self.compose_file.is_some(), compose),
+            ("--target-compose-svc", self.target_compose_svc.is_some(), compose),
+            ("--dockerfile", self.dockerfile.is_some(), dockerfile),
+            ("--dockerfile-context", self.dockerfile_context.is_some(), dockerfile),
+            ("--show-blogs", self.show_blogs.is_some(), dockerfile),
+            ("--delete-generated-fat-image", self.delete_generated_fat_image.is_some(), dockerfile),
+            ("--new-entrypoint", self.new_entrypoint.is_some(), config),
+            ("--new-cmd", self.new_cmd.is_some(), config),
+            ("--new-expose", self.new_expose.is_some(), config),
+            ("--new-workdir", self.new_workdir.is_some(), config),
+            ("--new-env", self.new_env.is_some(), config),
+            ("--new-label", self.new_label.is_some(), config),
+            ("--new-volume", self.new_volume.is_some(), config),
+            ("--path-perms", self.path_perms.is_some(), perms),
+            ("--path-perms-file", self.path_perms_file.is_some(), perms),
+            ("--include-new", self.include_new.is_some(), "files the app creates at run time are not in the image; keep image paths with --include-path"),
+            ("--use-local-mounts", self.use_local_mounts.is_some(), sensor),
+            ("--use-sensor-volume", self.use_sensor_volume.is_some(), sensor),
+            ("--sensor-ipc-mode", self.sensor_ipc_mode.is_some(), sensor),
+            ("--sensor-ipc-endpoint", self.sensor_ipc_endpoint.is_some(), sensor),
+            ("--image-overbuild", self.image_overbuild.is_some(), "slim always writes a new single-layer image under --tag: drop the flag"),
+            ("--keep-tmp-artifacts", self.keep_tmp_artifacts.is_some(), artifacts),
+            ("--remove-file-artifacts", self.remove_file_artifacts.is_some(), artifacts),
+            ("--etc-hosts-map", self.etc_hosts_map.is_some(), net),
+            ("--container-dns", self.container_dns.is_some(), net),
+            ("--container-dns-search", self.container_dns_search.is_some(), net),
+            ("--link", self.link.is_some(), net),
+            ("--http-probe-apispec", self.http_probe_apispec.is_some(), apispec),
+            ("--http-probe-apispec-file", self.http_probe_apispec_file.is_some(), apispec),
+            ("--http-probe-full", self.http_probe_full.is_some(), "give every method and path as probes (--http-probe-cmd-file or --http-probe-cmd)"),
+        ];
+        flags
+            .into_iter()
+            .filter(|(_, given, _)| *given)
+            .map(|(flag, _, hint)| (flag, hint))
+            .collect()
+    }
 }
 
 /// How the target runs and is probed (shared by build and profile).
@@ -139,12 +314,29 @@ pub struct RunArgs {
     /// No default GET / probe on the exposed ports.
     #[arg(long, help_heading = "Probes")]
     pub http_probe_off: bool,
+    /// docker-slim's switch for the default probe: `--http-probe=false` is --http-probe-off.
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_name = "BOOL", help_heading = "Probes")]
+    pub http_probe: Option<bool>,
+    /// An HTTP probe inline, as docker-slim writes it: [PROTO:][METHOD:]PATH, e.g. `/health`,
+    /// `POST:/api`, `https:GET:/`, `crawl:/` (repeatable).
+    #[arg(long, value_name = "PROBE", help_heading = "Probes")]
+    pub http_probe_cmd: Vec<String>,
+    /// docker-slim's: stop when a probe fails on the original image; slim always does, so
+    /// only `true` is accepted.
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_name = "BOOL", help_heading = "Probes")]
+    pub http_probe_exit_on_failure: Option<bool>,
+    /// docker-slim's retry count: N more attempts after the first (--probe-retries N+1).
+    #[arg(long, value_name = "N", help_heading = "Probes")]
+    pub http_probe_retry_count: Option<u32>,
+    /// docker-slim's seconds between retries: slim backs off by itself from 0.2 s; accepted.
+    #[arg(long, value_name = "SECS", help_heading = "Probes")]
+    pub http_probe_retry_wait: Option<u64>,
     /// Only probe these container ports over HTTP (comma-separated).
     #[arg(long, value_delimiter = ',', help_heading = "Probes")]
     pub http_probe_ports: Vec<u16>,
     /// Follow same-origin links of HTML answers (at most 50 pages, 3 levels deep).
-    #[arg(long, help_heading = "Probes")]
-    pub http_probe_crawl: bool,
+    #[arg(long, visible_alias = "http-crawl", num_args = 0..=1, require_equals = true, default_missing_value = "true", value_name = "BOOL", help_heading = "Probes")]
+    pub http_probe_crawl: Option<bool>,
     /// Run a shell command inside the container while recording (repeatable).
     #[arg(long, value_name = "CMD", help_heading = "Probes")]
     pub exec: Vec<String>,
@@ -209,8 +401,22 @@ pub struct RunArgs {
     #[arg(long, help_heading = "Container")]
     pub expose: Vec<u16>,
     /// Publish a container port ([127.0.0.1:][HOST:]CONTAINER); always on 127.0.0.1.
-    #[arg(long, short, help_heading = "Container")]
+    #[arg(
+        long,
+        short,
+        visible_alias = "publish-port",
+        help_heading = "Container"
+    )]
     pub publish: Vec<String>,
+    /// docker-slim's: publish every exposed port; slim always does (on 127.0.0.1).
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_name = "BOOL", help_heading = "Container")]
+    pub publish_exposed_ports: Option<bool>,
+    /// Stream the container's output to stderr while it runs (docker-slim's --show-clogs).
+    #[arg(long, help_heading = "Container")]
+    pub show_clogs: bool,
+    /// Label the container KEY=VALUE (repeatable; `slim.*` is slim's own).
+    #[arg(long, help_heading = "Container")]
+    pub label: Vec<String>,
     /// Override the entrypoint (a command line, or a JSON array).
     #[arg(long, help_heading = "Container")]
     pub entrypoint: Option<String>,
@@ -315,6 +521,57 @@ mod tests {
     #[test]
     fn the_cli_is_consistent() {
         Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn every_subcommand_is_in_the_completions_and_the_man_page() {
+        let names: Vec<String> = Cli::command()
+            .get_subcommands()
+            .map(|c| c.get_name().to_owned())
+            .collect();
+        assert!(names.len() >= 9, "{names:?}");
+        for shell in [
+            clap_complete::Shell::Bash,
+            clap_complete::Shell::Zsh,
+            clap_complete::Shell::Fish,
+        ] {
+            let script = crate::commands::completions(shell);
+            for name in &names {
+                assert!(script.contains(name.as_str()), "{shell}: no {name}");
+            }
+            assert!(script.contains("http-probe-cmd-file"), "{shell}");
+        }
+        let man = crate::commands::man_page().unwrap();
+        assert!(
+            man.starts_with(".ie") || man.contains(".TH slim"),
+            "{}",
+            &man[..200]
+        );
+        for name in &names {
+            assert!(
+                man.contains(&format!("slim\\-{name}")) || man.contains(name.as_str()),
+                "man: no {name}"
+            );
+        }
+        assert!(
+            man.contains("http\\-probe\\-cmd\\-file"),
+            "man: no build flags"
+        );
+    }
+
+    #[test]
+    fn docker_slim_command_lines_parse() {
+        for line in [
+            // docker-slim's README
+            "slim build --target app:fat --http-probe=false --show-clogs --copy-meta-artifacts out",
+            "slim build --http-probe-cmd /api/info --http-probe-cmd POST:/api --publish-exposed-ports app:fat",
+            "slim --debug build --http-probe-retry-count 2 --http-probe-retry-wait 2 --include-path-file f --include-bin-file g --preserve-path-file h --keep-perms --tag a:b app:fat",
+            // the Raspberry Pi Go post
+            "slim build --env A=B --env C=D --http-probe-cmd-file probeCmd.json --tag slim_go_app:latest fat_go_app:latest",
+            "slim build --publish-port 8080:8080 --http-crawl=false --http-probe-exit-on-failure --continue-after 10 app:fat",
+        ] {
+            Cli::try_parse_from(line.split_whitespace()).unwrap_or_else(|e| panic!("{line}: {e}"));
+        }
     }
 
     #[test]

@@ -13,6 +13,7 @@ pub mod image;
 pub mod minify;
 pub mod owner;
 pub mod packages;
+pub mod plugin;
 pub mod prober;
 pub mod profiles;
 pub mod recording;

@@ -3,15 +3,36 @@
 use std::process::ExitCode;
 
 use clap::Parser as _;
-use slim_cli::{cli, commands};
+use slim_cli::{cli, commands, plugin};
 use tracing_subscriber::EnvFilter;
 
 fn main() -> ExitCode {
-    let cli = cli::Cli::parse();
-    let level = match cli.verbose {
-        0 => "slim=info",
-        1 => "slim=debug",
-        _ => "slim=trace",
+    let (args, host, context) = match plugin::invocation(std::env::args_os().collect()) {
+        plugin::Invocation::Metadata => {
+            println!("{}", plugin::metadata());
+            return ExitCode::SUCCESS;
+        }
+        plugin::Invocation::Run {
+            args,
+            host,
+            context,
+        } => (args, host, context),
+    };
+    // The engine the docker CLI would talk to (its -H, DOCKER_HOST, or its context).
+    match plugin::docker_endpoint(host.as_deref(), context.as_deref()) {
+        Ok(Some(endpoint)) => std::env::set_var("DOCKER_HOST", endpoint),
+        Ok(None) => {}
+        Err(err) => {
+            eprintln!("error: {err}\n  hint: `docker context ls` lists the contexts; `docker context use default` goes back to the local engine");
+            return ExitCode::from(commands::EXIT_USAGE);
+        }
+    }
+    let cli = cli::Cli::parse_from(args);
+    let level = match (cli.log_level.as_deref(), cli.verbose) {
+        (Some(level), _) => format!("slim={level}"),
+        (None, 0) => "slim=info".into(),
+        (None, 1) => "slim=debug".into(),
+        (None, _) => "slim=trace".into(),
     };
     tracing_subscriber::fmt()
         .with_env_filter(

@@ -33,7 +33,56 @@ pub fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::Build(args) => run_async(|shutdown| build::run(*args, shutdown)),
         Command::Profile(args) => run_async(|shutdown| build::profile(*args, shutdown)),
         Command::Prune(args) => run_async(|shutdown| interruptible(shutdown, prune::run(args))),
+        Command::Completions(args) => {
+            print!("{}", completions(args.shell));
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Man => {
+            print!("{}", man_page()?);
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::InstallPlugin(args) => install_plugin(args),
     }
+}
+
+/// The completion script for `shell`, generated from the clap types.
+pub fn completions(shell: clap_complete::Shell) -> String {
+    let mut command = <crate::cli::Cli as clap::CommandFactory>::command();
+    let mut out = Vec::new();
+    clap_complete::generate(shell, &mut command, "slim", &mut out);
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// The man page (roff), generated from the clap types: the top page, then every subcommand's.
+pub fn man_page() -> anyhow::Result<String> {
+    let command = <crate::cli::Cli as clap::CommandFactory>::command();
+    let mut out = Vec::new();
+    clap_mangen::Man::new(command.clone()).render(&mut out)?;
+    for sub in command.get_subcommands().filter(|s| !s.is_hide_set()) {
+        let sub = sub.clone().name(format!("slim-{}", sub.get_name()));
+        let mut page = Vec::new();
+        clap_mangen::Man::new(sub).render(&mut page)?;
+        out.extend_from_slice(&page);
+    }
+    Ok(String::from_utf8_lossy(&out).into_owned())
+}
+
+/// `slim install-plugin`: the running binary as `docker-slim` in a cli-plugins dir.
+fn install_plugin(args: crate::cli::InstallPluginArgs) -> anyhow::Result<ExitCode> {
+    let dir = args
+        .dir
+        .unwrap_or_else(|| crate::plugin::plugin_dir(args.system));
+    let target = crate::plugin::install(&dir).map_err(|err| {
+        UsageError::new(
+            format!("cannot install the plugin in {}: {err}", dir.display()),
+            "pass --dir DIR with a writable cli-plugins directory (or run as root for --system)",
+        )
+    })?;
+    println!(
+        "installed {}: `docker slim build IMAGE` now runs slim",
+        target.display()
+    );
+    Ok(ExitCode::SUCCESS)
 }
 
 /// Exit code after Ctrl-C or SIGTERM (128 + SIGINT, as shells report it).

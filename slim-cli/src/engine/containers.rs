@@ -160,6 +160,29 @@ impl Engine {
         })
     }
 
+    /// Copies the container's output to stderr as it comes, each line behind `  app | `, until
+    /// the container stops (or the future is dropped).
+    pub async fn stream_logs(&self, id: &str) {
+        let options = LogsOptions {
+            stdout: true,
+            stderr: true,
+            follow: true,
+            ..Default::default()
+        };
+        let mut stream = self.docker.logs(id, Some(options));
+        let mut pending = String::new();
+        while let Some(Ok(chunk)) = stream.next().await {
+            pending.push_str(&String::from_utf8_lossy(&chunk.into_bytes()));
+            while let Some(end) = pending.find('\n') {
+                eprintln!("  app | {}", pending[..end].trim_end_matches('\r'));
+                pending.drain(..=end);
+            }
+        }
+        if !pending.is_empty() {
+            eprintln!("  app | {pending}");
+        }
+    }
+
     /// The last `lines` lines of the container's output.
     pub async fn logs_tail(&self, id: &str, lines: usize) -> String {
         let options = LogsOptions {

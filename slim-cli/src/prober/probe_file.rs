@@ -90,6 +90,50 @@ pub struct ProbeFile {
 }
 
 /// Reads and checks a probe file.
+/// One inline probe as docker-slim's `--http-probe-cmd` writes it: `[PROTO:][METHOD:]PATH`
+/// (`/health`, `POST:/api`, `https:GET:/`; `crawl:` stands for `http:` plus crawling). Returns
+/// the command and whether to crawl from it.
+pub fn parse_inline(text: &str) -> Result<(HttpCommand, bool), String> {
+    let mut protocol = default_protocol();
+    let mut method = default_method();
+    let mut crawl = false;
+    let mut rest = text.trim();
+    // PATH starts with `/`; what comes before it, split at `:`, is PROTO and METHOD.
+    let path_at = rest.find('/').unwrap_or(rest.len());
+    let prefix = &rest[..path_at];
+    let path = &rest[path_at..];
+    let parts: Vec<&str> = prefix.split(':').filter(|p| !p.is_empty()).collect();
+    for part in parts {
+        match part.to_ascii_lowercase().as_str() {
+            "http" | "https" => protocol = part.to_ascii_lowercase(),
+            "crawl" => crawl = true,
+            _ if part.chars().all(|c| c.is_ascii_alphabetic()) => {
+                method = part.to_ascii_uppercase()
+            }
+            _ => {
+                return Err(format!(
+                    "`{text}`: `{part}` is neither a protocol nor a method"
+                ))
+            }
+        }
+    }
+    rest = if path.is_empty() { "/" } else { path };
+    Ok((
+        HttpCommand {
+            protocol,
+            method,
+            resource: rest.to_owned(),
+            port: None,
+            headers: Vec::new(),
+            body: None,
+            body_file: None,
+            username: None,
+            password: None,
+        },
+        crawl,
+    ))
+}
+
 pub fn load(path: &Path) -> Result<ProbeFile, ProbeFileError> {
     let text = std::fs::read_to_string(path).map_err(|source| ProbeFileError::Read {
         path: path.display().to_string(),
@@ -194,6 +238,24 @@ fn strip_position(message: &str) -> String {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn inline_probes_read_as_docker_slim_writes_them() {
+        let probe = |text| {
+            let (c, crawl) = super::parse_inline(text).unwrap();
+            (c.protocol, c.method, c.resource, crawl)
+        };
+        let own = |p: &str, m: &str, r: &str, c| (p.to_owned(), m.to_owned(), r.to_owned(), c);
+        assert_eq!(probe("/health"), own("http", "GET", "/health", false));
+        assert_eq!(
+            probe("POST:/api/v1?x=1"),
+            own("http", "POST", "/api/v1?x=1", false)
+        );
+        assert_eq!(probe("https:GET:/"), own("https", "GET", "/", false));
+        assert_eq!(probe("crawl:/"), own("http", "GET", "/", true));
+        assert_eq!(probe("get"), own("http", "GET", "/", false));
+        assert!(super::parse_inline("8080:/x").is_err());
+    }
+
     use super::*;
 
     fn parse_str(text: &str) -> Result<ProbeFile, ProbeFileError> {

@@ -26,17 +26,30 @@ pub struct Input {
     /// Volume mount points (kept in the slim image).
     pub volumes: Vec<String>,
     pub probe_wait: Duration,
+    /// Stream the container's output to stderr (`--show-clogs`).
+    pub show_logs: bool,
 }
 
 impl Input {
     pub fn parse(args: &RunArgs) -> Result<Self> {
         let mut warnings = Vec::new();
+        if args.http_probe_exit_on_failure == Some(false) {
+            return Err(UsageError::new(
+                "--http-probe-exit-on-failure=false: slim stops whenever a probe fails on the original image",
+                "drop the probe the original image fails (a status such as 404 is an answer)",
+            )
+            .into());
+        }
+        let attempts = match args.http_probe_retry_count {
+            Some(retries) => retries.saturating_add(1),
+            None => args.probe_retries,
+        };
         let mut plan = Plan {
-            default_http: !args.http_probe_off,
+            default_http: !args.http_probe_off && args.http_probe != Some(false),
             http_ports: (!args.http_probe_ports.is_empty()).then(|| args.http_probe_ports.clone()),
-            crawl: args.http_probe_crawl,
+            crawl: args.http_probe_crawl.unwrap_or(false),
             exec: args.exec.clone(),
-            attempts: args.probe_retries.max(1),
+            attempts: attempts.max(1),
             timeout: Duration::from_secs(args.probe_timeout.max(1)),
             rounds: args.probe_rounds.max(1),
             ..Default::default()
@@ -68,6 +81,16 @@ impl Input {
             })?;
             warnings.extend(probes.warnings);
             plan.http = probes.commands;
+        }
+        for inline in &args.http_probe_cmd {
+            let (command, crawl) = prober::probe_file::parse_inline(inline).map_err(|e| {
+                UsageError::new(
+                    format!("--http-probe-cmd {e}"),
+                    "write [PROTO:][METHOD:]PATH, e.g. --http-probe-cmd POST:/api",
+                )
+            })?;
+            plan.crawl |= crawl;
+            plan.http.push(command);
         }
         if let Some(file) = &args.exec_file {
             let text = std::fs::read_to_string(file).map_err(|e| {
@@ -148,6 +171,18 @@ impl Input {
             labels: crate::owner::Owner::current().labels(),
             ..Default::default()
         };
+        let mut spec = spec;
+        for label in &args.label {
+            let (key, value) = label.split_once('=').unwrap_or((label, ""));
+            if key.is_empty() || key.starts_with("slim.") {
+                return Err(UsageError::new(
+                    format!("--label {label}: not KEY=VALUE, or a `slim.` label (slim's own)"),
+                    "write --label KEY=VALUE with a key outside `slim.`",
+                )
+                .into());
+            }
+            spec.labels.insert(key.to_owned(), value.to_owned());
+        }
         for warning in &warnings {
             tracing::warn!("{warning}");
         }
@@ -159,6 +194,7 @@ impl Input {
             continue_after,
             volumes,
             probe_wait: Duration::from_secs(args.probe_wait),
+            show_logs: args.show_clogs,
         })
     }
 }

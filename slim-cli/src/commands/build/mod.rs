@@ -38,8 +38,23 @@ pub const EXIT_VERIFY_FAILED: u8 = 3;
 /// Milliseconds per phase, for report.json.
 type Timings = BTreeMap<String, u128>;
 
-pub async fn run(args: BuildArgs, shutdown: Shutdown) -> Result<ExitCode> {
+pub async fn run(mut args: BuildArgs, shutdown: Shutdown) -> Result<ExitCode> {
     let total = Instant::now();
+    if let Some((flag, instead)) = args.docker_slim.given().first() {
+        return Err(super::UsageError::new(
+            format!("{flag} is a docker-slim flag for what slim does not do"),
+            *instead,
+        )
+        .into());
+    }
+    if args.target.is_empty() {
+        args.target = args.target_flag.take().ok_or_else(|| {
+            super::UsageError::new(
+                "no image to slim",
+                "give it: slim build IMAGE (or --target IMAGE)",
+            )
+        })?;
+    }
     let console = Console { quiet: args.quiet };
     let input = input::Input::parse(&args.run)?; // all input checked before any container starts
     let keep_options = select::options(&args, &input)?;

@@ -98,6 +98,7 @@ pub async fn record(
         probe_wait: input.probe_wait,
         continue_after,
         shutdown,
+        show_logs: input.show_logs,
     };
     let source = ImageSource::Engine(inspected.info.id.clone());
     let read = async {

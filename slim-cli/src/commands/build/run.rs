@@ -32,12 +32,17 @@ pub enum ContinueAfter {
 impl ContinueAfter {
     pub fn parse(text: &str) -> Option<Self> {
         match text {
-            "probe" => Some(Self::Probe),
+            // docker-slim's `exec` (after the exec probes) is when the probes are done here.
+            "probe" | "exec" => Some(Self::Probe),
             "signal" => Some(Self::Signal),
             "enter" => Some(Self::Enter),
+            // docker-slim's `timeout` is its default of 60 s, a bare number seconds.
+            "timeout" => Some(Self::Timeout(Duration::from_secs(60))),
             other => other
                 .strip_prefix("timeout:")
-                .and_then(|s| s.parse().ok())
+                .unwrap_or(other)
+                .parse()
+                .ok()
                 .map(|s| Self::Timeout(Duration::from_secs(s))),
         }
     }
@@ -81,6 +86,17 @@ pub struct Run<'a> {
     pub probe_wait: Duration,
     pub continue_after: ContinueAfter,
     pub shutdown: &'a Shutdown,
+    /// Copy the container's output to stderr while it runs (`--show-clogs`).
+    pub show_logs: bool,
+}
+
+/// Aborts a spawned task when dropped.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 impl Run<'_> {
@@ -113,6 +129,11 @@ impl Run<'_> {
     async fn inside(&self, id: &str, mut recorder: Option<Recorder>) -> Result<RunOutcome> {
         let started_at = Instant::now();
         let started = self.engine.start_container(id).await?;
+        let _logs = self.show_logs.then(|| {
+            let engine = self.engine.clone();
+            let id = id.to_owned();
+            AbortOnDrop(tokio::spawn(async move { engine.stream_logs(&id).await }))
+        });
         let state = self.engine.container_state(id).await?;
         let mut mntns = 0;
         if state.pid != 0 {

@@ -78,6 +78,30 @@ pub fn options(args: &BuildArgs, input: &Input) -> Result<minify::Options> {
             "give a file with one path per line",
         )?);
     }
+    let mut include_bins = args.include_bin.clone();
+    for file in &args.include_bin_file {
+        include_bins.extend(read_lines(
+            file,
+            "--include-bin-file",
+            "give a file with one path per line",
+        )?);
+    }
+    let mut include_exes = args.include_exe.clone();
+    for file in &args.include_exe_file {
+        include_exes.extend(read_lines(
+            file,
+            "--include-exe-file",
+            "give a file with one name per line",
+        )?);
+    }
+    let mut preserve_paths = args.preserve_path.clone();
+    for file in &args.preserve_path_file {
+        preserve_paths.extend(read_lines(
+            file,
+            "--preserve-path-file",
+            "give a file with one path per line",
+        )?);
+    }
     for group in &args.skip_keep {
         if !minify::DEFAULT_GROUPS.contains(&group.as_str()) {
             return Err(UsageError::new(
@@ -90,9 +114,9 @@ pub fn options(args: &BuildArgs, input: &Input) -> Result<minify::Options> {
     Ok(minify::Options {
         skip_groups: args.skip_keep.iter().cloned().collect(),
         include_paths,
-        preserve_paths: args.preserve_path.clone(),
-        include_bins: args.include_bin.clone(),
-        include_exes: args.include_exe.clone(),
+        preserve_paths,
+        include_bins,
+        include_exes,
         include_shell: args.include_shell,
         include_cert_all: args.include_cert_all,
         exclude_patterns: args.exclude_pattern.clone(),

@@ -70,6 +70,7 @@ pub async fn verify(
         probe_wait,
         continue_after: ContinueAfter::Probe,
         shutdown,
+        show_logs: false,
     };
     let outcome = run.execute().await;
     spin.done();
