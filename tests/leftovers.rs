@@ -160,9 +160,42 @@ fn prune_never_touches_a_live_owner_or_what_slim_did_not_make() {
         "sleep",
         "300",
     ]);
+    // Temporary tags of unverified slim images: a live owner's stays, a dead one's goes, and
+    // a `slim-work` tag that names no owner is not slim's.
+    let live_tag = format!("slim-work:{me}-{start}-{}", boot.trim());
+    let dead_tag = format!(
+        "slim-work:{me}-{}-{}",
+        start.parse::<u64>().unwrap() + 1,
+        boot.trim()
+    );
+    let foreign_tag = "slim-work:someone-elses".to_owned();
+    for tag in [&live_tag, &dead_tag, &foreign_tag] {
+        docker(&["tag", BASE_IMAGE, tag]);
+    }
+    let _tags: Vec<Image> = [&live_tag, &dead_tag, &foreign_tag]
+        .into_iter()
+        .map(|t| Image(t.clone()))
+        .collect();
     let out = slim().arg("prune").output().unwrap();
     assert_success(&out);
     let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains(&format!("removed unverified image {dead_tag}")),
+        "{text}"
+    );
+    assert!(
+        image_present(&live_tag),
+        "a live owner's image was untagged"
+    );
+    assert!(
+        image_present(&foreign_tag),
+        "a tag slim did not make was removed"
+    );
+    assert!(!image_present(&dead_tag), "a dead owner's image was kept");
+    assert!(
+        image_present(BASE_IMAGE),
+        "untagging removed the base image"
+    );
     let running = docker(&["ps", "-aq", "--no-trunc"]);
     assert!(
         running.contains(&live.0),
