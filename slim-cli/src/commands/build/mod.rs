@@ -97,7 +97,9 @@ pub async fn run(mut args: BuildArgs, shutdown: Shutdown) -> Result<ExitCode> {
         ));
     }
     let (tree, shrink) = shrink_phase(&args, &recorded, &selected, &work, console)?;
+    let phase = Instant::now();
     let (tree, packages) = package_phase(args.package_db, tree, &recorded, &mut selected, &work)?;
+    timings.insert("packages".into(), phase.elapsed().as_millis());
     if let Some(packages) = &packages {
         console.say(format!("      {}", packages.line()));
         if let Some(warning) = &packages.warning {
