@@ -29,6 +29,20 @@ fn image_id(image: &str) -> String {
     docker(&["image", "inspect", "--format", "{{.Id}}", image])
 }
 
+/// The `error: ` line of slim's stderr.
+fn error_line(stderr: &str) -> String {
+    stderr
+        .lines()
+        .find(|l| l.starts_with("error: "))
+        .unwrap_or_default()
+        .to_owned()
+}
+
+/// report.json of an output dir.
+fn read_report(dir: &Path) -> serde_json::Value {
+    serde_json::from_slice(&std::fs::read(dir.join("report.json")).unwrap()).unwrap()
+}
+
 /// A `slim build` running in the background, its stderr collected line by line.
 struct Build {
     child: Child,
@@ -300,11 +314,7 @@ fn the_engine_stopping_or_restarting_mid_build() {
     let pid = build.pid();
     let (code, stderr) = build.finish();
     assert_eq!(code, Some(5), "{stderr}");
-    let error = stderr
-        .lines()
-        .find(|l| l.starts_with("error: "))
-        .unwrap_or_default()
-        .to_owned();
+    let error = error_line(&stderr);
     assert!(
         error.contains("stopped answering") || error.contains("cannot reach the container engine"),
         "{stderr}"
@@ -337,11 +347,7 @@ fn the_engine_stopping_or_restarting_mid_build() {
     let pid = build.pid();
     let (code, stderr) = build.finish();
     assert_eq!(code, Some(5), "{stderr}");
-    let error = stderr
-        .lines()
-        .find(|l| l.starts_with("error: "))
-        .unwrap_or_default()
-        .to_owned();
+    let error = error_line(&stderr);
     assert!(error.contains("stopped answering"), "{stderr}");
     assert!(!stderr.contains("left behind"), "{stderr}");
     assert_nothing_left(pid, tag, false, &fat, &fat_id);
@@ -363,8 +369,7 @@ fn the_engine_stopping_or_restarting_mid_build() {
     let pid = build.pid();
     let (code, stderr) = build.finish();
     assert_eq!(code, Some(0), "{stderr}");
-    let report: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(out.0.join("report.json")).unwrap()).unwrap();
+    let report = read_report(&out.0);
     assert!(
         report["verify"]["failed"].as_array().unwrap().is_empty(),
         "{report}"
@@ -411,11 +416,7 @@ fn the_fat_image_retagged_or_removed_while_read() {
         // is nothing left to read): which one depends on how far the start got.
         if action == "rmi" && code != Some(0) {
             assert_eq!(code, Some(5), "{name}: {stderr}");
-            let error = stderr
-                .lines()
-                .find(|l| l.starts_with("error: "))
-                .unwrap_or_default()
-                .to_owned();
+            let error = error_line(&stderr);
             assert!(error.contains("was removed while slim read it"), "{stderr}");
             assert!(stderr.contains("  hint: keep the image"), "{stderr}");
             assert!(!image_present(&fat_id), "the image is still there");
@@ -435,8 +436,7 @@ fn the_fat_image_retagged_or_removed_while_read() {
             .find(|l| l.contains(said))
             .unwrap_or_else(|| panic!("no warning: {stderr}"))
             .to_owned();
-        let report: serde_json::Value =
-            serde_json::from_slice(&std::fs::read(out.0.join("report.json")).unwrap()).unwrap();
+        let report = read_report(&out.0);
         assert_eq!(
             report["target"]["id"],
             fat_id.as_str(),
@@ -506,11 +506,7 @@ fn a_full_disk_while_writing() {
     let pid = build.pid();
     let (code, stderr) = build.finish();
     assert_eq!(code, Some(5), "{stderr}");
-    let error = stderr
-        .lines()
-        .find(|l| l.starts_with("error: "))
-        .unwrap_or_default()
-        .to_owned();
+    let error = error_line(&stderr);
     assert!(error.contains("No space left on device"), "{stderr}");
     assert!(stderr.contains("  hint: free space there"), "{stderr}");
     assert!(!archive.exists(), "a partial archive is left");
@@ -540,11 +536,7 @@ fn a_full_disk_while_writing() {
     let pid = build.pid();
     let (code, stderr) = build.finish();
     assert_eq!(code, Some(5), "{stderr}");
-    let error = stderr
-        .lines()
-        .find(|l| l.starts_with("error: "))
-        .unwrap_or_default()
-        .to_owned();
+    let error = error_line(&stderr);
     assert!(error.contains("No space left on device"), "{stderr}");
     assert!(stderr.contains("  hint: free space there"), "{stderr}");
     let left: Vec<_> = std::fs::read_dir(&out.0 .0).unwrap().flatten().collect();
@@ -619,11 +611,7 @@ fn the_app_dying_or_hanging_under_its_probes() {
         let pid = build.pid();
         let (code, stderr) = build.finish();
         assert_eq!(code, Some(4), "{name}: {stderr}");
-        let error = stderr
-            .lines()
-            .find(|l| l.starts_with("error: "))
-            .unwrap_or_default()
-            .to_owned();
+        let error = error_line(&stderr);
         assert!(error.contains(expect), "{name}: {stderr}");
         if name == "dies" {
             assert!(stderr.contains("served 3"), "no logs: {stderr}");
