@@ -61,8 +61,7 @@ fn docker_slim_build_runs_through_the_docker_cli() {
         .unwrap();
     assert_success(&built);
     assert!(image_present(tag));
-    let report: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(out.0.join("report.json")).unwrap()).unwrap();
+    let report = read_report(&out.0);
     assert!(report["verify"]["failed"].as_array().unwrap().is_empty());
     assert!(report["verify"]["matched"].as_u64().unwrap() > 0);
 
@@ -143,8 +142,7 @@ fn docker_slim_command_lines_run_unchanged() {
         stderr.contains("  app | ") && stderr.contains("GET /about.html"),
         "no container logs: {stderr}"
     );
-    let report: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(artifacts.0.join("report.json")).unwrap()).unwrap();
+    let report = read_report(&artifacts.0);
     let probes: Vec<&str> = report["probes"]
         .as_array()
         .unwrap()
@@ -175,8 +173,7 @@ fn docker_slim_command_lines_run_unchanged() {
         .output()
         .unwrap();
     assert_success(&out);
-    let report: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(out_dir.0.join("report.json")).unwrap()).unwrap();
+    let report = read_report(&out_dir.0);
     assert!(report["probes"].as_array().unwrap().is_empty(), "{report}");
 
     // The Raspberry Pi Go post, verbatim but for the names of the images.

@@ -38,11 +38,6 @@ fn error_line(stderr: &str) -> String {
         .to_owned()
 }
 
-/// report.json of an output dir.
-fn read_report(dir: &Path) -> serde_json::Value {
-    serde_json::from_slice(&std::fs::read(dir.join("report.json")).unwrap()).unwrap()
-}
-
 /// A `slim build` running in the background, its stderr collected line by line.
 struct Build {
     child: Child,

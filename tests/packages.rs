@@ -88,8 +88,7 @@ fn check_app(app: &str, probes: &str) {
         .unwrap();
     assert_success(&built);
     let stderr = String::from_utf8_lossy(&built.stderr);
-    let report: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(out.0.join("report.json")).unwrap()).unwrap();
+    let report = read_report(&out.0);
     let packages = &report["packages"];
     assert_eq!(packages["database"], "dpkg");
     let kept = names(&packages["kept"]);
@@ -210,8 +209,7 @@ fn package_db_full_and_none() {
         assert_success(&built);
         let root = TempDir::new(&format!("packages-{mode}-slim"));
         export(&tag, &root.0);
-        let report: serde_json::Value =
-            serde_json::from_slice(&std::fs::read(out.0.join("report.json")).unwrap()).unwrap();
+        let report = read_report(&out.0);
         if mode == "full" {
             assert_eq!(dpkg_packages(&root.0), fat_packages);
             assert_eq!(report["packages"]["mode"], "full");

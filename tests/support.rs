@@ -57,6 +57,12 @@ pub fn run_json(cmd: &mut Command) -> serde_json::Value {
     })
 }
 
+/// report.json of an output dir.
+pub fn read_report(dir: &std::path::Path) -> serde_json::Value {
+    serde_json::from_slice(&std::fs::read(dir.join("report.json")).expect("report.json"))
+        .expect("report.json is JSON")
+}
+
 pub fn assert_success(out: &Output) {
     assert!(
         out.status.success(),

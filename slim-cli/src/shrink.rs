@@ -17,7 +17,7 @@ use std::{
 use serde::Serialize;
 
 use crate::{
-    image::tree::{DataRef, FileTree, Kind},
+    image::tree::{FileTree, Kind},
     minify::{KeepSet, Reason},
     syscalls::Arch,
 };
@@ -197,10 +197,7 @@ pub fn shrink(
         path: dir.display().to_string(),
         source,
     })?;
-    let mut out = FileTree {
-        entries: tree.entries.clone(),
-        sources: tree.sources.clone(),
-    };
+    let mut out = tree.derived();
     let mut report = Report {
         strip_tool: strip.as_ref().map(|p| p.display().to_string()),
         compress_tool: upx.as_ref().map(|p| p.display().to_string()),
@@ -303,16 +300,7 @@ pub fn shrink(
             }
         }
         if size < before {
-            let source = out.sources.len() as u32;
-            out.sources.push(copy);
-            if let Some(changed) = out.entries.get_mut(path) {
-                changed.size = size;
-                changed.data = Some(DataRef {
-                    source,
-                    offset: 0,
-                    size,
-                });
-            }
+            out.set_content(path, copy, size);
             report.bytes_before += before;
             report.bytes_after += size;
         } else {

@@ -97,6 +97,51 @@ impl FileTree {
             .open(path)
     }
 
+    /// A copy to change (shrunk executables, a pruned package database): the same entries,
+    /// the same sources by index.
+    pub fn derived(&self) -> FileTree {
+        FileTree {
+            entries: self.entries.clone(),
+            sources: self.sources.clone(),
+        }
+    }
+
+    /// Makes the content of `path` the whole of `file` (`size` bytes, a file slim wrote in its
+    /// work dir). An entry that is not a regular file yet becomes one (mode 0644, root).
+    pub fn set_content(&mut self, path: &Path, file: PathBuf, size: u64) {
+        let source = self.sources.len() as u32;
+        self.sources.push(file);
+        let data = Some(DataRef {
+            source,
+            offset: 0,
+            size,
+        });
+        match self.entries.get_mut(path).filter(|e| e.kind == Kind::File) {
+            Some(entry) => {
+                entry.size = size;
+                entry.data = data;
+            }
+            None => {
+                self.entries.insert(
+                    path.to_path_buf(),
+                    Entry {
+                        kind: Kind::File,
+                        mode: 0o644,
+                        uid: 0,
+                        gid: 0,
+                        mtime: 0,
+                        size,
+                        link: None,
+                        device: None,
+                        xattrs: Vec::new(),
+                        data,
+                        layer: 0,
+                    },
+                );
+            }
+        }
+    }
+
     /// Total bytes of regular-file content (hard links counted once).
     pub fn content_bytes(&self) -> u64 {
         self.entries

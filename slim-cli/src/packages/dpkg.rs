@@ -25,6 +25,18 @@ struct Entry {
 }
 
 impl Entry {
+    /// A package paragraph, its files not read yet.
+    fn new(fields: Vec<(String, String)>, own_status: Option<PathBuf>) -> Self {
+        Self {
+            fields,
+            listed: Vec::new(),
+            md5sums: None,
+            md5sums_path: None,
+            list_path: None,
+            own_status,
+        }
+    }
+
     fn field(&self, name: &str) -> Option<&str> {
         self.fields
             .iter()
@@ -48,14 +60,7 @@ pub fn prune(
     let mut distroless = false;
     if let Some(status) = files(STATUS) {
         for fields in paragraphs(&String::from_utf8_lossy(&status)) {
-            entries.push(Entry {
-                fields,
-                listed: Vec::new(),
-                md5sums: None,
-                md5sums_path: None,
-                list_path: None,
-                own_status: None,
-            });
+            entries.push(Entry::new(fields, None));
         }
     }
     let status_d: Vec<String> = list_dir(STATUS_D);
@@ -65,14 +70,7 @@ pub fn prune(
             let path = format!("{STATUS_D}/{name}");
             let Some(text) = files(&path) else { continue };
             for fields in paragraphs(&String::from_utf8_lossy(&text)) {
-                entries.push(Entry {
-                    fields,
-                    listed: Vec::new(),
-                    md5sums: None,
-                    md5sums_path: None,
-                    list_path: None,
-                    own_status: Some(PathBuf::from(&path)),
-                });
+                entries.push(Entry::new(fields, Some(PathBuf::from(&path))));
             }
         }
     }

@@ -15,7 +15,7 @@ use std::{
 use serde::Serialize;
 
 use crate::{
-    image::tree::{DataRef, Entry, FileTree, Kind},
+    image::tree::{FileTree, Kind},
     minify::resolve::resolve,
 };
 
@@ -141,6 +141,8 @@ const OS_FILES: &[&str] = &[
 pub struct KeptPaths<'a> {
     tree: &'a FileTree,
     selection: &'a BTreeSet<PathBuf>,
+    /// Resolved parent directories: a package lists many files of one directory.
+    parents: std::cell::RefCell<std::collections::HashMap<PathBuf, Option<PathBuf>>>,
 }
 
 /// What [`KeptPaths::state`] knows about one path.
@@ -162,7 +164,13 @@ impl KeptPaths<'_> {
         }
         let at = match (relative.parent(), relative.file_name()) {
             (Some(parent), Some(name)) if !parent.as_os_str().is_empty() => {
-                resolve(self.tree, parent).target?.join(name)
+                let resolved = self
+                    .parents
+                    .borrow_mut()
+                    .entry(parent.to_path_buf())
+                    .or_insert_with(|| resolve(self.tree, parent).target)
+                    .clone();
+                resolved?.join(name)
             }
             _ => relative.to_path_buf(),
         };
@@ -204,7 +212,11 @@ pub fn prune(tree: &FileTree, selection: &BTreeSet<PathBuf>, mode: Mode) -> Opti
             .filter_map(|(p, _)| p.file_name()?.to_str().map(str::to_owned))
             .collect()
     };
-    let kept = KeptPaths { tree, selection };
+    let kept = KeptPaths {
+        tree,
+        selection,
+        parents: Default::default(),
+    };
     let analysed = dpkg::prune(&read, &list_dir, &kept).or_else(|| {
         read(apk::INSTALLED)
             .map(|installed| apk::prune(&String::from_utf8_lossy(&installed), &kept))
@@ -286,35 +298,12 @@ pub fn apply(
 ) -> std::io::Result<(FileTree, Vec<PathBuf>)> {
     let dir = work.join("packages");
     std::fs::create_dir_all(&dir)?;
-    let mut out = FileTree {
-        entries: tree.entries.clone(),
-        sources: tree.sources.clone(),
-    };
+    let mut out = tree.derived();
     let mut added = Vec::new();
     for (path, bytes) in &pruned.files {
         let copy = dir.join(out.sources.len().to_string());
         std::fs::write(&copy, bytes)?;
-        let source = out.sources.len() as u32;
-        out.sources.push(copy);
-        let like = tree.get(path).filter(|e| e.kind == Kind::File);
-        let entry = Entry {
-            kind: Kind::File,
-            mode: like.map_or(0o644, |e| e.mode),
-            uid: like.map_or(0, |e| e.uid),
-            gid: like.map_or(0, |e| e.gid),
-            mtime: like.map_or(0, |e| e.mtime),
-            size: bytes.len() as u64,
-            link: None,
-            device: None,
-            xattrs: Vec::new(),
-            data: Some(DataRef {
-                source,
-                offset: 0,
-                size: bytes.len() as u64,
-            }),
-            layer: like.map_or(0, |e| e.layer),
-        };
-        out.entries.insert(path.clone(), entry);
+        out.set_content(path, copy, bytes.len() as u64);
         added.push(path.clone());
     }
     for dir in &pruned.dirs {

@@ -34,11 +34,7 @@ pub fn document(image: &Described, report: &Report) -> Value {
         "licenseConcluded": "NOASSERTION",
         "licenseDeclared": "NOASSERTION",
         "copyrightText": "NOASSERTION",
-        "externalRefs": [{
-            "referenceCategory": "PACKAGE-MANAGER",
-            "referenceType": "purl",
-            "referenceLocator": format!("pkg:oci/{}@sha256%3A{hex}", encode(image_name)),
-        }],
+        "externalRefs": [purl_ref(format!("pkg:oci/{}@sha256%3A{hex}", encode(image_name)))],
     })];
     let mut relationships = vec![json!({
         "spdxElementId": "SPDXRef-DOCUMENT",
@@ -56,11 +52,7 @@ pub fn document(image: &Described, report: &Report) -> Value {
             "licenseConcluded": "NOASSERTION",
             "licenseDeclared": "NOASSERTION",
             "copyrightText": "NOASSERTION",
-            "externalRefs": [{
-                "referenceCategory": "PACKAGE-MANAGER",
-                "referenceType": "purl",
-                "referenceLocator": purl(report.database, report.distro.as_ref(), package),
-            }],
+            "externalRefs": [purl_ref(purl(report.database, report.distro.as_ref(), package))],
         });
         if let Some(supplier) = &package.supplier {
             entry["supplier"] = json!(format!("Person: {}", supplier.replace('\n', " ")));
@@ -87,6 +79,15 @@ pub fn document(image: &Described, report: &Report) -> Value {
         },
         "packages": packages,
         "relationships": relationships,
+    })
+}
+
+/// An SPDX external reference holding a package URL.
+fn purl_ref(locator: String) -> Value {
+    json!({
+        "referenceCategory": "PACKAGE-MANAGER",
+        "referenceType": "purl",
+        "referenceLocator": locator,
     })
 }
 

@@ -70,38 +70,26 @@ pub fn select(recorded: &Recorded, mut options: minify::Options) -> Selected {
 /// The keep flags, checked.
 pub fn options(args: &BuildArgs, input: &Input) -> Result<minify::Options> {
     let volumes = input.volumes.clone();
-    let mut include_paths = args.include_path.clone();
-    for file in &args.include_path_file {
-        include_paths.extend(read_lines(
-            file,
-            "--include-path-file",
-            "give a file with one path per line",
-        )?);
-    }
-    let mut include_bins = args.include_bin.clone();
-    for file in &args.include_bin_file {
-        include_bins.extend(read_lines(
-            file,
-            "--include-bin-file",
-            "give a file with one path per line",
-        )?);
-    }
-    let mut include_exes = args.include_exe.clone();
-    for file in &args.include_exe_file {
-        include_exes.extend(read_lines(
-            file,
-            "--include-exe-file",
-            "give a file with one name per line",
-        )?);
-    }
-    let mut preserve_paths = args.preserve_path.clone();
-    for file in &args.preserve_path_file {
-        preserve_paths.extend(read_lines(
-            file,
-            "--preserve-path-file",
-            "give a file with one path per line",
-        )?);
-    }
+    let include_paths = with_listed(
+        &args.include_path,
+        &args.include_path_file,
+        "--include-path-file",
+    )?;
+    let include_bins = with_listed(
+        &args.include_bin,
+        &args.include_bin_file,
+        "--include-bin-file",
+    )?;
+    let include_exes = with_listed(
+        &args.include_exe,
+        &args.include_exe_file,
+        "--include-exe-file",
+    )?;
+    let preserve_paths = with_listed(
+        &args.preserve_path,
+        &args.preserve_path_file,
+        "--preserve-path-file",
+    )?;
     for group in &args.skip_keep {
         if !minify::DEFAULT_GROUPS.contains(&group.as_str()) {
             return Err(UsageError::new(
@@ -123,6 +111,23 @@ pub fn options(args: &BuildArgs, input: &Input) -> Result<minify::Options> {
         volumes,
         ..Default::default()
     })
+}
+
+/// The values of a repeatable flag plus every line of its `-file` flag's files.
+fn with_listed(
+    given: &[String],
+    files: &[std::path::PathBuf],
+    flag: &str,
+) -> Result<Vec<String>, UsageError> {
+    let mut all = given.to_vec();
+    for file in files {
+        all.extend(read_lines(
+            file,
+            flag,
+            "give a file with one entry per line",
+        )?);
+    }
+    Ok(all)
 }
 
 /// The `--output` destinations, checked.
