@@ -184,12 +184,14 @@ impl EngineOutage {
             .args(["-TERM", "-x", "dockerd"])
             .status();
         assert!(status.is_ok_and(|s| s.success()), "no dockerd to stop");
+        // From here on the engine comes back when the test ends, also when it fails.
+        let outage = Self;
         let deadline = Instant::now() + Duration::from_secs(60);
         while engine_answers() || process_runs("dockerd") {
             assert!(Instant::now() < deadline, "dockerd does not stop");
             thread::sleep(Duration::from_millis(100));
         }
-        Self
+        outage
     }
 
     /// Starts dockerd the way `cargo xtask setup` does and waits until it answers.
@@ -233,12 +235,23 @@ fn engine_answers() -> bool {
         .is_ok_and(|s| s.success())
 }
 
+/// Whether a live (not zombie) process named `name` runs: a stopped dockerd whose parent has
+/// not reaped it yet still shows in `pgrep`.
 fn process_runs(name: &str) -> bool {
-    Command::new("pgrep")
-        .args(["-x", name])
-        .stdout(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return false;
+    };
+    entries.flatten().any(|entry| {
+        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
+            return false;
+        };
+        // `PID (COMM) STATE ...`; COMM may hold spaces and parentheses.
+        let (Some(open), Some(close)) = (stat.find('('), stat.rfind(')')) else {
+            return false;
+        };
+        let state = stat[close + 1..].split_whitespace().next();
+        &stat[open + 1..close] == name && !matches!(state, Some("Z" | "X"))
+    })
 }
 
 #[test]

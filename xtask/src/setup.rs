@@ -423,13 +423,18 @@ fn dockerd() -> Result<()> {
     }
     println!("setup: docker engine: starting dockerd (log: /var/log/dockerd.log)");
     let log = fs::File::create("/var/log/dockerd.log")?;
-    Command::new("setsid")
-        .arg("dockerd")
+    // `setsid -f` forks, so dockerd is nobody's child here: when a test stops it, it is reaped
+    // by init rather than left a zombie of this process (which would look like it still runs).
+    let status = Command::new("setsid")
+        .args(["-f", "dockerd"])
         .stdin(Stdio::null())
         .stdout(log.try_clone()?)
         .stderr(log)
-        .spawn()
+        .status()
         .context("cannot start dockerd")?;
+    if !status.success() {
+        bail!("setsid -f dockerd failed ({status}); see /var/log/dockerd.log");
+    }
     let deadline = Instant::now() + Duration::from_secs(60);
     while Instant::now() < deadline {
         if engine_answers() {
