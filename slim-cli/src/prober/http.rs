@@ -32,6 +32,8 @@ pub struct Answer {
     pub content_type: Option<String>,
     pub body: Vec<u8>,
     pub body_sha256: String,
+    /// SHA-256 of the body with its changing tokens masked ([`super::body_shape`]).
+    pub shape_sha256: String,
 }
 
 /// Why a request got no answer.
@@ -131,11 +133,13 @@ where
         .to_vec();
     driver.abort();
     let body_sha256 = crate::image::writer::hex(&Sha256::digest(&body));
+    let shape_sha256 = crate::image::writer::hex(&Sha256::digest(super::body_shape(&body)));
     Ok(Answer {
         status,
         content_type,
         body,
         body_sha256,
+        shape_sha256,
     })
 }
 

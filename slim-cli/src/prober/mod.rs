@@ -59,6 +59,50 @@ pub struct Plan {
     pub rounds: u32,
 }
 
+/// The body with what changes from one answer to the next masked: every token (a run of
+/// letters, digits and `-_+:./=`) that holds a digit becomes `#`. Timestamps, counters,
+/// request ids, UUIDs and nonces differ between two correct answers; the words around them,
+/// the markup and the JSON keys do not, and an error page in place of the answer changes them.
+pub fn body_shape(body: &[u8]) -> Vec<u8> {
+    let is_token = |b: u8| b.is_ascii_alphanumeric() || b"-_+:./=".contains(&b);
+    let mut shape = Vec::with_capacity(body.len());
+    let mut rest = body;
+    while let Some(&first) = rest.first() {
+        if !is_token(first) {
+            shape.push(first);
+            rest = &rest[1..];
+            continue;
+        }
+        let len = rest
+            .iter()
+            .position(|&b| !is_token(b))
+            .unwrap_or(rest.len());
+        let (token, tail) = rest.split_at(len);
+        if token.iter().any(u8::is_ascii_digit) {
+            shape.push(b'#');
+        } else {
+            shape.extend_from_slice(token);
+        }
+        rest = tail;
+    }
+    shape
+}
+
+/// How many bytes of a body a mismatch shows.
+const BODY_HEAD_BYTES: usize = 120;
+
+fn body_head(body: &[u8]) -> String {
+    let head = String::from_utf8_lossy(&body[..body.len().min(BODY_HEAD_BYTES)]);
+    let mut head: String = head
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
+    if body.len() > BODY_HEAD_BYTES {
+        head.push_str("...");
+    }
+    head
+}
+
 /// Most pages a crawl visits, and how deep it follows links.
 pub const CRAWL_MAX_PAGES: usize = 50;
 pub const CRAWL_MAX_DEPTH: usize = 3;
@@ -92,8 +136,17 @@ pub struct ProbeResult {
     pub bytes: u64,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub body_sha256: Option<String>,
-    /// Whether the same request gave the same body twice (only then bodies are compared).
+    /// SHA-256 of the body's shape: its words kept, its changing tokens (numbers, times, ids)
+    /// masked. This is what verification compares, so a clock or a request id in the answer
+    /// is no mismatch while an error page instead of the answer is.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub shape_sha256: Option<String>,
+    /// Whether the same request gave a body of the same shape twice (only then bodies are
+    /// compared).
     pub stable_body: bool,
+    /// The body's first bytes (lossy UTF-8), to show when verification finds it changed.
+    #[serde(skip)]
+    pub body_head: Option<String>,
     pub ms: u64,
     pub attempts: u32,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -120,7 +173,7 @@ pub struct ProbeResult {
 
 impl ProbeResult {
     /// A result with no outcome yet.
-    fn new(kind: &'static str, name: String) -> Self {
+    pub(crate) fn new(kind: &'static str, name: String) -> Self {
         Self {
             kind,
             name,
@@ -128,7 +181,9 @@ impl ProbeResult {
             exit_code: None,
             bytes: 0,
             body_sha256: None,
+            shape_sha256: None,
             stable_body: false,
+            body_head: None,
             ms: 0,
             attempts: 1,
             error: None,
@@ -328,11 +383,13 @@ async fn http_probe(plan: &Plan, target: &Target<'_>, call: &HttpCall, twice: bo
                 result.status = Some(answer.status);
                 result.bytes = answer.body.len() as u64;
                 result.body_sha256 = Some(answer.body_sha256.clone());
+                result.shape_sha256 = Some(answer.shape_sha256.clone());
+                result.body_head = Some(body_head(&answer.body));
                 result.error = None;
                 if twice {
                     if let Ok(again) = http::send(&request, plan.timeout).await {
                         result.stable_body = again.status == answer.status
-                            && again.body_sha256 == answer.body_sha256;
+                            && again.shape_sha256 == answer.shape_sha256;
                     }
                 }
                 return result;
@@ -543,6 +600,27 @@ fn last_lines(output: &[u8], n: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_body_keeps_its_shape_when_only_clocks_and_ids_change() {
+        let shape = |s: &str| String::from_utf8(body_shape(s.as_bytes())).unwrap();
+        assert_eq!(
+            shape(r#"{"php":"8.2.32","time":"2026-12-04T14:50:01+00:00","ok":true}"#),
+            r##"{"php":"#","time":"#","ok":true}"##
+        );
+        assert_eq!(
+            shape("request 3f2b8c1e-9d4a-4e0b-8f7a-1c2d3e4f5a6b served in 12.5 ms"),
+            shape("request 0a9b8c7d-6e5f-4a3b-9c8d-7e6f5a4b3c2d served in 3 ms"),
+        );
+        assert_eq!(shape("<p>Hello, world</p>"), "<p>Hello, world</p>");
+        // What an app gives instead of its answer changes the words, not only the numbers.
+        assert_ne!(
+            shape(r#"{"count": 42}"#),
+            shape("Traceback (most recent call last): ModuleNotFoundError: No module named 'x'"),
+        );
+        assert_ne!(shape("ok 1"), shape("error 1"));
+        assert_eq!(body_shape(&[0xff, b'7', 0x00]), [0xff, b'#', 0x00]);
+    }
 
     #[test]
     fn exec_probes_run_without_a_shell_when_they_can() {

@@ -123,28 +123,34 @@ pub async fn verify(
     Ok(verify)
 }
 
-/// Compares each probe's answers: status (and body when the fat app gave the same body twice),
-/// exit codes, and that TCP probes still get through.
+/// Compares each probe's answers: status (and the body's shape when the fat app gave a body of
+/// the same shape twice), exit codes, and that TCP probes still get through.
 pub fn compare(fat: &[ProbeResult], slim: &[ProbeResult]) -> Verify {
     let mut verify = Verify {
         probes: fat.len(),
         ..Default::default()
     };
     for (f, s) in fat.iter().zip(slim) {
+        let body_changed = f.stable_body && f.shape_sha256 != s.shape_sha256;
         let same = match f.kind {
-            "http" => f.status == s.status && (!f.stable_body || f.body_sha256 == s.body_sha256),
+            "http" => f.status == s.status && !body_changed,
             "exec" => f.exit_code == s.exit_code && f.error.is_none() == s.error.is_none(),
             _ => f.error.is_none() == s.error.is_none(),
         };
         if same {
             verify.matched += 1;
-        } else {
-            verify.failed.push(Mismatch {
-                name: f.name.clone(),
-                fat: describe(f),
-                slim: describe(s),
-            });
+            continue;
         }
+        let describe_body =
+            |p: &ProbeResult| match (&p.body_head, body_changed && f.status == s.status) {
+                (Some(head), true) => format!("{}: {head}", describe(p)),
+                _ => describe(p),
+            };
+        verify.failed.push(Mismatch {
+            name: f.name.clone(),
+            fat: describe_body(f),
+            slim: describe_body(s),
+        });
     }
     verify
 }
@@ -161,4 +167,46 @@ fn missing_paths(tree: &FileTree, keep: &KeepSet, recording: &Recording) -> Vec<
             (!keep.paths.contains_key(&target)).then(|| path.display().to_string())
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::prober::body_shape;
+
+    fn answer(body: &str, stable: bool) -> ProbeResult {
+        let mut probe = ProbeResult::new("http", "GET http://:8080/".into());
+        probe.status = Some(200);
+        probe.bytes = body.len() as u64;
+        probe.shape_sha256 = Some(String::from_utf8(body_shape(body.as_bytes())).unwrap());
+        probe.body_head = Some(body.into());
+        probe.stable_body = stable;
+        probe
+    }
+
+    #[test]
+    fn a_changed_clock_matches_and_an_error_page_does_not() {
+        let fat = [answer(r#"{"time":"2026-12-04T14:50:01+00:00"}"#, true)];
+        let later = [answer(r#"{"time":"2026-12-04T14:50:07+00:00"}"#, true)];
+        assert_eq!(compare(&fat, &later).matched, 1);
+
+        let error = [answer(
+            "Fatal error: Uncaught Error: Call to undefined function",
+            true,
+        )];
+        let verify = compare(&fat, &error);
+        assert_eq!(verify.matched, 0);
+        assert!(
+            verify.failed[0].slim.contains("Fatal error"),
+            "{:?}",
+            verify.failed
+        );
+
+        // A body that changes shape on its own is not compared: only the status is.
+        let random = [answer("token abc", false)];
+        assert_eq!(compare(&random, &error).matched, 1);
+        let mut failed = error.clone();
+        failed[0].status = Some(500);
+        assert_eq!(compare(&random, &failed).matched, 0);
+    }
 }
