@@ -374,6 +374,25 @@ pub struct RunArgs {
     /// the first request differently: caches, lazy loading, connection pools).
     #[arg(long, default_value_t = 2, value_name = "N", help_heading = "Probes")]
     pub probe_rounds: u32,
+    /// Times the original image is started (a fresh container each time) and probed under the
+    /// recorder; the recordings are joined (calls made only on some schedules: thread start-up
+    /// order, CPU affinity).
+    #[arg(long, default_value_t = 1, value_name = "N", help_heading = "Probes")]
+    pub record_starts: u32,
+    /// Times the checked image is started under its profile and probed; every start after the
+    /// first runs with every CPU kept busy by slim (a call an app makes only under load fails
+    /// here, not in production).
+    #[arg(long, default_value_t = 2, value_name = "N", help_heading = "Probes")]
+    pub verify_starts: u32,
+    /// Seconds the app gets to stop on its stop signal while recorded (its shutdown path is
+    /// part of its life), before the engine kills it. 0 skips the recorded stop.
+    #[arg(
+        long,
+        default_value_t = 10,
+        value_name = "SECS",
+        help_heading = "Probes"
+    )]
+    pub stop_timeout: u64,
     /// A check held out of the recording: run in the fat container after recording stopped
     /// (for the expected answer) and in the slim one (repeatable).
     #[arg(long, value_name = "CMD", help_heading = "Probes")]

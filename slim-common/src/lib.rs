@@ -196,6 +196,8 @@ pub mod scope_mode {
     pub const NEW_MNTNS: u32 = 1;
     /// Tracked pids, plus tasks in the mount namespaces of `SCOPE_MNTNS`.
     pub const MNTNS: u32 = 2;
+    /// Only tracked pids: a mount-namespace recording paused (checks held out of it run).
+    pub const PAUSED: u32 = 3;
 }
 
 /// Struct offsets the kernel side needs, resolved from the running kernel's BTF by user space

@@ -1,16 +1,19 @@
-//! `raw_syscalls:sys_exit` as a raw tracepoint: one program per syscall, at its return, marks the
-//! syscall in the scope's bitmap and, for path-taking syscalls, reads the arguments from the
+//! `raw_syscalls:sys_enter` and `sys_exit` as raw tracepoints. At entry a syscall is marked in
+//! the scope's bitmap (so calls that never return while recording count); at its return it is
+//! marked again (an execve returns in the app phase) and, for path-taking syscalls, reads the arguments from the
 //! task's saved registers and the path from user memory (which the syscall has faulted in by
 //! now). No state is kept between entry and exit, so nothing can be lost in between.
 //!
-//! Syscalls that never return (exit, exit_group) are added by user space.
+//! Syscalls that never return (exit, exit_group) are marked at entry, and added by user space
+//! for every recorded namespace too.
 
 use aya_ebpf::{
     helpers::bpf_probe_read_kernel_buf, macros::raw_tracepoint, programs::RawTracePointContext,
 };
 use slim_common::{
-    event_kind, op, phase, relative_salt, syscalls_key, SocketKey, SyscallSpec, ARM_PRIVATE_BASE,
-    ARM_PRIVATE_SLOT, AT_FDCWD, MAX_SYSCALLS, NO_ARG, REGS_WINDOW_CAP, SYSCALL_WORDS,
+    event_kind, op, phase, relative_salt, syscalls_key, RegsLayout, SocketKey, SyscallSpec,
+    ARM_PRIVATE_BASE, ARM_PRIVATE_SLOT, AT_FDCWD, MAX_SYSCALLS, NO_ARG, REGS_WINDOW_CAP,
+    SYSCALL_WORDS,
 };
 
 use crate::{
@@ -42,14 +45,69 @@ struct Call {
     args: [u64; 6],
 }
 
-fn try_sys_exit(ctx: &RawTracePointContext) -> Option<()> {
-    // Scope first: most syscalls on the host are not ours, and the verdict is cached per CPU.
-    // A task that setns()/unshare()s into scope is re-evaluated at its next exec.
+/// `sys_enter(struct pt_regs *regs, long id)`: marks the syscall when it is entered, so a call
+/// that blocks for the whole recording (an init's signal wait, an event loop's poll, an accept
+/// that never returns) is in the set too. Paths are still read at exit.
+#[raw_tracepoint(tracepoint = "sys_enter")]
+pub fn slim_sys_enter(ctx: RawTracePointContext) -> i32 {
+    let _ = try_sys_enter(&ctx);
+    0
+}
+
+fn try_sys_enter(ctx: &RawTracePointContext) -> Option<()> {
     let task = current_in_scope()?;
-    let regs: *const u8 = ctx.arg(0);
-    let ret: i64 = ctx.arg(1);
+    let call = decode(ctx.arg(0), &task, false)?;
+    mark_syscall(&task, call.nr, call.compat);
+    Some(())
+}
+
+/// The current syscall as its saved registers tell it: number, table and arguments.
+struct Decoded<'a> {
+    copy: &'a [u8; REGS_WINDOW_CAP],
+    layout: RegsLayout,
+    len: usize,
+    /// The number (ARM private calls moved to their slots), below `MAX_SYSCALLS`.
+    nr: u32,
+    /// 1 for a 32-bit task's call (the compat table), else 0.
+    compat: u32,
+    width: u64,
+}
+
+impl Decoded<'_> {
+    #[inline(always)]
+    fn word(&self, offset: u32) -> u64 {
+        let at = offset.wrapping_sub(self.layout.window_start) as usize;
+        match self.copy.get(at..at + 8) {
+            Some(bytes) if at + 8 <= self.len => unsafe {
+                core::ptr::read_unaligned(bytes.as_ptr() as *const u64)
+            },
+            _ => 0,
+        }
+    }
+
+    /// Argument `i` (0..=5) from the native or the compat registers.
+    #[inline(always)]
+    fn arg(&self, i: usize) -> u64 {
+        let native = self.layout.args[i];
+        let offset = native.wrapping_add(
+            self.compat
+                .wrapping_mul(self.layout.compat_args[i].wrapping_sub(native)),
+        );
+        self.word(offset) & self.width
+    }
+
+    /// The number in both tables' space: compat ones from `MAX_SYSCALLS` on.
+    #[inline(always)]
+    fn any_nr(&self) -> u32 {
+        self.nr + self.compat * MAX_SYSCALLS as u32
+    }
+}
+
+/// Copies the registers the syscall's number and arguments live in and decodes them. `at_exit`:
+/// the return of an execve that loaded a 32-bit program still carries the 64-bit number.
+#[inline(always)]
+fn decode<'a>(regs: *const u8, task: &Task, at_exit: bool) -> Option<Decoded<'a>> {
     let layout = regs_layout();
-    // One copy of the registers the syscall's number and arguments live in.
     let copy = unsafe { &mut *REGS_COPY.get_ptr_mut(0)? };
     let len = layout.window_len as usize;
     if !(8..=REGS_WINDOW_CAP).contains(&len) {
@@ -57,31 +115,33 @@ fn try_sys_exit(ctx: &RawTracePointContext) -> Option<()> {
     }
     unsafe { bpf_probe_read_kernel_buf(regs.add(layout.window_start as usize), &mut copy[..len]) }
         .ok()?;
-    let word = |offset: u32| -> u64 {
-        let at = offset.wrapping_sub(layout.window_start) as usize;
-        match copy.get(at..at + 8) {
-            Some(bytes) if at + 8 <= len => unsafe {
-                core::ptr::read_unaligned(bytes.as_ptr() as *const u64)
-            },
-            _ => 0,
-        }
+    let mut call = Decoded {
+        copy,
+        layout,
+        len,
+        nr: 0,
+        compat: 0,
+        width: u64::MAX,
     };
     // A 32-bit task (i386 on x86_64, armhf on arm64): its numbers are the compat table's and
     // its arguments 32-bit values in other registers. Computed without branches (0 or 1), so
     // the verifier does not walk the rest of the program twice.
-    let test = (word(layout.compat_at) & layout.compat_mask as u64) ^ layout.compat_value as u64;
+    let test =
+        (call.word(layout.compat_at) & layout.compat_mask as u64) ^ layout.compat_value as u64;
     let mut compat = ((test | test.wrapping_neg()) >> 63) ^ 1;
     // The return of an execve that loaded a 32-bit program: on arm64 its number is still the
     // 64-bit execve's (x86_64 rewrites it to the 32-bit one itself).
-    if let Some(exec_tid) = EXEC_TID.get_ptr_mut(0) {
-        let other = (unsafe { *exec_tid } ^ task.tid) as u64;
-        let exec_return = ((other | other.wrapping_neg()) >> 63) ^ 1;
-        let native = CONFIG.get(0).map_or(0, |c| c.exec_return_native as u64 & 1);
-        compat &= (exec_return & native) ^ 1;
-        unsafe { *exec_tid = 0 };
+    if at_exit {
+        if let Some(exec_tid) = EXEC_TID.get_ptr_mut(0) {
+            let other = (unsafe { *exec_tid } ^ task.tid) as u64;
+            let exec_return = ((other | other.wrapping_neg()) >> 63) ^ 1;
+            let native = CONFIG.get(0).map_or(0, |c| c.exec_return_native as u64 & 1);
+            compat &= (exec_return & native) ^ 1;
+            unsafe { *exec_tid = 0 };
+        }
     }
     let width = u64::MAX >> (compat * 32);
-    let mut nr = word(layout.nr) & width;
+    let mut nr = call.word(layout.nr) & width;
     // ARM's private calls (set_tls...) go to their slot; no 64-bit table has such numbers.
     let private = nr.wrapping_sub(ARM_PRIVATE_BASE as u64);
     if private < 8 {
@@ -90,16 +150,20 @@ fn try_sys_exit(ctx: &RawTracePointContext) -> Option<()> {
     if nr >= MAX_SYSCALLS as u64 {
         return None;
     }
-    let nr = nr as u32;
-    let compat = compat as u32;
-    // Syscall numbers of both tables in one space: compat ones from MAX_SYSCALLS on.
-    let any_nr = nr + compat * MAX_SYSCALLS as u32;
-    let arg_word = |i: usize| -> u64 {
-        let native = layout.args[i];
-        let offset =
-            native.wrapping_add(compat.wrapping_mul(layout.compat_args[i].wrapping_sub(native)));
-        word(offset) & width
-    };
+    call.nr = nr as u32;
+    call.compat = compat as u32;
+    call.width = width;
+    Some(call)
+}
+
+fn try_sys_exit(ctx: &RawTracePointContext) -> Option<()> {
+    // Scope first: most syscalls on the host are not ours, and the verdict is cached per CPU.
+    // A task that setns()/unshare()s into scope is re-evaluated at its next exec.
+    let task = current_in_scope()?;
+    let ret: i64 = ctx.arg(1);
+    let decoded = decode(ctx.arg(0), &task, true)?;
+    let (nr, compat, any_nr) = (decoded.nr, decoded.compat, decoded.any_nr());
+    let arg_word = |i: usize| decoded.arg(i);
     if any_nr == setns_or_unshare(any_nr) {
         // It may have left the scope: decide again at its next syscall.
         crate::scope::forget_current();

@@ -46,6 +46,10 @@ pub struct Verify {
     pub denied_syscalls: Vec<String>,
     /// Profiles the checked image ran under (`seccomp.json`).
     pub under: Vec<String>,
+    /// Starts of the checked image (`--verify-starts`; it stops at the first that fails).
+    pub starts: u32,
+    /// Of those, the starts with every CPU kept busy.
+    pub loaded_starts: u32,
 }
 
 impl Verify {
@@ -155,6 +159,11 @@ pub struct RecorderReport {
     pub unresolved: u64,
     /// How the recorder found the mount-namespace struct offsets: `btf` or `calibrated`.
     pub kernel_offsets: crate::tracer::OffsetsSource,
+    /// Starts of the original image recorded (`--record-starts`).
+    pub starts: u32,
+    /// Whether the app's stop (its stop signal) was recorded: false when its init does not
+    /// handle the signal, or with `--stop-timeout 0`.
+    pub stop_recorded: bool,
 }
 
 #[derive(Clone, Debug, Serialize)]

@@ -8,6 +8,7 @@ use bollard::{
     models::{ContainerCreateBody, HostConfig, PortBinding},
     query_parameters::{
         CreateContainerOptions, ListContainersOptionsBuilder, LogsOptions, RemoveContainerOptions,
+        StopContainerOptions,
     },
 };
 use futures_util::StreamExt as _;
@@ -255,6 +256,36 @@ impl Engine {
             .into_iter()
             .filter_map(|c| Some((c.id?, c.labels.unwrap_or_default())))
             .collect())
+    }
+
+    /// The signal the engine stops the container with (its `StopSignal`), when it names one.
+    pub async fn stop_signal(&self, id: &str) -> Result<Option<String>, EngineError> {
+        let info = self.inspect(id).await?;
+        Ok(info
+            .config
+            .and_then(|c| c.stop_signal)
+            .filter(|s| !s.is_empty()))
+    }
+
+    /// Stops the container as `docker stop` does: its stop signal, then SIGKILL once `timeout`
+    /// has passed. Returns when it stopped; already stopped or gone is fine.
+    pub async fn stop_container(
+        &self,
+        id: &str,
+        timeout: std::time::Duration,
+    ) -> Result<(), EngineError> {
+        let options = StopContainerOptions {
+            signal: None,
+            t: Some(timeout.as_secs().min(i32::MAX as u64) as i32),
+        };
+        match self.docker.stop_container(id, Some(options)).await {
+            Ok(()) => Ok(()),
+            Err(bollard::errors::Error::DockerResponseServerError {
+                status_code: 304, ..
+            }) => Ok(()),
+            Err(err) if is_not_found(&err) => Ok(()),
+            Err(source) => Err(EngineError::api("stop container", source)),
+        }
     }
 
     /// Removes the container and its anonymous volumes, whatever its state. Already gone is fine.

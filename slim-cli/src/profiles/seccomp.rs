@@ -41,7 +41,8 @@ pub const RUNTIME_GROUPS: &[RuntimeGroup] = &[
     // the filter before finalizeNamespace, so it still closes its fds (fstatfs on /proc/self/fd,
     // getdents64, close_range), drops privileges (setgroups, setgid, setuid, capset, prctl),
     // changes to the working directory, looks the entrypoint up, writes to its exec fifo and
-    // execs. Its Go runtime keeps running meanwhile (futex, sched_yield, nanosleep, epoll).
+    // execs. It hands its stdio to the container's user (fchown in fixStdioPermissions: seen
+    // denied under load for an app not run as root). Its Go runtime keeps running meanwhile (futex, sched_yield, nanosleep, epoll).
     RuntimeGroup {
         name: "runc",
         syscalls: &[
@@ -57,6 +58,7 @@ pub const RUNTIME_GROUPS: &[RuntimeGroup] = &[
             "execve",
             "exit_group",
             "faccessat2",
+            "fchown",
             "fcntl",
             "fstat",
             "fstatfs",

@@ -364,6 +364,39 @@ impl Recording {
         }
     }
 
+    /// Joins the recording of another start of the same image: every path with its uses and
+    /// counts, the executions (first seen first), syscalls and sockets, and the counters.
+    pub fn merge(&mut self, other: Recording) {
+        for (path, touched) in other.paths {
+            let mine = self.paths.entry(path).or_default();
+            mine.ok.extend(touched.ok);
+            mine.failed.extend(touched.failed);
+            mine.count += touched.count;
+            mine.exists_despite_failure |= touched.exists_despite_failure;
+            mine.writers.extend(touched.writers);
+        }
+        for exec in other.execs {
+            if !self.execs.contains(&exec) {
+                self.execs.push(exec);
+            }
+        }
+        self.arch = self.arch.or(other.arch);
+        self.syscall_numbers.extend(other.syscall_numbers);
+        self.app_syscalls.extend(other.app_syscalls);
+        self.runtime_syscalls.extend(other.runtime_syscalls);
+        self.runtime_syscalls
+            .retain(|nr| !self.app_syscalls.contains(nr));
+        self.compat_app_syscalls.extend(other.compat_app_syscalls);
+        self.sockets.extend(other.sockets);
+        let (mine, theirs) = (&mut self.stats, other.stats);
+        mine.events += theirs.events;
+        mine.lost += theirs.lost;
+        mine.deduped += theirs.deduped;
+        mine.truncated += theirs.truncated;
+        mine.read_failed += theirs.read_failed;
+        self.unresolved += other.unresolved;
+    }
+
     /// Adds the interpreters the kernel loaded for every executed file (ELF `PT_INTERP`, `#!`),
     /// following chains (a script whose interpreter is a dynamically linked ELF).
     pub fn add_interpreters(&mut self, files: &dyn FileSource) {

@@ -222,3 +222,38 @@ fn failures_that_prove_existence_are_kept_as_existing() {
     assert!(!body.found() && body.exists());
     assert!(!rec.paths[Path::new("/nope")].exists());
 }
+
+#[test]
+fn two_starts_join_into_one_recording() {
+    let mut first = Recording::build(
+        &raw(vec![
+            path_event(10, op::OPEN, CWD, "/etc/app.conf", 3, 0),
+            path_event(10, op::OPEN, CWD, "/etc/missing", -2, 0),
+        ]),
+        &filter(),
+    );
+    first.app_syscalls = [0, 1].into();
+    first.runtime_syscalls = [7].into();
+    let mut second = Recording::build(
+        &raw(vec![
+            path_event(20, op::OPEN, CWD, "/etc/app.conf", 3, 0),
+            path_event(20, op::STAT, CWD, "/etc/missing", 0, 0),
+            path_event(20, op::OPEN, CWD, "/var/cache/app", 3, 0o100),
+        ]),
+        &filter(),
+    );
+    second.app_syscalls = [1, 7].into();
+    first.merge(second);
+    assert_eq!(first.paths[Path::new("/etc/app.conf")].count, 2);
+    let missing = &first.paths[Path::new("/etc/missing")];
+    assert!(missing.found(), "found in the second start");
+    assert!(missing.failed.contains(&Use::Read));
+    assert!(first.paths[Path::new("/var/cache/app")]
+        .ok
+        .contains(&Use::Write));
+    assert_eq!(first.app_syscalls, [0, 1, 7].into());
+    assert!(
+        first.runtime_syscalls.is_empty(),
+        "a call the app made is not the runtime's alone"
+    );
+}

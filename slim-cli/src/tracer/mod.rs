@@ -7,6 +7,7 @@
 mod btf;
 pub mod calibrate;
 mod event;
+pub mod inflight;
 mod specs;
 mod tracefs;
 
@@ -239,6 +240,13 @@ pub struct Recorder {
     dir_open_flags: u32,
     offsets_source: OffsetsSource,
     started: Instant,
+    /// The namespaces ignored in [`Scope::NewMountNamespaces`], held so their numbers are not
+    /// reused while recording.
+    _held_namespaces: BTreeMap<u32, fs::File>,
+    /// The mode to go back to after [`Recorder::pause`].
+    paused_from: Option<u32>,
+    /// Calls the tasks of a namespace were blocked in, read before the end.
+    in_flight: Vec<(u32, inflight::InFlight)>,
 }
 
 struct Poller {
@@ -254,9 +262,11 @@ const PROGRAMS: &[(&str, &str, &str)] = &[
     ("slim_sched_exit", "sched", "sched_process_exit"),
 ];
 
-/// The raw tracepoint program (cheaper than a tracepoint: no trace record is built) that sees
-/// every syscall return.
+/// The raw tracepoint programs (cheaper than tracepoints: no trace record is built) that see
+/// every syscall's return (paths, sockets) and entry (the call is marked before it can block).
 const SYS_EXIT: &str = "slim_sys_exit";
+const SYS_ENTER: &str = "slim_sys_enter";
+const RAW_PROGRAMS: &[(&str, &str)] = &[(SYS_EXIT, "sys_exit"), (SYS_ENTER, "sys_enter")];
 
 /// Syscalls that never return, so `sys_exit` never sees them; every process makes one.
 const NEVER_RETURN: &[&str] = &["exit", "exit_group"];
@@ -285,16 +295,33 @@ pub fn mount_namespace(pid: &str) -> std::io::Result<u32> {
     Ok(fs::metadata(format!("/proc/{pid}/ns/mnt"))?.ino() as u32)
 }
 
-/// Mount namespaces of every process alive now.
-fn existing_mount_namespaces() -> BTreeSet<u32> {
+/// Mount namespaces of every process alive now, each held open. Held, a namespace cannot be
+/// freed, so its inode number cannot go to a namespace created later (the kernel hands out the
+/// lowest free number at once): without that, a container started while another slim's
+/// container or the engine's short-lived namespaces went away could get an ignored number and
+/// be missed until the recording is locked to it.
+fn existing_mount_namespaces() -> BTreeMap<u32, fs::File> {
     let Ok(dir) = fs::read_dir("/proc") else {
-        return BTreeSet::new();
+        return BTreeMap::new();
     };
-    dir.filter_map(|e| e.ok())
-        .filter_map(|e| e.file_name().to_str().map(str::to_owned))
-        .filter(|name| name.bytes().all(|b| b.is_ascii_digit()))
-        .filter_map(|pid| mount_namespace(&pid).ok())
-        .collect()
+    let mut held = BTreeMap::new();
+    for entry in dir.filter_map(|e| e.ok()) {
+        let name = entry.file_name();
+        let Some(pid) = name
+            .to_str()
+            .filter(|n| n.bytes().all(|b| b.is_ascii_digit()))
+        else {
+            continue;
+        };
+        // Opened first, then asked for its number: the number is that of the namespace held.
+        let Ok(file) = fs::File::open(format!("/proc/{pid}/ns/mnt")) else {
+            continue; // gone meanwhile: its number is free, and whoever gets it is new
+        };
+        if let Ok(meta) = file.metadata() {
+            held.entry(meta.ino() as u32).or_insert(file);
+        }
+    }
+    held
 }
 
 /// Open flags marking a directory open: O_DIRECTORY | O_PATH, which differ per architecture.
@@ -436,10 +463,12 @@ impl Recorder {
         let mut config: Array<MapData, Config> = take(&mut ebpf, "CONFIG")?;
         let mut scope_mntns: BpfHashMap<MapData, u32, u32> = take(&mut ebpf, "SCOPE_MNTNS")?;
         let mut ignored: BpfHashMap<MapData, u32, u32> = take(&mut ebpf, "IGNORED_MNTNS")?;
+        let mut held_namespaces = BTreeMap::new();
         let mode = match &scope {
             Scope::Pids => scope_mode::PIDS,
             Scope::NewMountNamespaces => {
-                for ns in existing_mount_namespaces() {
+                held_namespaces = existing_mount_namespaces();
+                for &ns in held_namespaces.keys() {
                     ignored
                         .insert(ns, 1, 0)
                         .map_err(|source| TracerError::Map {
@@ -500,17 +529,15 @@ impl Recorder {
             prog.attach(category, name)
                 .map_err(|source| TracerError::Program { program, source })?;
         }
-        let sys_exit: &mut RawTracePoint = ebpf
-            .program_mut(SYS_EXIT)
-            .and_then(|p| p.try_into().ok())
-            .ok_or(TracerError::MapMissing { map: SYS_EXIT })?;
-        let program = SYS_EXIT;
-        sys_exit
-            .load()
-            .map_err(|source| TracerError::Program { program, source })?;
-        sys_exit
-            .attach("sys_exit")
-            .map_err(TracerError::NoBpfEvents)?;
+        for &(program, tracepoint) in RAW_PROGRAMS {
+            let raw: &mut RawTracePoint = ebpf
+                .program_mut(program)
+                .and_then(|p| p.try_into().ok())
+                .ok_or(TracerError::MapMissing { map: program })?;
+            raw.load()
+                .map_err(|source| TracerError::Program { program, source })?;
+            raw.attach(tracepoint).map_err(TracerError::NoBpfEvents)?;
+        }
         tracing::debug!(?offsets, ?fields, "recorder attached");
 
         Ok(Self {
@@ -528,6 +555,9 @@ impl Recorder {
             dir_open_flags,
             offsets_source,
             started: Instant::now(),
+            _held_namespaces: held_namespaces,
+            paused_from: None,
+            in_flight: Vec::new(),
         })
     }
 
@@ -552,6 +582,34 @@ impl Recorder {
                 source,
             })?;
         self.update_config(|config| config.mode = scope_mode::MNTNS)
+    }
+
+    /// Stops recording mount namespaces (tracked pids stay recorded) until [`Recorder::resume`]:
+    /// what runs meanwhile (checks held out of the recording) is not seen.
+    pub fn pause(&mut self) -> Result<(), TracerError> {
+        let mut was = scope_mode::PAUSED;
+        self.update_config(|config| {
+            was = std::mem::replace(&mut config.mode, scope_mode::PAUSED);
+        })?;
+        if was != scope_mode::PAUSED {
+            self.paused_from = Some(was);
+        }
+        Ok(())
+    }
+
+    /// Records again what was recorded before [`Recorder::pause`].
+    pub fn resume(&mut self) -> Result<(), TracerError> {
+        match self.paused_from.take() {
+            Some(mode) => self.update_config(|config| config.mode = mode),
+            None => Ok(()),
+        }
+    }
+
+    /// Reads the calls the tasks of `mntns` are blocked in now and adds them to the app's
+    /// calls of that namespace when the recording finishes.
+    pub fn add_in_flight(&mut self, mntns: u32) -> &inflight::InFlight {
+        self.in_flight.push((mntns, inflight::in_flight(mntns)));
+        &self.in_flight[self.in_flight.len() - 1].1
     }
 
     /// Rewrites the config, bumping its generation so the kernel side's per-CPU scope verdicts
@@ -587,12 +645,12 @@ impl Recorder {
                 let _ = program.unload();
             }
         }
-        let sys_exit: Option<&mut RawTracePoint> = self
-            .ebpf
-            .program_mut(SYS_EXIT)
-            .and_then(|p| p.try_into().ok());
-        if let Some(program) = sys_exit {
-            let _ = program.unload();
+        for &(name, _) in RAW_PROGRAMS {
+            let program: Option<&mut RawTracePoint> =
+                self.ebpf.program_mut(name).and_then(|p| p.try_into().ok());
+            if let Some(program) = program {
+                let _ = program.unload();
+            }
         }
         let events = match self.poller.take() {
             Some(poller) => poller.finish(),
@@ -617,6 +675,11 @@ impl Recorder {
                     .phase_mut(local.used - 1)
                     .extend(bitmap_numbers(&local.words));
             }
+        }
+        for (mntns, found) in std::mem::take(&mut self.in_flight) {
+            let used = syscalls.entry(mntns).or_default();
+            used.app.extend(found.native);
+            used.compat_app.extend(found.compat);
         }
         for used in syscalls.values_mut() {
             used.app.extend(

@@ -28,6 +28,12 @@ pub struct Input {
     pub probe_wait: Duration,
     /// Stream the container's output to stderr (`--show-clogs`).
     pub show_logs: bool,
+    /// Fresh starts of the original image under the recorder (`--record-starts`).
+    pub record_starts: u32,
+    /// Starts of the checked image under its profile (`--verify-starts`).
+    pub verify_starts: u32,
+    /// How long a recorded stop waits before the kill; `None` skips it (`--stop-timeout 0`).
+    pub stop_timeout: Option<Duration>,
 }
 
 impl Input {
@@ -195,6 +201,9 @@ impl Input {
             volumes,
             probe_wait: Duration::from_secs(args.probe_wait),
             show_logs: args.show_clogs,
+            record_starts: args.record_starts.max(1),
+            verify_starts: args.verify_starts.max(1),
+            stop_timeout: (args.stop_timeout > 0).then(|| Duration::from_secs(args.stop_timeout)),
         })
     }
 }

@@ -2,6 +2,7 @@
 //! profiles -> verify -> report. Each phase is one file and hands plain data to the next.
 
 mod console;
+mod cpu_load;
 mod input;
 mod inspect;
 mod output;
@@ -123,6 +124,7 @@ pub async fn run(mut args: BuildArgs, shutdown: Shutdown) -> Result<ExitCode> {
         shutdown: &shutdown,
         console,
         probe_wait: input.probe_wait,
+        verify_starts: input.verify_starts,
     }
     .run(
         LayerContent {
@@ -160,6 +162,7 @@ struct Finish<'a> {
     shutdown: &'a Shutdown,
     console: Console,
     probe_wait: std::time::Duration,
+    verify_starts: u32,
 }
 
 impl Finish<'_> {
@@ -183,6 +186,7 @@ impl Finish<'_> {
             shutdown,
             console,
             probe_wait: self_probe_wait,
+            verify_starts,
         } = self;
         let phase = Instant::now();
         // Writing owns nothing outside slim until the engine has the image: a stop drops it.
@@ -235,7 +239,7 @@ impl Finish<'_> {
                 inspected,
                 recorded,
                 check,
-                self_probe_wait,
+                (self_probe_wait, verify_starts),
                 shutdown,
                 console,
             )
@@ -268,6 +272,8 @@ impl Finish<'_> {
                 stats: recording.stats,
                 unresolved: recording.unresolved,
                 kernel_offsets: recording.offsets_source,
+                starts: recorded.starts,
+                stop_recorded: recorded.fat_run.stopped_gracefully,
             },
             timings_ms: timings,
             kept: summary.kept_by_reason.clone(),
@@ -369,7 +375,7 @@ pub async fn profile(args: ProfileArgs, shutdown: Shutdown) -> Result<ExitCode> 
                 &inspected,
                 &recorded,
                 check,
-                input.probe_wait,
+                (input.probe_wait, input.verify_starts),
                 &shutdown,
                 console,
             )
@@ -402,6 +408,8 @@ pub async fn profile(args: ProfileArgs, shutdown: Shutdown) -> Result<ExitCode> 
             stats: recorded.recording.stats,
             unresolved: recorded.recording.unresolved,
             kernel_offsets: recorded.recording.offsets_source,
+            starts: recorded.starts,
+            stop_recorded: recorded.fat_run.stopped_gracefully,
         },
         "timings_ms": timings,
         "syscalls": recorded.recording.syscall_names(),

@@ -43,6 +43,8 @@ pub struct Recorded {
     /// The image's environment with `--env` applied.
     pub env: Vec<String>,
     pub record_ms: u128,
+    /// Starts of the image that were recorded and joined.
+    pub starts: u32,
 }
 
 impl Recorded {
@@ -99,6 +101,9 @@ pub async fn record(
         continue_after,
         shutdown,
         show_logs: input.show_logs,
+        stop_timeout: input.stop_timeout,
+        load_cpu: false,
+        console,
     };
     let source = ImageSource::Engine(inspected.info.id.clone());
     let read = async {
@@ -106,8 +111,29 @@ pub async fn record(
         read_image(Some(&inspected.engine), &source, work, via).await
     };
     let (fat_run, fat) = tokio::join!(run.execute(), shutdown.unless_stopped(read));
-    spin.done();
     let fat_run = fat_run?;
+    // More starts, each a fresh container probed the same way: calls made only on some
+    // schedules are more likely seen once.
+    let mut more_starts = Vec::new();
+    for _ in 1..input.record_starts {
+        let again = Run {
+            engine: &inspected.engine,
+            spec: spec.clone(),
+            plan: &plan,
+            replay: None,
+            held_out: None,
+            record: true,
+            probe_wait: input.probe_wait,
+            continue_after: ContinueAfter::Probe,
+            shutdown,
+            show_logs: input.show_logs,
+            stop_timeout: input.stop_timeout,
+            load_cpu: false,
+            console,
+        };
+        more_starts.push(again.execute().await?);
+    }
+    spin.done();
     let mut fat = fat.map_err(|err| read_failed(inspected, err))?;
     fat.name = inspected.name.clone();
     say_if_moved(inspected).await;
@@ -125,6 +151,14 @@ pub async fn record(
         })
         .unwrap_or_else(|| "/".into());
     let mut recording = Recording::build(raw, &Filter::started_container(fat_run.mntns, &workdir));
+    for start in &more_starts {
+        if let Some(raw) = &start.recording {
+            recording.merge(Recording::build(
+                raw,
+                &Filter::started_container(start.mntns, &workdir),
+            ));
+        }
+    }
     recording.add_interpreters(&TreeFiles(&fat.tree));
     let env = image_env(&fat.config, &spec.env);
     let mut recorded = Recorded {
@@ -136,9 +170,19 @@ pub async fn record(
         workdir,
         env,
         record_ms,
+        starts: 1 + more_starts.len() as u32,
+    };
+    let starts = match recorded.starts {
+        1 => String::new(),
+        n => format!(" over {n} starts"),
+    };
+    let stop = if recorded.fat_run.stopped_gracefully {
+        "; its stop recorded"
+    } else {
+        ""
     };
     console.say(format!(
-        "      probes    {}/{} answered; recorder {} events, {} lost",
+        "      probes    {}/{} answered; recorder {} events, {} lost{starts}{stop}",
         recorded.answered(),
         recorded.fat_run.probes.len(),
         raw_stats(&recorded).0,

@@ -17,6 +17,8 @@ use crate::{
 
 use crate::commands::{Interrupted, Shutdown};
 
+use super::{console::Console, cpu_load::CpuLoad};
+
 /// Longest wait for a published port that no probe uses.
 const SOFT_PORT_WAIT: Duration = Duration::from_secs(15);
 
@@ -61,6 +63,8 @@ pub enum RunError {
         probe: String,
         logs: String,
     },
+    #[error("the container exited with code {code} before slim could tell its processes from others' (slim records apps that keep running while they are probed); its last lines:\n{logs}")]
+    ExitedUnseen { code: i64, logs: String },
 }
 
 /// What a run produced.
@@ -71,6 +75,28 @@ pub struct RunOutcome {
     pub mntns: u32,
     pub ready_ms: u128,
     pub probe_ms: u128,
+    /// Whether the app was stopped with its stop signal while recorded (it handles it).
+    pub stopped_gracefully: bool,
+}
+
+/// A run that failed, with what the recorder saw until then (to name what a profile denied).
+pub struct RunFailure {
+    pub error: anyhow::Error,
+    pub recording: Option<RawRecording>,
+    pub mntns: u32,
+}
+
+impl From<RunFailure> for anyhow::Error {
+    fn from(failure: RunFailure) -> Self {
+        failure.error
+    }
+}
+
+/// What a run holds until it ends, kept by [`Run::execute`] so a failure still has it.
+#[derive(Default)]
+struct Progress {
+    recorder: Option<Recorder>,
+    mntns: u32,
 }
 
 /// How to run and probe.
@@ -88,6 +114,11 @@ pub struct Run<'a> {
     pub shutdown: &'a Shutdown,
     /// Copy the container's output to stderr while it runs (`--show-clogs`).
     pub show_logs: bool,
+    /// Record the app's stop: its stop signal, waiting this long before the engine kills it.
+    pub stop_timeout: Option<Duration>,
+    /// Keep every CPU busy from the start until the probes are done (a start under load).
+    pub load_cpu: bool,
+    pub console: Console,
 }
 
 /// Aborts a spawned task when dropped.
@@ -100,34 +131,41 @@ impl Drop for AbortOnDrop {
 }
 
 impl Run<'_> {
-    pub async fn execute(self) -> Result<RunOutcome> {
+    pub async fn execute(self) -> Result<RunOutcome, RunFailure> {
+        let mut progress = Progress::default();
         // Attach before the container exists, so its first exec is seen.
-        let recorder = if self.record {
-            Some(Recorder::start(Scope::NewMountNamespaces)?)
-        } else {
-            None
+        if self.record {
+            match Recorder::start(Scope::NewMountNamespaces) {
+                Ok(recorder) => progress.recorder = Some(recorder),
+                Err(err) => return Err(failure(err.into(), progress)),
+            }
+        }
+        let id = match self.engine.create_container(&self.spec).await {
+            Ok(id) => id,
+            Err(err) => return Err(failure(err.into(), progress)),
         };
-        let id = self.engine.create_container(&self.spec).await?;
         let outcome = tokio::select! {
-            outcome = self.inside(&id, recorder) => outcome,
+            outcome = self.inside(&id, &mut progress) => outcome,
             _ = self.shutdown.requested() => Err(Interrupted.into()),
         };
+        let outcome = outcome.map_err(|error| failure(error, std::mem::take(&mut progress)));
         let removed = self
             .engine
             .patiently(|| self.engine.remove_container(&id))
             .await;
         if let Err(err) = removed {
-            eprintln!(
-                "slim: container {} is left behind ({err}); the next slim run or `slim prune` \
-                 removes it once the engine answers",
+            tracing::warn!(
+                "container {} is left behind ({err}); the next slim run or `slim prune` removes \
+                 it once the engine answers",
                 &id[..id.len().min(12)]
             );
         }
         outcome
     }
 
-    async fn inside(&self, id: &str, mut recorder: Option<Recorder>) -> Result<RunOutcome> {
+    async fn inside(&self, id: &str, progress: &mut Progress) -> Result<RunOutcome> {
         let started_at = Instant::now();
+        let load = self.load_cpu.then(CpuLoad::start);
         let started = self.engine.start_container(id).await?;
         let _logs = self.show_logs.then(|| {
             let engine = self.engine.clone();
@@ -135,11 +173,11 @@ impl Run<'_> {
             AbortOnDrop(tokio::spawn(async move { engine.stream_logs(&id).await }))
         });
         let state = self.engine.container_state(id).await?;
-        let mut mntns = 0;
+        let init_pid = state.pid;
         if state.pid != 0 {
             if let Ok(ns) = mount_namespace(&state.pid.to_string()) {
-                mntns = ns;
-                if let Some(recorder) = recorder.as_mut() {
+                progress.mntns = ns;
+                if let Some(recorder) = progress.recorder.as_mut() {
                     recorder.lock_to_mntns(ns)?;
                 }
             }
@@ -148,12 +186,16 @@ impl Run<'_> {
         self.wait_ready(id, &started.ports, started.ip.as_deref(), &ports_to_check)
             .await?;
         let ready_ms = started_at.elapsed().as_millis();
-        if mntns == 0 {
-            // The app exited at once but cleanly, or its pid was not known at start.
+        if progress.mntns == 0 && progress.recorder.is_some() {
+            // It exited (cleanly) before its namespace could be read: which of the namespaces
+            // seen is its own cannot be told, so the recording would be empty or another's.
             let state = self.engine.container_state(id).await?;
-            if let Ok(ns) = mount_namespace(&state.pid.to_string()) {
-                mntns = ns;
+            let logs = self.engine.logs_tail(id, 40).await;
+            return Err(RunError::ExitedUnseen {
+                code: state.exit_code,
+                logs: indent(&logs),
             }
+            .into());
         }
 
         let probing = Instant::now();
@@ -179,6 +221,7 @@ impl Run<'_> {
             None => prober::run(self.plan, &target).await,
         };
         let probe_ms = probing.elapsed().as_millis();
+        drop(load);
         if self.replay.is_none() {
             // The app died under the probes: say so, not that the probes were wrong.
             if let Some(failed) = probes.iter().find(|p| !p.ok()) {
@@ -200,25 +243,57 @@ impl Run<'_> {
         };
         crate::commands::hold(phase, self.shutdown).await?;
         self.wait_continue().await?;
-        let recording = match recorder {
+        let mut probes = probes;
+        let mut stopped_gracefully = false;
+        if let Some(recorder) = progress.recorder.as_mut() {
+            // What its threads wait in now (a call entered long ago is marked at entry too).
+            let in_flight = recorder.add_in_flight(progress.mntns);
+            tracing::debug!(?in_flight, "calls in flight at the end of the probes");
+            if let (Some(held_out), None) = (self.held_out, self.replay) {
+                // Checks held out of the recording run unseen.
+                recorder.pause()?;
+                probes.extend(held_out_checks(held_out, &target).await);
+                recorder.resume()?;
+            }
+            if let Some(timeout) = self.stop_timeout {
+                stopped_gracefully = self.stop_recorded(id, init_pid, timeout).await?;
+            }
+        } else if let (Some(held_out), None) = (self.held_out, self.replay) {
+            probes.extend(held_out_checks(held_out, &target).await);
+        }
+        let recording = match progress.recorder.take() {
             Some(recorder) => Some(recorder.finish()?),
             None => None,
         };
-        let mut probes = probes;
-        if let (Some(held_out), None) = (self.held_out, self.replay) {
-            for mut result in prober::run(held_out, &target).await {
-                result.held_out = true;
-                result.name = format!("{} (held out)", result.name);
-                probes.push(result);
-            }
-        }
         Ok(RunOutcome {
             probes,
             recording,
-            mntns,
+            mntns: progress.mntns,
             ready_ms,
             probe_ms,
+            stopped_gracefully,
         })
+    }
+
+    /// Stops the app the way the engine will in production (its stop signal, then SIGKILL
+    /// after `timeout`) while it is recorded, so its shutdown path is in the recording. An init
+    /// that does not handle the signal never gets it (pid 1 of a namespace): then there is no
+    /// shutdown path to see, and no reason to wait for the kill.
+    async fn stop_recorded(&self, id: &str, init_pid: u32, timeout: Duration) -> Result<bool> {
+        let signal = self.engine.stop_signal(id).await?;
+        let signal = signal.as_deref().unwrap_or("SIGTERM");
+        if init_pid == 0 || !handles_signal(init_pid, signal) {
+            tracing::debug!(signal, "the app's init does not handle its stop signal");
+            return Ok(false);
+        }
+        let stopping = Instant::now();
+        self.engine.stop_container(id, timeout).await?;
+        tracing::debug!(
+            signal,
+            ms = stopping.elapsed().as_millis() as u64,
+            "stopped with its stop signal while recorded"
+        );
+        Ok(true)
     }
 
     /// Container ports the probes will use, with whether they speak HTTP(S).
@@ -380,22 +455,23 @@ impl Run<'_> {
         match &self.continue_after {
             ContinueAfter::Probe => {}
             ContinueAfter::Timeout(duration) => {
-                eprintln!(
-                    "recording for {}s more (--continue-after timeout)",
+                self.console.say(format!(
+                    "      recording for {}s more (--continue-after timeout)",
                     duration.as_secs()
-                );
+                ));
                 tokio::time::sleep(*duration).await;
             }
             ContinueAfter::Signal => {
-                eprintln!(
-                    "recording until slim (pid {}) gets SIGUSR1",
+                self.console.say(format!(
+                    "      recording until slim (pid {}) gets SIGUSR1",
                     std::process::id()
-                );
+                ));
                 let mut usr1 =
                     tokio::signal::unix::signal(tokio::signal::unix::SignalKind::user_defined1())?;
                 usr1.recv().await;
             }
             ContinueAfter::Enter => {
+                // Asked for even with --quiet: the build waits for it.
                 eprintln!("recording: use the app, then press Enter to stop");
                 tokio::task::spawn_blocking(|| {
                     let mut line = String::new();
@@ -408,6 +484,94 @@ impl Run<'_> {
     }
 }
 
+/// Held-out checks, named as such.
+async fn held_out_checks(held_out: &Plan, target: &Target<'_>) -> Vec<ProbeResult> {
+    let mut results = prober::run(held_out, target).await;
+    for result in &mut results {
+        result.held_out = true;
+        result.name = format!("{} (held out)", result.name);
+    }
+    results
+}
+
+fn failure(error: anyhow::Error, progress: Progress) -> RunFailure {
+    RunFailure {
+        error,
+        recording: progress.recorder.and_then(|r| r.finish().ok()),
+        mntns: progress.mntns,
+    }
+}
+
+/// The number of a signal as the engine names it (`SIGTERM`, `TERM`, `15`).
+pub fn signal_number(name: &str) -> Option<u32> {
+    if let Ok(number) = name.parse() {
+        return Some(number);
+    }
+    let upper = name.to_ascii_uppercase();
+    let name = upper.trim_start_matches("SIG");
+    // The numbers every Linux architecture slim runs on shares (x86, arm).
+    const SIGNALS: &[(&str, u32)] = &[
+        ("HUP", 1),
+        ("INT", 2),
+        ("QUIT", 3),
+        ("ILL", 4),
+        ("TRAP", 5),
+        ("ABRT", 6),
+        ("IOT", 6),
+        ("BUS", 7),
+        ("FPE", 8),
+        ("KILL", 9),
+        ("USR1", 10),
+        ("SEGV", 11),
+        ("USR2", 12),
+        ("PIPE", 13),
+        ("ALRM", 14),
+        ("TERM", 15),
+        ("STKFLT", 16),
+        ("CHLD", 17),
+        ("CONT", 18),
+        ("STOP", 19),
+        ("TSTP", 20),
+        ("TTIN", 21),
+        ("TTOU", 22),
+        ("URG", 23),
+        ("XCPU", 24),
+        ("XFSZ", 25),
+        ("VTALRM", 26),
+        ("PROF", 27),
+        ("WINCH", 28),
+        ("IO", 29),
+        ("POLL", 29),
+        ("PWR", 30),
+        ("SYS", 31),
+    ];
+    if let Some(offset) = name.strip_prefix("RTMIN+") {
+        return offset.parse::<u32>().ok().map(|o| 34 + o);
+    }
+    SIGNALS
+        .iter()
+        .find(|(n, _)| *n == name)
+        .map(|&(_, number)| number)
+}
+
+/// Whether process `pid` has a handler for `signal` (`SigCgt` in /proc/PID/status). An
+/// unknown signal name counts as handled: the engine may know it, and waiting is safe.
+fn handles_signal(pid: u32, signal: &str) -> bool {
+    let Some(number) = signal_number(signal).filter(|n| (1..=64).contains(n)) else {
+        return true;
+    };
+    let Ok(status) = std::fs::read_to_string(format!("/proc/{pid}/status")) else {
+        return false; // gone
+    };
+    caught_mask(&status).is_some_and(|mask| mask & (1 << (number - 1)) != 0)
+}
+
+/// The `SigCgt` mask of a /proc/PID/status text.
+fn caught_mask(status: &str) -> Option<u64> {
+    let hex = status.lines().find_map(|l| l.strip_prefix("SigCgt:"))?;
+    u64::from_str_radix(hex.trim(), 16).ok()
+}
+
 fn indent(text: &str) -> String {
     let lines: Vec<&str> = text.lines().collect();
     if lines.is_empty() {
@@ -418,4 +582,35 @@ fn indent(text: &str) -> String {
         .map(|l| format!("  | {l}"))
         .collect::<Vec<_>>()
         .join("\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn signal_names_as_the_engine_writes_them() {
+        assert_eq!(signal_number("SIGTERM"), Some(15));
+        assert_eq!(signal_number("TERM"), Some(15));
+        assert_eq!(signal_number("sigquit"), Some(3));
+        assert_eq!(signal_number("SIGQUIT"), Some(3));
+        assert_eq!(signal_number("9"), Some(9));
+        assert_eq!(signal_number("SIGRTMIN+3"), Some(37));
+        assert_eq!(signal_number("SIGNOPE"), None);
+        assert_eq!(signal_number(""), None);
+    }
+
+    #[test]
+    fn a_handled_signal_is_told_from_the_status_mask() {
+        let status = "Name:\tdumb-init\nSigIgn:\t0000000000000000\nSigCgt:\t0000000000004002\n";
+        let mask = caught_mask(status).unwrap();
+        assert_ne!(mask & (1 << (15 - 1)), 0, "SIGTERM is caught");
+        assert_ne!(mask & (1 << (2 - 1)), 0, "SIGINT is caught");
+        assert_eq!(mask & (1 << (3 - 1)), 0, "SIGQUIT is not");
+        assert_eq!(caught_mask("Name:\tx\n"), None);
+        // This test process installs no SIGWINCH handler; a pid that does not exist handles
+        // nothing.
+        assert!(!handles_signal(std::process::id(), "SIGWINCH"));
+        assert!(!handles_signal(u32::MAX, "SIGTERM"));
+    }
 }

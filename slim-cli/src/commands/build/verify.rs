@@ -38,13 +38,14 @@ pub struct Check<'a> {
     pub selection: Option<(&'a FileTree, &'a KeepSet)>,
 }
 
-/// Runs the check; errors only when interrupted or when the engine is gone, a failed start is a
-/// failed verification.
+/// Runs the check `starts` times (every start after the first with the CPU kept busy), stopping
+/// at the first start that fails; errors only when interrupted or when the engine is gone, a
+/// failed start is a failed verification.
 pub async fn verify(
     inspected: &Inspected,
     recorded: &Recorded,
     check: Check<'_>,
-    probe_wait: Duration,
+    (probe_wait, starts): (Duration, u32),
     shutdown: &Shutdown,
     console: Console,
 ) -> Result<Verify> {
@@ -52,11 +53,69 @@ pub async fn verify(
         .seccomp
         .map(|(_, file)| format!(" under {file}"))
         .unwrap_or_default();
+    let times = match starts {
+        0 | 1 => String::new(),
+        n => format!(", {n} starts ({} with the CPU loaded)", n - 1),
+    };
     let spin = console.phase(format!(
-        "[6/7] verify    replaying {} probes against {}{under}",
+        "[6/7] verify    replaying {} probes against {}{under}{times}",
         recorded.fat_run.probes.len(),
         check.shown
     ));
+    let mut verify = Verify::default();
+    for start in 1..=starts.max(1) {
+        let loaded = start > 1;
+        let mut this = verify_start(
+            inspected, recorded, &check, probe_wait, loaded, shutdown, console,
+        )
+        .await?;
+        verify.starts += 1;
+        verify.loaded_starts += u32::from(loaded);
+        if start == 1 {
+            let (starts, loaded_starts) = (verify.starts, verify.loaded_starts);
+            verify = Verify {
+                starts,
+                loaded_starts,
+                ..this
+            };
+        } else {
+            for mismatch in &mut this.failed {
+                mismatch.name = format!("start {start} (CPU loaded): {}", mismatch.name);
+            }
+            verify.failed.append(&mut this.failed);
+            extend_unique(&mut verify.missing_paths, this.missing_paths);
+            extend_unique(&mut verify.denied_syscalls, this.denied_syscalls);
+        }
+        if !verify.failed.is_empty() {
+            break;
+        }
+    }
+    spin.done();
+    if let Some((_, file)) = check.seccomp {
+        verify.under.push(file.to_owned());
+    }
+    Ok(verify)
+}
+
+fn extend_unique(list: &mut Vec<String>, more: Vec<String>) {
+    for item in more {
+        if !list.contains(&item) {
+            list.push(item);
+        }
+    }
+}
+
+/// One start of the checked image: replay the probes and compare; name what the slim run
+/// missed and what its profile denied (also when it did not even start).
+async fn verify_start(
+    inspected: &Inspected,
+    recorded: &Recorded,
+    check: &Check<'_>,
+    probe_wait: Duration,
+    load_cpu: bool,
+    shutdown: &Shutdown,
+    console: Console,
+) -> Result<Verify> {
     let mut spec = recorded.spec.clone();
     spec.image = check.image.to_owned();
     spec.seccomp = check.seccomp.map(|(profile, _)| profile.to_docker_json());
@@ -71,54 +130,54 @@ pub async fn verify(
         continue_after: ContinueAfter::Probe,
         shutdown,
         show_logs: false,
+        stop_timeout: None,
+        load_cpu,
+        console,
     };
-    let outcome = run.execute().await;
-    spin.done();
-    let mut verify = match outcome {
-        Ok(outcome) => {
-            let recording = outcome.recording.as_ref().map(|raw| {
-                Recording::build(
-                    raw,
-                    &Filter::started_container(outcome.mntns, &recorded.workdir),
-                )
-            });
-            let mut verify = compare(&recorded.fat_run.probes, &outcome.probes);
-            if let (Some(raw), Some((tree, keep))) = (&outcome.recording, check.selection) {
-                // Every phase: the runtime's own lookups (the program of an exec probe) count.
-                let everything = Recording::build(
-                    raw,
-                    &Filter::running_container(outcome.mntns, &recorded.workdir),
-                );
-                verify.missing_paths = missing_paths(tree, keep, &everything);
-            }
-            if let (Some(recording), Some((profile, _))) = (&recording, check.seccomp) {
-                verify.denied_syscalls = recording
-                    .names_of(&recording.app_syscalls)
-                    .into_iter()
-                    .filter(|name| !profile.allowed.contains_key(name))
-                    .collect();
-            }
-            verify
-        }
+    let (mut verify, raw, mntns) = match run.execute().await {
+        Ok(outcome) => (
+            compare(&recorded.fat_run.probes, &outcome.probes),
+            outcome.recording,
+            outcome.mntns,
+        ),
         // Stopped, or the engine gone: that says nothing about the image.
-        Err(err)
-            if err.downcast_ref::<Interrupted>().is_some()
-                || crate::commands::fault_hint(&err).is_some() =>
+        Err(failure)
+            if failure.error.downcast_ref::<Interrupted>().is_some()
+                || crate::commands::fault_hint(&failure.error).is_some() =>
         {
-            return Err(err)
+            return Err(failure.error)
         }
-        Err(err) => Verify {
-            probes: recorded.fat_run.probes.len(),
-            failed: vec![Mismatch {
-                name: "start".into(),
-                fat: "started and answered".into(),
-                slim: format!("{err:#}"),
-            }],
-            ..Default::default()
-        },
+        Err(failure) => (
+            Verify {
+                probes: recorded.fat_run.probes.len(),
+                failed: vec![Mismatch {
+                    name: "start".into(),
+                    fat: "started and answered".into(),
+                    slim: format!("{:#}", failure.error),
+                }],
+                ..Default::default()
+            },
+            failure.recording,
+            failure.mntns,
+        ),
     };
-    if let Some((_, file)) = check.seccomp {
-        verify.under.push(file.to_owned());
+    let Some(raw) = raw.filter(|_| mntns != 0) else {
+        return Ok(verify);
+    };
+    if let Some((tree, keep)) = check.selection {
+        // Every phase: the runtime's own lookups (the program of an exec probe) count.
+        let everything =
+            Recording::build(&raw, &Filter::running_container(mntns, &recorded.workdir));
+        verify.missing_paths = missing_paths(tree, keep, &everything);
+    }
+    if let Some((profile, _)) = check.seccomp {
+        let recording =
+            Recording::build(&raw, &Filter::started_container(mntns, &recorded.workdir));
+        verify.denied_syscalls = recording
+            .names_of(&recording.app_syscalls)
+            .into_iter()
+            .filter(|name| !profile.allowed.contains_key(name))
+            .collect();
     }
     Ok(verify)
 }
