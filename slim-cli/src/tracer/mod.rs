@@ -837,3 +837,62 @@ impl Poller {
         self.thread.join().unwrap_or_default()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::process::{Child, Command};
+
+    /// The mount namespace of `child` once it differs from ours (unshare has run).
+    fn new_namespace_of(child: &Child) -> Option<u32> {
+        let ours = mount_namespace("self").ok()?;
+        for _ in 0..200 {
+            match mount_namespace(&child.id().to_string()) {
+                Ok(ns) if ns != ours => return Some(ns),
+                _ => std::thread::sleep(std::time::Duration::from_millis(10)),
+            }
+        }
+        None
+    }
+
+    /// A namespace that existed when recording started and died during it frees its number;
+    /// the kernel gives the lowest free number to the next namespace, which must be recorded
+    /// (before, it inherited the dead one's "ignored" verdict and was missed).
+    #[test]
+    fn a_namespace_made_after_the_start_is_recorded_whatever_its_number() {
+        if unsafe { libc::geteuid() } != 0 || OBJECT.is_empty() {
+            eprintln!("skipping: needs root and the eBPF object (cargo xtask test)");
+            return;
+        }
+        let mut old = Command::new("unshare")
+            .args(["-m", "sleep", "30"])
+            .spawn()
+            .expect("unshare runs");
+        let old_ns = new_namespace_of(&old).expect("unshare -m made a namespace");
+        let recorder = Recorder::start(Scope::NewMountNamespaces).expect("recorder starts");
+        let _ = old.kill();
+        let _ = old.wait();
+        let marker = format!("/slim-ns-reuse-{}", std::process::id());
+        let mut new = Command::new("unshare")
+            .args([
+                "-m",
+                "sh",
+                "-c",
+                &format!("sleep 0.3; cat {marker} 2>/dev/null; true"),
+            ])
+            .spawn()
+            .expect("unshare runs");
+        let new_ns = new_namespace_of(&new).expect("unshare -m made a namespace");
+        let _ = new.wait();
+        let recording = recorder.finish().expect("recording");
+        let seen = recording
+            .events
+            .iter()
+            .any(|e| e.mntns == new_ns && e.path == marker.as_bytes());
+        assert!(
+            seen,
+            "the open of {marker} in namespace {new_ns} (the ended one was {old_ns}) was not \
+             recorded"
+        );
+    }
+}
