@@ -210,7 +210,10 @@ fn blocked_calls_are_allowed_and_the_app_starts_20_of_20_under_load() {
     );
 }
 
-/// What one build recorded: the kept files and the syscalls.
+/// What one build recorded: the kept files and the syscalls its profile allows (the app's,
+/// with the fixed runtime groups). The runtime's own set-up before the app's exec is not
+/// compared: runc's Go runtime preempts itself (tgkill, rt_sigreturn, sched_yield) on some
+/// schedules only, and none of it reaches the profile.
 #[derive(Debug, PartialEq, Eq)]
 struct Recorded {
     kept: BTreeSet<String>,
@@ -241,7 +244,7 @@ fn recorded(out: &Path) -> Recorded {
             .filter(|l| l.starts_with("kept") || l.starts_with('/'))
             .map(|l| l.split_whitespace().take(2).collect::<Vec<_>>().join(" "))
             .collect(),
-        syscalls: report["syscalls"]
+        syscalls: report["profiles"]["seccomp"]["syscalls"]
             .as_array()
             .unwrap()
             .iter()

@@ -212,6 +212,14 @@ const fn bench_app(app: &'static str, probes: &'static str) -> BenchApp {
 /// The bench apps.
 const APPS: &[BenchApp] = &[
     bench_app("python-http", "python-http.json"),
+    // What a second recorded start buys (calls made only on some schedules), and its cost.
+    BenchApp {
+        flags: &["--record-starts", "2"],
+        row: "python-http --record-starts 2",
+        ..bench_app("python-http", "python-http.json")
+    },
+    // An init wrapper and idle threads blocked in poll/epoll_wait/sigtimedwait.
+    bench_app("init-poll", ""),
     bench_app("nginx", "nginx.json"),
     bench_app("perl-echo", "echo.json"),
     // The python app on arm64, run through qemu-user (slower, not comparable in time).
@@ -320,6 +328,9 @@ fn apps(slim: &Path) -> Result<Value> {
             "slim_over_touched": slim_bytes as f64 / report["floor"]["touched_bytes"].as_f64().unwrap_or(1.0).max(1.0),
             "verified": format!("{}/{}", report["verify"]["matched"], report["verify"]["probes"]),
             "lost_events": report["recorder"]["lost"],
+            "recorded_starts": report["recorder"]["starts"],
+            "stop_recorded": report["recorder"]["stop_recorded"],
+            "verify_starts": report["verify"]["starts"],
             "packages": report["packages"]["counts"],
             "package_db": report["packages"]["database"],
             "build_seconds": build_seconds,

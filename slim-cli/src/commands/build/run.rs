@@ -256,7 +256,7 @@ impl Run<'_> {
                 recorder.resume()?;
             }
             if let Some(timeout) = self.stop_timeout {
-                stopped_gracefully = self.stop_recorded(id, init_pid, timeout).await?;
+                stopped_gracefully = self.stop_recorded(id, init_pid, timeout).await;
             }
         } else if let (Some(held_out), None) = (self.held_out, self.replay) {
             probes.extend(held_out_checks(held_out, &target).await);
@@ -279,21 +279,31 @@ impl Run<'_> {
     /// after `timeout`) while it is recorded, so its shutdown path is in the recording. An init
     /// that does not handle the signal never gets it (pid 1 of a namespace): then there is no
     /// shutdown path to see, and no reason to wait for the kill.
-    async fn stop_recorded(&self, id: &str, init_pid: u32, timeout: Duration) -> Result<bool> {
-        let signal = self.engine.stop_signal(id).await?;
-        let signal = signal.as_deref().unwrap_or("SIGTERM");
-        if init_pid == 0 || !handles_signal(init_pid, signal) {
+    ///
+    /// Best effort: a container or engine gone meanwhile shows where it matters (its removal).
+    async fn stop_recorded(&self, id: &str, init_pid: u32, timeout: Duration) -> bool {
+        let signal = match self.engine.stop_signal(id).await {
+            Ok(signal) => signal.unwrap_or_else(|| "SIGTERM".to_owned()),
+            Err(err) => {
+                tracing::debug!("no recorded stop: {err}");
+                return false;
+            }
+        };
+        if init_pid == 0 || !handles_signal(init_pid, &signal) {
             tracing::debug!(signal, "the app's init does not handle its stop signal");
-            return Ok(false);
+            return false;
         }
         let stopping = Instant::now();
-        self.engine.stop_container(id, timeout).await?;
+        if let Err(err) = self.engine.stop_container(id, timeout).await {
+            tracing::debug!("the recorded stop failed: {err}");
+            return false;
+        }
         tracing::debug!(
             signal,
             ms = stopping.elapsed().as_millis() as u64,
             "stopped with its stop signal while recorded"
         );
-        Ok(true)
+        true
     }
 
     /// Container ports the probes will use, with whether they speak HTTP(S).
