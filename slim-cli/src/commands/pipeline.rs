@@ -34,20 +34,34 @@ pub const OWNER_FILE: &str = ".slim-owner";
 
 impl WorkDir {
     pub fn new() -> Result<Self> {
-        let base = Self::base();
         let nanos = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_nanos())
             .unwrap_or(0);
-        let dir = base.join(format!("slim-{}-{nanos}", std::process::id()));
-        std::fs::create_dir_all(&dir)
+        Self::create(Self::base().join(format!("slim-{}-{nanos}", std::process::id())))
+    }
+
+    /// Makes the work dir `dir`: a new directory of this run, 0700 from the start. One that
+    /// exists already (a collision, or planted by someone else in a shared temp dir) is
+    /// refused, never used.
+    fn create(dir: PathBuf) -> Result<Self> {
+        use std::os::unix::fs::{DirBuilderExt as _, PermissionsExt as _};
+        if let Some(base) = dir.parent() {
+            std::fs::create_dir_all(base)
+                .with_context(|| format!("cannot create the work dirs' base {}", base.display()))?;
+        }
+        std::fs::DirBuilder::new()
+            .mode(0o700)
+            .create(&dir)
             .with_context(|| format!("cannot create work dir {}", dir.display()))?;
-        use std::os::unix::fs::PermissionsExt as _;
-        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700))?;
+        // Ours from here on: removed on drop, also when a step below fails.
+        let work = Self(dir);
+        std::fs::set_permissions(&work.0, std::fs::Permissions::from_mode(0o700))
+            .with_context(|| format!("cannot make work dir {} private", work.0.display()))?;
         // Who made it: a later slim removes it if this one is killed.
-        std::fs::write(dir.join(OWNER_FILE), Owner::current().to_line())
-            .with_context(|| format!("cannot write to work dir {}", dir.display()))?;
-        Ok(Self(dir))
+        std::fs::write(work.0.join(OWNER_FILE), Owner::current().to_line())
+            .with_context(|| format!("cannot write to work dir {}", work.0.display()))?;
+        Ok(work)
     }
 
     /// Where work dirs are made.
@@ -464,4 +478,52 @@ pub async fn write_image(
         write_ms,
         load_ms: started.elapsed().as_millis(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A name someone else made first (a collision, or a planted directory or symlink in the
+    /// shared temp dir) is refused: the work dir is always a new directory of this run, and
+    /// what was there is left alone.
+    #[test]
+    fn a_work_dir_that_already_exists_is_refused() {
+        struct Base(PathBuf);
+        impl Drop for Base {
+            fn drop(&mut self) {
+                let _ = std::fs::remove_dir_all(&self.0);
+            }
+        }
+        let base =
+            Base(std::env::temp_dir().join(format!("slim-workdir-test-{}", std::process::id())));
+        let _ = std::fs::remove_dir_all(&base.0);
+        std::fs::create_dir_all(&base.0).unwrap();
+        let base = &base.0;
+        let planted = base.join("planted");
+        std::fs::create_dir(&planted).unwrap();
+        std::fs::write(planted.join("theirs"), "keep").unwrap();
+        let elsewhere = base.join("elsewhere");
+        std::fs::create_dir(&elsewhere).unwrap();
+        let link = base.join("link");
+        std::os::unix::fs::symlink(&elsewhere, &link).unwrap();
+
+        for dir in [&planted, &link] {
+            let err = WorkDir::create(dir.clone()).map(drop).unwrap_err();
+            assert!(
+                format!("{err:#}").contains("cannot create work dir"),
+                "{err:#}"
+            );
+        }
+        assert_eq!(
+            std::fs::read_to_string(planted.join("theirs")).unwrap(),
+            "keep"
+        );
+        assert!(!planted.join(OWNER_FILE).exists());
+        assert!(!elsewhere.join(OWNER_FILE).exists());
+        let fresh = WorkDir::create(base.join("fresh")).unwrap();
+        assert!(fresh.path().join(OWNER_FILE).is_file());
+        drop(fresh);
+        assert!(!base.join("fresh").exists());
+    }
 }
