@@ -8,6 +8,7 @@
 pub mod archive;
 pub mod flatten;
 pub mod overlay;
+pub mod reference;
 pub mod tree;
 pub mod writer;
 pub mod xray;
