@@ -681,29 +681,28 @@ fn a_full_disk_on_every_write_path() {
     assert!(slim_containers().is_empty());
     drop(full);
 
-    // The work dir filling mid-build: at the package database (after `select`), and at the
-    // profiles and the report (after `write`).
+    // The work dir filling mid-build: at the copies `--strip-executables` makes and at the
+    // package database (after `select`), and at the profiles and the report (after `write`).
     let fat = app_image("python-http");
     let fat_id = image_id(&fat);
     let tag = "slim-test/python-http.slim:full-paths";
     let _image = Image(tag.to_owned());
-    for (phase, what) in [
-        ("select", "the package database"),
-        ("write", "the profiles"),
+    for (phase, what, extra) in [
+        (
+            "select",
+            "the shrunk executables",
+            &["--strip-executables"][..],
+        ),
+        ("select", "the package database", &[][..]),
+        ("write", "the profiles", &[][..]),
     ] {
         let work = SmallDisk::new(&format!("full-{phase}"), "1m");
         let out_dir = scratch.0.join(phase);
-        let mut build = Build::start(
-            &[
-                "--output-dir",
-                &out_dir.display().to_string(),
-                "--tag",
-                tag,
-                &fat,
-            ],
-            Some(phase),
-            &[("SLIM_WORK_DIR", work.path())],
-        );
+        let out = out_dir.display().to_string();
+        let mut args = vec!["--output-dir", &out, "--tag", tag];
+        args.extend_from_slice(extra);
+        args.push(&fat);
+        let mut build = Build::start(&args, Some(phase), &[("SLIM_WORK_DIR", work.path())]);
         build.wait_for(&format!("slim: holding at {phase}"));
         work.fill();
         build.release();
