@@ -556,6 +556,198 @@ fn a_full_disk_while_writing() {
     eprintln!("output dir full: exit 5, `{error}`");
 }
 
+impl SmallDisk {
+    /// Fills the disk to the last byte (the filler is removed with `empty`).
+    fn fill(&self) {
+        use std::io::Write as _;
+        let mut filler = std::fs::File::create(self.filler()).unwrap();
+        let chunk = vec![0u8; 64 << 10];
+        while filler.write_all(&chunk).is_ok() {}
+        while filler.write_all(&[0]).is_ok() {}
+    }
+
+    fn empty(&self) {
+        let _ = std::fs::remove_file(self.filler());
+    }
+
+    fn filler(&self) -> PathBuf {
+        self.0 .0.join(".filler")
+    }
+
+    fn path(&self) -> &Path {
+        &self.0 .0
+    }
+}
+
+/// Asserts a run ended with exit 5, the full disk as its cause and the hint.
+fn assert_disk_full(what: &str, code: Option<i32>, stderr: &str) {
+    assert_eq!(code, Some(5), "{what}: {stderr}");
+    let error = error_line(stderr);
+    assert!(
+        error.contains("No space left on device"),
+        "{what}: {stderr}"
+    );
+    assert!(
+        stderr.contains("  hint: free space there"),
+        "{what}: {stderr}"
+    );
+    eprintln!("{what}: exit 5, `{error}`");
+}
+
+/// Every path that writes keeps the full disk's cause typed to the end: exit 5 and its hint,
+/// never exit 1 with the cause flattened into text (nor exit 2 for an output dir the disk has
+/// no room to create). Complements `a_full_disk_while_writing` (the layer file, publishing).
+#[test]
+fn a_full_disk_on_every_write_path() {
+    if !is_root("a_full_disk_on_every_write_path") {
+        return;
+    }
+    let _serial = serial();
+    require_base_image();
+    let scratch = TempDir::new("full-paths");
+
+    // The work dir, while a gzip-compressed layer of an archive is unpacked into it.
+    let work = SmallDisk::new("full-gunzip", "1m");
+    let archive = gzip_layer_archive(&scratch.0);
+    let out = slim()
+        .args(["xray", &format!("docker-archive:{}", archive.display())])
+        .env("SLIM_WORK_DIR", work.path())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_disk_full("gunzip into the work dir", out.status.code(), &stderr);
+    assert_eq!(
+        std::fs::read_dir(work.path()).unwrap().count(),
+        0,
+        "work dir left"
+    );
+
+    // The work dir, while `docker save` streams the image into it.
+    let out = slim()
+        .args(["squash", "--read-via", "save", "--output"])
+        .arg(format!(
+            "docker-archive:{}",
+            scratch.0.join("saved.tar").display()
+        ))
+        .arg(BASE_IMAGE)
+        .env("SLIM_WORK_DIR", work.path())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_disk_full("docker save into the work dir", out.status.code(), &stderr);
+    assert_eq!(
+        std::fs::read_dir(work.path()).unwrap().count(),
+        0,
+        "work dir left"
+    );
+    drop(work);
+
+    // The image writer's outputs: a docker-archive and an OCI layout on a full disk.
+    let full = SmallDisk::new("full-outputs", "64k");
+    for output in [
+        format!("docker-archive:{}", full.path().join("slim.tar").display()),
+        format!("oci:{}", full.path().join("oci").display()),
+    ] {
+        let out = slim()
+            .args(["squash", "--output", &output, BASE_IMAGE])
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_disk_full(&output, out.status.code(), &stderr);
+        assert!(
+            !full.path().join("slim.partial").exists(),
+            "a partial archive is left"
+        );
+    }
+    drop(full);
+
+    // The output dir, when the disk has no room left to create it (no inode left).
+    let no_inodes = TempDir::new("full-inodes");
+    let status = Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=64k,nr_inodes=1", "tmpfs"])
+        .arg(&no_inodes.0)
+        .status()
+        .unwrap();
+    assert!(status.success(), "mount tmpfs");
+    let full = SmallDisk(no_inodes);
+    let out = slim()
+        .args(["build", "--output-dir"])
+        .arg(full.path().join("out"))
+        .args(["--tag", "slim-test/full.slim:never", BASE_IMAGE])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_disk_full("creating the output dir", out.status.code(), &stderr);
+    assert!(slim_containers().is_empty());
+    drop(full);
+
+    // The work dir filling mid-build: at the copies `--strip-executables` makes and at the
+    // package database (after `select`), and at the profiles and the report (after `write`).
+    let fat = app_image("python-http");
+    let fat_id = image_id(&fat);
+    let tag = "slim-test/python-http.slim:full-paths";
+    let _image = Image(tag.to_owned());
+    for (phase, what, extra) in [
+        (
+            "select",
+            "the shrunk executables",
+            &["--strip-executables"][..],
+        ),
+        ("select", "the package database", &[][..]),
+        ("write", "the profiles", &[][..]),
+    ] {
+        let work = SmallDisk::new(&format!("full-{phase}"), "1m");
+        let out_dir = scratch.0.join(phase);
+        let out = out_dir.display().to_string();
+        let mut args = vec!["--output-dir", &out, "--tag", tag];
+        args.extend_from_slice(extra);
+        args.push(&fat);
+        let mut build = Build::start(&args, Some(phase), &[("SLIM_WORK_DIR", work.path())]);
+        build.wait_for(&format!("slim: holding at {phase}"));
+        work.fill();
+        build.release();
+        let pid = build.pid();
+        let (code, stderr) = build.finish();
+        work.empty();
+        assert_disk_full(what, code, &stderr);
+        assert_eq!(
+            std::fs::read_dir(work.path()).unwrap().count(),
+            0,
+            "work dir left"
+        );
+        assert!(!out_dir.join("report.json").exists());
+        assert_nothing_left(pid, tag, false, &fat, &fat_id);
+    }
+}
+
+/// A docker-archive whose one layer is gzip-compressed: 8 MiB of zeros, a few KiB packed.
+fn gzip_layer_archive(dir: &Path) -> PathBuf {
+    let mut layer = Vec::new();
+    tar_member(&mut layer, "zeros", b'0', "", &vec![0u8; 8 << 20]);
+    layer.extend([0u8; 1024]);
+    let mut gzip = Command::new("gzip")
+        .arg("-c")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = gzip.stdin.take().unwrap();
+    let writer = thread::spawn(move || std::io::Write::write_all(&mut stdin, &layer).unwrap());
+    let packed = gzip.wait_with_output().unwrap().stdout;
+    writer.join().unwrap();
+    let config = br#"{"architecture":"amd64","os":"linux","config":{},"rootfs":{"type":"layers","diff_ids":["sha256:00"]}}"#;
+    let manifest =
+        br#"[{"Config":"config.json","RepoTags":["zeros:1"],"Layers":["layer.tar.gz"]}]"#;
+    let mut archive = Vec::new();
+    tar_member(&mut archive, "config.json", b'0', "", config);
+    tar_member(&mut archive, "layer.tar.gz", b'0', "", &packed);
+    tar_member(&mut archive, "manifest.json", b'0', "", manifest);
+    archive.extend([0u8; 1024]);
+    let path = dir.join("gzip-layer.tar");
+    std::fs::write(&path, archive).unwrap();
+    path
+}
+
 #[test]
 fn the_app_dying_or_hanging_under_its_probes() {
     if !is_root("the_app_dying_or_hanging_under_its_probes") {

@@ -221,25 +221,8 @@ RUN python3 -c "import os, struct; os.setxattr('/data/keep/k', 'security.capabil
 
 /// A docker-archive whose only layer holds `name` (written raw, as an attacker would).
 fn hostile_archive(dir: &Path, name: &str, kind: u8, link: &str) -> std::path::PathBuf {
-    fn member(out: &mut Vec<u8>, name: &str, kind: u8, link: &str, data: &[u8]) {
-        let mut h = [0u8; 512];
-        h[..name.len()].copy_from_slice(name.as_bytes());
-        h[100..108].copy_from_slice(b"0000644\0");
-        h[108..116].copy_from_slice(b"0000000\0");
-        h[116..124].copy_from_slice(b"0000000\0");
-        h[124..136].copy_from_slice(format!("{:011o}\0", data.len()).as_bytes());
-        h[136..148].copy_from_slice(b"00000000000\0");
-        h[156] = kind;
-        h[157..157 + link.len()].copy_from_slice(link.as_bytes());
-        h[148..156].copy_from_slice(b"        ");
-        let sum: u32 = h.iter().map(|&b| b as u32).sum();
-        h[148..156].copy_from_slice(format!("{sum:06o}\0 ").as_bytes());
-        out.extend_from_slice(&h);
-        out.extend_from_slice(data);
-        out.extend(std::iter::repeat_n(0u8, (512 - data.len() % 512) % 512));
-    }
     let mut layer = Vec::new();
-    member(
+    tar_member(
         &mut layer,
         name,
         kind,
@@ -250,9 +233,9 @@ fn hostile_archive(dir: &Path, name: &str, kind: u8, link: &str) -> std::path::P
     let config = br#"{"architecture":"amd64","os":"linux","config":{},"rootfs":{"type":"layers","diff_ids":["sha256:00"]}}"#;
     let manifest = br#"[{"Config":"config.json","RepoTags":["evil:1"],"Layers":["layer.tar"]}]"#;
     let mut archive = Vec::new();
-    member(&mut archive, "config.json", b'0', "", config);
-    member(&mut archive, "layer.tar", b'0', "", &layer);
-    member(&mut archive, "manifest.json", b'0', "", manifest);
+    tar_member(&mut archive, "config.json", b'0', "", config);
+    tar_member(&mut archive, "layer.tar", b'0', "", &layer);
+    tar_member(&mut archive, "manifest.json", b'0', "", manifest);
     archive.extend([0u8; 1024]);
     let path = dir.join(format!("evil-{}.tar", name.len() + link.len()));
     std::fs::write(&path, archive).unwrap();

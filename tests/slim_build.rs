@@ -528,3 +528,77 @@ fn unwritable_output_dir_exits_2_before_any_container_or_image() {
     assert!(!image_present(tag), "{tag} was written");
     assert!(slim_containers().is_empty());
 }
+
+/// A malformed image reference is bad input found by slim itself, before any engine is asked
+/// (none answers here): exit 2 with one line saying what a valid reference looks like, not
+/// the engine's raw 400 (or, for an empty name to `xray`, a bare "status code 301").
+#[test]
+fn malformed_references_exit_2_before_the_engine_is_asked() {
+    let out_dir = TempDir::new("malformed-ref");
+    let out = out_dir.0.display().to_string();
+    let mut cases: Vec<Vec<&str>> = Vec::new();
+    for reference in [":", "a:b:c", "@sha256:abc", "", "App:1", "sha256:xyz"] {
+        if !reference.is_empty() {
+            // (`build ""` is "no image to slim", exit 2 as well.)
+            cases.push(vec!["build", "--output-dir", &out, reference]);
+        }
+        cases.push(vec!["profile", "--output-dir", &out, reference]);
+        cases.push(vec!["xray", reference]);
+        cases.push(vec!["squash", "--tag", "slim-test/squashed:1", reference]);
+    }
+    cases.push(vec![
+        "build",
+        "--output-dir",
+        &out,
+        "--tag",
+        "a:b:c",
+        "app:1",
+    ]);
+    cases.push(vec!["squash", "--tag", "@sha256:abc", "app:1"]);
+    for args in cases {
+        let run = slim()
+            .args(&args)
+            .env("DOCKER_HOST", "unix:///nonexistent/slim-test-docker.sock")
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&run.stderr);
+        assert_eq!(run.status.code(), Some(2), "{args:?}: {stderr}");
+        let lines: Vec<&str> = stderr.lines().collect();
+        assert_eq!(lines.len(), 2, "{args:?}: {stderr}");
+        assert!(
+            lines[0].starts_with("error: ") && lines[0].contains("is not a valid image reference"),
+            "{args:?}: {stderr}"
+        );
+        assert!(
+            lines[1].starts_with("  hint: ") && lines[1].contains("NAME[:TAG][@DIGEST]"),
+            "{args:?}: {stderr}"
+        );
+    }
+}
+
+/// An image named by its id (as `docker build -q` prints it) gets its default tag from the
+/// short id; it once panicked (exit 101) on the id's length. The unwritable output dir stops
+/// the run right after the tag is chosen, before any engine is asked.
+#[test]
+fn an_image_id_as_target_does_not_panic() {
+    let parent = TempDir::new("id-target");
+    let file = parent.0.join("file");
+    std::fs::write(&file, "x").unwrap();
+    let id = format!("sha256:{}", "0123456789abcdef".repeat(4));
+    for target in [id.as_str(), &id[7..], &id[..19], "0123456789ab"] {
+        let run = slim()
+            .args(["build", "--output-dir"])
+            .arg(file.join("out"))
+            .arg(target)
+            .env("DOCKER_HOST", "unix:///nonexistent/slim-test-docker.sock")
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&run.stderr);
+        assert!(!stderr.contains("panicked"), "{target}: {stderr}");
+        assert_eq!(run.status.code(), Some(2), "{target}: {stderr}");
+        assert!(
+            stderr.contains("cannot write the output dir"),
+            "{target}: {stderr}"
+        );
+    }
+}

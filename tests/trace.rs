@@ -261,6 +261,44 @@ fn record_running_container(extra: &[&str]) -> serde_json::Value {
         "-c",
         "while true; do cat /etc/debian_version >/dev/null; sleep 0.1; done",
     ]);
+    // Meanwhile the host reads a file of its own: it must not show up.
+    let host_file = TempDir::new("host-only");
+    let marker = host_file.0.join("host-marker");
+    std::fs::write(&marker, "x").unwrap();
+    let trace = trace_container(&container, extra, || {
+        for _ in 0..15 {
+            let _ = std::fs::read(&marker);
+            thread::sleep(std::time::Duration::from_millis(100));
+        }
+    });
+    let paths = found_paths(&trace);
+    assert!(
+        paths
+            .iter()
+            .any(|(p, u)| p == "/etc/debian_version" && u.contains(&"read".to_owned())),
+        "{paths:?}"
+    );
+    assert!(
+        paths
+            .iter()
+            .any(|(p, u)| p == "/usr/bin/cat" && u.contains(&"exec".to_owned())),
+        "{paths:?}"
+    );
+    let marker = marker.to_string_lossy().into_owned();
+    assert!(
+        !paths.iter().any(|(p, _)| p == &marker),
+        "host activity leaked in"
+    );
+    trace
+}
+
+/// Runs `slim trace --json --container` (plus `extra` global flags) on `container`, calls
+/// `during` once it records, stops it with Ctrl-C and returns the trace.
+fn trace_container(
+    container: &Container,
+    extra: &[&str],
+    during: impl FnOnce(),
+) -> serde_json::Value {
     let mut child = slim()
         .args(extra)
         .args(["trace", "--json", "--container", &container.0])
@@ -286,14 +324,7 @@ fn record_running_container(extra: &[&str]) -> serde_json::Value {
         lines
     });
     let recording = rx.recv_timeout(std::time::Duration::from_secs(60)).is_ok();
-    // Meanwhile the host reads a file of its own: it must not show up.
-    let host_file = TempDir::new("host-only");
-    let marker = host_file.0.join("host-marker");
-    std::fs::write(&marker, "x").unwrap();
-    for _ in 0..15 {
-        let _ = std::fs::read(&marker);
-        thread::sleep(std::time::Duration::from_millis(100));
-    }
+    during();
     // SAFETY: sending SIGINT to our own child.
     unsafe { libc_kill(child.id() as i32, 2) };
     let out = child.wait_with_output().unwrap();
@@ -306,25 +337,58 @@ fn record_running_container(extra: &[&str]) -> serde_json::Value {
     );
     let trace: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(trace["stopped_by"], "interrupted");
+    trace
+}
+
+/// Executables are read inside the container's root: an absolute symlink in the container
+/// (`/usr/local/bin/linked-tool -> /DIR/tool`) names the container's `/DIR/tool`, never the
+/// host's file of that name, whose `#!` line must not show up as an interpreter.
+#[test]
+fn a_containers_absolute_symlink_never_reads_a_host_file() {
+    if !is_root("a_containers_absolute_symlink_never_reads_a_host_file") {
+        return;
+    }
+    require_base_image();
+    let host = TempDir::new("host-only-tool");
+    let dir = host.0.display().to_string();
+    let marker = format!("/slim-host-only-interpreter-{}", std::process::id());
+    std::fs::write(host.0.join("tool"), format!("#!{marker}\n")).unwrap();
+    let tag = format!("slim-test/symlink-out:{}", std::process::id());
+    build_image(
+        &tag,
+        &format!(
+            "FROM {BASE_IMAGE}\n\
+             RUN mkdir -p {dir} && printf '#!/bin/sh\\nexit 0\\n' > {dir}/tool \\\n\
+             && chmod 755 {dir}/tool && ln -s {dir}/tool /usr/local/bin/linked-tool\n"
+        ),
+    );
+    let _image = Image(tag.clone());
+    let container = Container::run_detached(&[
+        &tag,
+        "sh",
+        "-c",
+        "while true; do linked-tool; sleep 0.1; done",
+    ]);
+    let trace = trace_container(&container, &[], || {
+        thread::sleep(std::time::Duration::from_millis(1500))
+    });
     let paths = found_paths(&trace);
     assert!(
         paths
             .iter()
-            .any(|(p, u)| p == "/etc/debian_version" && u.contains(&"read".to_owned())),
+            .any(|(p, u)| p == "/usr/local/bin/linked-tool" && u.contains(&"exec".to_owned())),
         "{paths:?}"
+    );
+    assert!(
+        !paths.iter().any(|(p, _)| p.contains("slim-host-only")),
+        "the host's file was read through the container's symlink: {paths:?}"
     );
     assert!(
         paths
             .iter()
-            .any(|(p, u)| p == "/usr/bin/cat" && u.contains(&"exec".to_owned())),
-        "{paths:?}"
+            .any(|(p, u)| p == "/bin/sh" && u.contains(&"interpreter".to_owned())),
+        "the container's own script was not read: {paths:?}"
     );
-    let marker = marker.to_string_lossy().into_owned();
-    assert!(
-        !paths.iter().any(|(p, _)| p == &marker),
-        "host activity leaked in"
-    );
-    trace
 }
 
 #[test]

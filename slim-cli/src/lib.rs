@@ -10,6 +10,7 @@ pub mod commands;
 pub mod elf;
 pub mod engine;
 pub mod image;
+pub mod in_root;
 pub mod minify;
 pub mod owner;
 pub mod packages;

@@ -194,6 +194,32 @@ where
 #[error("interrupted: stopped and cleaned up")]
 pub struct Interrupted;
 
+/// `text` as an image to read or run, checked before any engine is asked: bad input (exit 2)
+/// with what a valid reference looks like.
+pub fn image_reference(text: &str) -> Result<crate::image::reference::Reference, UsageError> {
+    crate::image::reference::parse(text).map_err(|why| bad_reference(text, &why))
+}
+
+/// `text` as a name to tag an image with (no digest, not an id), checked like
+/// [`image_reference`].
+pub fn tag_reference(text: &str) -> Result<crate::image::reference::Named, UsageError> {
+    crate::image::reference::parse_tag(text).map_err(|why| bad_reference(text, &why))
+}
+
+fn bad_reference(text: &str, why: &crate::image::reference::ReferenceError) -> UsageError {
+    let message = match text {
+        "" => "an empty name is not a valid image reference".to_owned(),
+        _ => format!(
+            "`{}` is not a valid image reference: {why}",
+            text.escape_debug()
+        ),
+    };
+    UsageError::new(
+        message,
+        format!("give {}", crate::image::reference::VALID_FORMS),
+    )
+}
+
 /// Exit code for an error that reached main: its class (see README, "Exit codes").
 pub fn exit_code(err: &anyhow::Error) -> ExitCode {
     let code = if err.downcast_ref::<UsageError>().is_some() {

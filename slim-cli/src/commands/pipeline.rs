@@ -34,20 +34,34 @@ pub const OWNER_FILE: &str = ".slim-owner";
 
 impl WorkDir {
     pub fn new() -> Result<Self> {
-        let base = Self::base();
         let nanos = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_nanos())
             .unwrap_or(0);
-        let dir = base.join(format!("slim-{}-{nanos}", std::process::id()));
-        std::fs::create_dir_all(&dir)
+        Self::create(Self::base().join(format!("slim-{}-{nanos}", std::process::id())))
+    }
+
+    /// Makes the work dir `dir`: a new directory of this run, 0700 from the start. One that
+    /// exists already (a collision, or planted by someone else in a shared temp dir) is
+    /// refused, never used.
+    fn create(dir: PathBuf) -> Result<Self> {
+        use std::os::unix::fs::{DirBuilderExt as _, PermissionsExt as _};
+        if let Some(base) = dir.parent() {
+            std::fs::create_dir_all(base)
+                .with_context(|| format!("cannot create the work dirs' base {}", base.display()))?;
+        }
+        std::fs::DirBuilder::new()
+            .mode(0o700)
+            .create(&dir)
             .with_context(|| format!("cannot create work dir {}", dir.display()))?;
-        use std::os::unix::fs::PermissionsExt as _;
-        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700))?;
+        // Ours from here on: removed on drop, also when a step below fails.
+        let work = Self(dir);
+        std::fs::set_permissions(&work.0, std::fs::Permissions::from_mode(0o700))
+            .with_context(|| format!("cannot make work dir {} private", work.0.display()))?;
         // Who made it: a later slim removes it if this one is killed.
-        std::fs::write(dir.join(OWNER_FILE), Owner::current().to_line())
-            .with_context(|| format!("cannot write to work dir {}", dir.display()))?;
-        Ok(Self(dir))
+        std::fs::write(work.0.join(OWNER_FILE), Owner::current().to_line())
+            .with_context(|| format!("cannot write to work dir {}", work.0.display()))?;
+        Ok(work)
     }
 
     /// Where work dirs are made.
@@ -144,6 +158,29 @@ pub struct FatImage {
     pub flatten_ms: u128,
 }
 
+/// Writes a docker-archive of the image to the file at `path`; errors name `shown`, the
+/// archive `path` becomes.
+fn write_archive_file(
+    (path, shown): (&Path, &Path),
+    config_bytes: &[u8],
+    layer_path: &Path,
+    layer: &LayerOutput,
+    tags: &[String],
+) -> Result<()> {
+    let cannot = || format!("cannot write {}", shown.display());
+    let file = std::fs::File::create(path).with_context(cannot)?;
+    let mut out = writer::write_docker_archive(
+        std::io::BufWriter::new(file),
+        config_bytes,
+        layer_path,
+        layer,
+        tags,
+    )
+    .with_context(cannot)?;
+    std::io::Write::flush(&mut out).with_context(cannot)?;
+    Ok(())
+}
+
 /// Reads `source`: an engine image straight from the engine's overlay storage when `via`
 /// allows and slim can reach it, else saved from the engine into `work`; an archive as is.
 /// The layers are then indexed and flattened.
@@ -166,12 +203,20 @@ pub async fn read_image(
                         Ok((config, layer_dirs)) => {
                             return flatten_stored(source, info, config, layer_dirs, started).await
                         }
+                        // The engine itself failing is no reason to try another way.
+                        Err(StorageUnreadable::Engine(err)) => return Err(err.into()),
                         Err(why) if via == ReadVia::Storage => return Err(UsageError::new(
-                            format!("cannot read {name} from the engine's storage: {why}"),
+                            format!(
+                                "cannot read {name} from the engine's storage: {:#}",
+                                anyhow::Error::new(why)
+                            ),
                             "run as root next to a local overlay2 engine, or use --read-via save",
                         )
                         .into()),
-                        Err(why) => tracing::debug!("reading through docker save: {why}"),
+                        Err(why) => tracing::debug!(
+                            "reading through docker save: {:#}",
+                            anyhow::Error::new(why)
+                        ),
                     }
                 }
                 let archive = work.path().join("fat.tar");
@@ -223,56 +268,74 @@ pub async fn read_image(
     .with_layer_history())
 }
 
+/// Why the image cannot be read from the engine's storage.
+#[derive(Debug, thiserror::Error)]
+enum StorageUnreadable {
+    #[error("the engine does not keep its layers as overlay directories")]
+    NoLayerDirs,
+    #[error("cannot ask the engine where it keeps images")]
+    Engine(#[source] crate::engine::EngineError),
+    #[error("the engine does not say where it keeps images")]
+    NoRoot,
+    #[error("the image id is not a sha256 digest")]
+    NotSha256,
+    #[error("cannot read {0}")]
+    Read(PathBuf, #[source] std::io::Error),
+    #[error("{0} does not hash to the image id")]
+    Hash(PathBuf),
+    #[error("{0} is not an image config")]
+    Config(PathBuf, #[source] serde_json::Error),
+    #[error("the image config lists no layers")]
+    NoLayers,
+    #[error("the config lists {config} layers, the storage {storage}")]
+    LayerCount { config: usize, storage: usize },
+    #[error("{0} is not a directory here")]
+    NotADir(PathBuf),
+}
+
 /// The image's config (checked against its id) and its layer directories, from a local
 /// engine's overlay storage; why not, when they cannot be reached or do not match.
 async fn read_from_storage(
     engine: &Engine,
     info: &ImageInfo,
-) -> Result<(serde_json::Value, Vec<LayerDir>), String> {
-    let dirs = info
-        .layer_dirs
-        .clone()
-        .ok_or("the engine does not keep its layers as overlay directories")?;
+) -> Result<(serde_json::Value, Vec<LayerDir>), StorageUnreadable> {
+    use StorageUnreadable as Why;
+    let dirs = info.layer_dirs.clone().ok_or(Why::NoLayerDirs)?;
     let storage = engine
         .storage_root()
         .await
-        .map_err(|e| e.to_string())?
-        .ok_or("the engine does not say where it keeps images")?;
+        .map_err(Why::Engine)?
+        .ok_or(Why::NoRoot)?;
     let hex = info
         .id
         .strip_prefix("sha256:")
         .filter(|hex| hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_hexdigit()))
-        .ok_or("the image id is not a sha256 digest")?;
+        .ok_or(Why::NotSha256)?;
     let config_path = storage
         .root
         .join("image")
         .join(&storage.driver)
         .join("imagedb/content/sha256")
         .join(hex);
-    let config_bytes =
-        read_small(&config_path).map_err(|e| format!("{}: {e}", config_path.display()))?;
+    let config_bytes = read_small(&config_path).map_err(|e| Why::Read(config_path.clone(), e))?;
     if writer::sha256_digest(&config_bytes) != info.id {
-        return Err(format!(
-            "{} does not hash to the image id",
-            config_path.display()
-        ));
+        return Err(Why::Hash(config_path));
     }
-    let config: serde_json::Value = serde_json::from_slice(&config_bytes)
-        .map_err(|e| format!("{}: {e}", config_path.display()))?;
+    let config: serde_json::Value =
+        serde_json::from_slice(&config_bytes).map_err(|e| Why::Config(config_path.clone(), e))?;
     let digests = config["rootfs"]["diff_ids"]
         .as_array()
-        .ok_or("the image config lists no layers")?;
+        .ok_or(Why::NoLayers)?;
     if digests.len() != dirs.len() {
-        return Err(format!(
-            "the config lists {} layers, the storage {}",
-            digests.len(),
-            dirs.len()
-        ));
+        return Err(Why::LayerCount {
+            config: digests.len(),
+            storage: dirs.len(),
+        });
     }
     let mut layer_dirs = Vec::with_capacity(dirs.len());
     for (dir, digest) in dirs.into_iter().zip(digests) {
         if !dir.is_dir() {
-            return Err(format!("{} is not a directory here", dir.display()));
+            return Err(Why::NotADir(dir));
         }
         layer_dirs.push(LayerDir {
             dir,
@@ -389,7 +452,7 @@ pub async fn write_image(
                     |layer: &LayerOutput| writer::slim_config(&original, layer, &provenance);
                 writer::stream_docker_archive(out, &tree, &selection, make_config, &tags)
                     .map(|(layer, config, _)| (layer, config))
-                    .map_err(|e| std::io::Error::other(e.to_string()))
+                    .map_err(std::io::Error::from)
             })
             .await?;
         return Ok(SlimImage {
@@ -417,17 +480,16 @@ pub async fn write_image(
         match output {
             Output::DockerArchive(path) => {
                 let partial = path.with_extension("partial");
-                let file = std::fs::File::create(&partial)
-                    .with_context(|| format!("cannot create {}", partial.display()))?;
-                let mut out = writer::write_docker_archive(
-                    std::io::BufWriter::new(file),
-                    &config_bytes,
-                    &layer_path,
-                    &layer,
-                    &tags,
-                )?;
-                std::io::Write::flush(&mut out)?;
-                std::fs::rename(&partial, path)?;
+                let written =
+                    write_archive_file((&partial, path), &config_bytes, &layer_path, &layer, &tags)
+                        .and_then(|()| {
+                            std::fs::rename(&partial, path)
+                                .with_context(|| format!("cannot write {}", path.display()))
+                        });
+                if written.is_err() {
+                    let _ = std::fs::remove_file(&partial);
+                }
+                written?;
             }
             Output::Oci(dir) => {
                 let platform = serde_json::json!({
@@ -454,7 +516,7 @@ pub async fn write_image(
             .load_image(move |out| {
                 writer::write_docker_archive(out, &config, &layer_path, &layer_out, &tags)
                     .map(|_| ())
-                    .map_err(|e| std::io::Error::other(e.to_string()))
+                    .map_err(std::io::Error::from)
             })
             .await?;
     }
@@ -464,4 +526,52 @@ pub async fn write_image(
         write_ms,
         load_ms: started.elapsed().as_millis(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A name someone else made first (a collision, or a planted directory or symlink in the
+    /// shared temp dir) is refused: the work dir is always a new directory of this run, and
+    /// what was there is left alone.
+    #[test]
+    fn a_work_dir_that_already_exists_is_refused() {
+        struct Base(PathBuf);
+        impl Drop for Base {
+            fn drop(&mut self) {
+                let _ = std::fs::remove_dir_all(&self.0);
+            }
+        }
+        let base =
+            Base(std::env::temp_dir().join(format!("slim-workdir-test-{}", std::process::id())));
+        let _ = std::fs::remove_dir_all(&base.0);
+        std::fs::create_dir_all(&base.0).unwrap();
+        let base = &base.0;
+        let planted = base.join("planted");
+        std::fs::create_dir(&planted).unwrap();
+        std::fs::write(planted.join("theirs"), "keep").unwrap();
+        let elsewhere = base.join("elsewhere");
+        std::fs::create_dir(&elsewhere).unwrap();
+        let link = base.join("link");
+        std::os::unix::fs::symlink(&elsewhere, &link).unwrap();
+
+        for dir in [&planted, &link] {
+            let err = WorkDir::create(dir.clone()).map(drop).unwrap_err();
+            assert!(
+                format!("{err:#}").contains("cannot create work dir"),
+                "{err:#}"
+            );
+        }
+        assert_eq!(
+            std::fs::read_to_string(planted.join("theirs")).unwrap(),
+            "keep"
+        );
+        assert!(!planted.join(OWNER_FILE).exists());
+        assert!(!elsewhere.join(OWNER_FILE).exists());
+        let fresh = WorkDir::create(base.join("fresh")).unwrap();
+        assert!(fresh.path().join(OWNER_FILE).is_file());
+        drop(fresh);
+        assert!(!base.join("fresh").exists());
+    }
 }

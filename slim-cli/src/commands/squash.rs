@@ -28,6 +28,12 @@ pub async fn run(args: SquashArgs) -> Result<ExitCode> {
         .into());
     }
     let source = ImageSource::parse(&args.image);
+    if let ImageSource::Engine(name) = &source {
+        super::image_reference(name)?;
+    }
+    if let Some(tag) = &args.tag {
+        super::tag_reference(tag)?;
+    }
     if let (Some(tag), ImageSource::Engine(name)) = (&args.tag, &source) {
         if tag == name {
             return Err(UsageError::new(

@@ -15,6 +15,9 @@ use super::pipeline::{read_image, ImageSource, WorkDir};
 
 pub async fn run(args: XrayArgs) -> Result<ExitCode> {
     let source = ImageSource::parse(&args.image);
+    if let ImageSource::Engine(name) = &source {
+        super::image_reference(name)?;
+    }
     let engine = match &source {
         ImageSource::Engine(_) => Some(Engine::connect().await?),
         ImageSource::Archive(_) => None,
@@ -82,8 +85,11 @@ pub async fn run(args: XrayArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// The 12 hex digits `docker images` shows.
+/// The 12 hex digits `docker images` shows (the first 12 characters of anything else).
 pub fn short_id(id: &str) -> &str {
     let hex = id.strip_prefix("sha256:").unwrap_or(id);
-    &hex[..hex.len().min(12)]
+    match hex.char_indices().nth(12) {
+        Some((end, _)) => &hex[..end],
+        None => hex,
+    }
 }

@@ -211,15 +211,23 @@ impl Engine {
         }
         let produced = producer.await.map_err(|e| EngineError::Io {
             what: "produce the image archive".into(),
-            source: std::io::Error::other(e.to_string()),
+            source: std::io::Error::other(e),
         })?;
-        if let Some(source) = failure {
-            return Err(EngineError::api("load image", source));
+        match (produced, failure) {
+            // The archive could not be made (a full work dir, an unreadable layer): that is the
+            // cause, and the engine's failure to load the cut stream only follows from it.
+            (Err(source), _) if source.kind() != std::io::ErrorKind::BrokenPipe => {
+                Err(EngineError::Io {
+                    what: "produce the image archive".into(),
+                    source,
+                })
+            }
+            (_, Some(source)) => Err(EngineError::api("load image", source)),
+            (produced, None) => produced.map_err(|source| EngineError::Io {
+                what: "produce the image archive".into(),
+                source,
+            }),
         }
-        produced.map_err(|source| EngineError::Io {
-            what: "produce the image archive".into(),
-            source,
-        })
     }
 }
 

@@ -225,15 +225,42 @@ fn gunzip(path: &Path, m: Member, out: &Path) -> Result<u64, ImageError> {
     let mut decoder = flate2::read::MultiGzDecoder::new(BufReader::new(range)).take(limit + 1);
     let mut writer =
         io::BufWriter::new(File::create(out).map_err(ImageError::io("create layer file"))?);
-    let size = io::copy(&mut decoder, &mut writer)
-        .map_err(|e| ImageError::Malformed(format!("gzip layer: {e}")))?;
-    writer.flush().map_err(ImageError::io("write layer file"))?;
+    // Reading and writing apart: a bad stream is a malformed layer, a write that fails (a full
+    // work dir) is an I/O error of its own kind.
+    let mut buf = vec![0u8; 1 << 16];
+    let mut size = 0u64;
+    loop {
+        let n = match decoder.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) if is_bad_data(&e) => {
+                return Err(ImageError::Malformed(format!("gzip layer: {e}")))
+            }
+            Err(e) => return Err(ImageError::io("read a gzip layer")(e)),
+        };
+        writer
+            .write_all(&buf[..n])
+            .map_err(ImageError::io(format!("write {}", out.display())))?;
+        size += n as u64;
+    }
+    writer
+        .flush()
+        .map_err(ImageError::io(format!("write {}", out.display())))?;
     if size > limit {
         return Err(ImageError::Malformed(
             "layer expands beyond any sane size".into(),
         ));
     }
     Ok(size)
+}
+
+/// Whether a read error says the bytes are not what they claim (not the disk failing).
+fn is_bad_data(err: &io::Error) -> bool {
+    matches!(
+        err.kind(),
+        io::ErrorKind::InvalidData | io::ErrorKind::InvalidInput | io::ErrorKind::UnexpectedEof
+    )
 }
 
 /// Member name -> data range of every file in the outer archive (symlinks resolved).

@@ -8,6 +8,7 @@
 pub mod archive;
 pub mod flatten;
 pub mod overlay;
+pub mod reference;
 pub mod tree;
 pub mod writer;
 pub mod xray;
@@ -28,7 +29,7 @@ pub enum ImageError {
     Malformed(String),
     #[error("unsafe entry `{path}` in the image: {why}")]
     Unsafe { path: String, why: &'static str },
-    #[error("layer {layer}: {source}")]
+    #[error("layer {layer}")]
     InLayer {
         layer: usize,
         #[source]
@@ -50,5 +51,23 @@ impl ImageError {
     pub fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> Self {
         let what = what.into();
         move |source| Self::Io { what, source }
+    }
+
+    /// The kind of the I/O error at the bottom, if it is one.
+    pub fn io_kind(&self) -> Option<std::io::ErrorKind> {
+        match self {
+            Self::Io { source, .. } => Some(source.kind()),
+            Self::InLayer { source, .. } => source.io_kind(),
+            _ => None,
+        }
+    }
+}
+
+/// For writers that must hand back an `io::Error`: the I/O error's kind is kept (a full disk
+/// stays `StorageFull`), and so is the image error, as the inner error.
+impl From<ImageError> for std::io::Error {
+    fn from(err: ImageError) -> Self {
+        let kind = err.io_kind().unwrap_or(std::io::ErrorKind::InvalidData);
+        std::io::Error::new(kind, err)
     }
 }

@@ -142,6 +142,10 @@ fn whiteouts_and_opaque_directories_hide_lower_layers() {
     assert_eq!(stats[1].files_deleted, 2);
 
     set_xattr(&l1.join("etc/old"), "trusted.overlay.redirect", b"/x");
-    let err = flatten_dirs(&layers.refs(2)).unwrap_err().to_string();
-    assert!(err.contains("redirect"), "{err}");
+    let err = anyhow::Error::new(flatten_dirs(&layers.refs(2)).unwrap_err());
+    let err = format!("{err:#}");
+    assert!(
+        err.contains("layer 1: ") && err.contains("redirect"),
+        "{err}"
+    );
 }

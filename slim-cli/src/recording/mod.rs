@@ -115,7 +115,8 @@ pub trait FileSource {
     fn head(&self, path: &Path, len: usize) -> Option<Vec<u8>>;
 }
 
-/// Files of the host, optionally under another root (`/proc/PID/root` for a container).
+/// Files of the host, or of another root (`/proc/PID/root` for a container), resolved inside
+/// that root: an absolute symlink in a container names the container's file, not the host's.
 pub struct HostFiles {
     pub root: PathBuf,
 }
@@ -123,8 +124,12 @@ pub struct HostFiles {
 impl FileSource for HostFiles {
     fn head(&self, path: &Path, len: usize) -> Option<Vec<u8>> {
         use std::io::Read as _;
-        let relative = path.strip_prefix("/").unwrap_or(path);
-        let file = std::fs::File::open(self.root.join(relative)).ok()?;
+        let file = match self.root == Path::new("/") {
+            true => {
+                std::fs::File::open(self.root.join(path.strip_prefix("/").unwrap_or(path))).ok()?
+            }
+            false => crate::in_root::open(&self.root, path).ok()?,
+        };
         let mut head = Vec::with_capacity(len.min(1 << 16));
         file.take(len as u64).read_to_end(&mut head).ok()?;
         Some(head)

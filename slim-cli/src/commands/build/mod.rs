@@ -19,7 +19,7 @@ use anyhow::{Context as _, Result};
 
 use crate::{
     cli::{BuildArgs, ProfileArgs},
-    image::{tree::FileTree, xray::human_bytes},
+    image::{reference::Reference, tree::FileTree, xray::human_bytes},
     shrink,
 };
 
@@ -57,13 +57,24 @@ pub async fn run(mut args: BuildArgs, shutdown: Shutdown) -> Result<ExitCode> {
         })?;
     }
     let console = Console { quiet: args.quiet };
+    let target = super::image_reference(&args.target)?;
     let input = input::Input::parse(&args.run)?; // all input checked before any container starts
     let keep_options = select::options(&args, &input)?;
     let outputs = select::outputs(&args)?;
-    let tag = args
-        .tag
-        .clone()
-        .unwrap_or_else(|| default_tag(&args.target));
+    let tag = match &args.tag {
+        Some(tag) => tag.clone(),
+        None => default_tag(&target),
+    };
+    super::tag_reference(&tag).map_err(|err| match &args.tag {
+        Some(_) => err,
+        None => super::UsageError::new(
+            format!(
+                "the default tag for {} would be {tag}, too long a name",
+                args.target
+            ),
+            "give the slim image a name with --tag NAME[:TAG]",
+        ),
+    })?;
     let output_dir = output::output_dir(args.output_dir.as_deref(), &args.target)?;
     let _tag_lock = tag_lock::TagLock::acquire(&tag)?;
     let mut timings = Timings::new();
@@ -336,6 +347,7 @@ impl Finish<'_> {
 pub async fn profile(args: ProfileArgs, shutdown: Shutdown) -> Result<ExitCode> {
     let total = Instant::now();
     let console = Console { quiet: args.quiet };
+    super::image_reference(&args.target)?;
     let input = input::Input::parse(&args.run)?;
     let output_dir = output::output_dir(args.output_dir.as_deref(), &args.target)?;
     let mut timings = Timings::new();
@@ -582,20 +594,25 @@ fn utc_now() -> String {
     )
 }
 
-/// docker-slim's naming: `repo:tag` -> `repo.slim:tag`.
-pub fn default_tag(target: &str) -> String {
-    let (name, tag) = match target.rsplit_once(':') {
-        Some((name, tag)) if !tag.contains('/') => (name, tag),
-        _ => (target, "latest"),
-    };
-    let name = name.split('@').next().unwrap_or(name);
-    if name.starts_with("sha256") || name.chars().all(|c| c.is_ascii_hexdigit()) {
-        return format!(
-            "slim-{}:latest",
-            &name.trim_start_matches("sha256")[..name.len().min(12)]
-        );
+/// docker-slim's naming: `repo:tag` -> `repo.slim:tag` (`latest` when untagged, a digest
+/// dropped); an image id, or a name of hex digits only (a short id), -> `slim-SHORTID:latest`.
+pub fn default_tag(target: &Reference) -> String {
+    match target {
+        Reference::Id(hex) => format!("slim-{}:latest", short_id(hex)),
+        Reference::Named(named)
+            if named.domain.is_none()
+                && named.tag.is_none()
+                && named.digest.is_none()
+                && named.path.bytes().all(|b| b.is_ascii_hexdigit()) =>
+        {
+            format!("slim-{}:latest", short_id(&named.path))
+        }
+        Reference::Named(named) => format!(
+            "{}.slim:{}",
+            named.repository(),
+            named.tag.as_deref().unwrap_or("latest")
+        ),
     }
-    format!("{name}.slim:{tag}")
 }
 
 /// `--strip-executables` / `--compress-executables`: the tree to write the image from.
@@ -641,13 +658,46 @@ fn shrink_phase(
 mod tests {
     use super::*;
 
+    fn tag_of(target: &str) -> String {
+        default_tag(&crate::image::reference::parse(target).unwrap())
+    }
+
     #[test]
     fn docker_slim_default_tags() {
-        assert_eq!(default_tag("app:fat"), "app.slim:fat");
-        assert_eq!(default_tag("nginx"), "nginx.slim:latest");
-        assert_eq!(
-            default_tag("localhost:5000/app:1"),
-            "localhost:5000/app.slim:1"
-        );
+        assert_eq!(tag_of("app:fat"), "app.slim:fat");
+        assert_eq!(tag_of("nginx"), "nginx.slim:latest");
+        assert_eq!(tag_of("localhost:5000/app:1"), "localhost:5000/app.slim:1");
+        let digest = format!("sha256:{}", "ab".repeat(32));
+        assert_eq!(tag_of(&format!("app:2@{digest}")), "app.slim:2");
+        assert_eq!(tag_of(&format!("app@{digest}")), "app.slim:latest");
+    }
+
+    /// An image named by its id, as `docker build -q` prints it, once panicked (exit 101).
+    #[test]
+    fn image_ids_get_the_short_id() {
+        let hex = "0123456789abcdef".repeat(4);
+        assert_eq!(tag_of(&format!("sha256:{hex}")), "slim-0123456789ab:latest");
+        assert_eq!(tag_of(&hex), "slim-0123456789ab:latest");
+        assert_eq!(tag_of("sha256:0123"), "slim-0123:latest");
+        assert_eq!(tag_of("0123456789ab"), "slim-0123456789ab:latest");
+    }
+
+    /// No input makes the name helpers panic, and every valid target short enough to take
+    /// `.slim` gets a default tag that is itself a valid tag.
+    #[test]
+    fn name_helpers_never_panic() {
+        for text in crate::image::reference::random_texts(50_000) {
+            let _ = short_id(&text);
+            let Ok(target) = crate::image::reference::parse(&text) else {
+                continue;
+            };
+            let tag = default_tag(&target);
+            if text.len() <= crate::image::reference::MAX_NAME - 5 {
+                assert!(
+                    crate::image::reference::parse_tag(&tag).is_ok(),
+                    "{text:?} -> {tag:?}"
+                );
+            }
+        }
     }
 }

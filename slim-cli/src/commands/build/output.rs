@@ -9,21 +9,26 @@ use anyhow::{Context as _, Result};
 use crate::commands::UsageError;
 
 /// The output dir, created and checked writable before anything runs: finding out after the
-/// image was written would leave a slim image tagged with no report.
-pub fn output_dir(given: Option<&Path>, target: &str) -> Result<PathBuf, UsageError> {
+/// image was written would leave a slim image tagged with no report. A dir slim may not
+/// create or write is bad input; a disk with no room left is a fault, its cause kept.
+pub fn output_dir(given: Option<&Path>, target: &str) -> Result<PathBuf> {
     let dir = given
         .map(Path::to_path_buf)
         .unwrap_or_else(|| Path::new("slim-out").join(sanitize_name(target)));
     let probe = dir.join(format!(".slim-write-check-{}", std::process::id()));
     let writable = std::fs::create_dir_all(&dir).and_then(|()| std::fs::write(&probe, b""));
     let _ = std::fs::remove_file(&probe);
-    writable.map_err(|err| {
-        UsageError::new(
+    match writable {
+        Ok(()) => Ok(dir),
+        Err(err) if err.kind() == std::io::ErrorKind::StorageFull => {
+            Err(err).with_context(|| format!("cannot write the output dir {}", dir.display()))
+        }
+        Err(err) => Err(UsageError::new(
             format!("cannot write the output dir {}: {err}", dir.display()),
             "pass --output-dir DIR with a directory slim can create and write",
         )
-    })?;
-    Ok(dir)
+        .into()),
+    }
 }
 
 /// The staging dir in `work` that the phases write their files into.

@@ -30,9 +30,9 @@ async fn record(name: &str, args: &TraceArgs) -> Result<ExitCode> {
     let container = engine.running_container(name).await?;
     let mntns = mount_namespace(&container.pid.to_string())?;
     let recorder = Recorder::start(Scope::MountNamespaces(vec![mntns]))?;
-    let short_id = &container.id[..container.id.len().min(12)];
     eprintln!(
-        "recording container {short_id} (pid {}): Ctrl-C to stop",
+        "recording container {} (pid {}): Ctrl-C to stop",
+        crate::commands::xray::short_id(&container.id),
         container.pid
     );
     let proc_dir = PathBuf::from(format!("/proc/{}", container.pid));
