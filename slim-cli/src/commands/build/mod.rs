@@ -207,10 +207,15 @@ impl Finish<'_> {
         crate::commands::hold("write", shutdown).await?;
 
         let staging = output::staging(work.path())?;
+        // Programs packed by UPX start through its stub, whose calls the recording never saw.
+        let packed = shrink
+            .as_ref()
+            .is_some_and(|r| r.shrunk.iter().any(|s| s.action == "upx"));
         let mut profiles = profile_phase(
             recorded,
             &args.target,
             (&staging, output_dir),
+            packed,
             console,
             &mut timings,
         )?;
@@ -350,6 +355,7 @@ pub async fn profile(args: ProfileArgs, shutdown: Shutdown) -> Result<ExitCode> 
         &recorded,
         &args.target,
         (&staging, &output_dir),
+        false,
         console,
         &mut timings,
     )?;
@@ -459,11 +465,12 @@ fn profile_phase(
     recorded: &record::Recorded,
     image: &str,
     (staging, shown): (&Path, &Path),
+    packed: bool,
     console: Console,
     timings: &mut Timings,
 ) -> Result<profiles::Profiles> {
     let phase = Instant::now();
-    let written = profiles::write_profiles(recorded, image, staging)?;
+    let written = profiles::write_profiles(recorded, image, staging, packed)?;
     timings.insert("profiles".into(), phase.elapsed().as_millis());
     say_profiles(console, &written, shown);
     Ok(written)
@@ -481,7 +488,7 @@ fn say_inspected(console: Console, inspected: &inspect::Inspected) {
 fn say_profiles(console: Console, profiles: &profiles::Profiles, dir: &Path) {
     let seccomp = match &profiles.seccomp {
         Some(p) => format!(
-            "seccomp.json{} allows {} syscalls ({} app, {} runtime, {} fixed)",
+            "seccomp.json{} allows {} syscalls ({} app, {} runtime, {} fixed{})",
             if profiles.emulated.is_some() {
                 " (derived under emulation, not verified)"
             } else {
@@ -491,6 +498,10 @@ fn say_profiles(console: Console, profiles: &profiles::Profiles, dir: &Path) {
             p.count(crate::profiles::seccomp::Origin::App),
             p.count(crate::profiles::seccomp::Origin::Runtime),
             p.count(crate::profiles::seccomp::Origin::Extra),
+            match p.count(crate::profiles::seccomp::Origin::Packer) {
+                0 => String::new(),
+                n => format!(", {n} for the UPX stub"),
+            },
         ),
         None => format!(
             "no seccomp.json: {}",
