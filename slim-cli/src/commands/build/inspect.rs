@@ -14,10 +14,10 @@ pub struct Inspected {
     pub info: ImageInfo,
 }
 
-/// Connects to the engine and inspects `target`.
-pub async fn inspect(target: &str) -> Result<Inspected> {
+/// Connects to the engine (removing what killed slim runs left) and inspects `target`.
+pub async fn inspect(target: &str, console: super::Console) -> Result<Inspected> {
     let engine = Engine::connect().await?;
-    crate::commands::prune::reap_at_start(&engine).await;
+    crate::commands::prune::reap_at_start(&engine, console).await;
     let info = engine.image(target).await?;
     Ok(Inspected {
         engine,

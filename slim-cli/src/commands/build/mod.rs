@@ -457,7 +457,7 @@ async fn inspect_and_record(
     timings: &mut Timings,
 ) -> Result<(inspect::Inspected, WorkDir, record::Recorded)> {
     let phase = Instant::now();
-    let inspected = inspect::inspect(target).await?;
+    let inspected = inspect::inspect(target, console).await?;
     if let Some(tag) = tag {
         inspect::check_tag(&inspected, tag).await?;
     }
