@@ -222,6 +222,87 @@ fn prune_never_touches_a_live_owner_or_what_slim_did_not_make() {
     );
 }
 
+/// Labels of a slim owner (the new format, with its pid namespace).
+fn owner_labels(pid: u32, start: u64, boot: &str, pidns: u64) -> Vec<String> {
+    [
+        "slim.run=true".to_owned(),
+        format!("slim.owner.pid={pid}"),
+        format!("slim.owner.start={start}"),
+        format!("slim.owner.boot={boot}"),
+        format!("slim.owner.pidns={pidns}"),
+    ]
+    .into_iter()
+    .flat_map(|label| ["--label".to_owned(), label])
+    .collect()
+}
+
+/// This process's start time and the boot id.
+fn start_and_boot() -> (u64, String) {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap();
+    let start = stat[stat.rfind(')').unwrap() + 1..]
+        .split_whitespace()
+        .nth(19)
+        .unwrap()
+        .parse()
+        .unwrap();
+    let boot = std::fs::read_to_string("/proc/sys/kernel/random/boot_id").unwrap();
+    (start, boot.trim().to_owned())
+}
+
+/// `--quiet` is only the final line: the notes on what was removed and what was left go too.
+#[test]
+fn quiet_silences_the_notes_on_leftovers() {
+    if !is_root("quiet_silences_the_notes_on_leftovers") {
+        return;
+    }
+    let _serial = serial();
+    let image = app_image("python-http");
+    let (start, boot) = start_and_boot();
+    let me = std::process::id();
+    let mut dead = owner_labels(me, start + 1, &boot, pid_namespace());
+    dead.extend([BASE_IMAGE.to_owned(), "sleep".into(), "300".into()]);
+    let dead = Container::run_detached(&dead.iter().map(String::as_str).collect::<Vec<_>>());
+    let mut elsewhere = owner_labels(1, 1, &boot, pid_namespace() + 1);
+    elsewhere.extend([BASE_IMAGE.to_owned(), "sleep".into(), "300".into()]);
+    let elsewhere =
+        Container::run_detached(&elsewhere.iter().map(String::as_str).collect::<Vec<_>>());
+
+    let tag = "slim-test/python-http.slim:quiet";
+    let _image = Image(tag.to_owned());
+    let out_dir = TempDir::new("quiet");
+    let out = slim()
+        .args([
+            "build",
+            "--quiet",
+            "--no-verify",
+            "--tag",
+            tag,
+            "--output-dir",
+        ])
+        .arg(&out_dir.0)
+        .arg(&image)
+        .output()
+        .unwrap();
+    assert_success(&out);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        stderr.trim(),
+        "",
+        "--quiet printed more than the final line"
+    );
+    assert_eq!(stdout.lines().count(), 1, "{stdout}");
+    let all = docker(&["ps", "-aq", "--no-trunc"]);
+    assert!(
+        !all.contains(&dead.0),
+        "the dead owner's container was kept"
+    );
+    assert!(
+        all.contains(&elsewhere.0),
+        "the container of a slim in another pid namespace was removed"
+    );
+}
+
 /// A `slim build` held at a phase (`SLIM_TEST_HOLD`); killed when dropped, also when a test
 /// fails (SIGTERM: it cleans up).
 struct Held {

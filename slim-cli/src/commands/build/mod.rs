@@ -137,8 +137,8 @@ pub async fn run(mut args: BuildArgs, shutdown: Shutdown) -> Result<ExitCode> {
     .await;
     let engine = &inspected.engine;
     if let Err(err) = engine.patiently(|| engine.untag_image(&work_tag)).await {
-        eprintln!(
-            "slim: the unverified image {work_tag} is left behind ({err}); the next slim run or \
+        tracing::warn!(
+            "the unverified image {work_tag} is left behind ({err}); the next slim run or \
              `slim prune` removes it"
         );
     }
