@@ -33,11 +33,31 @@ pub struct Reaped {
     pub left: Vec<Left>,
 }
 
+/// What slim makes and reaps.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    Container,
+    /// A temporary tag of a slim image that was never verified.
+    Image,
+    WorkDir,
+}
+
+impl Kind {
+    pub fn noun(self) -> &'static str {
+        match self {
+            Self::Container => "container",
+            Self::Image => "unverified image",
+            Self::WorkDir => "work dir",
+        }
+    }
+}
+
 /// A resource of a slim run this slim cannot check, left in place.
 #[derive(Debug)]
 pub struct Left {
-    /// `container 3f2a9c1d0b7e`, `unverified image slim-work:...`, `work dir /tmp/slim-...`.
-    pub what: String,
+    pub kind: Kind,
+    /// Its short id, tag or path.
+    pub name: String,
     /// The owner's pid (in its own namespace), when it is known.
     pub pid: Option<u32>,
     pub why: Unchecked,
@@ -96,21 +116,12 @@ impl Reaped {
         if self.left.is_empty() {
             return None;
         }
-        let count = |prefix: &str| {
-            self.left
-                .iter()
-                .filter(|l| l.what.starts_with(prefix))
-                .count()
-        };
-        let parts: Vec<String> = [
-            ("container", "container"),
-            ("unverified image", "unverified image"),
-            ("work dir", "work dir"),
-        ]
-        .into_iter()
-        .filter(|(prefix, _)| count(prefix) > 0)
-        .map(|(prefix, one)| plural(count(prefix), one))
-        .collect();
+        let count = |kind: Kind| self.left.iter().filter(|l| l.kind == kind).count();
+        let parts: Vec<String> = [Kind::Container, Kind::Image, Kind::WorkDir]
+            .into_iter()
+            .filter(|&kind| count(kind) > 0)
+            .map(|kind| plural(count(kind), kind.noun()))
+            .collect();
         let mut whys: Vec<Unchecked> = self.left.iter().map(|l| l.why).collect();
         whys.sort_unstable();
         whys.dedup();
@@ -172,7 +183,8 @@ pub async fn reap(engine: &Engine, options: Options) -> Result<Reaped> {
             Ok(true) => {}
             Err(why) => {
                 reaped.left.push(Left {
-                    what: format!("container {short}"),
+                    kind: Kind::Container,
+                    name: short,
                     pid: owner.map(|o| o.pid),
                     why,
                 });
@@ -195,7 +207,8 @@ pub async fn reap(engine: &Engine, options: Options) -> Result<Reaped> {
             Ok(true) => {}
             Err(why) => {
                 reaped.left.push(Left {
-                    what: format!("unverified image {reference}"),
+                    kind: Kind::Image,
+                    name: reference,
                     pid: Some(owner.pid),
                     why,
                 });
@@ -229,7 +242,8 @@ pub async fn reap(engine: &Engine, options: Options) -> Result<Reaped> {
                 Ok(true) => {}
                 Err(why) => {
                     reaped.left.push(Left {
-                        what: format!("work dir {}", path.display()),
+                        kind: Kind::WorkDir,
+                        name: path.display().to_string(),
                         pid: Some(owner.pid),
                         why,
                     });
@@ -275,7 +289,12 @@ pub async fn run(args: PruneArgs) -> Result<ExitCode> {
             .pid
             .map(|p| format!(", pid {p} there"))
             .unwrap_or_default();
-        println!("left {} (owner {}{pid})", left.what, left.why.describe());
+        println!(
+            "left {} {} (owner {}{pid})",
+            left.kind.noun(),
+            left.name,
+            left.why.describe()
+        );
     }
     if let Some(left) = reaped.describe_left() {
         println!("{left}");
@@ -370,12 +389,14 @@ mod tests {
         let reaped = Reaped {
             left: vec![
                 Left {
-                    what: "container 3f2a9c1d0b7e".into(),
+                    kind: Kind::Container,
+                    name: "3f2a9c1d0b7e".into(),
                     pid: Some(1),
                     why: Unchecked::OtherPidNamespace,
                 },
                 Left {
-                    what: "unverified image slim-work:1-2-b.3.4.h".into(),
+                    kind: Kind::Image,
+                    name: "slim-work:1-2-b.3.4.h".into(),
                     pid: Some(1),
                     why: Unchecked::OtherPidNamespace,
                 },
