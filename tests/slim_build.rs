@@ -502,6 +502,48 @@ fn a_static_executable_is_kept_alone_then_stripped_and_packed() {
     );
 }
 
+/// A dynamically linked program packed by UPX starts through UPX's stub, whose calls
+/// (`open` and `readlink` of /proc/self/exe, ...) the recording of the unpacked program never
+/// saw: the profile gets them as the `upx-stub` group, and the packed nginx answers every probe
+/// under it.
+#[test]
+fn a_packed_dynamic_executable_runs_under_its_seccomp_profile() {
+    if !is_root("a_packed_dynamic_executable_runs_under_its_seccomp_profile") {
+        return;
+    }
+    let _serial = serial();
+    let (report, _image, _) = build_with_files(
+        "nginx",
+        "slim-test/nginx.slim:packed",
+        &["--compress-executables"],
+    );
+    check_report(&report, 5.0);
+    let actions = report["shrink"]["shrunk"].as_array().unwrap();
+    assert!(
+        actions
+            .iter()
+            .any(|a| a["action"] == "upx" && a["path"] == "/usr/sbin/nginx"),
+        "nginx not packed: {}",
+        report["shrink"]
+    );
+    assert_eq!(
+        report["verify"]["under"],
+        serde_json::json!(["seccomp.json"])
+    );
+    let packer = &report["profiles"]["seccomp"]["packer"];
+    assert_eq!(packer["group"], "upx-stub", "{}", report["profiles"]);
+    for call in ["open", "readlink"] {
+        assert!(
+            packer["syscalls"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|s| s == call),
+            "{packer}"
+        );
+    }
+}
+
 /// An output dir slim cannot write is found before anything runs: exit 2 with a hint, no
 /// container, and no slim image tagged without its report.
 #[test]

@@ -149,6 +149,7 @@ fn verify_exec_catches_a_file_the_recording_never_saw() {
     let image = app_image("python-http");
     let tag = "slim-test/python-http.slim:verify-exec";
     let _slim_image = Image(tag.to_owned());
+    let _unverified = Image(format!("{tag}-unverified"));
     let out_dir = TempDir::new("verify-exec");
     let out = slim()
         .args(["build", "--output-dir"])
@@ -167,6 +168,52 @@ fn verify_exec_catches_a_file_the_recording_never_saw() {
     assert!(
         stderr.contains("--include-path /etc/login.defs"),
         "the hint names the missing file: {stderr}"
+    );
+    assert!(slim_containers().is_empty(), "containers left behind");
+}
+
+#[test]
+fn an_image_that_fails_verification_leaves_the_tag_and_is_tagged_unverified() {
+    if !is_root("an_image_that_fails_verification_leaves_the_tag_and_is_tagged_unverified") {
+        return;
+    }
+    let _serial = serial();
+    let image = app_image("python-http");
+    let tag = "slim-test/python-http.slim:unverified-check";
+    let unverified = format!("{tag}-unverified");
+    // The previous (good) image under the tag: here simply another image.
+    docker(&["tag", BASE_IMAGE, tag]);
+    let _previous = Image(tag.to_owned());
+    let _failed = Image(unverified.clone());
+    let previous_id = docker(&["image", "inspect", "--format", "{{.Id}}", tag]);
+    let out_dir = TempDir::new("unverified");
+    let out = slim()
+        .args(["build", "--output-dir"])
+        .arg(&out_dir.0)
+        .args([
+            "--tag",
+            tag,
+            "--verify-exec",
+            "python3 -c \"open('/etc/login.defs').read()\"",
+        ])
+        .arg(&image)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{stderr}");
+    assert_eq!(
+        docker(&["image", "inspect", "--format", "{{.Id}}", tag]),
+        previous_id,
+        "the tag moved to the image that failed verification"
+    );
+    let report = read_report(&out_dir.0);
+    let failed_id = docker(&["image", "inspect", "--format", "{{.Id}}", &unverified]);
+    assert_eq!(report["slim"]["id"], failed_id.as_str(), "{report}");
+    assert_eq!(report["slim"]["image"], unverified.as_str());
+    assert!(
+        stdout.contains(&format!("tagged {unverified} for inspection")),
+        "{stdout}"
     );
     assert!(slim_containers().is_empty(), "containers left behind");
 }

@@ -48,8 +48,9 @@ pub enum Command {
     /// it answers every probe under the seccomp profile.
     Profile(Box<ProfileArgs>),
     /// Remove what slim runs that no longer run left behind (killed with -9, by the OOM killer
-    /// or a CI timeout): their containers and work dirs. What a running slim uses, and what
-    /// slim did not make, is never touched.
+    /// or a CI timeout): their containers, unverified images and work dirs. What a running
+    /// slim uses, and what slim did not make, is never touched; what a slim in another pid
+    /// namespace or on another host made is left unless --stale says it is old enough.
     Prune(PruneArgs),
     /// Print a shell completion script: `slim completions bash > /etc/bash_completion.d/slim`.
     Completions(CompletionsArgs),
@@ -82,6 +83,11 @@ pub struct PruneArgs {
     /// Only list what would be removed.
     #[arg(long)]
     pub dry_run: bool,
+    /// Also remove what slim runs this slim cannot check made (a slim in another pid
+    /// namespace, such as a CI job container sharing the engine, or on another host), once
+    /// they started longer than AGE ago: 90s, 30m, 12h, 7d. Left alone otherwise.
+    #[arg(long, value_name = "AGE", value_parser = crate::commands::prune::parse_age)]
+    pub stale: Option<std::time::Duration>,
 }
 
 #[derive(Debug, Args)]

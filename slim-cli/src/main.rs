@@ -28,8 +28,16 @@ fn main() -> ExitCode {
         }
     }
     let cli = cli::Cli::parse_from(args);
+    // `--quiet` is "only the final line (and errors)": warnings and notes go too, unless a
+    // log level is asked for.
+    let quiet = match &cli.command {
+        cli::Command::Build(args) => args.quiet,
+        cli::Command::Profile(args) => args.quiet,
+        _ => false,
+    };
     let level = match (cli.log_level.as_deref(), cli.verbose) {
         (Some(level), _) => format!("slim={level}"),
+        (None, 0) if quiet => "slim=error".into(),
         (None, 0) => "slim=info".into(),
         (None, 1) => "slim=debug".into(),
         (None, _) => "slim=trace".into(),

@@ -131,6 +131,9 @@ pub struct SeccompReport {
     pub from_app: usize,
     pub from_runtime: usize,
     pub fixed_extras: usize,
+    /// Allowed only for the stub of a packer slim ran (`--compress-executables`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub packer: Option<PackerReport>,
     pub syscalls: Vec<String>,
     /// Answered with ENOSYS so a fallback runs.
     pub enosys: Vec<String>,
@@ -139,6 +142,17 @@ pub struct SeccompReport {
     pub runtime_setup_denied: Vec<String>,
     /// Recorded syscall numbers with no name on this architecture.
     pub unnamed: Vec<u32>,
+}
+
+/// The packer stub's group in the seccomp profile.
+#[derive(Clone, Debug, Serialize)]
+pub struct PackerReport {
+    /// The group's name (`upx-stub`, see `profiles::seccomp::UPX_STUB`).
+    pub group: &'static str,
+    /// Its calls on the profile's architectures.
+    pub syscalls: Vec<String>,
+    /// How many of them nothing else allowed.
+    pub added: usize,
 }
 
 #[derive(Clone, Debug, Serialize)]

@@ -135,7 +135,7 @@ impl Engine {
                 }
                 Err(err) if err.engine_gone() => {
                     if !told {
-                        eprintln!("slim: the engine is not answering; waiting for it to clean up");
+                        tracing::warn!("the engine is not answering; waiting for it to clean up");
                         told = true;
                     }
                     tokio::time::sleep(std::time::Duration::from_millis(500)).await;

@@ -230,7 +230,46 @@ pub async fn run(plan: &Plan, target: &Target<'_>) -> Vec<ProbeResult> {
             results.push(result);
         }
     }
+    judge_by_rounds(&mut results);
     results
+}
+
+/// Whether a request may be sent again just to see if its answer is stable: only methods
+/// that change nothing on the server (RFC 9110's safe methods; PUT and DELETE are idempotent
+/// but still change state, so they are not sent an extra time either).
+pub fn resendable(method: &str) -> bool {
+    ["GET", "HEAD", "OPTIONS"]
+        .iter()
+        .any(|m| m.eq_ignore_ascii_case(method))
+}
+
+/// The body stability of the requests that are not sent twice (POST, PUT, ...), judged from
+/// the rounds: stable when every round got the same status and a body of the same shape. A
+/// request made in one round only is not judged stable (only its status is compared).
+fn judge_by_rounds(results: &mut [ProbeResult]) {
+    let judged: Vec<Option<bool>> = results
+        .iter()
+        .map(|probe| {
+            let call = probe.call.as_ref().filter(|c| !resendable(&c.method))?;
+            let same_call: Vec<&ProbeResult> = results
+                .iter()
+                .filter(|other| other.call.as_ref() == Some(call))
+                .collect();
+            Some(
+                same_call.len() > 1
+                    && same_call.iter().all(|other| {
+                        other.status.is_some()
+                            && other.status == probe.status
+                            && other.shape_sha256 == probe.shape_sha256
+                    }),
+            )
+        })
+        .collect();
+    for (probe, stable) in results.iter_mut().zip(judged) {
+        if let Some(stable) = stable {
+            probe.stable_body = stable;
+        }
+    }
 }
 
 /// Runs every probe of the plan once.
@@ -386,7 +425,8 @@ async fn http_probe(plan: &Plan, target: &Target<'_>, call: &HttpCall, twice: bo
                 result.shape_sha256 = Some(answer.shape_sha256.clone());
                 result.body_head = Some(body_head(&answer.body));
                 result.error = None;
-                if twice {
+                // Sent again to see whether its body is stable, unless that changes something.
+                if twice && resendable(&call.method) {
                     if let Ok(again) = http::send(&request, plan.timeout).await {
                         result.stable_body = again.status == answer.status
                             && again.shape_sha256 == answer.shape_sha256;
@@ -620,6 +660,137 @@ mod tests {
         );
         assert_ne!(shape("ok 1"), shape("error 1"));
         assert_eq!(body_shape(&[0xff, b'7', 0x00]), [0xff, b'#', 0x00]);
+    }
+
+    /// A tiny HTTP/1.1 server on 127.0.0.1 that answers every request with `ok N` (N counts
+    /// the requests of that method) and counts them per method.
+    async fn counting_server() -> (u16, std::sync::Arc<std::sync::Mutex<BTreeMap<String, u32>>>) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let counts = std::sync::Arc::new(std::sync::Mutex::new(BTreeMap::new()));
+        let seen = counts.clone();
+        tokio::spawn(async move {
+            while let Ok((mut stream, _)) = listener.accept().await {
+                let mut request = Vec::new();
+                let mut buf = [0u8; 4096];
+                // The head, then as many body bytes as Content-Length says.
+                let (head_end, length) = loop {
+                    let n = stream.read(&mut buf).await.unwrap();
+                    assert!(n > 0, "the client closed before its request was whole");
+                    request.extend_from_slice(&buf[..n]);
+                    let text = String::from_utf8_lossy(&request).to_lowercase();
+                    if let Some(end) = text.find("\r\n\r\n") {
+                        let length = text
+                            .lines()
+                            .find_map(|l| l.strip_prefix("content-length:"))
+                            .map_or(0, |v| v.trim().parse::<usize>().unwrap());
+                        break (end + 4, length);
+                    }
+                };
+                while request.len() < head_end + length {
+                    let n = stream.read(&mut buf).await.unwrap();
+                    request.extend_from_slice(&buf[..n]);
+                }
+                let method = String::from_utf8_lossy(&request)
+                    .split(' ')
+                    .next()
+                    .unwrap()
+                    .to_owned();
+                let n = {
+                    let mut counts = seen.lock().unwrap();
+                    let n = counts.entry(method).or_insert(0);
+                    *n += 1;
+                    *n
+                };
+                let body = format!("ok {n}");
+                let answer = format!(
+                    "HTTP/1.1 200 OK\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                stream.write_all(answer.as_bytes()).await.unwrap();
+            }
+        });
+        (port, counts)
+    }
+
+    fn command(method: &str) -> HttpCommand {
+        serde_json::from_value(serde_json::json!({
+            "protocol": "http", "method": method, "resource": "/api", "port": 80, "body": "{}"
+        }))
+        .unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_post_is_sent_once_per_round_and_judged_by_the_rounds() {
+        let (host_port, counts) = counting_server().await;
+        let ports = BTreeMap::from([(80, host_port)]);
+        type Exec = Pin<Box<dyn Future<Output = Result<(i64, Vec<u8>), String>> + Send>>;
+        let exec = |_: String| -> Exec { Box::pin(async { Err("no exec here".to_owned()) }) };
+        let target = Target {
+            host: "127.0.0.1",
+            ports: &ports,
+            exec: &exec,
+        };
+        let plan = Plan {
+            http: vec![command("POST"), command("GET")],
+            attempts: 1,
+            timeout: Duration::from_secs(5),
+            rounds: 2,
+            ..Default::default()
+        };
+        let results = run(&plan, &target).await;
+        assert_eq!(results.len(), 4, "{results:?}");
+        assert!(results.iter().all(ProbeResult::ok), "{results:?}");
+        let counted = counts.lock().unwrap().clone();
+        // Two rounds: the POST once per round, the GET twice per round (its stability check).
+        assert_eq!(counted.get("POST"), Some(&2), "{counted:?}");
+        assert_eq!(counted.get("GET"), Some(&4), "{counted:?}");
+        // `ok 1` and `ok 2` have the same shape: both POSTs are judged stable from the rounds.
+        let posts: Vec<&ProbeResult> = results
+            .iter()
+            .filter(|r| r.call.as_ref().is_some_and(|c| c.method == "POST"))
+            .collect();
+        assert!(posts.iter().all(|p| p.stable_body), "{posts:?}");
+
+        // One round: nothing to judge a POST's body by, so only its status will be compared.
+        let results = run(&Plan { rounds: 1, ..plan }, &target).await;
+        assert_eq!(counts.lock().unwrap().get("POST"), Some(&3));
+        let post = results.iter().find(|r| r.name.starts_with("POST")).unwrap();
+        assert!(!post.stable_body, "{post:?}");
+    }
+
+    #[test]
+    fn only_safe_methods_are_sent_again() {
+        assert!(resendable("GET") && resendable("head") && resendable("OPTIONS"));
+        for method in ["POST", "PUT", "DELETE", "PATCH", "post"] {
+            assert!(!resendable(method), "{method}");
+        }
+    }
+
+    #[test]
+    fn a_round_with_another_answer_makes_a_post_unstable() {
+        let call = HttpCall {
+            https: false,
+            port: 80,
+            method: "POST".into(),
+            path: "/api".into(),
+            headers: Vec::new(),
+            body: None,
+            basic_auth: None,
+        };
+        let answer = |round, shape: &str| ProbeResult {
+            status: Some(200),
+            shape_sha256: Some(shape.into()),
+            call: Some(call.clone()),
+            round,
+            ..ProbeResult::new("http", "POST http://:80/api".into())
+        };
+        let mut results = vec![answer(1, "a"), answer(2, "b")];
+        judge_by_rounds(&mut results);
+        assert!(results.iter().all(|r| !r.stable_body));
+        let mut results = vec![answer(1, "a"), answer(2, "a")];
+        judge_by_rounds(&mut results);
+        assert!(results.iter().all(|r| r.stable_body));
     }
 
     #[test]

@@ -22,6 +22,8 @@ pub enum Origin {
     Runtime,
     /// Always allowed (see [`FIXED_EXTRAS`]).
     Extra,
+    /// The stub of a packer slim ran on a kept executable (see [`UPX_STUB`]).
+    Packer,
 }
 
 /// A group of syscalls a container runtime makes between installing the seccomp filter and
@@ -149,6 +151,31 @@ pub const FIXED_EXTRAS: &[&str] = &[
     "rt_sigreturn",
     "time",
 ];
+
+/// What the stub a packer puts in front of a packed program calls before the program runs.
+/// The recording saw the program unpacked, so with `--compress-executables` these are added.
+pub struct PackerGroup {
+    pub name: &'static str,
+    /// The calls by their x86_64 names; an architecture without one (arm64 has no `open` or
+    /// `readlink`) gets the call it has instead (`openat`, `readlinkat`).
+    pub syscalls: &'static [&'static str],
+}
+
+/// UPX's stub (measured with UPX 4.2.2 under strace, x86_64 dynamic and static, and under
+/// qemu-aarch64 -strace, arm64 dynamic): it opens /proc/self/exe (`open`, `openat` on arm64),
+/// maps an anonymous page for its decompressor and makes it executable (`mmap`, `mprotect`),
+/// reads its own path (`readlink` on /proc/self/exe, `readlinkat` on arm64), maps the
+/// program's segments and decompresses into them (`mmap`, `mprotect`), sets the program break
+/// (`brk`), for a dynamic program opens the ELF interpreter itself and reads its header
+/// (`open`, `read`, `close`: the kernel loaded only the stub), and unmaps itself (`munmap`).
+/// A program that does not make `open` and `readlink` itself (most dynamic ones: glibc uses
+/// `openat`) exits 127 under a profile without them.
+pub const UPX_STUB: PackerGroup = PackerGroup {
+    name: "upx-stub",
+    syscalls: &[
+        "brk", "close", "mmap", "mprotect", "munmap", "open", "read", "readlink",
+    ],
+};
 
 /// Newer syscalls that libcs and runtimes try first and fall back from when the kernel says
 /// ENOSYS (but not when it says EPERM): when the recording did not show them they get ENOSYS, so
@@ -345,6 +372,36 @@ impl SeccompProfile {
         profile
     }
 
+    /// Adds the calls of a packer's stub (`--compress-executables`: the program was recorded
+    /// unpacked, the image runs it packed). Returns the names of the group on this profile's
+    /// architectures; those not allowed already count as [`Origin::Packer`].
+    pub fn add_packer_stub(&mut self, group: &PackerGroup) -> Vec<String> {
+        let known = |name: &str| {
+            self.arch.number(name).is_some()
+                || self.compat.is_some_and(|c| c.number(name).is_some())
+        };
+        let mut names = Vec::new();
+        for &call in group.syscalls {
+            let instead = GUEST_EQUIVALENTS
+                .iter()
+                .find(|(legacy, _)| *legacy == call)
+                .map(|(_, instead)| *instead);
+            let name = match (known(call), instead) {
+                (true, _) => call,
+                (false, Some(instead)) if known(instead) => instead,
+                _ => continue,
+            };
+            self.allowed
+                .entry(name.to_owned())
+                .or_insert(Origin::Packer);
+            self.enosys.remove(name);
+            names.push(name.to_owned());
+        }
+        names.sort_unstable();
+        names.dedup();
+        names
+    }
+
     /// The allowed names, sorted.
     pub fn allowed_names(&self) -> Vec<&str> {
         self.allowed.keys().map(String::as_str).collect()
@@ -452,6 +509,26 @@ mod tests {
         assert!(profile.enosys.contains("fchmodat2"));
         assert!(!profile.enosys.contains("openat2"), "runc needs it allowed");
         assert_eq!(profile.count(Origin::App), 4);
+    }
+
+    #[test]
+    fn a_packed_program_gets_its_stubs_calls_by_the_names_of_its_architecture() {
+        // What glibc's hello world calls unpacked (no open, no readlink: glibc uses openat).
+        let app = numbers(Arch::X86_64, &["openat", "read", "write", "mmap", "close"]);
+        let mut x86 = SeccompProfile::generate(Arch::X86_64, &app);
+        assert!(!x86.allowed.contains_key("open") && !x86.allowed.contains_key("readlink"));
+        let names = x86.add_packer_stub(&UPX_STUB);
+        assert_eq!(x86.allowed["open"], Origin::Packer);
+        assert_eq!(x86.allowed["readlink"], Origin::Packer);
+        assert_eq!(x86.allowed["read"], Origin::App, "the app's reason stays");
+        assert!(names.contains(&"open".to_owned()) && names.contains(&"munmap".to_owned()));
+        assert!(!x86.allowed.contains_key("readlinkat"));
+        assert_eq!(x86.count(Origin::Packer), 2, "{:?}", x86.allowed);
+        let mut arm = SeccompProfile::generate(Arch::Aarch64, &BTreeSet::new());
+        let names = arm.add_packer_stub(&UPX_STUB);
+        assert!(names.contains(&"openat".to_owned()), "{names:?}");
+        assert!(arm.allowed.contains_key("readlinkat"));
+        assert!(!arm.allowed.contains_key("open") && !arm.allowed.contains_key("readlink"));
     }
 
     #[test]

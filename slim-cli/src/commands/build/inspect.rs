@@ -14,10 +14,10 @@ pub struct Inspected {
     pub info: ImageInfo,
 }
 
-/// Connects to the engine and inspects `target`.
-pub async fn inspect(target: &str) -> Result<Inspected> {
+/// Connects to the engine (removing what killed slim runs left) and inspects `target`.
+pub async fn inspect(target: &str, console: super::Console) -> Result<Inspected> {
     let engine = Engine::connect().await?;
-    crate::commands::prune::reap_at_start(&engine).await;
+    crate::commands::prune::reap_at_start(&engine, console).await;
     let info = engine.image(target).await?;
     Ok(Inspected {
         engine,
@@ -26,20 +26,57 @@ pub async fn inspect(target: &str) -> Result<Inspected> {
     })
 }
 
-/// Refuses a tag that names the image being slimmed: slim never modifies its input.
+/// Refuses a tag that names the image being slimmed, itself or as `TAG-unverified` (the tag a
+/// slim image that fails verification gets): slim never modifies its input.
 pub async fn check_tag(inspected: &Inspected, tag: &str) -> Result<()> {
-    let same = tag == inspected.name
-        || inspected
-            .engine
-            .image(tag)
-            .await
-            .is_ok_and(|i| i.id == inspected.info.id);
-    if same {
-        return Err(UsageError::new(
-            format!("--tag {tag} names the image being slimmed"),
-            "choose another tag: slim never modifies its input image",
-        )
-        .into());
+    for candidate in [tag.to_owned(), unverified_tag(tag)] {
+        let same = candidate == inspected.name
+            || inspected
+                .engine
+                .image(&candidate)
+                .await
+                .is_ok_and(|i| i.id == inspected.info.id);
+        if same {
+            return Err(UsageError::new(
+                format!("--tag {tag} names the image being slimmed (as {candidate})"),
+                "choose another tag: slim never modifies its input image",
+            )
+            .into());
+        }
     }
     Ok(())
+}
+
+/// Longest tag part of a reference the engine accepts.
+const MAX_TAG_LEN: usize = 128;
+
+/// Where a slim image that failed verification goes instead of `tag`: its tag part with
+/// `-unverified` appended (`app:slim` -> `app:slim-unverified`, `app` ->
+/// `app:latest-unverified`), the tag part shortened first when the result would pass the
+/// engine's 128 characters.
+pub fn unverified_tag(tag: &str) -> String {
+    const SUFFIX: &str = "-unverified";
+    let (repo, part) = crate::engine::split_reference(tag);
+    let kept: String = part.chars().take(MAX_TAG_LEN - SUFFIX.len()).collect();
+    format!("{repo}:{kept}{SUFFIX}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_failed_image_is_tagged_unverified_within_the_length_limit() {
+        assert_eq!(unverified_tag("app:slim"), "app:slim-unverified");
+        assert_eq!(unverified_tag("app"), "app:latest-unverified");
+        assert_eq!(
+            unverified_tag("localhost:5000/app.slim:1.2"),
+            "localhost:5000/app.slim:1.2-unverified"
+        );
+        let long = format!("app:{}", "v".repeat(MAX_TAG_LEN));
+        let shortened = unverified_tag(&long);
+        let (_, part) = shortened.rsplit_once(':').unwrap();
+        assert_eq!(part.len(), MAX_TAG_LEN);
+        assert!(part.ends_with("v-unverified"), "{part}");
+    }
 }

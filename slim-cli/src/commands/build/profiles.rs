@@ -12,11 +12,11 @@ use std::{
 use anyhow::{Context as _, Result};
 
 use crate::{
-    commands::report::{AppArmorReport, ProfilesReport, SeccompReport},
+    commands::report::{AppArmorReport, PackerReport, ProfilesReport, SeccompReport},
     profiles::{
         apparmor::{self, AppArmorProfile},
         profile_name,
-        seccomp::{Origin, SeccompProfile},
+        seccomp::{Origin, SeccompProfile, UPX_STUB},
     },
     syscalls::Arch,
 };
@@ -45,15 +45,21 @@ impl Profiles {
     }
 }
 
-/// Generates the profiles for `recorded` (named after `image`) and writes them into `dir`.
-pub fn write_profiles(recorded: &Recorded, image: &str, dir: &Path) -> Result<Profiles> {
+/// Generates the profiles for `recorded` (named after `image`) and writes them into `dir`;
+/// `packed` when the image runs programs packed by UPX (their stub's calls are added).
+pub fn write_profiles(
+    recorded: &Recorded,
+    image: &str,
+    dir: &Path,
+    packed: bool,
+) -> Result<Profiles> {
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     let recording = &recorded.recording;
     let name = profile_name(image);
     let image_arch = recorded.fat.config["architecture"]
         .as_str()
         .and_then(Arch::from_name);
-    let (seccomp, emulated, seccomp_skipped) = match (recording.arch, image_arch) {
+    let (mut seccomp, emulated, seccomp_skipped) = match (recording.arch, image_arch) {
         (Some(recorded_arch), Some(image_arch)) if !recorded_arch.runs_natively(image_arch) => (
             Some(SeccompProfile::derived_under_emulation(
                 recorded_arch,
@@ -79,6 +85,17 @@ pub fn write_profiles(recorded: &Recorded, image: &str, dir: &Path) -> Result<Pr
         ),
         (None, _) => (None, None, Some("the recording has no architecture".into())),
     };
+    let packer = match (seccomp.as_mut(), packed) {
+        (Some(profile), true) => {
+            let syscalls = profile.add_packer_stub(&UPX_STUB);
+            Some(PackerReport {
+                group: UPX_STUB.name,
+                syscalls,
+                added: profile.count(Origin::Packer),
+            })
+        }
+        _ => None,
+    };
     let mut seccomp_report = None;
     if let Some(profile) = &seccomp {
         write(dir, SECCOMP_FILE, &profile.to_docker_json())?;
@@ -96,6 +113,7 @@ pub fn write_profiles(recorded: &Recorded, image: &str, dir: &Path) -> Result<Pr
             from_app: profile.count(Origin::App),
             from_runtime: profile.count(Origin::Runtime),
             fixed_extras: profile.count(Origin::Extra),
+            packer: packer.clone(),
             syscalls: profile
                 .allowed_names()
                 .iter()

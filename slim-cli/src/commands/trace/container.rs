@@ -26,7 +26,11 @@ async fn record(name: &str, args: &TraceArgs) -> Result<ExitCode> {
     // Ctrl-C is handled from here on: once "recording" is printed, it stops the recording.
     let mut interrupt = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())?;
     let engine = Engine::connect().await?;
-    crate::commands::prune::reap_at_start(&engine).await;
+    crate::commands::prune::reap_at_start(
+        &engine,
+        crate::commands::build::Console { quiet: false },
+    )
+    .await;
     let container = engine.running_container(name).await?;
     let mntns = mount_namespace(&container.pid.to_string())?;
     let recorder = Recorder::start(Scope::MountNamespaces(vec![mntns]))?;
