@@ -501,7 +501,7 @@ fn say_inspected(console: Console, inspected: &inspect::Inspected) {
 fn say_profiles(console: Console, profiles: &profiles::Profiles, dir: &Path) {
     let seccomp = match &profiles.seccomp {
         Some(p) => format!(
-            "seccomp.json{} allows {} syscalls ({} app, {} runtime, {} fixed)",
+            "seccomp.json{} allows {} syscalls ({} app, {} runtime, {} fixed{})",
             if profiles.emulated.is_some() {
                 " (derived under emulation, not verified)"
             } else {
@@ -511,6 +511,10 @@ fn say_profiles(console: Console, profiles: &profiles::Profiles, dir: &Path) {
             p.count(crate::profiles::seccomp::Origin::App),
             p.count(crate::profiles::seccomp::Origin::Runtime),
             p.count(crate::profiles::seccomp::Origin::Extra),
+            match p.count(crate::profiles::seccomp::Origin::User) {
+                0 => String::new(),
+                n => format!(", {n} --seccomp-allow"),
+            },
         ),
         None => format!(
             "no seccomp.json: {}",
@@ -524,6 +528,21 @@ fn say_profiles(console: Console, profiles: &profiles::Profiles, dir: &Path) {
         profiles.report.apparmor.parse_check,
         dir.display()
     ));
+    if let Some(p) = profiles
+        .seccomp
+        .as_ref()
+        .filter(|p| !p.docker_denied_recorded.is_empty())
+    {
+        let names: Vec<&str> = p
+            .docker_denied_recorded
+            .iter()
+            .map(String::as_str)
+            .collect();
+        console.say(format!(
+            "          seccomp.json denies {}: the app called it, Docker's default profile refuses it (allow with --seccomp-allow NAME)",
+            names.join(", ")
+        ));
+    }
 }
 
 fn record_timings(timings: &mut Timings, recorded: &record::Recorded) {

@@ -15,8 +15,9 @@ use crate::{
     commands::report::{AppArmorReport, ProfilesReport, SeccompReport},
     profiles::{
         apparmor::{self, AppArmorProfile},
+        docker_default::Capabilities,
         profile_name,
-        seccomp::{Origin, SeccompProfile},
+        seccomp::{Origin, Policy, SeccompProfile},
     },
     syscalls::Arch,
 };
@@ -53,12 +54,22 @@ pub fn write_profiles(recorded: &Recorded, image: &str, dir: &Path) -> Result<Pr
     let image_arch = recorded.fat.config["architecture"]
         .as_str()
         .and_then(Arch::from_name);
+    let policy = Policy {
+        allow: recorded.seccomp_allow.clone(),
+        capabilities: Capabilities::of_container(&recorded.spec.cap_add, &recorded.spec.cap_drop),
+        socket_families: recording
+            .sockets
+            .iter()
+            .map(|&(family, _)| family)
+            .collect(),
+    };
     let (seccomp, emulated, seccomp_skipped) = match (recording.arch, image_arch) {
         (Some(recorded_arch), Some(image_arch)) if !recorded_arch.runs_natively(image_arch) => (
             Some(SeccompProfile::derived_under_emulation(
                 recorded_arch,
                 &recording.app_syscalls,
                 image_arch,
+                &policy,
             )),
             Some(format!(
                 "derived under emulation: the image is {image_arch} and ran under qemu-user on \
@@ -73,6 +84,7 @@ pub fn write_profiles(recorded: &Recorded, image: &str, dir: &Path) -> Result<Pr
                 arch,
                 &recording.app_syscalls,
                 &recording.compat_app_syscalls,
+                &policy,
             )),
             None,
             None,
@@ -96,6 +108,13 @@ pub fn write_profiles(recorded: &Recorded, image: &str, dir: &Path) -> Result<Pr
             from_app: profile.count(Origin::App),
             from_runtime: profile.count(Origin::Runtime),
             fixed_extras: profile.count(Origin::Extra),
+            user_allowed: profile.count(Origin::User),
+            argument_rules: profile
+                .conditions
+                .iter()
+                .map(|(name, rules)| (name.clone(), rules.clone()))
+                .collect(),
+            docker_denied_recorded: profile.docker_denied_recorded.iter().cloned().collect(),
             syscalls: profile
                 .allowed_names()
                 .iter()
