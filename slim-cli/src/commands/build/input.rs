@@ -351,6 +351,20 @@ mod tests {
     use super::*;
 
     #[test]
+    fn seccomp_allow_takes_known_syscall_names_only() {
+        let names = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let allow = parse_seccomp_allow(&names(&["unshare", "io_uring_setup", "unshare"])).unwrap();
+        assert_eq!(
+            allow,
+            ["io_uring_setup", "unshare"].map(String::from).into()
+        );
+        // set_tls exists only on 32-bit arm: still a name slim knows.
+        assert!(parse_seccomp_allow(&names(&["set_tls"])).is_ok());
+        let err = parse_seccomp_allow(&names(&["unshare", "CLONE_NEWUSER"])).unwrap_err();
+        assert!(err.to_string().contains("CLONE_NEWUSER"), "{err}");
+    }
+
+    #[test]
     fn command_lines() {
         assert_eq!(
             split_command("python3 -m http.server 80").unwrap(),
