@@ -21,14 +21,87 @@ fn read_json(path: &Path) -> serde_json::Value {
         .unwrap()
 }
 
+/// The names of every SCMP_ACT_ALLOW rule, with or without argument conditions, sorted.
 fn names(profile: &serde_json::Value) -> Vec<String> {
-    profile["syscalls"][0]["names"]
+    let mut names: Vec<String> = profile["syscalls"]
         .as_array()
         .unwrap()
         .iter()
+        .filter(|rule| rule["action"] == "SCMP_ACT_ALLOW")
+        .flat_map(|rule| rule["names"].as_array().unwrap().iter())
+        .map(|n| n.as_str().unwrap().to_owned())
+        .collect();
+    names.sort();
+    names.dedup();
+    names
+}
+
+/// The names of the ALLOW rule without argument conditions.
+fn unconditional(profile: &serde_json::Value) -> Vec<String> {
+    profile["syscalls"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|rule| rule["action"] == "SCMP_ACT_ALLOW" && rule.get("args").is_none())
+        .flat_map(|rule| rule["names"].as_array().unwrap().iter())
         .map(|n| n.as_str().unwrap().to_owned())
         .collect()
 }
+
+/// Calls Docker's default seccomp profile (moby's profiles/seccomp/default.json) refuses a
+/// container with Docker's default capabilities, listed here by hand from that file so the
+/// check does not trust slim's own list.
+const DOCKER_DENIED: &[&str] = &[
+    "acct",
+    "add_key",
+    "bpf",
+    "clock_settime",
+    "clone3",
+    "delete_module",
+    "fanotify_init",
+    "finit_module",
+    "fsconfig",
+    "fsmount",
+    "fsopen",
+    "get_mempolicy",
+    "init_module",
+    "io_uring_enter",
+    "io_uring_register",
+    "io_uring_setup",
+    "ioperm",
+    "iopl",
+    "kcmp",
+    "kexec_file_load",
+    "kexec_load",
+    "keyctl",
+    "lookup_dcookie",
+    "mbind",
+    "migrate_pages",
+    "mount",
+    "move_mount",
+    "move_pages",
+    "open_by_handle_at",
+    "open_tree",
+    "perf_event_open",
+    "pidfd_getfd",
+    "pivot_root",
+    "process_madvise",
+    "quotactl",
+    "reboot",
+    "request_key",
+    "set_mempolicy",
+    "setdomainname",
+    "sethostname",
+    "setns",
+    "settimeofday",
+    "swapoff",
+    "swapon",
+    "syslog",
+    "umount2",
+    "unshare",
+    "userfaultfd",
+    "vhangup",
+];
 
 /// Whether the engine has `runtime` registered (`cargo xtask setup` registers crun).
 fn runtime_registered(runtime: &str) -> bool {
@@ -66,6 +139,34 @@ fn check_profiles(out: &Path, report: &serde_json::Value) {
         serde_json::json!(["SCMP_ARCH_X86_64"])
     );
     let allowed = names(&seccomp);
+    // Nothing Docker's default refuses; clone only with its namespace flags masked.
+    for denied in DOCKER_DENIED {
+        assert!(!allowed.iter().any(|n| n == denied), "{denied} allowed");
+    }
+    assert!(!unconditional(&seccomp).iter().any(|n| n == "clone"));
+    let clone_rules: Vec<&serde_json::Value> = seccomp["syscalls"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|rule| rule["names"] == serde_json::json!(["clone"]))
+        .collect();
+    assert_eq!(clone_rules.len(), 1, "{clone_rules:?}");
+    assert_eq!(
+        clone_rules[0]["args"],
+        serde_json::json!([{"index": 0, "value": 0x7E02_0000u64, "valueTwo": 0, "op": "SCMP_CMP_MASKED_EQ"}])
+    );
+    let enosys = &seccomp["syscalls"].as_array().unwrap().last().unwrap();
+    assert_eq!(enosys["errnoRet"], 38);
+    for name in ["clone3", "io_uring_setup"] {
+        assert!(
+            enosys["names"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|n| n == name),
+            "{name} does not answer ENOSYS"
+        );
+    }
     for needed in [
         "execve",
         "openat",
@@ -212,6 +313,90 @@ fn python_profile_starts_under_runc_and_crun_and_denies_what_the_app_never_did()
         .output()
         .unwrap();
     assert_success(&allowed);
+}
+
+/// Runs `command` in the fat python image under `seccomp` (a file or `unconfined`).
+fn run_once(seccomp: &str, command: &[&str]) -> std::process::Output {
+    let image = app_image("python-http");
+    Command::new("docker")
+        .args(["run", "--rm", "--security-opt"])
+        .arg(format!("seccomp={seccomp}"))
+        .arg(&image)
+        .args(command)
+        .output()
+        .unwrap()
+}
+
+/// Python calling clone(2) (x86_64's number 56) with the flags in its argument through ctypes:
+/// prints the result and errno; a child exits at once (no wait: the profile need not allow it).
+const CLONE: &str = "import ctypes, os, sys\n\
+    libc = ctypes.CDLL(None, use_errno=True)\n\
+    pid = libc.syscall(56, int(sys.argv[1], 0), 0, 0, 0, 0)\n\
+    if pid == 0: os._exit(0)\n\
+    print(pid, ctypes.get_errno())";
+
+#[test]
+fn python_profile_refuses_new_namespaces_that_unconfined_allows() {
+    if !is_root("python_profile_refuses_new_namespaces_that_unconfined_allows") {
+        return;
+    }
+    let _serial = serial();
+    let out = TempDir::new("profiles-namespaces");
+    let image = app_image("python-http");
+    let result = slim()
+        .args(["profile", "--output-dir"])
+        .arg(&out.0)
+        .args([
+            "--http-probe-cmd-file",
+            probe_file("python-http.json").to_str().unwrap(),
+        ])
+        .arg(&image)
+        .output()
+        .unwrap();
+    assert_success(&result);
+    let stdout = String::from_utf8_lossy(&result.stdout);
+    assert!(stdout.contains("probes under seccomp.json"), "{stdout}");
+    assert!(slim_containers().is_empty(), "containers left behind");
+    let report = read_json(&out.0.join("report.json"));
+    assert_eq!(report["verify"]["failed"].as_array().unwrap().len(), 0);
+    let seccomp = &report["profiles"]["seccomp"];
+    assert!(seccomp["argument_rules"]["clone"].is_array(), "{seccomp}");
+    let profile = out.0.join("seccomp.json");
+    let profile = profile.to_str().unwrap();
+    let clone_newuser = ["python3", "-c", CLONE, "0x10000011"]; // CLONE_NEWUSER|SIGCHLD
+    let fork = ["python3", "-c", CLONE, "0x11"]; // SIGCHLD
+
+    // Unconfined, the container makes a user namespace, by unshare(2) and by clone(2)...
+    assert_success(&run_once("unconfined", &["unshare", "-U", "true"]));
+    let cloned = run_once("unconfined", &clone_newuser);
+    assert_success(&cloned);
+    let (pid, _) = pid_errno(&cloned);
+    assert!(pid > 0, "unconfined clone(CLONE_NEWUSER) failed");
+
+    // ...under the profile neither works, while a plain fork does.
+    let denied = run_once(profile, &["unshare", "-U", "true"]);
+    assert!(!denied.status.success(), "unshare -U allowed");
+    let stderr = String::from_utf8_lossy(&denied.stderr);
+    assert!(
+        stderr.contains("unshare failed: Operation not permitted"),
+        "{stderr}"
+    );
+    let cloned = run_once(profile, &clone_newuser);
+    assert_success(&cloned);
+    assert_eq!(
+        pid_errno(&cloned),
+        (-1, 1),
+        "clone(CLONE_NEWUSER) not EPERM"
+    );
+    let forked = run_once(profile, &fork);
+    assert_success(&forked);
+    assert!(pid_errno(&forked).0 > 0, "a plain fork was refused");
+}
+
+fn pid_errno(output: &std::process::Output) -> (i64, i64) {
+    let text = String::from_utf8_lossy(&output.stdout);
+    let mut fields = text.split_whitespace().map(|f| f.parse::<i64>().unwrap());
+    (fields.next().unwrap(), fields.next().unwrap())
 }
 
 #[test]

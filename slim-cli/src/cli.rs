@@ -463,6 +463,10 @@ pub struct RunArgs {
     /// Drop a Linux capability from the container (as docker run --cap-drop).
     #[arg(long, help_heading = "Container")]
     pub cap_drop: Vec<String>,
+    /// Allow syscall NAME in seccomp.json with any arguments, even one Docker's default profile
+    /// refuses (unshare, setns, clone3, io_uring_setup, keyctl...); repeatable.
+    #[arg(long, value_name = "NAME", help_heading = "Container")]
+    pub seccomp_allow: Vec<String>,
 }
 
 #[derive(Debug, Args)]

@@ -134,7 +134,15 @@ pub struct SeccompReport {
     /// Allowed only for the stub of a packer slim ran (`--compress-executables`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub packer: Option<PackerReport>,
+    /// Named with `--seccomp-allow` and not recorded.
+    pub user_allowed: usize,
     pub syscalls: Vec<String>,
+    /// Of `syscalls`, those allowed only with these argument conditions (any one of them):
+    /// `clone` without namespace flags, `socket` for the recorded families, `personality`.
+    pub argument_rules: std::collections::BTreeMap<String, Vec<crate::profiles::seccomp::ArgRule>>,
+    /// Calls the app made that Docker's default profile refuses it: left out (io_uring answers
+    /// ENOSYS) unless named with `--seccomp-allow`.
+    pub docker_denied_recorded: Vec<String>,
     /// Answered with ENOSYS so a fallback runs.
     pub enosys: Vec<String>,
     /// What the runtime did to set the container up before the filter point that the profile

@@ -1,7 +1,7 @@
 //! The user's run and probe flags, checked before any container starts: each mistake is one
 //! line with a hint.
 
-use std::{path::Path, time::Duration};
+use std::{collections::BTreeSet, path::Path, time::Duration};
 
 use anyhow::Result;
 
@@ -34,6 +34,8 @@ pub struct Input {
     pub verify_starts: u32,
     /// How long a recorded stop waits before the kill; `None` skips it (`--stop-timeout 0`).
     pub stop_timeout: Option<Duration>,
+    /// Syscalls seccomp.json allows whatever Docker's default says (`--seccomp-allow`).
+    pub seccomp_allow: BTreeSet<String>,
 }
 
 impl Input {
@@ -189,6 +191,7 @@ impl Input {
             }
             spec.labels.insert(key.to_owned(), value.to_owned());
         }
+        let seccomp_allow = parse_seccomp_allow(&args.seccomp_allow)?;
         for warning in &warnings {
             tracing::warn!("{warning}");
         }
@@ -204,8 +207,28 @@ impl Input {
             record_starts: args.record_starts.max(1),
             verify_starts: args.verify_starts.max(1),
             stop_timeout: (args.stop_timeout > 0).then(|| Duration::from_secs(args.stop_timeout)),
+            seccomp_allow,
         })
     }
+}
+
+/// `--seccomp-allow NAME`: a syscall name libseccomp knows on some architecture slim records.
+fn parse_seccomp_allow(names: &[String]) -> Result<BTreeSet<String>, UsageError> {
+    use crate::syscalls::Arch;
+    let mut allow = BTreeSet::new();
+    for name in names {
+        let known = [Arch::X86_64, Arch::Aarch64, Arch::X86, Arch::Arm]
+            .iter()
+            .any(|arch| arch.number(name).is_some());
+        if !known {
+            return Err(UsageError::new(
+                format!("--seccomp-allow {name}: not a syscall name slim knows"),
+                "use libseccomp's name, as seccomp.json lists them (unshare, io_uring_setup...)",
+            ));
+        }
+        allow.insert(name.clone());
+    }
+    Ok(allow)
 }
 
 /// `--entrypoint`/`--cmd`: a JSON array, or a command line split like a shell would (quotes).
@@ -326,6 +349,20 @@ pub(super) fn read_lines(file: &Path, flag: &str, hint: &str) -> Result<Vec<Stri
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn seccomp_allow_takes_known_syscall_names_only() {
+        let names = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let allow = parse_seccomp_allow(&names(&["unshare", "io_uring_setup", "unshare"])).unwrap();
+        assert_eq!(
+            allow,
+            ["io_uring_setup", "unshare"].map(String::from).into()
+        );
+        // set_tls exists only on 32-bit arm: still a name slim knows.
+        assert!(parse_seccomp_allow(&names(&["set_tls"])).is_ok());
+        let err = parse_seccomp_allow(&names(&["unshare", "CLONE_NEWUSER"])).unwrap_err();
+        assert!(err.to_string().contains("CLONE_NEWUSER"), "{err}");
+    }
 
     #[test]
     fn command_lines() {

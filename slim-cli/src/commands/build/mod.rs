@@ -518,7 +518,7 @@ fn say_inspected(console: Console, inspected: &inspect::Inspected) {
 fn say_profiles(console: Console, profiles: &profiles::Profiles, dir: &Path) {
     let seccomp = match &profiles.seccomp {
         Some(p) => format!(
-            "seccomp.json{} allows {} syscalls ({} app, {} runtime, {} fixed{})",
+            "seccomp.json{} allows {} syscalls ({} app, {} runtime, {} fixed{}{})",
             if profiles.emulated.is_some() {
                 " (derived under emulation, not verified)"
             } else {
@@ -531,6 +531,10 @@ fn say_profiles(console: Console, profiles: &profiles::Profiles, dir: &Path) {
             match p.count(crate::profiles::seccomp::Origin::Packer) {
                 0 => String::new(),
                 n => format!(", {n} for the UPX stub"),
+            },
+            match p.count(crate::profiles::seccomp::Origin::User) {
+                0 => String::new(),
+                n => format!(", {n} --seccomp-allow"),
             },
         ),
         None => format!(
@@ -545,6 +549,21 @@ fn say_profiles(console: Console, profiles: &profiles::Profiles, dir: &Path) {
         profiles.report.apparmor.parse_check,
         dir.display()
     ));
+    if let Some(p) = profiles
+        .seccomp
+        .as_ref()
+        .filter(|p| !p.docker_denied_recorded.is_empty())
+    {
+        let names: Vec<&str> = p
+            .docker_denied_recorded
+            .iter()
+            .map(String::as_str)
+            .collect();
+        console.say(format!(
+            "          seccomp.json denies {}: the app called it, Docker's default profile refuses it (allow with --seccomp-allow NAME)",
+            names.join(", ")
+        ));
+    }
 }
 
 fn record_timings(timings: &mut Timings, recorded: &record::Recorded) {

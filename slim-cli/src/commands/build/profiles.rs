@@ -15,8 +15,9 @@ use crate::{
     commands::report::{AppArmorReport, PackerReport, ProfilesReport, SeccompReport},
     profiles::{
         apparmor::{self, AppArmorProfile},
+        docker_default::Capabilities,
         profile_name,
-        seccomp::{Origin, SeccompProfile, UPX_STUB},
+        seccomp::{Origin, Policy, SeccompProfile, UPX_STUB},
     },
     syscalls::Arch,
 };
@@ -59,12 +60,22 @@ pub fn write_profiles(
     let image_arch = recorded.fat.config["architecture"]
         .as_str()
         .and_then(Arch::from_name);
+    let policy = Policy {
+        allow: recorded.seccomp_allow.clone(),
+        capabilities: Capabilities::of_container(&recorded.spec.cap_add, &recorded.spec.cap_drop),
+        socket_families: recording
+            .sockets
+            .iter()
+            .map(|&(family, _)| family)
+            .collect(),
+    };
     let (mut seccomp, emulated, seccomp_skipped) = match (recording.arch, image_arch) {
         (Some(recorded_arch), Some(image_arch)) if !recorded_arch.runs_natively(image_arch) => (
             Some(SeccompProfile::derived_under_emulation(
                 recorded_arch,
                 &recording.app_syscalls,
                 image_arch,
+                &policy,
             )),
             Some(format!(
                 "derived under emulation: the image is {image_arch} and ran under qemu-user on \
@@ -79,6 +90,7 @@ pub fn write_profiles(
                 arch,
                 &recording.app_syscalls,
                 &recording.compat_app_syscalls,
+                &policy,
             )),
             None,
             None,
@@ -114,6 +126,13 @@ pub fn write_profiles(
             from_runtime: profile.count(Origin::Runtime),
             fixed_extras: profile.count(Origin::Extra),
             packer: packer.clone(),
+            user_allowed: profile.count(Origin::User),
+            argument_rules: profile
+                .conditions
+                .iter()
+                .map(|(name, rules)| (name.clone(), rules.clone()))
+                .collect(),
+            docker_denied_recorded: profile.docker_denied_recorded.iter().cloned().collect(),
             syscalls: profile
                 .allowed_names()
                 .iter()

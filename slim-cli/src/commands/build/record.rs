@@ -3,6 +3,7 @@
 //! into what the app touched.
 
 use std::{
+    collections::BTreeSet,
     io::IsTerminal as _,
     path::Path,
     time::{Duration, Instant},
@@ -45,6 +46,8 @@ pub struct Recorded {
     pub record_ms: u128,
     /// Starts of the image that were recorded and joined.
     pub starts: u32,
+    /// Syscalls seccomp.json allows whatever Docker's default says (`--seccomp-allow`).
+    pub seccomp_allow: BTreeSet<String>,
 }
 
 impl Recorded {
@@ -171,6 +174,7 @@ pub async fn record(
         env,
         record_ms,
         starts: 1 + more_starts.len() as u32,
+        seccomp_allow: input.seccomp_allow.clone(),
     };
     let starts = match recorded.starts {
         1 => String::new(),

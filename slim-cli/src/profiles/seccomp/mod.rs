@@ -1,7 +1,10 @@
 //! The seccomp profile: allow what the app did, plus what the container runtime does after it
 //! installs the filter and before it execs the entrypoint, plus the few calls no recording can
 //! be trusted to show; answer ENOSYS for newer calls that have a fallback; deny everything else
-//! with EPERM.
+//! with EPERM. Never weaker than Docker's default profile: what it refuses (`docker_default`)
+//! stays refused unless the user names the call (`--seccomp-allow`) or adds the capability
+//! Docker gates it on (`--cap-add`); `clone` without namespace flags, `clone3` and io_uring
+//! ENOSYS, `socket` only for the address families recorded.
 //!
 //! Written as Docker's JSON (`docker run --security-opt seccomp=seccomp.json`) and as a
 //! security-profiles-operator `SeccompProfile` (Kubernetes `Localhost` profiles).
@@ -11,6 +14,10 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::Serialize;
 
 use crate::syscalls::Arch;
+
+mod limits;
+
+pub use limits::{clone_flags_index, ArgOp, ArgRule, Policy, CLONE_NAMESPACE_FLAGS};
 
 /// Why a syscall is allowed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
@@ -24,6 +31,8 @@ pub enum Origin {
     Extra,
     /// The stub of a packer slim ran on a kept executable (see [`UPX_STUB`]).
     Packer,
+    /// Named by the user (`--seccomp-allow`), not recorded.
+    User,
 }
 
 /// A group of syscalls a container runtime makes between installing the seccomp filter and
@@ -189,7 +198,6 @@ pub const ENOSYS_IF_UNSEEN: &[&str] = &[
     "faccessat2",
     "fchmodat2",
     "futex_waitv",
-    "io_uring_setup",
     "landlock_create_ruleset",
     "map_shadow_stack",
     "memfd_secret",
@@ -257,6 +265,11 @@ pub struct SeccompProfile {
     pub compat: Option<Arch>,
     /// Allowed syscalls (libseccomp names) and why (the strongest reason: app first).
     pub allowed: BTreeMap<String, Origin>,
+    /// Of the allowed, those allowed only when one of these argument conditions holds.
+    pub conditions: BTreeMap<String, Vec<ArgRule>>,
+    /// Calls the app made that Docker's default profile refuses it, left out (or answered
+    /// ENOSYS): the user can allow each with `--seccomp-allow NAME`.
+    pub docker_denied_recorded: BTreeSet<String>,
     /// Syscalls answered with ENOSYS.
     pub enosys: BTreeSet<String>,
     /// Recorded numbers this architecture's table has no name for (they cannot be allowed).
@@ -280,12 +293,15 @@ struct DockerRule<'a> {
     action: &'static str,
     #[serde(skip_serializing_if = "Option::is_none")]
     errno_ret: Option<u32>,
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    args: &'a [ArgRule],
 }
 
 impl SeccompProfile {
-    /// The profile for an app that made the syscalls `app` (numbers of `arch`).
+    /// The profile for an app that made the syscalls `app` (numbers of `arch`), with no
+    /// user choices (Docker's default capabilities, `socket` unrestricted).
     pub fn generate(arch: Arch, app: &BTreeSet<u32>) -> Self {
-        Self::generate_with_compat(arch, app, &BTreeSet::new())
+        Self::generate_with_compat(arch, app, &BTreeSet::new(), &Policy::default())
     }
 
     /// The profile for an app whose 64-bit processes made `app` (numbers of `arch`) and whose
@@ -297,6 +313,7 @@ impl SeccompProfile {
         arch: Arch,
         app: &BTreeSet<u32>,
         compat_app: &BTreeSet<u32>,
+        policy: &Policy,
     ) -> Self {
         let compat = arch.compat().filter(|_| !compat_app.is_empty());
         let mut allowed = BTreeMap::new();
@@ -314,9 +331,10 @@ impl SeccompProfile {
                 None => unnamed.push(nr),
             }
         }
-        let known = |name: &&&str| {
+        let knows = |name: &str| {
             arch.number(name).is_some() || compat.is_some_and(|c| c.number(name).is_some())
         };
+        let known = |name: &&&str| knows(name);
         for group in RUNTIME_GROUPS {
             for name in group.syscalls.iter().filter(known) {
                 allowed.entry((*name).to_owned()).or_insert(Origin::Runtime);
@@ -325,19 +343,27 @@ impl SeccompProfile {
         for name in FIXED_EXTRAS.iter().filter(known) {
             allowed.entry((*name).to_owned()).or_insert(Origin::Extra);
         }
-        let enosys = ENOSYS_IF_UNSEEN
-            .iter()
-            .filter(known)
-            .filter(|name| !allowed.contains_key(**name))
-            .map(|name| (*name).to_owned())
-            .collect();
-        Self {
+        for name in policy.allow.iter().filter(|n| knows(n)) {
+            allowed.entry(name.clone()).or_insert(Origin::User);
+        }
+        let mut profile = Self {
             arch,
             compat,
             allowed,
-            enosys,
+            conditions: BTreeMap::new(),
+            docker_denied_recorded: BTreeSet::new(),
+            enosys: BTreeSet::new(),
             unnamed,
-        }
+        };
+        limits::apply(&mut profile, policy);
+        profile.enosys = ENOSYS_IF_UNSEEN
+            .iter()
+            .chain(limits::ENOSYS_ALWAYS)
+            .filter(known)
+            .filter(|name| !profile.allowed.contains_key(**name))
+            .map(|name| (*name).to_owned())
+            .collect();
+        profile
     }
 
     /// The profile of an image of architecture `guest` that ran under qemu-user on a `host`
@@ -346,7 +372,12 @@ impl SeccompProfile {
     /// newer call the guest has instead (arm64 has no `open`, `stat`, `poll`...). Derived, not
     /// observed: it cannot be checked here (the emulator's host calls would hit it), so it is
     /// reported as such.
-    pub fn derived_under_emulation(host: Arch, app: &BTreeSet<u32>, guest: Arch) -> Self {
+    pub fn derived_under_emulation(
+        host: Arch,
+        app: &BTreeSet<u32>,
+        guest: Arch,
+        policy: &Policy,
+    ) -> Self {
         let mut guest_numbers = BTreeSet::new();
         let mut unmapped = Vec::new();
         for &nr in app {
@@ -367,7 +398,8 @@ impl SeccompProfile {
                 None => unmapped.push(nr),
             }
         }
-        let mut profile = Self::generate(guest, &guest_numbers);
+        let mut profile =
+            Self::generate_with_compat(guest, &guest_numbers, &BTreeSet::new(), policy);
         profile.unnamed.extend(unmapped);
         profile
     }
@@ -420,18 +452,41 @@ impl SeccompProfile {
             .collect()
     }
 
-    /// Docker's format, pretty-printed, deterministic (same recording, same bytes).
+    /// The names allowed whatever their arguments.
+    pub fn unconditional_names(&self) -> Vec<&str> {
+        self.allowed
+            .keys()
+            .filter(|name| !self.conditions.contains_key(*name))
+            .map(String::as_str)
+            .collect()
+    }
+
+    /// Docker's format, pretty-printed, deterministic (same recording, same bytes): one rule
+    /// for the unconditional calls, one per argument condition (a rule's conditions must all
+    /// hold, so alternatives are separate rules), then the ENOSYS rule.
     pub fn to_docker_json(&self) -> String {
         let mut syscalls = vec![DockerRule {
-            names: self.allowed_names(),
+            names: self.unconditional_names(),
             action: "SCMP_ACT_ALLOW",
             errno_ret: None,
+            args: &[],
         }];
+        for (name, rules) in &self.conditions {
+            for rule in rules {
+                syscalls.push(DockerRule {
+                    names: vec![name.as_str()],
+                    action: "SCMP_ACT_ALLOW",
+                    errno_ret: None,
+                    args: std::slice::from_ref(rule),
+                });
+            }
+        }
         if !self.enosys.is_empty() {
             syscalls.push(DockerRule {
                 names: self.enosys.iter().map(String::as_str).collect(),
                 action: "SCMP_ACT_ERRNO",
                 errno_ret: Some(ENOSYS),
+                args: &[],
             });
         }
         let profile = DockerProfile {
@@ -460,8 +515,21 @@ impl SeccompProfile {
         }
         out.push_str("  syscalls:\n");
         out.push_str("  - action: SCMP_ACT_ALLOW\n    names:\n");
-        for name in self.allowed.keys() {
+        for name in self.unconditional_names() {
             out.push_str(&format!("    - {name}\n"));
+        }
+        for (name, rules) in &self.conditions {
+            for rule in rules {
+                let op = match rule.op {
+                    ArgOp::Equal => "SCMP_CMP_EQ",
+                    ArgOp::MaskedEqual => "SCMP_CMP_MASKED_EQ",
+                };
+                out.push_str(&format!(
+                    "  - action: SCMP_ACT_ALLOW\n    names:\n    - {name}\n    args:\n    \
+                     - index: {}\n      value: {}\n      valueTwo: {}\n      op: {op}\n",
+                    rule.index, rule.value, rule.value_two
+                ));
+            }
         }
         if !self.enosys.is_empty() {
             out.push_str(&format!(
@@ -504,11 +572,12 @@ mod tests {
             assert!(!profile.allowed.contains_key(never), "{never} allowed");
             assert!(!profile.enosys.contains(never), "{never} ENOSYS");
         }
-        // Seen: allowed, so not in the ENOSYS rule; unseen fallbacks get ENOSYS.
-        assert!(!profile.enosys.contains("clone3"));
+        // clone3 answers ENOSYS even when seen (namespaces); unseen fallbacks get ENOSYS.
+        assert!(profile.enosys.contains("clone3"));
+        assert!(!profile.allowed.contains_key("clone3"));
         assert!(profile.enosys.contains("fchmodat2"));
         assert!(!profile.enosys.contains("openat2"), "runc needs it allowed");
-        assert_eq!(profile.count(Origin::App), 4);
+        assert_eq!(profile.count(Origin::App), 3);
     }
 
     #[test]
@@ -555,7 +624,12 @@ mod tests {
             Arch::X86_64,
             &["open", "stat", "poll", "read", "arch_prctl"],
         );
-        let profile = SeccompProfile::derived_under_emulation(Arch::X86_64, &host, Arch::Aarch64);
+        let profile = SeccompProfile::derived_under_emulation(
+            Arch::X86_64,
+            &host,
+            Arch::Aarch64,
+            &Policy::default(),
+        );
         assert_eq!(profile.scmp_arches(), ["SCMP_ARCH_AARCH64"]);
         for name in ["openat", "newfstatat", "ppoll", "read"] {
             assert_eq!(profile.allowed[name], Origin::App, "{name}");
@@ -574,7 +648,8 @@ mod tests {
             Arch::X86,
             &["set_thread_area", "socketcall", "_llseek", "openat"],
         );
-        let profile = SeccompProfile::generate_with_compat(Arch::X86_64, &app, &compat);
+        let profile =
+            SeccompProfile::generate_with_compat(Arch::X86_64, &app, &compat, &Policy::default());
         assert_eq!(profile.scmp_arches(), ["SCMP_ARCH_X86_64", "SCMP_ARCH_X86"]);
         for name in [
             "set_thread_area",
@@ -594,13 +669,19 @@ mod tests {
             .to_operator_yaml("x")
             .contains("  - SCMP_ARCH_X86\n"));
         // No 32-bit call seen: the 64-bit architecture alone.
-        let native = SeccompProfile::generate_with_compat(Arch::Aarch64, &[56].into(), &[].into());
+        let native = SeccompProfile::generate_with_compat(
+            Arch::Aarch64,
+            &[56].into(),
+            &[].into(),
+            &Policy::default(),
+        );
         assert_eq!(native.scmp_arches(), ["SCMP_ARCH_AARCH64"]);
         // arm's private set_tls is named from its recorder slot.
         let arm = SeccompProfile::generate_with_compat(
             Arch::Aarch64,
             &[56].into(),
             &[slim_common::ARM_PRIVATE_SLOT + 5].into(),
+            &Policy::default(),
         );
         assert_eq!(arm.scmp_arches(), ["SCMP_ARCH_AARCH64", "SCMP_ARCH_ARM"]);
         assert_eq!(arm.allowed["set_tls"], Origin::App);
@@ -631,7 +712,10 @@ mod tests {
         sorted.sort();
         assert_eq!(names, sorted);
         assert!(names.contains(&"epoll_wait"));
-        assert_eq!(json["syscalls"][1]["errnoRet"], 38);
+        // Then one rule per argument condition (clone's, from runc's Go runtime), ENOSYS last.
+        let rules = json["syscalls"].as_array().unwrap();
+        assert_eq!(rules[1]["names"], serde_json::json!(["clone"]));
+        assert_eq!(rules.last().unwrap()["errnoRet"], 38);
     }
 
     #[test]
@@ -642,6 +726,11 @@ mod tests {
         assert!(yaml.contains("kind: SeccompProfile\n"));
         assert!(yaml.contains("  name: slim-app\n"));
         let listed = yaml.lines().filter(|l| l.starts_with("    - ")).count();
-        assert_eq!(listed, profile.allowed.len() + profile.enosys.len());
+        let conditional: usize = profile.conditions.values().map(Vec::len).sum();
+        assert_eq!(
+            listed,
+            profile.unconditional_names().len() + conditional * 2 + profile.enosys.len(),
+            "one name and one argument line per conditional rule"
+        );
     }
 }
