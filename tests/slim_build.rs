@@ -368,6 +368,58 @@ fn app_exiting_at_start_reports_code_and_logs() {
     assert!(slim_containers().is_empty());
 }
 
+/// An app that exits at once, cleanly, may be gone before slim reads its mount namespace:
+/// then its recording cannot be told from other containers', and the build must say so (exit 4)
+/// rather than slim an image from an empty recording. When slim did catch it, the recording
+/// holds its program.
+#[test]
+fn app_exiting_cleanly_at_once_is_never_slimmed_from_an_empty_recording() {
+    if !is_root("app_exiting_cleanly_at_once_is_never_slimmed_from_an_empty_recording") {
+        return;
+    }
+    let _serial = serial();
+    require_base_image();
+    build_image(
+        "slim-test/exits-clean:fat",
+        "FROM slim-test/debian:bookworm\nCMD [\"true\"]\n",
+    );
+    let _image = Image("slim-test/exits-clean:fat".into());
+    let tag = "slim-test/exits-clean.slim:test";
+    let _slim = Image(tag.into());
+    let out_dir = std::env::temp_dir().join(format!("slim-exits-clean-{}", std::process::id()));
+    let out = slim()
+        .args([
+            "build",
+            "--http-probe-off",
+            "--continue-after",
+            "1",
+            "--tag",
+            tag,
+        ])
+        .arg("--output-dir")
+        .arg(&out_dir)
+        .arg("slim-test/exits-clean:fat")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    match out.status.code() {
+        Some(4) => assert!(
+            stderr.contains("before slim could tell its processes from others'"),
+            "{stderr}"
+        ),
+        Some(0) => {
+            let files = std::fs::read_to_string(out_dir.join("files.txt")).unwrap_or_default();
+            assert!(
+                files.contains("/usr/bin/true"),
+                "built from a recording without its program:\n{files}\n{stderr}"
+            );
+        }
+        other => panic!("exit {other:?}: {stderr}"),
+    }
+    let _ = std::fs::remove_dir_all(&out_dir);
+    assert!(slim_containers().is_empty());
+}
+
 #[test]
 fn port_that_never_opens_fails_by_the_deadline() {
     if !is_root("port_that_never_opens_fails_by_the_deadline") {
