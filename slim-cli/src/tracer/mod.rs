@@ -787,6 +787,33 @@ where
         .ok_or(TracerError::MapMissing { map: name })
 }
 
+/// Holds open every mount namespace the recording sees, from its first event until the
+/// recording ends, so that its number cannot pass to a namespace made later (the kernel hands
+/// out the lowest free number at once). Without that, a container that ended meanwhile (another
+/// slim's) and the container being recorded could share a number, and the events and syscalls
+/// of both would count as the recorded container's. A namespace that ends before its first
+/// event is read cannot be held; such short-lived ones (the engine's own) never exec a program,
+/// so nothing of theirs counts as an app's.
+#[derive(Default)]
+struct NamespaceHolder {
+    seen: std::collections::HashSet<u32>,
+    files: Vec<fs::File>,
+}
+
+impl NamespaceHolder {
+    fn hold(&mut self, mntns: u32, pid: u32) {
+        if mntns == 0 || !self.seen.insert(mntns) {
+            return;
+        }
+        let Ok(file) = fs::File::open(format!("/proc/{pid}/ns/mnt")) else {
+            return;
+        };
+        if file.metadata().is_ok_and(|m| m.ino() as u32 == mntns) {
+            self.files.push(file);
+        }
+    }
+}
+
 impl Poller {
     /// Drains the ring buffer on its own thread every few milliseconds. The kernel side submits
     /// without wake-ups (a wake-up per event halves throughput); 16 MiB holds far more than what
@@ -801,11 +828,13 @@ impl Poller {
                 .name("slim-recorder".into())
                 .spawn(move || {
                     let mut events = Vec::new();
+                    let mut held = NamespaceHolder::default();
                     loop {
                         let stopping = stop.load(Ordering::Acquire);
                         let mut batch = 0u64;
                         while let Some(item) = ring.next() {
                             if let Some(event) = RawEvent::decode(&item) {
+                                held.hold(event.mntns, event.pid);
                                 events.push(event);
                             }
                             batch += 1;
