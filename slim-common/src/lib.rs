@@ -108,6 +108,13 @@ pub struct Config {
     /// number (arm64); 0 where the kernel rewrites it to the compat execve (x86_64 sets
     /// `orig_ax = __NR_ia32_execve`).
     pub exec_return_native: u32,
+    /// Numbers of clone(2) and clone3(2), native and compat (plus `MAX_SYSCALLS`), `u32::MAX`
+    /// where the table has no such call: with `CLONE_NEWNS` they make a mount namespace, which
+    /// the kernel side gives a [`namespace_key`] of its own.
+    pub clone_nr: u32,
+    pub clone3_nr: u32,
+    pub compat_clone_nr: u32,
+    pub compat_clone3_nr: u32,
     pub _pad: u32,
 }
 
@@ -126,7 +133,8 @@ pub struct MntnsCache {
     pub in_scope: u32,
     /// The task's [`phase`].
     pub phase: u32,
-    pub _pad: u32,
+    /// Inode number of the task's mount namespace (`mntns` is its [`namespace_key`]).
+    pub inum: u32,
 }
 
 /// Slots of the per-CPU [`MntnsCache`] (a power of two).
@@ -162,6 +170,36 @@ pub const ARM_PRIVATE_SLOT: u32 = 504;
 #[inline(always)]
 pub fn syscalls_key(mntns: u32, phase: u32) -> u64 {
     (phase as u64) << 32 | mntns as u64
+}
+
+/// `CLONE_NEWNS`: the flag of clone(2), clone3(2) and unshare(2) that makes a mount namespace.
+pub const CLONE_NEWNS: u64 = 0x0002_0000;
+
+/// The first inode number the kernel hands out to namespaces (`PROC_DYNAMIC_FIRST`): every
+/// namespace's number is at or above it, every [`namespace_key`] below it.
+pub const FIRST_NAMESPACE_INUM: u32 = 0xF000_0000;
+
+/// The key the recorder files a mount namespace's events and syscalls under.
+///
+/// The kernel reuses a freed namespace's number at once (lowest free first), so a container that
+/// ended while recording (another slim's, the engine's own) and the container being recorded can
+/// share a number. A namespace made while recording (clone or unshare with [`CLONE_NEWNS`]) is
+/// given a key of its own instead: the `count`-th made on `cpu`, unique for the recording and
+/// below [`FIRST_NAMESPACE_INUM`], so it never equals a number. Namespaces older than the
+/// recording keep their number as their key.
+#[inline(always)]
+pub const fn namespace_key(cpu: u32, count: u32) -> u32 {
+    1 + (cpu % 3839) * (1 << 20) + (count & 0xF_FFFF)
+}
+
+/// Where a thread stands in making a mount namespace (values of the kernel side's `BIRTHS`).
+pub mod birth {
+    /// In unshare(`CLONE_NEWNS`): at its successful return, the thread's namespace is new.
+    pub const UNSHARING: u32 = 1;
+    /// In clone/clone3(`CLONE_NEWNS`): the child it forks is in a new namespace.
+    pub const CLONING: u32 = 2;
+    /// Forked into a new namespace, not yet looked at: its namespace is new.
+    pub const NEWBORN: u32 = 3;
 }
 
 /// One CPU's syscall bitmap for the first (mount namespace, phase) it saw (a plain array access
@@ -370,7 +408,7 @@ pub struct EventHeader {
     pub pid: u32,
     /// Thread id of the task.
     pub tid: u32,
-    /// Mount namespace inode of the task (0 when offsets are unknown).
+    /// The [`namespace_key`] of the task's mount namespace (0 when offsets are unknown).
     pub mntns: u32,
     /// Syscall number (PATH), child pid (FORK), or 0.
     pub aux: u32,
@@ -384,7 +422,8 @@ pub struct EventHeader {
     pub phase: u8,
     /// Length of the path in bytes.
     pub path_len: u32,
-    pub _pad2: u32,
+    /// Inode number of the task's mount namespace (0 when offsets are unknown).
+    pub inum: u32,
     /// dirfd argument (or `AT_FDCWD`), or the fd for fchdir.
     pub dirfd: i64,
     /// Open flags (or syscall-specific flags).
@@ -404,8 +443,10 @@ pub struct Event {
 const _: () = assert!(core::mem::size_of::<EventHeader>() == 56);
 const _: () = assert!(core::mem::size_of::<Event>() == 56 + PATH_CAP);
 const _: () = assert!(core::mem::size_of::<SyscallSpec>() == 8);
-const _: () = assert!(core::mem::size_of::<Config>() == 56);
+const _: () = assert!(core::mem::size_of::<Config>() == 72);
 const _: () = assert!(core::mem::size_of::<MntnsCache>() == 32);
+const _: () =
+    assert!(namespace_key(3838, u32::MAX) < FIRST_NAMESPACE_INUM && namespace_key(0, 0) != 0);
 const _: () = assert!(core::mem::size_of::<LocalSyscalls>() == 8 + 8 * SYSCALL_WORDS);
 const _: () = assert!(core::mem::size_of::<KernelOffsets>() == 16);
 const _: () = assert!(core::mem::size_of::<TracepointFields>() == 16);

@@ -37,6 +37,7 @@ pub fn scratch(task: &Task, kind: u32) -> Option<&'static mut Event> {
     header.pid = task.pid;
     header.tid = task.tid;
     header.mntns = task.mntns;
+    header.inum = task.inum;
     header.phase = task.phase as u8;
     Some(event)
 }

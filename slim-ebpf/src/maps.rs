@@ -34,6 +34,20 @@ pub static SCOPE_MNTNS: HashMap<u32, u32> = HashMap::with_max_entries(64, 0);
 #[map]
 pub static IGNORED_MNTNS: HashMap<u32, u32> = HashMap::with_max_entries(8192, 0);
 
+/// Mount namespace number -> the [`slim_common::namespace_key`] of the latest namespace with
+/// that number made while recording (absent: the namespace is older than the recording, and its
+/// number is its key).
+#[map]
+pub static NS_KEYS: HashMap<u32, u32> = HashMap::with_max_entries(8192, 0);
+
+/// Thread id -> where it stands in making a mount namespace (`slim_common::birth`).
+#[map]
+pub static BIRTHS: HashMap<u32, u32> = HashMap::with_max_entries(4096, 0);
+
+/// Per CPU: how many mount namespace keys it has handed out.
+#[map]
+pub static KEYS_MADE: PerCpuArray<u32> = PerCpuArray::with_max_entries(1, 0);
+
 /// What each syscall number of the running architecture does with paths; from `MAX_SYSCALLS` on,
 /// the same for its 32-bit (compat) table: i386 on x86_64, arm on arm64.
 #[map]

@@ -5,11 +5,11 @@ use aya_ebpf::{
     helpers::bpf_get_current_pid_tgid, macros::tracepoint, programs::TracePointContext,
     EbpfContext as _,
 };
-use slim_common::{event_kind, phase};
+use slim_common::{birth, event_kind, phase};
 
 use crate::{
     emit::{read_path, scratch, submit, Source},
-    maps::{fields, APP_PIDS, BASE_GENERATION, CONFIG, EXEC_TID, TRACKED_PIDS},
+    maps::{fields, APP_PIDS, BASE_GENERATION, BIRTHS, CONFIG, EXEC_TID, TRACKED_PIDS},
     scope::{current_in_scope, current_in_scope_refresh},
 };
 
@@ -60,10 +60,16 @@ fn try_exec(ctx: &TracePointContext) -> Option<()> {
 }
 
 fn try_fork(ctx: &TracePointContext) -> Option<()> {
-    let task = current_in_scope()?;
     let f = fields();
     let child: i32 = unsafe { ctx.read_at(f.fork_child_pid as usize) }.ok()?;
     let child = child as u32;
+    // Any task, in scope or not: a clone with CLONE_NEWNS (the parent noted it at the call's
+    // entry) puts the child in a new namespace, which gets a key of its own at its first look.
+    let parent = bpf_get_current_pid_tgid() as u32;
+    if unsafe { BIRTHS.get(&parent) } == Some(&birth::CLONING) {
+        let _ = BIRTHS.insert(&child, &birth::NEWBORN, 0);
+    }
+    let task = current_in_scope()?;
     if unsafe { TRACKED_PIDS.get(&task.pid) }.is_some() {
         let _ = TRACKED_PIDS.insert(&child, &1, 0);
     }
@@ -81,12 +87,16 @@ fn try_exit() -> Option<()> {
     let tid = pid_tgid as u32;
     let pid = (pid_tgid >> 32) as u32;
     if tid != pid {
+        // A thread killed inside unshare or clone never returns from it.
+        let _ = BIRTHS.remove(&tid);
         // A thread: forget it in case it was added on clone; the process lives on.
         let _ = TRACKED_PIDS.remove(&tid);
         let _ = APP_PIDS.remove(&tid);
         return None;
     }
-    let task = current_in_scope()?;
+    let task = current_in_scope();
+    let _ = BIRTHS.remove(&tid);
+    let task = task?;
     let _ = TRACKED_PIDS.remove(&pid);
     let _ = APP_PIDS.remove(&pid);
     let _ = BASE_GENERATION.remove(&pid);

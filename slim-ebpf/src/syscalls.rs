@@ -8,21 +8,23 @@
 //! for every recorded namespace too.
 
 use aya_ebpf::{
-    helpers::bpf_probe_read_kernel_buf, macros::raw_tracepoint, programs::RawTracePointContext,
+    helpers::{bpf_get_current_pid_tgid, bpf_probe_read_kernel_buf, bpf_probe_read_user},
+    macros::raw_tracepoint,
+    programs::RawTracePointContext,
 };
 use slim_common::{
-    event_kind, op, phase, relative_salt, syscalls_key, RegsLayout, SocketKey, SyscallSpec,
-    ARM_PRIVATE_BASE, ARM_PRIVATE_SLOT, AT_FDCWD, MAX_SYSCALLS, NO_ARG, REGS_WINDOW_CAP,
-    SYSCALL_WORDS,
+    birth, event_kind, op, phase, relative_salt, syscalls_key, RegsLayout, SocketKey, SyscallSpec,
+    ARM_PRIVATE_BASE, ARM_PRIVATE_SLOT, AT_FDCWD, CLONE_NEWNS, MAX_SYSCALLS, NO_ARG,
+    REGS_WINDOW_CAP, SYSCALL_WORDS,
 };
 
 use crate::{
     emit::{read_path, scratch, submit, submit_deduplicated, Source},
     maps::{
-        regs_layout, BASE_GENERATION, CONFIG, EXEC_TID, LOCAL_SYSCALLS, REGS_COPY, SOCKETS,
+        regs_layout, BASE_GENERATION, BIRTHS, CONFIG, EXEC_TID, LOCAL_SYSCALLS, REGS_COPY, SOCKETS,
         SYSCALLS, SYSCALL_SPECS,
     },
-    scope::{current_in_scope, Task},
+    scope::{current_in_scope, current_in_scope_at_exit, Task},
 };
 
 #[inline(always)]
@@ -51,13 +53,59 @@ struct Call {
 #[raw_tracepoint(tracepoint = "sys_enter")]
 pub fn slim_sys_enter(ctx: RawTracePointContext) -> i32 {
     let _ = try_sys_enter(&ctx);
+    // After the scope verdict above, so that this thread's next look is a fresh one.
+    let _ = note_namespace_call(&ctx);
     0
 }
 
 fn try_sys_enter(ctx: &RawTracePointContext) -> Option<()> {
     let task = current_in_scope()?;
-    let call = decode(ctx.arg(0), &task, false)?;
+    let call = decode(ctx.arg(0), task.tid, false)?;
     mark_syscall(&task, call.nr, call.compat);
+    Some(())
+}
+
+/// Notes a thread entering unshare, clone or clone3 with `CLONE_NEWNS`, in scope or not, so the
+/// namespace it makes gets a key of its own ([`slim_common::namespace_key`]): its number may be
+/// that of a namespace that ended while recording.
+fn note_namespace_call(ctx: &RawTracePointContext) -> Option<()> {
+    let config = CONFIG.get(0)?;
+    // The raw number, compat-numbered for a 32-bit task: a cheap test for every call.
+    let id: i64 = ctx.arg(1);
+    let id = id as u32;
+    let compat_id = id.wrapping_add(MAX_SYSCALLS as u32);
+    let unshare = [config.unshare_nr, config.compat_unshare_nr];
+    let clone = [config.clone_nr, config.compat_clone_nr];
+    let clone3 = [config.clone3_nr, config.compat_clone3_nr];
+    let candidate = |[native, compat]: [u32; 2]| id == native || compat_id == compat;
+    if !candidate(unshare) && !candidate(clone) && !candidate(clone3) {
+        return None;
+    }
+    let tid = bpf_get_current_pid_tgid() as u32;
+    let call = decode(ctx.arg(0), tid, false)?;
+    let nr = call.any_nr();
+    let is = |[native, compat]: [u32; 2]| nr == native || nr == compat;
+    let flags = if is(clone3) {
+        // clone3(struct clone_args *args, size_t size): the flags are its first field.
+        unsafe { bpf_probe_read_user(call.arg(0) as *const u64) }.ok()?
+    } else if is(unshare) || is(clone) {
+        call.arg(0)
+    } else {
+        return None;
+    };
+    if flags & CLONE_NEWNS == 0 {
+        return None;
+    }
+    let stage = if is(unshare) {
+        birth::UNSHARING
+    } else {
+        birth::CLONING
+    };
+    BIRTHS.insert(&tid, &stage, 0).ok()?;
+    // Every CPU's cached verdict for this thread is dropped, so its return is looked at anew.
+    if let Some(config) = CONFIG.get_ptr_mut(0) {
+        unsafe { (*config).generation = (*config).generation.wrapping_add(1) };
+    }
     Some(())
 }
 
@@ -106,7 +154,7 @@ impl Decoded<'_> {
 /// Copies the registers the syscall's number and arguments live in and decodes them. `at_exit`:
 /// the return of an execve that loaded a 32-bit program still carries the 64-bit number.
 #[inline(always)]
-fn decode<'a>(regs: *const u8, task: &Task, at_exit: bool) -> Option<Decoded<'a>> {
+fn decode<'a>(regs: *const u8, tid: u32, at_exit: bool) -> Option<Decoded<'a>> {
     let layout = regs_layout();
     let copy = unsafe { &mut *REGS_COPY.get_ptr_mut(0)? };
     let len = layout.window_len as usize;
@@ -133,7 +181,7 @@ fn decode<'a>(regs: *const u8, task: &Task, at_exit: bool) -> Option<Decoded<'a>
     // 64-bit execve's (x86_64 rewrites it to the 32-bit one itself).
     if at_exit {
         if let Some(exec_tid) = EXEC_TID.get_ptr_mut(0) {
-            let other = (unsafe { *exec_tid } ^ task.tid) as u64;
+            let other = (unsafe { *exec_tid } ^ tid) as u64;
             let exec_return = ((other | other.wrapping_neg()) >> 63) ^ 1;
             let native = CONFIG.get(0).map_or(0, |c| c.exec_return_native as u64 & 1);
             compat &= (exec_return & native) ^ 1;
@@ -159,9 +207,9 @@ fn decode<'a>(regs: *const u8, task: &Task, at_exit: bool) -> Option<Decoded<'a>
 fn try_sys_exit(ctx: &RawTracePointContext) -> Option<()> {
     // Scope first: most syscalls on the host are not ours, and the verdict is cached per CPU.
     // A task that setns()/unshare()s into scope is re-evaluated at its next exec.
-    let task = current_in_scope()?;
     let ret: i64 = ctx.arg(1);
-    let decoded = decode(ctx.arg(0), &task, true)?;
+    let task = current_in_scope_at_exit(ret)?;
+    let decoded = decode(ctx.arg(0), task.tid, true)?;
     let (nr, compat, any_nr) = (decoded.nr, decoded.compat, decoded.any_nr());
     let arg_word = |i: usize| decoded.arg(i);
     if any_nr == setns_or_unshare(any_nr) {

@@ -8,6 +8,7 @@ fn path_event(pid: u32, op: u8, dirfd: i64, path: &str, ret: i64, flags: u64) ->
         pid,
         tid: pid,
         mntns: 1,
+        inum: 1,
         aux: 0,
         op,
         second: false,

@@ -9,7 +9,11 @@ pub struct RawEvent {
     pub kind: u32,
     pub pid: u32,
     pub tid: u32,
+    /// The key of the task's mount namespace: its number, or for a namespace made while
+    /// recording, a key of its own (`slim_common::namespace_key`) until the recorder names it.
     pub mntns: u32,
+    /// The number (inode) of the task's mount namespace.
+    pub inum: u32,
     /// Syscall number (PATH), child pid (FORK).
     pub aux: u32,
     /// One of `slim_common::op` (PATH).
@@ -46,6 +50,7 @@ impl RawEvent {
             pid: header.pid,
             tid: header.tid,
             mntns: header.mntns,
+            inum: header.inum,
             aux: header.aux,
             op: header.op,
             second: header.second != 0,

@@ -235,6 +235,9 @@ pub struct Recorder {
     sockets: BpfHashMap<MapData, SocketKey, u32>,
     local_syscalls: PerCpuArray<MapData, LocalSyscalls>,
     seen: BpfHashMap<MapData, SeenKey, u32>,
+    ns_keys: BpfHashMap<MapData, u32, u32>,
+    /// The namespace [`Recorder::lock_to_mntns`] narrowed the recording to.
+    locked: Option<NamespaceLabel>,
     poller: Option<Poller>,
     arch: Arch,
     dir_open_flags: u32,
@@ -247,6 +250,53 @@ pub struct Recorder {
     paused_from: Option<u32>,
     /// Calls the tasks of a namespace were blocked in, read before the end.
     in_flight: Vec<(u32, inflight::InFlight)>,
+}
+
+/// The number and the key ([`slim_common::namespace_key`]) of a mount namespace.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct NamespaceLabel {
+    inum: u32,
+    key: u32,
+}
+
+/// How a recording names the namespaces the kernel side filed under keys. A namespace made while
+/// recording is filed under a key of its own, as its number may have been another's that ended
+/// meanwhile: the latest namespace with a number (or the locked one) is named by that number;
+/// what an older one with the same number did is dropped; keys of other namespaces made while
+/// recording stay as they are (below every number, they never pass for a namespace asked for).
+#[derive(Debug, Default)]
+struct NamespaceNames {
+    by_key: HashMap<u32, u32>,
+    renumbered: BTreeSet<u32>,
+}
+
+impl NamespaceNames {
+    /// From the latest key of every number renumbered while recording, and the locked namespace
+    /// (which wins for its number).
+    fn new(
+        latest: impl IntoIterator<Item = NamespaceLabel>,
+        locked: Option<NamespaceLabel>,
+    ) -> Self {
+        let mut names = Self::default();
+        for label in latest
+            .into_iter()
+            .filter(|l| locked.is_none_or(|locked| locked.inum != l.inum))
+            .chain(locked)
+        {
+            names.by_key.insert(label.key, label.inum);
+            names.renumbered.insert(label.inum);
+        }
+        names
+    }
+
+    /// The name of what was filed under `key`, `None` to drop it.
+    fn name(&self, key: u32) -> Option<u32> {
+        match self.by_key.get(&key) {
+            Some(&inum) => Some(inum),
+            None if self.renumbered.contains(&key) => None,
+            None => Some(key),
+        }
+    }
 }
 
 struct Poller {
@@ -336,6 +386,12 @@ impl Recorder {
     /// Loads and attaches the recorder for `scope`. Attach happens before this returns, so a
     /// process started afterwards is seen from its first exec.
     pub fn start(scope: Scope) -> Result<Self, TracerError> {
+        Self::start_holding(scope, true)
+    }
+
+    /// [`Recorder::start`]; `hold_namespaces` false leaves namespaces free to end, so tests can
+    /// see their numbers reused while recording.
+    fn start_holding(scope: Scope, hold_namespaces: bool) -> Result<Self, TracerError> {
         let arch = Arch::host().ok_or(TracerError::UnsupportedArch(std::env::consts::ARCH))?;
         if OBJECT.is_empty() {
             return Err(TracerError::NoObject);
@@ -507,6 +563,10 @@ impl Recorder {
                     compat_socket_nr: compat_number("socket"),
                     compat_socketpair_nr: compat_number("socketpair"),
                     exec_return_native: (arch == Arch::Aarch64) as u32,
+                    clone_nr: arch.number("clone").unwrap_or(u32::MAX),
+                    clone3_nr: arch.number("clone3").unwrap_or(u32::MAX),
+                    compat_clone_nr: compat_number("clone"),
+                    compat_clone3_nr: compat_number("clone3"),
                     _pad: 0,
                 },
                 0,
@@ -517,7 +577,7 @@ impl Recorder {
             })?;
 
         let ring: RingBuf<MapData> = take(&mut ebpf, "EVENTS")?;
-        let poller = Poller::start(ring);
+        let poller = Poller::start(ring, hold_namespaces);
 
         for &(program, category, name) in PROGRAMS {
             let prog: &mut TracePoint = ebpf
@@ -547,6 +607,8 @@ impl Recorder {
             sockets: take(&mut ebpf, "SOCKETS")?,
             local_syscalls: take(&mut ebpf, "LOCAL_SYSCALLS")?,
             seen: take(&mut ebpf, "SEEN")?,
+            ns_keys: take(&mut ebpf, "NS_KEYS")?,
+            locked: None,
             ebpf,
             config,
             scope_mntns,
@@ -574,6 +636,10 @@ impl Recorder {
 
     /// Narrows a [`Scope::NewMountNamespaces`] recording to one namespace (the container's),
     /// once it is known. Events of other namespaces received before are dropped by the caller.
+    ///
+    /// The recording names it by its number, `mntns`; what an earlier namespace with the same
+    /// number did while recording (one that ended: another slim's container, the engine's own)
+    /// is dropped, not counted as this one's.
     pub fn lock_to_mntns(&mut self, mntns: u32) -> Result<(), TracerError> {
         self.scope_mntns
             .insert(mntns, 1, 0)
@@ -581,6 +647,9 @@ impl Recorder {
                 map: "SCOPE_MNTNS",
                 source,
             })?;
+        // Made before now (the container is running), so its key is known.
+        let key = self.ns_keys.get(&mntns, 0).unwrap_or(mntns);
+        self.locked = Some(NamespaceLabel { inum: mntns, key });
         self.update_config(|config| config.mode = scope_mode::MNTNS)
     }
 
@@ -652,15 +721,33 @@ impl Recorder {
                 let _ = program.unload();
             }
         }
-        let events = match self.poller.take() {
+        let latest: Vec<NamespaceLabel> = self
+            .ns_keys
+            .iter()
+            .flatten()
+            .map(|(inum, key)| NamespaceLabel { inum, key })
+            .collect();
+        let names = NamespaceNames::new(latest, self.locked);
+        let label = |key: u32| names.name(key);
+        let mut events = match self.poller.take() {
             Some(poller) => poller.finish(),
             None => Vec::new(),
         };
+        events.retain_mut(|event| match label(event.mntns) {
+            Some(mntns) => {
+                event.mntns = mntns;
+                true
+            }
+            None => false,
+        });
         let stats = self.read_stats();
         let mut syscalls: BTreeMap<u32, PhaseSyscalls> = BTreeMap::new();
         for (key, per_cpu) in self.syscalls.iter().flatten() {
+            let Some(mntns) = label(key as u32) else {
+                continue;
+            };
             let used = syscalls
-                .entry(key as u32)
+                .entry(mntns)
                 .or_default()
                 .phase_mut((key >> 32) as u32);
             for words in per_cpu.iter() {
@@ -669,8 +756,11 @@ impl Recorder {
         }
         if let Ok(per_cpu) = self.local_syscalls.get(&0, 0) {
             for local in per_cpu.iter().filter(|l| l.used != 0) {
+                let Some(mntns) = label(local.mntns) else {
+                    continue;
+                };
                 syscalls
-                    .entry(local.mntns)
+                    .entry(mntns)
                     .or_default()
                     .phase_mut(local.used - 1)
                     .extend(bitmap_numbers(&local.words));
@@ -696,9 +786,20 @@ impl Recorder {
             .sockets
             .iter()
             .flatten()
-            .map(|(key, count)| (key, count as u64))
+            .filter_map(|(key, count)| {
+                let mntns = label(key.mntns)?;
+                Some((SocketKey { mntns, ..key }, count as u64))
+            })
             .collect();
-        let seen = self.seen.iter().flatten().collect();
+        let seen = self
+            .seen
+            .iter()
+            .flatten()
+            .filter_map(|(key, count)| {
+                let mntns = label(key.mntns)?;
+                Some((SeenKey { mntns, ..key }, count))
+            })
+            .collect();
         tracing::debug!(
             seconds = self.started.elapsed().as_secs_f64(),
             events = events.len(),
@@ -818,7 +919,7 @@ impl Poller {
     /// Drains the ring buffer on its own thread every few milliseconds. The kernel side submits
     /// without wake-ups (a wake-up per event halves throughput); 16 MiB holds far more than what
     /// arrives between two polls.
-    fn start(mut ring: RingBuf<MapData>) -> Self {
+    fn start(mut ring: RingBuf<MapData>, hold_namespaces: bool) -> Self {
         let stop = Arc::new(AtomicBool::new(false));
         let received = Arc::new(AtomicU64::new(0));
         let thread = {
@@ -834,7 +935,9 @@ impl Poller {
                         let mut batch = 0u64;
                         while let Some(item) = ring.next() {
                             if let Some(event) = RawEvent::decode(&item) {
-                                held.hold(event.mntns, event.pid);
+                                if hold_namespaces {
+                                    held.hold(event.inum, event.pid);
+                                }
                                 events.push(event);
                             }
                             batch += 1;
@@ -870,6 +973,7 @@ impl Poller {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use slim_common::event_kind;
     use std::process::{Child, Command};
 
     /// The mount namespace of `child` once it differs from ours (unshare has run).
@@ -923,5 +1027,161 @@ mod tests {
             "the open of {marker} in namespace {new_ns} (the ended one was {old_ns}) was not \
              recorded"
         );
+    }
+
+    #[test]
+    fn namespaces_are_named_by_number_and_an_older_one_with_the_same_number_is_dropped() {
+        let label = |inum, key| NamespaceLabel { inum, key };
+        // 0xF000_0010 was renumbered (key 7 is its latest), 0xF000_0020 locked with key 9.
+        let names = NamespaceNames::new(
+            [label(0xF000_0010, 7), label(0xF000_0020, 8)],
+            Some(label(0xF000_0020, 9)),
+        );
+        assert_eq!(names.name(7), Some(0xF000_0010));
+        assert_eq!(names.name(9), Some(0xF000_0020));
+        // The same numbers filed under themselves: namespaces older than the recording.
+        assert_eq!(names.name(0xF000_0010), None);
+        assert_eq!(names.name(0xF000_0020), None);
+        // Key 8 (an earlier namespace numbered like the locked one) stays a key: never a number.
+        assert_eq!(names.name(8), Some(8));
+        assert_eq!(names.name(0xF000_0030), Some(0xF000_0030));
+        assert_eq!(
+            NamespaceNames::new([], None).name(0xF000_0010),
+            Some(0xF000_0010)
+        );
+    }
+
+    /// How a test process gets a mount namespace of its own.
+    #[derive(Clone, Copy, Debug)]
+    enum Made {
+        Unshare,
+        Clone,
+        Clone3,
+    }
+
+    /// A process running `script` under sh in a new mount namespace made as `how` says.
+    struct InNamespace(libc::pid_t);
+
+    impl InNamespace {
+        fn spawn(how: Made, script: &str) -> Self {
+            use std::ffi::CString;
+            let sh = CString::new("/bin/sh").unwrap();
+            let args = [
+                c"sh".to_owned(),
+                c"-c".to_owned(),
+                CString::new(script).unwrap(),
+            ];
+            let argv: Vec<*const libc::c_char> = args
+                .iter()
+                .map(|a| a.as_ptr())
+                .chain([std::ptr::null()])
+                .collect();
+            let newns = libc::CLONE_NEWNS as u64;
+            // clone3's struct clone_args: flags, pidfd, child_tid, parent_tid, exit_signal, ...
+            let clone_args: [u64; 11] = [newns, 0, 0, 0, libc::SIGCHLD as u64, 0, 0, 0, 0, 0, 0];
+            // SAFETY: fork-like calls (no shared memory, no new stack); the child only calls
+            // async-signal-safe functions (unshare, execv, _exit) on memory prepared before.
+            let pid = unsafe {
+                match how {
+                    Made::Unshare => libc::fork() as libc::c_long,
+                    Made::Clone => {
+                        libc::syscall(libc::SYS_clone, newns | libc::SIGCHLD as u64, 0, 0, 0, 0)
+                    }
+                    Made::Clone3 => libc::syscall(
+                        libc::SYS_clone3,
+                        clone_args.as_ptr(),
+                        std::mem::size_of_val(&clone_args),
+                    ),
+                }
+            };
+            if pid == 0 {
+                unsafe {
+                    if matches!(how, Made::Unshare) && libc::unshare(libc::CLONE_NEWNS) != 0 {
+                        libc::_exit(126);
+                    }
+                    libc::execv(sh.as_ptr(), argv.as_ptr());
+                    libc::_exit(127);
+                }
+            }
+            assert!(
+                pid > 0,
+                "{how:?} failed: {}",
+                std::io::Error::last_os_error()
+            );
+            Self(pid as libc::pid_t)
+        }
+
+        /// Its mount namespace, once it differs from ours.
+        fn namespace(&self) -> u32 {
+            let ours = mount_namespace("self").unwrap();
+            for _ in 0..200 {
+                match mount_namespace(&self.0.to_string()) {
+                    Ok(ns) if ns != ours => return ns,
+                    _ => std::thread::sleep(std::time::Duration::from_millis(10)),
+                }
+            }
+            panic!("process {} never got a mount namespace of its own", self.0);
+        }
+
+        fn wait(self) {
+            let mut status = 0;
+            // SAFETY: waits for our own child.
+            unsafe { libc::waitpid(self.0, &mut status, 0) };
+        }
+    }
+
+    /// A container that ends before the recorder reads its first event (so nothing holds its
+    /// namespace) frees its number, and the kernel gives it to the next namespace at once: what
+    /// the ended one did must not count as the next one's, however that one was made.
+    #[test]
+    fn a_reused_namespace_number_does_not_mix_an_ended_namespace_into_the_next() {
+        if unsafe { libc::geteuid() } != 0 || OBJECT.is_empty() {
+            eprintln!("skipping: needs root and the eBPF object (cargo xtask test)");
+            return;
+        }
+        let me = std::process::id();
+        for how in [Made::Unshare, Made::Clone, Made::Clone3] {
+            let mut reused = false;
+            for attempt in 0..10 {
+                let mut recorder = Recorder::start_holding(Scope::NewMountNamespaces, false)
+                    .expect("recorder starts");
+                let old_marker = format!("/slim-ns-ended-{me}-{how:?}-{attempt}");
+                let old =
+                    InNamespace::spawn(Made::Unshare, &format!("cat {old_marker}; sleep 0.2"));
+                let old_ns = old.namespace();
+                old.wait();
+                let new_marker = format!("/slim-ns-next-{me}-{how:?}-{attempt}");
+                let new = InNamespace::spawn(how, &format!("sleep 0.3; cat {new_marker}"));
+                let new_ns = new.namespace();
+                if new_ns == old_ns {
+                    recorder.lock_to_mntns(new_ns).expect("lock");
+                }
+                new.wait();
+                let recording = recorder.finish().expect("recording");
+                if new_ns != old_ns {
+                    continue;
+                }
+                reused = true;
+                let paths: Vec<String> = recording
+                    .events
+                    .iter()
+                    .filter(|e| e.mntns == new_ns && e.kind == event_kind::PATH)
+                    .map(|e| String::from_utf8_lossy(&e.path).into_owned())
+                    .collect();
+                assert!(
+                    paths.contains(&new_marker),
+                    "{how:?}: the next namespace's own open of {new_marker} is missing ({} paths \
+                     recorded in {new_ns})",
+                    paths.len()
+                );
+                assert!(
+                    !paths.contains(&old_marker),
+                    "{how:?}: the ended namespace's open of {old_marker} counted as the next \
+                     one's (both numbered {new_ns})"
+                );
+                break;
+            }
+            assert!(reused, "{how:?}: the kernel never gave an ended namespace's number to the next one in 10 tries");
+        }
     }
 }
