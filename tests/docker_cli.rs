@@ -8,12 +8,6 @@ use std::{path::Path, process::Command};
 
 use support::*;
 
-static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
-
-fn serial() -> std::sync::MutexGuard<'static, ()> {
-    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
-}
-
 /// The docker CLI with its own config dir (plugins, contexts), not the user's.
 fn docker_cli(config: &Path) -> Command {
     let mut command = Command::new("docker");

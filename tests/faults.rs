@@ -19,16 +19,6 @@ use std::{
 
 use support::*;
 
-static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
-
-fn serial() -> std::sync::MutexGuard<'static, ()> {
-    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-fn image_id(image: &str) -> String {
-    docker(&["image", "inspect", "--format", "{{.Id}}", image])
-}
-
 /// The `error: ` line of slim's stderr.
 fn error_line(stderr: &str) -> String {
     stderr
@@ -89,6 +79,18 @@ impl Build {
         }
     }
 
+    /// Starts `slim build --output-dir OUT_DIR --tag TAG FAT` holding at `phase`, and waits
+    /// until it says it holds there.
+    fn held_at(phase: &str, out_dir: &str, tag: &str, fat: &str) -> Self {
+        let mut build = Self::start(
+            &["--output-dir", out_dir, "--tag", tag, fat],
+            Some(phase),
+            &[],
+        );
+        build.wait_for(&format!("slim: holding at {phase}"));
+        build
+    }
+
     fn pid(&self) -> u32 {
         self.child.id()
     }
@@ -126,13 +128,14 @@ impl Build {
         assert!(status.success());
     }
 
-    /// Waits for the exit: (code, all of stderr).
-    fn finish(mut self) -> (Option<i32>, String) {
+    /// Waits for the exit: (pid, code, all of stderr).
+    fn finish(mut self) -> (u32, Option<i32>, String) {
+        let pid = self.pid();
         let status = self.child.wait().unwrap();
         while let Ok(line) = self.lines.recv_timeout(Duration::from_secs(2)) {
             self.seen.push(line);
         }
-        (status.code(), self.seen.join("\n"))
+        (pid, status.code(), self.seen.join("\n"))
     }
 }
 
@@ -226,6 +229,15 @@ impl Drop for EngineOutage {
     }
 }
 
+/// Stops the engine while `build` holds, releases it, and starts the engine again once slim
+/// waits for it to clean up.
+fn restart_engine_after_release(build: &mut Build) {
+    let outage = EngineOutage::begin();
+    build.release();
+    build.wait_for("waiting for it to clean up");
+    outage.end();
+}
+
 fn engine_answers() -> bool {
     Command::new("docker")
         .args(["version", "--format", "{{.Server.Version}}"])
@@ -272,15 +284,9 @@ fn a_stop_in_each_phase_cleans_up() {
         let _image = Image(tag.clone());
         let out = TempDir::new(&format!("stop-{phase}"));
         let out_dir = out.0.display().to_string();
-        let mut build = Build::start(
-            &["--output-dir", &out_dir, "--tag", &tag, &fat],
-            Some(phase),
-            &[],
-        );
-        build.wait_for(&format!("slim: holding at {phase}"));
+        let build = Build::held_at(phase, &out_dir, &tag, &fat);
         build.signal(signal);
-        let pid = build.pid();
-        let (code, stderr) = build.finish();
+        let (pid, code, stderr) = build.finish();
         assert_eq!(code, Some(130), "{phase}: {stderr}");
         assert!(
             stderr.contains("error: interrupted: stopped and cleaned up"),
@@ -311,16 +317,10 @@ fn the_engine_stopping_or_restarting_mid_build() {
     // (here `slim prune`) removes them once the engine is back.
     let out = TempDir::new("engine-record");
     let out_dir = out.0.display().to_string();
-    let mut build = Build::start(
-        &["--output-dir", &out_dir, "--tag", tag, &fat],
-        Some("record"),
-        &[],
-    );
-    build.wait_for("slim: holding at record");
+    let mut build = Build::held_at("record", &out_dir, tag, &fat);
     let outage = EngineOutage::begin();
     build.release();
-    let pid = build.pid();
-    let (code, stderr) = build.finish();
+    let (pid, code, stderr) = build.finish();
     assert_eq!(code, Some(5), "{stderr}");
     let error = error_line(&stderr);
     assert!(
@@ -342,18 +342,9 @@ fn the_engine_stopping_or_restarting_mid_build() {
 
     // Restarted during write (the image is in the engine under its temporary tag): slim waits
     // for the engine, removes the unverified image, and fails in one line.
-    let mut build = Build::start(
-        &["--output-dir", &out_dir, "--tag", tag, &fat],
-        Some("write"),
-        &[],
-    );
-    build.wait_for("slim: holding at write");
-    let outage = EngineOutage::begin();
-    build.release();
-    build.wait_for("waiting for it to clean up");
-    outage.end();
-    let pid = build.pid();
-    let (code, stderr) = build.finish();
+    let mut build = Build::held_at("write", &out_dir, tag, &fat);
+    restart_engine_after_release(&mut build);
+    let (pid, code, stderr) = build.finish();
     assert_eq!(code, Some(5), "{stderr}");
     let error = error_line(&stderr);
     assert!(error.contains("stopped answering"), "{stderr}");
@@ -364,18 +355,9 @@ fn the_engine_stopping_or_restarting_mid_build() {
 
     // Restarted during verify, after the probes answered: slim waits for it, removes the
     // container, and the build completes.
-    let mut build = Build::start(
-        &["--output-dir", &out_dir, "--tag", tag, &fat],
-        Some("verify"),
-        &[],
-    );
-    build.wait_for("slim: holding at verify");
-    let outage = EngineOutage::begin();
-    build.release();
-    build.wait_for("waiting for it to clean up");
-    outage.end();
-    let pid = build.pid();
-    let (code, stderr) = build.finish();
+    let mut build = Build::held_at("verify", &out_dir, tag, &fat);
+    restart_engine_after_release(&mut build);
+    let (pid, code, stderr) = build.finish();
     assert_eq!(code, Some(0), "{stderr}");
     let report = read_report(&out.0);
     assert!(
@@ -406,19 +388,13 @@ fn the_fat_image_retagged_or_removed_while_read() {
         let _image = Image(tag.clone());
         let out = TempDir::new(&format!("fat-{name}"));
         let out_dir = out.0.display().to_string();
-        let mut build = Build::start(
-            &["--output-dir", &out_dir, "--tag", &tag, &fat],
-            Some("read"),
-            &[],
-        );
-        build.wait_for("slim: holding at read");
+        let mut build = Build::held_at("read", &out_dir, &tag, &fat);
         match action {
             "tag" => drop(docker(&["tag", BASE_IMAGE, &fat])),
             _ => drop(docker(&["rmi", "-f", &fat])),
         }
         build.release();
-        let pid = build.pid();
-        let (code, stderr) = build.finish();
+        let (pid, code, stderr) = build.finish();
         // `rmi -f` untags an image a running container uses (then the build completes from
         // the id it inspected) but deletes it when the container is only created (then there
         // is nothing left to read): which one depends on how far the start got.
@@ -511,21 +487,12 @@ fn a_full_disk_while_writing() {
         None,
         &[("SLIM_WORK_DIR", &work.0 .0)],
     );
-    let pid = build.pid();
-    let (code, stderr) = build.finish();
-    assert_eq!(code, Some(5), "{stderr}");
-    let error = error_line(&stderr);
-    assert!(error.contains("No space left on device"), "{stderr}");
-    assert!(stderr.contains("  hint: free space there"), "{stderr}");
+    let (pid, code, stderr) = build.finish();
+    assert_disk_full("work dir full", code, &stderr);
     assert!(!archive.exists(), "a partial archive is left");
-    assert_eq!(
-        std::fs::read_dir(&work.0 .0).unwrap().count(),
-        0,
-        "work dir left"
-    );
+    assert_empty_work_dir(work.path());
     assert_nothing_left(pid, tag, false, &fat, &fat_id);
     assert!(!out.0.join("report.json").exists());
-    eprintln!("work dir full: exit 5, `{error}`");
 
     // The output dir fills when the run's files are published: no file is half written, and
     // the image is not tagged.
@@ -541,19 +508,14 @@ fn a_full_disk_while_writing() {
         None,
         &[],
     );
-    let pid = build.pid();
-    let (code, stderr) = build.finish();
-    assert_eq!(code, Some(5), "{stderr}");
-    let error = error_line(&stderr);
-    assert!(error.contains("No space left on device"), "{stderr}");
-    assert!(stderr.contains("  hint: free space there"), "{stderr}");
+    let (pid, code, stderr) = build.finish();
+    assert_disk_full("output dir full", code, &stderr);
     let left: Vec<_> = std::fs::read_dir(&out.0 .0).unwrap().flatten().collect();
     assert!(
         left.is_empty(),
         "files left in the full output dir: {left:?}"
     );
     assert_nothing_left(pid, tag, false, &fat, &fat_id);
-    eprintln!("output dir full: exit 5, `{error}`");
 }
 
 impl SmallDisk {
@@ -577,6 +539,11 @@ impl SmallDisk {
     fn path(&self) -> &Path {
         &self.0 .0
     }
+}
+
+/// Asserts the work dir at `dir` was left empty.
+fn assert_empty_work_dir(dir: &Path) {
+    assert_eq!(std::fs::read_dir(dir).unwrap().count(), 0, "work dir left");
 }
 
 /// Asserts a run ended with exit 5, the full disk as its cause and the hint.
@@ -616,11 +583,7 @@ fn a_full_disk_on_every_write_path() {
         .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_disk_full("gunzip into the work dir", out.status.code(), &stderr);
-    assert_eq!(
-        std::fs::read_dir(work.path()).unwrap().count(),
-        0,
-        "work dir left"
-    );
+    assert_empty_work_dir(work.path());
 
     // The work dir, while `docker save` streams the image into it.
     let out = slim()
@@ -635,11 +598,7 @@ fn a_full_disk_on_every_write_path() {
         .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_disk_full("docker save into the work dir", out.status.code(), &stderr);
-    assert_eq!(
-        std::fs::read_dir(work.path()).unwrap().count(),
-        0,
-        "work dir left"
-    );
+    assert_empty_work_dir(work.path());
     drop(work);
 
     // The image writer's outputs: a docker-archive and an OCI layout on a full disk.
@@ -706,15 +665,10 @@ fn a_full_disk_on_every_write_path() {
         build.wait_for(&format!("slim: holding at {phase}"));
         work.fill();
         build.release();
-        let pid = build.pid();
-        let (code, stderr) = build.finish();
+        let (pid, code, stderr) = build.finish();
         work.empty();
         assert_disk_full(what, code, &stderr);
-        assert_eq!(
-            std::fs::read_dir(work.path()).unwrap().count(),
-            0,
-            "work dir left"
-        );
+        assert_empty_work_dir(work.path());
         assert!(!out_dir.join("report.json").exists());
         assert_nothing_left(pid, tag, false, &fat, &fat_id);
     }
@@ -808,8 +762,7 @@ fn the_app_dying_or_hanging_under_its_probes() {
             None,
             &[],
         );
-        let pid = build.pid();
-        let (code, stderr) = build.finish();
+        let (pid, code, stderr) = build.finish();
         assert_eq!(code, Some(4), "{name}: {stderr}");
         let error = error_line(&stderr);
         assert!(error.contains(expect), "{name}: {stderr}");
@@ -835,12 +788,7 @@ fn two_builds_of_one_tag() {
     let _image = Image(tag.to_owned());
     let out = TempDir::new("contended");
     let out_dir = out.0.display().to_string();
-    let mut first = Build::start(
-        &["--output-dir", &out_dir, "--tag", tag, &fat],
-        Some("select"),
-        &[],
-    );
-    first.wait_for("slim: holding at select");
+    let mut first = Build::held_at("select", &out_dir, tag, &fat);
     let second = slim()
         .args(["build", "--output-dir", &out_dir, "--tag", tag, &fat])
         .output()
@@ -858,8 +806,7 @@ fn two_builds_of_one_tag() {
     assert!(stderr.contains("hint: wait for it to finish"), "{stderr}");
     // The first never noticed.
     first.release();
-    let pid = first.pid();
-    let (code, first_stderr) = first.finish();
+    let (pid, code, first_stderr) = first.finish();
     assert_eq!(code, Some(0), "{first_stderr}");
     assert_nothing_left(pid, tag, true, &fat, &fat_id);
     eprintln!("two builds of one tag: the second exits 5, `{error}`");

@@ -130,15 +130,12 @@ fn squash_round_trip_keeps_every_file_and_answers_like_the_original() {
     assert_eq!(fat_answer, slim_answer);
 
     // Both archive formats load into the engine, as the same image.
-    let id = docker(&["image", "inspect", "-f", "{{.Id}}", &squashed.0]);
+    let id = image_id(&squashed.0);
     let _cleanup = Image("slim-test/roundtrip-squashed:1".into());
     docker(&["rmi", &squashed.0]);
     let loaded = docker(&["load", "-i", archive.to_str().unwrap()]);
     assert!(loaded.contains(&squashed.0), "{loaded}");
-    assert_eq!(
-        docker(&["image", "inspect", "-f", "{{.Id}}", &squashed.0]),
-        id
-    );
+    assert_eq!(image_id(&squashed.0), id);
     docker(&["rmi", &squashed.0]);
     let status = Command::new("sh")
         .arg("-c")
@@ -146,10 +143,7 @@ fn squash_round_trip_keeps_every_file_and_answers_like_the_original() {
         .status()
         .unwrap();
     assert!(status.success());
-    assert_eq!(
-        docker(&["image", "inspect", "-f", "{{.Id}}", &squashed.0]),
-        id
-    );
+    assert_eq!(image_id(&squashed.0), id);
     assert!(oci.join("index.json").exists() && oci.join("oci-layout").exists());
 }
 

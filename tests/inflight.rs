@@ -24,29 +24,6 @@ use std::{
 
 use support::*;
 
-/// One test at a time: both load the machine on purpose.
-static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
-
-fn serial() -> std::sync::MutexGuard<'static, ()> {
-    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-fn read_json(path: &Path) -> serde_json::Value {
-    serde_json::from_slice(&std::fs::read(path).unwrap_or_else(|e| panic!("{path:?}: {e}")))
-        .unwrap()
-}
-
-fn allowed(seccomp: &serde_json::Value) -> BTreeSet<String> {
-    seccomp["syscalls"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|rule| rule["action"] == "SCMP_ACT_ALLOW")
-        .flat_map(|rule| rule["names"].as_array().unwrap().iter())
-        .map(|n| n.as_str().unwrap().to_owned())
-        .collect()
-}
-
 /// A temporary output dir, removed on drop.
 struct TempDir(PathBuf);
 
@@ -170,7 +147,7 @@ fn blocked_calls_are_allowed_and_the_app_starts_20_of_20_under_load() {
     assert!(slim_containers().is_empty(), "containers left behind");
 
     let profile = out.0.join("seccomp.json");
-    let names = allowed(&read_json(&profile));
+    let names = allowed_names(&read_json(&profile));
     // The idle threads' calls (and dumb-init's signal wait), never returned while recording.
     let blocked: &[&str] = if cfg!(target_arch = "aarch64") {
         &["ppoll", "epoll_pwait", "rt_sigtimedwait"]

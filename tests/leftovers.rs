@@ -8,12 +8,6 @@ use std::{process::Stdio, thread, time::Duration};
 
 use support::*;
 
-static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
-
-fn serial() -> std::sync::MutexGuard<'static, ()> {
-    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
-}
-
 /// Containers labelled with slim owner `pid`.
 fn owned_by(pid: u32) -> Vec<String> {
     docker(&[

@@ -9,12 +9,6 @@ use std::{collections::BTreeSet, path::Path, process::Command};
 
 use support::*;
 
-static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
-
-fn serial() -> std::sync::MutexGuard<'static, ()> {
-    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
-}
-
 /// The image's file system, exported into `dir`.
 fn export(image: &str, dir: &Path) {
     let container = docker(&["create", image, "/nothing"]);
@@ -129,7 +123,7 @@ fn check_app(app: &str, probes: &str) {
     let sbom_path = out.0.join("sbom.spdx.json");
     let sbom: serde_json::Value =
         serde_json::from_slice(&std::fs::read(&sbom_path).unwrap()).unwrap();
-    let image_id = docker(&["image", "inspect", "--format", "{{.Id}}", &tag]);
+    let image_id = image_id(&tag);
     let described = &sbom["packages"][0];
     assert_eq!(described["SPDXID"], "SPDXRef-Image");
     assert_eq!(

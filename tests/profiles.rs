@@ -9,31 +9,9 @@ use std::{path::Path, process::Command};
 
 use support::*;
 
-/// One `slim` run at a time (the engine is shared, and 2 cores).
-static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
-
-fn serial() -> std::sync::MutexGuard<'static, ()> {
-    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-fn read_json(path: &Path) -> serde_json::Value {
-    serde_json::from_slice(&std::fs::read(path).unwrap_or_else(|e| panic!("{path:?}: {e}")))
-        .unwrap()
-}
-
 /// The names of every SCMP_ACT_ALLOW rule, with or without argument conditions, sorted.
 fn names(profile: &serde_json::Value) -> Vec<String> {
-    let mut names: Vec<String> = profile["syscalls"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|rule| rule["action"] == "SCMP_ACT_ALLOW")
-        .flat_map(|rule| rule["names"].as_array().unwrap().iter())
-        .map(|n| n.as_str().unwrap().to_owned())
-        .collect();
-    names.sort();
-    names.dedup();
-    names
+    allowed_names(profile).into_iter().collect()
 }
 
 /// The names of the ALLOW rule without argument conditions.
@@ -126,6 +104,24 @@ fn build(app: &str, tag: &str, out: &Path, extra: &[&str]) -> serde_json::Value 
     );
     assert!(slim_containers().is_empty(), "containers left behind");
     read_json(&out.join("report.json"))
+}
+
+/// `slim profile` of `image` into `out`, probed with `probes` (a file of probes/); asserts it
+/// succeeded and verified the probes under seccomp.json.
+fn profile_with_probes(out: &Path, image: &str, probes: &str) {
+    let result = slim()
+        .args(["profile", "--output-dir"])
+        .arg(out)
+        .args([
+            "--http-probe-cmd-file",
+            probe_file(probes).to_str().unwrap(),
+        ])
+        .arg(image)
+        .output()
+        .unwrap();
+    assert_success(&result);
+    let stdout = String::from_utf8_lossy(&result.stdout);
+    assert!(stdout.contains("probes under seccomp.json"), "{stdout}");
 }
 
 /// Checks what every build writes: the three files, the report's `profiles`, a seccomp profile
@@ -343,19 +339,7 @@ fn python_profile_refuses_new_namespaces_that_unconfined_allows() {
     let _serial = serial();
     let out = TempDir::new("profiles-namespaces");
     let image = app_image("python-http");
-    let result = slim()
-        .args(["profile", "--output-dir"])
-        .arg(&out.0)
-        .args([
-            "--http-probe-cmd-file",
-            probe_file("python-http.json").to_str().unwrap(),
-        ])
-        .arg(&image)
-        .output()
-        .unwrap();
-    assert_success(&result);
-    let stdout = String::from_utf8_lossy(&result.stdout);
-    assert!(stdout.contains("probes under seccomp.json"), "{stdout}");
+    profile_with_probes(&out.0, &image, "python-http.json");
     assert!(slim_containers().is_empty(), "containers left behind");
     let report = read_json(&out.0.join("report.json"));
     assert_eq!(report["verify"]["failed"].as_array().unwrap().len(), 0);
@@ -452,19 +436,7 @@ fn slim_profile_writes_the_profiles_without_an_image() {
     };
     let images_before = images();
     let out = TempDir::new("profiles-perl");
-    let result = slim()
-        .args(["profile", "--output-dir"])
-        .arg(&out.0)
-        .args([
-            "--http-probe-cmd-file",
-            probe_file("echo.json").to_str().unwrap(),
-        ])
-        .arg(&image)
-        .output()
-        .unwrap();
-    assert_success(&result);
-    let stdout = String::from_utf8_lossy(&result.stdout);
-    assert!(stdout.contains("probes under seccomp.json"), "{stdout}");
+    profile_with_probes(&out.0, &image, "echo.json");
     assert_eq!(images(), images_before, "an image was written");
     assert!(slim_containers().is_empty(), "containers left behind");
     let report = read_json(&out.0.join("report.json"));

@@ -8,14 +8,6 @@ use std::{path::Path, process::Stdio, thread, time::Duration};
 
 use support::*;
 
-/// `slim build` runs one at a time: the "no container left behind" checks look at the whole
-/// engine, and two builds on 2 cores would slow each other into timeouts.
-static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
-
-fn serial() -> std::sync::MutexGuard<'static, ()> {
-    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
-}
-
 /// Builds `app` with `args`, returns the parsed report (asserting success).
 fn build(app: &str, tag: &str, extra: &[&str]) -> serde_json::Value {
     build_keeping_image(app, tag, extra).0

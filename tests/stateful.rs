@@ -5,15 +5,13 @@
 
 mod support;
 
-use std::{process::Command, thread, time::Duration};
+use std::{
+    process::{Command, Output},
+    thread,
+    time::Duration,
+};
 
 use support::*;
-
-static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
-
-fn serial() -> std::sync::MutexGuard<'static, ()> {
-    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
-}
 
 /// Runs the host's psql against 127.0.0.1:`port`; returns (success, output).
 fn psql(port: u16, database: &str, sql: &str) -> (bool, String) {
@@ -30,6 +28,21 @@ fn psql(port: u16, database: &str, sql: &str) -> (bool, String) {
     );
     (out.status.success(), text)
 }
+
+/// Runs `slim build --output-dir OUT_DIR --tag TAG FLAG COMMAND IMAGE`, where FLAG gives a
+/// probe or a check (`--exec`, `--verify-exec`); returns its output, whatever its exit.
+fn build_with(out_dir: &TempDir, tag: &str, flag: &str, command: &str, image: &str) -> Output {
+    slim()
+        .args(["build", "--output-dir"])
+        .arg(&out_dir.0)
+        .args(["--tag", tag, flag, command])
+        .arg(image)
+        .output()
+        .unwrap()
+}
+
+/// A check held out of the recording: it reads a file the app never opens.
+const READS_LOGIN_DEFS: &str = "python3 -c \"open('/etc/login.defs').read()\"";
 
 #[test]
 fn postgres_keeps_its_data_directory_whole_and_serves_every_later_connection() {
@@ -119,18 +132,13 @@ fn a_probe_that_fails_on_the_fat_image_stops_the_build() {
     let image = app_image("python-http");
     let tag = "slim-test/python-http.slim:broken-probe";
     let out_dir = TempDir::new("broken-probe");
-    let out = slim()
-        .args(["build", "--output-dir"])
-        .arg(&out_dir.0)
-        .args([
-            "--tag",
-            tag,
-            "--exec",
-            "python3 -c 'import sys; print(\"broken\"); sys.exit(2)'",
-        ])
-        .arg(&image)
-        .output()
-        .unwrap();
+    let out = build_with(
+        &out_dir,
+        tag,
+        "--exec",
+        "python3 -c 'import sys; print(\"broken\"); sys.exit(2)'",
+        &image,
+    );
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(4), "{stderr}");
     assert!(stderr.contains("failed on the fat image"), "{stderr}");
@@ -151,18 +159,7 @@ fn verify_exec_catches_a_file_the_recording_never_saw() {
     let _slim_image = Image(tag.to_owned());
     let _unverified = Image(format!("{tag}-unverified"));
     let out_dir = TempDir::new("verify-exec");
-    let out = slim()
-        .args(["build", "--output-dir"])
-        .arg(&out_dir.0)
-        .args([
-            "--tag",
-            tag,
-            "--verify-exec",
-            "python3 -c \"open('/etc/login.defs').read()\"",
-        ])
-        .arg(&image)
-        .output()
-        .unwrap();
+    let out = build_with(&out_dir, tag, "--verify-exec", READS_LOGIN_DEFS, &image);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(3), "{stderr}");
     assert!(
@@ -185,30 +182,19 @@ fn an_image_that_fails_verification_leaves_the_tag_and_is_tagged_unverified() {
     docker(&["tag", BASE_IMAGE, tag]);
     let _previous = Image(tag.to_owned());
     let _failed = Image(unverified.clone());
-    let previous_id = docker(&["image", "inspect", "--format", "{{.Id}}", tag]);
+    let previous_id = image_id(tag);
     let out_dir = TempDir::new("unverified");
-    let out = slim()
-        .args(["build", "--output-dir"])
-        .arg(&out_dir.0)
-        .args([
-            "--tag",
-            tag,
-            "--verify-exec",
-            "python3 -c \"open('/etc/login.defs').read()\"",
-        ])
-        .arg(&image)
-        .output()
-        .unwrap();
+    let out = build_with(&out_dir, tag, "--verify-exec", READS_LOGIN_DEFS, &image);
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(3), "{stderr}");
     assert_eq!(
-        docker(&["image", "inspect", "--format", "{{.Id}}", tag]),
+        image_id(tag),
         previous_id,
         "the tag moved to the image that failed verification"
     );
     let report = read_report(&out_dir.0);
-    let failed_id = docker(&["image", "inspect", "--format", "{{.Id}}", &unverified]);
+    let failed_id = image_id(&unverified);
     assert_eq!(report["slim"]["id"], failed_id.as_str(), "{report}");
     assert_eq!(report["slim"]["image"], unverified.as_str());
     assert!(

@@ -7,6 +7,36 @@ use std::{
     process::{Command, Output},
 };
 
+/// One test at a time within a test target (each target has its own copy of this module): the
+/// engine is shared, the "no container left behind" checks look at all of it, and two runs on
+/// 2 cores would slow each other into timeouts.
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// Takes this target's one-at-a-time lock, held until dropped (a lock a failed test poisoned is
+/// taken all the same).
+pub fn serial() -> std::sync::MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// The JSON file at `path`, parsed.
+pub fn read_json(path: &std::path::Path) -> serde_json::Value {
+    serde_json::from_slice(&std::fs::read(path).unwrap_or_else(|e| panic!("{path:?}: {e}")))
+        .unwrap()
+}
+
+/// The names of every SCMP_ACT_ALLOW rule of a seccomp profile, with or without argument
+/// conditions.
+pub fn allowed_names(profile: &serde_json::Value) -> std::collections::BTreeSet<String> {
+    profile["syscalls"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|rule| rule["action"] == "SCMP_ACT_ALLOW")
+        .flat_map(|rule| rule["names"].as_array().unwrap().iter())
+        .map(|n| n.as_str().unwrap().to_owned())
+        .collect()
+}
+
 /// The `slim` binary under test: `SLIM_BIN` (set by `cargo xtask test`), else the release build.
 pub fn slim_bin() -> PathBuf {
     if let Some(bin) = std::env::var_os("SLIM_BIN") {
@@ -131,6 +161,11 @@ pub fn docker(args: &[&str]) -> String {
         String::from_utf8_lossy(&out.stderr)
     );
     String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+/// The id (`sha256:...`) of `image` in the engine.
+pub fn image_id(image: &str) -> String {
+    docker(&["image", "inspect", "--format", "{{.Id}}", image])
 }
 
 /// The arm64 Debian base image `cargo xtask test` loads (run here through qemu-user).

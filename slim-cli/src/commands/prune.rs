@@ -167,6 +167,32 @@ fn judge(owner: Option<&Owner>, options: Options, now: u64) -> Result<bool, Unch
     }
 }
 
+impl Reaped {
+    /// Whether a resource of a slim run goes, as `judge` finds; one that stays because its
+    /// owner cannot be checked is noted in `left` as `name`, with the owner's pid and why.
+    fn goes(
+        &mut self,
+        kind: Kind,
+        name: impl std::fmt::Display,
+        owner: Option<&Owner>,
+        options: Options,
+        now: u64,
+    ) -> bool {
+        match judge(owner, options, now) {
+            Ok(goes) => goes,
+            Err(why) => {
+                self.left.push(Left {
+                    kind,
+                    name: name.to_string(),
+                    pid: owner.map(|o| o.pid),
+                    why,
+                });
+                false
+            }
+        }
+    }
+}
+
 /// Finds the leftovers of dead slim runs (and, with `--stale`, of old ones this slim cannot
 /// check); removes them unless a dry run.
 pub async fn reap(engine: &Engine, options: Options) -> Result<Reaped> {
@@ -178,18 +204,8 @@ pub async fn reap(engine: &Engine, options: Options) -> Result<Reaped> {
     for (id, labels) in engine.containers_labelled(LABEL_RUN).await? {
         let owner = Owner::from_labels(&labels);
         let short = id[..id.len().min(12)].to_owned();
-        match judge(owner.as_ref(), options, now) {
-            Ok(false) => continue,
-            Ok(true) => {}
-            Err(why) => {
-                reaped.left.push(Left {
-                    kind: Kind::Container,
-                    name: short,
-                    pid: owner.map(|o| o.pid),
-                    why,
-                });
-                continue;
-            }
+        if !reaped.goes(Kind::Container, &short, owner.as_ref(), options, now) {
+            continue;
         }
         if !options.dry_run {
             engine.remove_container(&id).await?;
@@ -202,18 +218,8 @@ pub async fn reap(engine: &Engine, options: Options) -> Result<Reaped> {
         let Some(owner) = Owner::from_work_tag(&reference) else {
             continue;
         };
-        match judge(Some(&owner), options, now) {
-            Ok(false) => continue,
-            Ok(true) => {}
-            Err(why) => {
-                reaped.left.push(Left {
-                    kind: Kind::Image,
-                    name: reference,
-                    pid: Some(owner.pid),
-                    why,
-                });
-                continue;
-            }
+        if !reaped.goes(Kind::Image, &reference, Some(&owner), options, now) {
+            continue;
         }
         if !options.dry_run {
             engine.untag_image(&reference).await?;
@@ -237,18 +243,8 @@ pub async fn reap(engine: &Engine, options: Options) -> Result<Reaped> {
             else {
                 continue;
             };
-            match judge(Some(&owner), options, now) {
-                Ok(false) => continue,
-                Ok(true) => {}
-                Err(why) => {
-                    reaped.left.push(Left {
-                        kind: Kind::WorkDir,
-                        name: path.display().to_string(),
-                        pid: Some(owner.pid),
-                        why,
-                    });
-                    continue;
-                }
+            if !reaped.goes(Kind::WorkDir, path.display(), Some(&owner), options, now) {
+                continue;
             }
             if !options.dry_run {
                 std::fs::remove_dir_all(&path)?;

@@ -55,25 +55,26 @@ fn add_process(pid: &str, found: &mut InFlight) {
 /// Reads what every task of every process in mount namespace `mntns` is blocked in.
 pub fn in_flight(mntns: u32) -> InFlight {
     let mut found = InFlight::default();
-    let Ok(dir) = fs::read_dir("/proc") else {
-        return found;
-    };
-    for entry in dir.filter_map(|e| e.ok()) {
-        let name = entry.file_name();
-        let Some(pid) = name
-            .to_str()
-            .filter(|n| n.bytes().all(|b| b.is_ascii_digit()))
-        else {
-            continue;
-        };
+    for pid in process_ids() {
         let in_ns =
             fs::metadata(format!("/proc/{pid}/ns/mnt")).is_ok_and(|m| m.ino() as u32 == mntns);
         if !in_ns {
             continue;
         }
-        add_process(pid, &mut found);
+        add_process(&pid, &mut found);
     }
     found
+}
+
+/// The ids of the processes alive now, as their directories in /proc name them (none when
+/// /proc cannot be read).
+pub fn process_ids() -> impl Iterator<Item = String> {
+    fs::read_dir("/proc")
+        .into_iter()
+        .flatten()
+        .filter_map(|entry| entry.ok())
+        .filter_map(|entry| entry.file_name().into_string().ok())
+        .filter(|name| name.bytes().all(|b| b.is_ascii_digit()))
 }
 
 #[cfg(test)]

@@ -351,18 +351,8 @@ pub fn mount_namespace(pid: &str) -> std::io::Result<u32> {
 /// container or the engine's short-lived namespaces went away could get an ignored number and
 /// be missed until the recording is locked to it.
 fn existing_mount_namespaces() -> BTreeMap<u32, fs::File> {
-    let Ok(dir) = fs::read_dir("/proc") else {
-        return BTreeMap::new();
-    };
     let mut held = BTreeMap::new();
-    for entry in dir.filter_map(|e| e.ok()) {
-        let name = entry.file_name();
-        let Some(pid) = name
-            .to_str()
-            .filter(|n| n.bytes().all(|b| b.is_ascii_digit()))
-        else {
-            continue;
-        };
+    for pid in inflight::process_ids() {
         // Opened first, then asked for its number: the number is that of the namespace held.
         let Ok(file) = fs::File::open(format!("/proc/{pid}/ns/mnt")) else {
             continue; // gone meanwhile: its number is free, and whoever gets it is new
