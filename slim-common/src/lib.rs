@@ -166,10 +166,36 @@ pub mod phase {
 pub const ARM_PRIVATE_BASE: u32 = 0x0f_0000;
 pub const ARM_PRIVATE_SLOT: u32 = 504;
 
-/// Key of the `SYSCALLS` bitmap hash: a mount namespace and a [`phase`] (plus `phase::COMPAT`).
+/// Key of the `SYSCALLS` bitmap hash: a mount namespace and a [`phase`] (plus `phase::COMPAT`,
+/// plus an [`outcome`] shifted by [`OUTCOME_SHIFT`]).
 #[inline(always)]
 pub fn syscalls_key(mntns: u32, phase: u32) -> u64 {
     (phase as u64) << 32 | mntns as u64
+}
+
+/// Which of a scope's three syscall bitmaps a call is marked in. A call that only ever failed
+/// (the app or a library probing for a feature: keyctl, userfaultfd, io_uring_setup...) need not
+/// be allowed; one entered but never returned (blocked for the whole recording) must be.
+pub mod outcome {
+    /// Returned without an error.
+    pub const SUCCEEDED: u32 = 0;
+    /// Entered (marked before the call can block).
+    pub const ENTERED: u32 = 1;
+    /// Returned an error (-4095..=-1).
+    pub const FAILED: u32 = 2;
+    /// How many there are.
+    pub const COUNT: usize = 3;
+}
+
+/// Where the [`outcome`] sits in the phase half of a [`syscalls_key`] (above [`phase::APP`] and
+/// [`phase::COMPAT`]).
+pub const OUTCOME_SHIFT: u32 = 2;
+
+/// Key of the `ERRNOS` table: the first errno call `nr` failed with in a (namespace, phase),
+/// `key` being its [`syscalls_key`] (with [`outcome::FAILED`]).
+#[inline(always)]
+pub fn errno_key(key: u64, nr: u32) -> u64 {
+    key | (nr as u64 & 0xffff) << 48
 }
 
 /// `CLONE_NEWNS`: the flag of clone(2), clone3(2) and unshare(2) that makes a mount namespace.
@@ -202,15 +228,16 @@ pub mod birth {
     pub const NEWBORN: u32 = 3;
 }
 
-/// One CPU's syscall bitmap for the first (mount namespace, phase) it saw (a plain array access
+/// One CPU's syscall bitmaps for the first (mount namespace, phase) it saw (a plain array access
 /// instead of a hash lookup on every syscall); others go to the `SYSCALLS` hash.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct LocalSyscalls {
     pub mntns: u32,
-    /// 0 while unused, else 1 + the [`phase`] of the bitmap.
+    /// 0 while unused, else 1 + the [`phase`] of the bitmaps.
     pub used: u32,
-    pub words: [u64; SYSCALL_WORDS],
+    /// One bitmap per [`outcome`].
+    pub words: [[u64; SYSCALL_WORDS]; outcome::COUNT],
 }
 
 /// Key of the `SOCKETS` table: sockets a scope created, by address family and type (the low
@@ -447,7 +474,8 @@ const _: () = assert!(core::mem::size_of::<Config>() == 72);
 const _: () = assert!(core::mem::size_of::<MntnsCache>() == 32);
 const _: () =
     assert!(namespace_key(3838, u32::MAX) < FIRST_NAMESPACE_INUM && namespace_key(0, 0) != 0);
-const _: () = assert!(core::mem::size_of::<LocalSyscalls>() == 8 + 8 * SYSCALL_WORDS);
+const _: () =
+    assert!(core::mem::size_of::<LocalSyscalls>() == 8 + 8 * SYSCALL_WORDS * outcome::COUNT);
 const _: () = assert!(core::mem::size_of::<KernelOffsets>() == 16);
 const _: () = assert!(core::mem::size_of::<TracepointFields>() == 16);
 const _: () = assert!(core::mem::size_of::<RegsLayout>() == 72);

@@ -59,6 +59,10 @@ pub static SYSCALL_SPECS: Array<SyscallSpec> = Array::with_max_entries(2 * MAX_S
 pub static SYSCALLS: PerCpuHashMap<u64, [u64; SYSCALL_WORDS]> =
     PerCpuHashMap::with_max_entries(1024, 0);
 
+/// The first errno each call failed with, per (namespace, phase) (`slim_common::errno_key`).
+#[map]
+pub static ERRNOS: HashMap<u64, u32> = HashMap::with_max_entries(8192, 0);
+
 /// Processes in the app phase (`slim_common::phase::APP`): they, or the parent they were forked
 /// from, executed a program in scope.
 #[map]

@@ -13,16 +13,16 @@ use aya_ebpf::{
     programs::RawTracePointContext,
 };
 use slim_common::{
-    birth, event_kind, op, phase, relative_salt, syscalls_key, RegsLayout, SocketKey, SyscallSpec,
-    ARM_PRIVATE_BASE, ARM_PRIVATE_SLOT, AT_FDCWD, CLONE_NEWNS, MAX_SYSCALLS, NO_ARG,
-    REGS_WINDOW_CAP, SYSCALL_WORDS,
+    birth, errno_key, event_kind, op, outcome, phase, relative_salt, syscalls_key, RegsLayout,
+    SocketKey, SyscallSpec, ARM_PRIVATE_BASE, ARM_PRIVATE_SLOT, AT_FDCWD, CLONE_NEWNS,
+    MAX_SYSCALLS, NO_ARG, OUTCOME_SHIFT, REGS_WINDOW_CAP, SYSCALL_WORDS,
 };
 
 use crate::{
     emit::{read_path, scratch, submit, submit_deduplicated, Source},
     maps::{
-        regs_layout, BASE_GENERATION, BIRTHS, CONFIG, EXEC_TID, LOCAL_SYSCALLS, REGS_COPY, SOCKETS,
-        SYSCALLS, SYSCALL_SPECS,
+        regs_layout, BASE_GENERATION, BIRTHS, CONFIG, ERRNOS, EXEC_TID, LOCAL_SYSCALLS, REGS_COPY,
+        SOCKETS, SYSCALLS, SYSCALL_SPECS,
     },
     scope::{current_in_scope, current_in_scope_at_exit, Task},
 };
@@ -61,7 +61,7 @@ pub fn slim_sys_enter(ctx: RawTracePointContext) -> i32 {
 fn try_sys_enter(ctx: &RawTracePointContext) -> Option<()> {
     let task = current_in_scope()?;
     let call = decode(ctx.arg(0), task.tid, false)?;
-    mark_syscall(&task, call.nr, call.compat);
+    mark_syscall(&task, call.nr, call.compat, outcome::ENTERED);
     Some(())
 }
 
@@ -216,7 +216,7 @@ fn try_sys_exit(ctx: &RawTracePointContext) -> Option<()> {
         // It may have left the scope: decide again at its next syscall.
         crate::scope::forget_current();
     }
-    mark_syscall(&task, nr, compat);
+    mark_return(&task, nr, compat, ret);
     if ret >= 0 && any_nr == socket_or_socketpair(any_nr) {
         count_socket(&task, arg_word(0), arg_word(1));
         return None;
@@ -308,12 +308,13 @@ fn used(spec: &SyscallSpec, index: u8) -> bool {
         || (spec.op == op::FCHDIR && index == 0)
 }
 
-/// Marks `nr` in the bitmap of the task's (namespace, phase), `compat` (0 or 1) telling the
-/// 32-bit table's bitmap.
-fn mark_syscall(task: &Task, nr: u32, compat: u32) {
+/// Marks `nr` in the [`outcome`] bitmap of the task's (namespace, phase), `compat` (0 or 1)
+/// telling the 32-bit table's bitmaps. True when the bit was not set before.
+fn mark_syscall(task: &Task, nr: u32, compat: u32, outcome: u32) -> bool {
     let mntns = task.mntns;
     let phase = task.phase + compat * phase::COMPAT;
     let used = 1 + phase;
+    let (index, bit) = ((nr / 64) as usize, 1u64 << (nr % 64));
     if let Some(local) = LOCAL_SYSCALLS.get_ptr_mut(0) {
         let local = unsafe { &mut *local };
         if local.used == 0 {
@@ -321,26 +322,53 @@ fn mark_syscall(task: &Task, nr: u32, compat: u32) {
             local.mntns = mntns;
         }
         if local.mntns == mntns && local.used == used {
-            if let Some(word) = local.words.get_mut((nr / 64) as usize) {
-                *word |= 1u64 << (nr % 64);
+            if let Some(word) = local
+                .words
+                .get_mut(outcome as usize)
+                .and_then(|words| words.get_mut(index))
+            {
+                let new = *word & bit == 0;
+                *word |= bit;
+                return new;
             }
-            return;
+            return false;
         }
     }
-    let key = syscalls_key(mntns, phase);
+    let key = syscalls_key(mntns, phase | outcome << OUTCOME_SHIFT);
     let words = match SYSCALLS.get_ptr_mut(&key) {
         Some(words) => words,
         None => {
             SYSCALLS.insert(&key, &ZERO_WORDS, 0).ok();
             match SYSCALLS.get_ptr_mut(&key) {
                 Some(words) => words,
-                None => return,
+                None => return false,
             }
         }
     };
     let words = unsafe { &mut *words };
-    if let Some(word) = words.get_mut((nr / 64) as usize) {
-        *word |= 1u64 << (nr % 64);
+    match words.get_mut(index) {
+        Some(word) => {
+            let new = *word & bit == 0;
+            *word |= bit;
+            new
+        }
+        None => false,
+    }
+}
+
+/// Marks the return of `nr` as a success or a failure; the first failure of a call in a
+/// (namespace, phase) also keeps its errno, which the profile answers if it never succeeds.
+#[inline(always)]
+fn mark_return(task: &Task, nr: u32, compat: u32, ret: i64) {
+    if !(-4095..0).contains(&ret) {
+        mark_syscall(task, nr, compat, outcome::SUCCEEDED);
+        return;
+    }
+    if mark_syscall(task, nr, compat, outcome::FAILED) {
+        let phase = task.phase + compat * phase::COMPAT;
+        let key = syscalls_key(task.mntns, phase | outcome::FAILED << OUTCOME_SHIFT);
+        // BPF_NOEXIST: the first errno stays.
+        let _ = ERRNOS.insert(&errno_key(key, nr), &(-ret as u32), 1);
     }
 }
 

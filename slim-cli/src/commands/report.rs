@@ -143,6 +143,9 @@ pub struct SeccompReport {
     /// Calls the app made that Docker's default profile refuses it: left out (io_uring answers
     /// ENOSYS) unless named with `--seccomp-allow`.
     pub docker_denied_recorded: Vec<String>,
+    /// Calls the app only tried (nothing but errors while recording), answered with the errno
+    /// they got instead of allowed: name -> errno.
+    pub answered_failed_only: std::collections::BTreeMap<String, u32>,
     /// Answered with ENOSYS so a fallback runs.
     pub enosys: Vec<String>,
     /// What the runtime did to set the container up before the filter point that the profile

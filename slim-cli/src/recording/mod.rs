@@ -152,6 +152,10 @@ pub struct Recording {
     /// What 32-bit processes of the app called: numbers of the compat table
     /// (`arch.compat()`: i386 on x86_64, arm on arm64). Empty for a 64-bit app.
     pub compat_app_syscalls: BTreeSet<u32>,
+    /// Of `app_syscalls`, the calls that returned nothing but errors: number -> first errno.
+    pub app_failed_only: BTreeMap<u32, u32>,
+    /// The same of `compat_app_syscalls`.
+    pub compat_app_failed_only: BTreeMap<u32, u32>,
     /// Sockets the app created: (address family, type).
     pub sockets: BTreeSet<(u32, u32)>,
     pub stats: RecorderStats,
@@ -280,6 +284,10 @@ impl Recording {
         for (_, numbers) in raw.syscalls.iter().filter(|(ns, _)| wanted(ns)) {
             recording.syscall_numbers.extend(numbers.all());
             recording.compat_app_syscalls.extend(&numbers.compat_app);
+            recording.app_failed_only.extend(&numbers.app_failed_only);
+            recording
+                .compat_app_failed_only
+                .extend(&numbers.compat_app_failed_only);
             if filter.from_first_exec {
                 recording.app_syscalls.extend(&numbers.app);
                 recording.runtime_syscalls.extend(&numbers.runtime);
@@ -386,6 +394,18 @@ impl Recording {
             }
         }
         self.arch = self.arch.or(other.arch);
+        self.app_failed_only = failed_in_both(
+            std::mem::take(&mut self.app_failed_only),
+            &self.app_syscalls,
+            other.app_failed_only,
+            &other.app_syscalls,
+        );
+        self.compat_app_failed_only = failed_in_both(
+            std::mem::take(&mut self.compat_app_failed_only),
+            &self.compat_app_syscalls,
+            other.compat_app_failed_only,
+            &other.compat_app_syscalls,
+        );
         self.syscall_numbers.extend(other.syscall_numbers);
         self.app_syscalls.extend(other.app_syscalls);
         self.runtime_syscalls.extend(other.runtime_syscalls);
@@ -432,6 +452,36 @@ impl Recording {
         names.extend(self.compat_syscall_names());
         names.sort();
         names.dedup();
+        names
+    }
+
+    /// libseccomp names of the calls the app only tried (they returned nothing but errors in
+    /// every process, 64- and 32-bit), with the first errno each got.
+    pub fn failed_only_names(&self) -> BTreeMap<String, u32> {
+        let compat = self.arch.and_then(Arch::compat);
+        let named = |arch: Option<Arch>, nr: u32| arch.and_then(|a| a.name(nr)).map(str::to_owned);
+        let mut succeeded = BTreeSet::new();
+        let tables = [
+            (self.arch, &self.app_syscalls, &self.app_failed_only),
+            (
+                compat,
+                &self.compat_app_syscalls,
+                &self.compat_app_failed_only,
+            ),
+        ];
+        for (arch, made, failed) in tables {
+            for &nr in made.iter().filter(|nr| !failed.contains_key(nr)) {
+                succeeded.extend(named(arch, nr));
+            }
+        }
+        let mut names = BTreeMap::new();
+        for (arch, _, failed) in tables {
+            for (&nr, &errno) in failed {
+                if let Some(name) = named(arch, nr).filter(|n| !succeeded.contains(n)) {
+                    names.entry(name).or_insert(errno);
+                }
+            }
+        }
         names
     }
 
@@ -494,3 +544,23 @@ fn access_of(event: &RawEvent, dir_open_flags: u32) -> Use {
 
 #[cfg(test)]
 mod tests;
+
+/// The calls that only failed in two recordings joined: failed only in one or both, and made
+/// with success in neither (`made` holds every call of a recording, whatever its outcome).
+fn failed_in_both(
+    mine: BTreeMap<u32, u32>,
+    my_calls: &BTreeSet<u32>,
+    theirs: BTreeMap<u32, u32>,
+    their_calls: &BTreeSet<u32>,
+) -> BTreeMap<u32, u32> {
+    let succeeded = |calls: &BTreeSet<u32>, failed: &BTreeMap<u32, u32>, nr: &u32| {
+        calls.contains(nr) && !failed.contains_key(nr)
+    };
+    let mut joined = BTreeMap::new();
+    for (&nr, &errno) in mine.iter().chain(&theirs) {
+        if !succeeded(my_calls, &mine, &nr) && !succeeded(their_calls, &theirs, &nr) {
+            joined.entry(nr).or_insert(errno);
+        }
+    }
+    joined
+}

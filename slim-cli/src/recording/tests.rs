@@ -258,3 +258,39 @@ fn two_starts_join_into_one_recording() {
         "a call the app made is not the runtime's alone"
     );
 }
+
+#[test]
+fn a_call_failed_only_in_one_start_and_made_with_success_in_another_is_not_failed_only() {
+    let arch = Arch::X86_64;
+    let nr = |name: &str| arch.number(name).unwrap();
+    let start = |made: &[&str], failed: &[(&str, u32)]| Recording {
+        arch: Some(arch),
+        app_syscalls: made.iter().map(|n| nr(n)).collect(),
+        app_failed_only: failed.iter().map(|&(n, e)| (nr(n), e)).collect(),
+        ..Default::default()
+    };
+    let mut first = start(
+        &["read", "keyctl", "userfaultfd"],
+        &[("keyctl", 13), ("userfaultfd", 1)],
+    );
+    // The second start made keyctl with success, and tried bpf.
+    first.merge(start(&["read", "keyctl", "bpf"], &[("bpf", 1)]));
+    assert_eq!(
+        first.failed_only_names(),
+        [("userfaultfd".to_owned(), 1), ("bpf".to_owned(), 1)].into()
+    );
+}
+
+#[test]
+fn a_call_that_succeeded_in_a_32_bit_process_is_not_failed_only() {
+    let arch = Arch::X86_64;
+    let compat = arch.compat().unwrap();
+    let recording = Recording {
+        arch: Some(arch),
+        app_syscalls: [arch.number("keyctl").unwrap()].into(),
+        app_failed_only: [(arch.number("keyctl").unwrap(), 13)].into(),
+        compat_app_syscalls: [compat.number("keyctl").unwrap()].into(),
+        ..Default::default()
+    };
+    assert!(recording.failed_only_names().is_empty());
+}

@@ -30,7 +30,8 @@ use aya::{
     Ebpf, EbpfLoader,
 };
 use slim_common::{
-    phase, scope_mode, stat, Config, LocalSyscalls, RegsLayout, SeenKey, SocketKey, SYSCALL_WORDS,
+    outcome, phase, scope_mode, stat, Config, LocalSyscalls, RegsLayout, SeenKey, SocketKey,
+    OUTCOME_SHIFT, SYSCALL_WORDS,
 };
 
 pub use event::RawEvent;
@@ -189,13 +190,37 @@ pub struct RawRecording {
 
 /// Syscall numbers of one mount namespace, split by [`phase`]: what processes did before their
 /// first exec in it (the container runtime setting up) and after (the app). 32-bit tasks'
-/// numbers (of the compat table: [`Arch::compat`]) are apart.
+/// numbers (of the compat table: [`Arch::compat`]) are apart. Each set holds every call made,
+/// whatever its outcome.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct PhaseSyscalls {
     pub runtime: BTreeSet<u32>,
     pub app: BTreeSet<u32>,
     pub compat_runtime: BTreeSet<u32>,
     pub compat_app: BTreeSet<u32>,
+    /// Of `app`, the calls that returned only errors (never a success, never blocked at the
+    /// end): number -> the first errno.
+    pub app_failed_only: BTreeMap<u32, u32>,
+    /// The same of `compat_app`.
+    pub compat_app_failed_only: BTreeMap<u32, u32>,
+}
+
+/// The phase bits of a `SYSCALLS` key (below the outcome).
+const PHASE_BITS: u32 = (1 << OUTCOME_SHIFT) - 1;
+
+/// The calls that `failed` and never `succeeded` nor were left `blocked`, with their first errno
+/// (`errno`; a call whose errno was not kept, its table being full, is left out: allowed).
+fn failed_only(
+    failed: &BTreeSet<u32>,
+    succeeded: &BTreeSet<u32>,
+    blocked: &BTreeSet<u32>,
+    errno: impl Fn(u32) -> Option<u32>,
+) -> BTreeMap<u32, u32> {
+    failed
+        .iter()
+        .filter(|nr| !succeeded.contains(nr) && !blocked.contains(nr))
+        .filter_map(|&nr| Some((nr, errno(nr)?)))
+        .collect()
 }
 
 impl PhaseSyscalls {
@@ -206,7 +231,7 @@ impl PhaseSyscalls {
 
     fn phase_mut(&mut self, phase: u32) -> &mut BTreeSet<u32> {
         let compat = phase & phase::COMPAT != 0;
-        match (phase & !phase::COMPAT == phase::APP, compat) {
+        match (phase & phase::APP != 0, compat) {
             (true, false) => &mut self.app,
             (false, false) => &mut self.runtime,
             (true, true) => &mut self.compat_app,
@@ -236,6 +261,7 @@ pub struct Recorder {
     local_syscalls: PerCpuArray<MapData, LocalSyscalls>,
     seen: BpfHashMap<MapData, SeenKey, u32>,
     ns_keys: BpfHashMap<MapData, u32, u32>,
+    errnos: BpfHashMap<MapData, u64, u32>,
     /// The namespace [`Recorder::lock_to_mntns`] narrowed the recording to.
     locked: Option<NamespaceLabel>,
     poller: Option<Poller>,
@@ -598,6 +624,7 @@ impl Recorder {
             local_syscalls: take(&mut ebpf, "LOCAL_SYSCALLS")?,
             seen: take(&mut ebpf, "SEEN")?,
             ns_keys: take(&mut ebpf, "NS_KEYS")?,
+            errnos: take(&mut ebpf, "ERRNOS")?,
             locked: None,
             ebpf,
             config,
@@ -731,17 +758,18 @@ impl Recorder {
             None => false,
         });
         let stats = self.read_stats();
-        let mut syscalls: BTreeMap<u32, PhaseSyscalls> = BTreeMap::new();
+        // (namespace, phase, outcome) -> numbers.
+        let mut marked: BTreeMap<(u32, u32, u32), BTreeSet<u32>> = BTreeMap::new();
         for (key, per_cpu) in self.syscalls.iter().flatten() {
             let Some(mntns) = label(key as u32) else {
                 continue;
             };
-            let used = syscalls
-                .entry(mntns)
-                .or_default()
-                .phase_mut((key >> 32) as u32);
+            let phase = (key >> 32) as u32;
+            let numbers = marked
+                .entry((mntns, phase & PHASE_BITS, phase >> OUTCOME_SHIFT))
+                .or_default();
             for words in per_cpu.iter() {
-                used.extend(bitmap_numbers(words));
+                numbers.extend(bitmap_numbers(words));
             }
         }
         if let Ok(per_cpu) = self.local_syscalls.get(&0, 0) {
@@ -749,17 +777,66 @@ impl Recorder {
                 let Some(mntns) = label(local.mntns) else {
                     continue;
                 };
-                syscalls
-                    .entry(mntns)
-                    .or_default()
-                    .phase_mut(local.used - 1)
-                    .extend(bitmap_numbers(&local.words));
+                for (outcome, words) in local.words.iter().enumerate() {
+                    marked
+                        .entry((mntns, local.used - 1, outcome as u32))
+                        .or_default()
+                        .extend(bitmap_numbers(words));
+                }
             }
         }
+        // (namespace, phase, number) -> the first errno.
+        let errnos: HashMap<(u32, u32, u32), u32> = self
+            .errnos
+            .iter()
+            .flatten()
+            .filter_map(|(key, errno)| {
+                let mntns = label(key as u32)?;
+                let phase = (key >> 32) as u32 & PHASE_BITS;
+                Some(((mntns, phase, (key >> 48) as u32), errno))
+            })
+            .collect();
+        let mut syscalls: BTreeMap<u32, PhaseSyscalls> = BTreeMap::new();
+        for (&(mntns, phase, _), numbers) in &marked {
+            syscalls
+                .entry(mntns)
+                .or_default()
+                .phase_mut(phase)
+                .extend(numbers);
+        }
+        // namespace -> the calls its tasks were blocked in (native, compat).
+        let mut in_flight: HashMap<u32, (BTreeSet<u32>, BTreeSet<u32>)> = HashMap::new();
         for (mntns, found) in std::mem::take(&mut self.in_flight) {
             let used = syscalls.entry(mntns).or_default();
-            used.app.extend(found.native);
-            used.compat_app.extend(found.compat);
+            used.app.extend(&found.native);
+            used.compat_app.extend(&found.compat);
+            let blocked = in_flight.entry(mntns).or_default();
+            blocked.0.extend(found.native);
+            blocked.1.extend(found.compat);
+        }
+        let empty = BTreeSet::new();
+        for (&mntns, used) in syscalls.iter_mut() {
+            for phase in [phase::APP, phase::APP | phase::COMPAT] {
+                let get = |outcome| marked.get(&(mntns, phase, outcome)).unwrap_or(&empty);
+                let blocked = in_flight.get(&mntns).map(|(native, compat)| {
+                    if phase & phase::COMPAT != 0 {
+                        compat
+                    } else {
+                        native
+                    }
+                });
+                let only = failed_only(
+                    get(outcome::FAILED),
+                    get(outcome::SUCCEEDED),
+                    blocked.unwrap_or(&empty),
+                    |nr| errnos.get(&(mntns, phase, nr)).copied(),
+                );
+                if phase & phase::COMPAT != 0 {
+                    used.compat_app_failed_only = only;
+                } else {
+                    used.app_failed_only = only;
+                }
+            }
         }
         for used in syscalls.values_mut() {
             used.app.extend(
@@ -1017,6 +1094,15 @@ mod tests {
             "the open of {marker} in namespace {new_ns} (the ended one was {old_ns}) was not \
              recorded"
         );
+    }
+
+    #[test]
+    fn a_call_is_failed_only_when_it_never_succeeded_and_was_not_left_blocked() {
+        let set = |numbers: &[u32]| numbers.iter().copied().collect::<BTreeSet<u32>>();
+        let errnos = |nr: u32| (nr != 9).then_some(nr + 100);
+        let only = failed_only(&set(&[1, 2, 3, 9]), &set(&[2]), &set(&[3]), errnos);
+        // 2 also succeeded, 3 was blocked at the end, 9's errno was not kept.
+        assert_eq!(only, [(1, 101)].into());
     }
 
     #[test]

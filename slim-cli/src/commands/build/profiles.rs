@@ -68,6 +68,7 @@ pub fn write_profiles(
             .iter()
             .map(|&(family, _)| family)
             .collect(),
+        failed_only: recording.failed_only_names(),
     };
     let (mut seccomp, emulated, seccomp_skipped) = match (recording.arch, image_arch) {
         (Some(recorded_arch), Some(image_arch)) if !recorded_arch.runs_natively(image_arch) => (
@@ -133,6 +134,7 @@ pub fn write_profiles(
                 .map(|(name, rules)| (name.clone(), rules.clone()))
                 .collect(),
             docker_denied_recorded: profile.docker_denied_recorded.iter().cloned().collect(),
+            answered_failed_only: profile.answered_failed.clone(),
             syscalls: profile
                 .allowed_names()
                 .iter()

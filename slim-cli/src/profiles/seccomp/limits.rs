@@ -24,6 +24,8 @@ pub struct Policy {
     pub capabilities: Capabilities,
     /// Address families (argument 0 of `socket`) the recording saw.
     pub socket_families: BTreeSet<u32>,
+    /// Calls the app made that returned only errors: name -> the first errno.
+    pub failed_only: std::collections::BTreeMap<String, u32>,
 }
 
 /// How a syscall argument is compared (libseccomp's operators, as Docker's JSON spells them).
@@ -173,6 +175,7 @@ mod tests {
                 &[],
             ),
             socket_families: families.iter().copied().collect(),
+            ..Policy::default()
         }
     }
 

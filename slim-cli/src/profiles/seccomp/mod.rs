@@ -15,6 +15,7 @@ use serde::Serialize;
 
 use crate::syscalls::Arch;
 
+mod failed;
 mod limits;
 
 pub use limits::{clone_flags_index, ArgOp, ArgRule, Policy, CLONE_NAMESPACE_FLAGS};
@@ -250,11 +251,9 @@ const GUEST_EQUIVALENTS: &[(&str, &str)] = &[
     ("arch_prctl", "prctl"),
 ];
 
-/// errno a seccomp rule returns for "no such syscall".
-const ENOSYS: u32 = 38;
-
-/// errno of the default action (EPERM, as Docker's default profile).
-const EPERM: u32 = 1;
+// ENOSYS: what a rule answers for "no such syscall"; EPERM: the default action's errno, as in
+// Docker's default profile.
+use failed::{ENOSYS, EPERM};
 
 /// A seccomp profile for one architecture, plus its 32-bit compat architecture when the app ran
 /// 32-bit processes.
@@ -272,6 +271,9 @@ pub struct SeccompProfile {
     pub docker_denied_recorded: BTreeSet<String>,
     /// Syscalls answered with ENOSYS.
     pub enosys: BTreeSet<String>,
+    /// Calls the app only tried (they returned nothing but errors), answered with the errno
+    /// they got instead of allowed: name -> errno.
+    pub answered_failed: BTreeMap<String, u32>,
     /// Recorded numbers this architecture's table has no name for (they cannot be allowed).
     pub unnamed: Vec<u32>,
 }
@@ -353,6 +355,7 @@ impl SeccompProfile {
             conditions: BTreeMap::new(),
             docker_denied_recorded: BTreeSet::new(),
             enosys: BTreeSet::new(),
+            answered_failed: BTreeMap::new(),
             unnamed,
         };
         limits::apply(&mut profile, policy);
@@ -363,7 +366,25 @@ impl SeccompProfile {
             .filter(|name| !profile.allowed.contains_key(**name))
             .map(|name| (*name).to_owned())
             .collect();
+        let needed_anyway = |name: &str| {
+            RUNTIME_GROUPS.iter().any(|g| g.syscalls.contains(&name))
+                || FIXED_EXTRAS.contains(&name)
+                || policy.allow.contains(name)
+        };
+        failed::apply(&mut profile, &policy.failed_only, needed_anyway);
         profile
+    }
+
+    /// The calls answered with an errno other than the default's (EPERM) and ENOSYS (which has
+    /// its own rule): errno -> names.
+    fn errno_answers(&self) -> BTreeMap<u32, Vec<&str>> {
+        let mut answers: BTreeMap<u32, Vec<&str>> = BTreeMap::new();
+        for (name, &errno) in &self.answered_failed {
+            if errno != EPERM && errno != ENOSYS {
+                answers.entry(errno).or_default().push(name);
+            }
+        }
+        answers
     }
 
     /// The profile of an image of architecture `guest` that ran under qemu-user on a `host`
@@ -489,6 +510,14 @@ impl SeccompProfile {
                 args: &[],
             });
         }
+        for (errno, names) in self.errno_answers() {
+            syscalls.push(DockerRule {
+                names,
+                action: "SCMP_ACT_ERRNO",
+                errno_ret: Some(errno),
+                args: &[],
+            });
+        }
         let profile = DockerProfile {
             default_action: "SCMP_ACT_ERRNO",
             default_errno_ret: EPERM,
@@ -536,6 +565,14 @@ impl SeccompProfile {
                 "  - action: SCMP_ACT_ERRNO\n    errnoRet: {ENOSYS}\n    names:\n"
             ));
             for name in &self.enosys {
+                out.push_str(&format!("    - {name}\n"));
+            }
+        }
+        for (errno, names) in self.errno_answers() {
+            out.push_str(&format!(
+                "  - action: SCMP_ACT_ERRNO\n    errnoRet: {errno}\n    names:\n"
+            ));
+            for name in names {
                 out.push_str(&format!("    - {name}\n"));
             }
         }
