@@ -377,6 +377,49 @@ fn python_profile_refuses_new_namespaces_that_unconfined_allows() {
     assert!(pid_errno(&forked).0 > 0, "a plain fork was refused");
 }
 
+/// A call the app only tried is answered with the errno it got, not allowed: here chroot(2),
+/// which a process without the privilege (an exec probe dropped to nobody) is refused with
+/// EPERM. Docker's default profile allows chroot to a container with CAP_SYS_CHROOT (root has
+/// it), so a profile that allowed every recorded call would let root chroot; slim's does not.
+#[test]
+fn a_call_the_app_only_tried_is_denied_under_its_profile() {
+    if !is_root("a_call_the_app_only_tried_is_denied_under_its_profile") {
+        return;
+    }
+    let _serial = serial();
+    let out = TempDir::new("profiles-tried");
+    let image = app_image("python-http");
+    let tried = "setpriv --reuid=65534 --regid=65534 --clear-groups chroot / true || true";
+    let result = slim()
+        .args(["profile", "--output-dir"])
+        .arg(&out.0)
+        .args(["--http-probe-cmd-file"])
+        .arg(probe_file("python-http.json"))
+        .args(["--exec", tried])
+        .arg(&image)
+        .output()
+        .unwrap();
+    assert_success(&result);
+    assert!(slim_containers().is_empty(), "containers left behind");
+    let report = read_json(&out.0.join("report.json"));
+    let seccomp = &report["profiles"]["seccomp"];
+    assert_eq!(seccomp["answered_failed_only"]["chroot"], 1, "{seccomp}");
+    let profile = out.0.join("seccomp.json");
+    assert!(
+        !allowed_names(&read_json(&profile)).contains("chroot"),
+        "chroot allowed"
+    );
+    let chroot = ["chroot", "/", "true"];
+    assert_success(&run_once("unconfined", &chroot));
+    let denied = run_once(profile.to_str().unwrap(), &chroot);
+    assert!(
+        !denied.status.success(),
+        "root could chroot under the profile"
+    );
+    let stderr = String::from_utf8_lossy(&denied.stderr);
+    assert!(stderr.contains("Operation not permitted"), "{stderr}");
+}
+
 fn pid_errno(output: &std::process::Output) -> (i64, i64) {
     let text = String::from_utf8_lossy(&output.stdout);
     let mut fields = text.split_whitespace().map(|f| f.parse::<i64>().unwrap());

@@ -360,11 +360,11 @@ fn mark_syscall(task: &Task, nr: u32, compat: u32, outcome: u32) -> bool {
 /// (namespace, phase) also keeps its errno, which the profile answers if it never succeeds.
 #[inline(always)]
 fn mark_return(task: &Task, nr: u32, compat: u32, ret: i64) {
-    if !(-4095..0).contains(&ret) {
-        mark_syscall(task, nr, compat, outcome::SUCCEEDED);
-        return;
-    }
-    if mark_syscall(task, nr, compat, outcome::FAILED) {
+    // One call site for both outcomes (computed without a branch): the verifier walks the
+    // marking once, not once per outcome.
+    let failed = ((ret as u64).wrapping_add(4095) < 4095) as u32;
+    let new = mark_syscall(task, nr, compat, failed * outcome::FAILED);
+    if failed != 0 && new {
         let phase = task.phase + compat * phase::COMPAT;
         let key = syscalls_key(task.mntns, phase | outcome::FAILED << OUTCOME_SHIFT);
         // BPF_NOEXIST: the first errno stays.
