@@ -28,7 +28,8 @@ commands:
   test-vm ARCH   set up, and run the kernel test bench in Debian's own ARCH kernel (amd64, arm64)
   bench [NAME]   run benchmarks (recorder, image) and write bench/results.json and bench/results.md
   fuzz [SECONDS] fuzz the image layer and archive readers (cargo-fuzz, SECONDS each)
-  gen-syscalls   regenerate syscall name tables from libseccomp";
+  gen-syscalls   regenerate syscall name tables from libseccomp 2.6.0 (fetches Debian trixie's
+                 seccomp and libseccomp2 into the target dir)";
 
 fn main() {
     if let Err(err) = run() {

@@ -26,7 +26,6 @@ const PACKAGES: &[(&str, &str)] = &[
     ("apparmor", "apparmor_parser"),
     ("qemu-user-static", "qemu-aarch64-static"),
     ("binfmt-support", "update-binfmts"),
-    ("seccomp", "scmp_sys_resolver"),
     ("crun", "crun"),
     ("kmod", "depmod"),
     ("e2fsprogs", "mkfs.ext4"),

@@ -1,8 +1,8 @@
 //! What Docker's default seccomp profile refuses, so that slim's profile never allows more: the
 //! calls it gives only with a capability, the calls it never gives, and the capabilities a
 //! container has (Docker's defaults, `--cap-add`, `--cap-drop`). Derived from moby's
-//! `profiles/seccomp/default.json` (moby commit b985e23, August 2026) against the names slim's
-//! syscall tables know; `clone`, `socket` and `personality`, which Docker allows with argument
+//! `profiles/seccomp/default.json` (moby commit b985e23, August 2026: moby/profiles v0.2.3)
+//! against the names slim's syscall tables know (libseccomp 2.6.0); `clone`, `socket` and `personality`, which Docker allows with argument
 //! rules, are left to the generator in `seccomp.rs`. Pure data and look-ups.
 
 use std::collections::BTreeSet;
@@ -323,6 +323,32 @@ mod tests {
             "personality",
         ] {
             assert!(!gated_or_never(allowed), "{allowed}");
+        }
+        // Calls libseccomp 2.6.0 added to the tables: Docker gives the lsm_* calls only with
+        // CAP_SYS_ADMIN and every other to all containers.
+        for allowed in [
+            "cachestat",
+            "fchmodat2",
+            "futex_requeue",
+            "futex_wait",
+            "futex_wake",
+            "getxattrat",
+            "listmount",
+            "listxattrat",
+            "map_shadow_stack",
+            "mseal",
+            "removexattrat",
+            "setxattrat",
+            "statmount",
+            "uretprobe",
+        ] {
+            assert!(!gated_or_never(allowed), "{allowed}");
+        }
+        let admin = caps(&["SYS_ADMIN"], &[]);
+        for gated in ["lsm_get_self_attr", "lsm_list_modules", "lsm_set_self_attr"] {
+            assert!(gated_or_never(gated), "{gated}");
+            assert!(!granted(gated, &Capabilities::default()), "{gated}");
+            assert!(granted(gated, &admin), "{gated}");
         }
         let mut never = NEVER_ALLOWED.to_vec();
         never.sort_unstable();

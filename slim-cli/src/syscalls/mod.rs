@@ -122,6 +122,38 @@ mod tests {
     }
 
     #[test]
+    fn tables_know_libseccomp_2_6_calls() {
+        // Added to the kernel's common numbering from 6.5 to 6.13: the same number everywhere.
+        for arch in [Arch::X86_64, Arch::Aarch64, Arch::X86, Arch::Arm] {
+            for (nr, name) in [
+                (451, "cachestat"),
+                (452, "fchmodat2"),
+                (453, "map_shadow_stack"),
+                (454, "futex_wake"),
+                (455, "futex_wait"),
+                (456, "futex_requeue"),
+                (457, "statmount"),
+                (458, "listmount"),
+                (459, "lsm_get_self_attr"),
+                (460, "lsm_set_self_attr"),
+                (461, "lsm_list_modules"),
+                (462, "mseal"),
+                (463, "setxattrat"),
+                (464, "getxattrat"),
+                (465, "listxattrat"),
+                (466, "removexattrat"),
+            ] {
+                assert_eq!(arch.name(nr), Some(name), "{arch}: {nr}");
+            }
+        }
+        // uretprobe is x86_64's alone.
+        assert_eq!(Arch::X86_64.number("uretprobe"), Some(335));
+        for arch in [Arch::Aarch64, Arch::X86, Arch::Arm] {
+            assert_eq!(arch.number("uretprobe"), None, "{arch}");
+        }
+    }
+
+    #[test]
     fn tables_are_sorted() {
         for arch in [Arch::X86_64, Arch::Aarch64, Arch::X86, Arch::Arm] {
             assert!(arch.table().windows(2).all(|w| w[0].0 < w[1].0));

@@ -148,7 +148,12 @@ pub const RUNTIME_GROUPS: &[RuntimeGroup] = &[
 /// Allowed whatever the recording says. The vDSO answers clock_gettime, gettimeofday, time and
 /// getcpu without entering the kernel on most hosts, but falls back to the real syscall where the
 /// clocksource has no vDSO support (some VMs, some arm64 boards); signal return and restart are
-/// made by the kernel's own trampolines; exit and exit_group end every process.
+/// made by the kernel's own trampolines; exit and exit_group end every process. `uretprobe`
+/// (x86_64, kernel 6.11) is made by the trampoline the kernel puts in a process when a tracer on
+/// the host probes a function's return: kernels before the fix that exempts it from seccomp
+/// (6.14, and the stable releases it went to) kill the process with SIGSEGV when a profile
+/// refuses it, and a recording shows it only when someone was tracing. Docker's default allows
+/// it.
 pub const FIXED_EXTRAS: &[&str] = &[
     "clock_getres",
     "clock_gettime",
@@ -160,6 +165,7 @@ pub const FIXED_EXTRAS: &[&str] = &[
     "restart_syscall",
     "rt_sigreturn",
     "time",
+    "uretprobe",
 ];
 
 /// What the stub a packer puts in front of a packed program calls before the program runs.
@@ -615,6 +621,56 @@ mod tests {
         assert!(profile.enosys.contains("fchmodat2"));
         assert!(!profile.enosys.contains("openat2"), "runc needs it allowed");
         assert_eq!(profile.count(Origin::App), 3);
+    }
+
+    #[test]
+    fn calls_new_in_libseccomp_2_6_are_allowed_when_recorded_as_docker_does() {
+        let new = [
+            "statmount",
+            "listmount",
+            "mseal",
+            "setxattrat",
+            "getxattrat",
+            "listxattrat",
+            "removexattrat",
+            "futex_wake",
+            "futex_wait",
+            "futex_requeue",
+            "cachestat",
+            "fchmodat2",
+        ];
+        let lsm = ["lsm_get_self_attr", "lsm_set_self_attr", "lsm_list_modules"];
+        for arch in [Arch::X86_64, Arch::Aarch64, Arch::X86, Arch::Arm] {
+            let app = numbers(arch, &[&new[..], &lsm[..]].concat());
+            let profile = SeccompProfile::generate(arch, &app);
+            for name in new {
+                assert_eq!(
+                    profile.allowed.get(name),
+                    Some(&Origin::App),
+                    "{arch}: {name}"
+                );
+                assert!(!profile.enosys.contains(name), "{arch}: {name}");
+            }
+            // Docker gives these only with CAP_SYS_ADMIN: left out and reported.
+            for name in lsm {
+                assert!(!profile.allowed.contains_key(name), "{arch}: {name}");
+                assert!(
+                    profile.docker_denied_recorded.contains(name),
+                    "{arch}: {name}"
+                );
+            }
+            // Made by the kernel's uretprobe trampoline, not the app: x86_64's alone.
+            assert_eq!(
+                profile.allowed.get("uretprobe"),
+                (arch == Arch::X86_64).then_some(&Origin::Extra),
+                "{arch}"
+            );
+        }
+        // Unseen, mseal answers ENOSYS (in ENOSYS_IF_UNSEEN); the others are refused as any
+        // unrecorded call.
+        let unseen = SeccompProfile::generate(Arch::X86_64, &numbers(Arch::X86_64, &["read"]));
+        assert!(unseen.enosys.contains("mseal"));
+        assert!(!unseen.allowed.contains_key("statmount") && !unseen.enosys.contains("statmount"));
     }
 
     #[test]
