@@ -130,6 +130,7 @@ fn profile_with_probes(out: &Path, image: &str, probes: &str) {
 /// Checks what every build writes: the three files, the report's `profiles`, a seccomp profile
 /// that allows the app's calls and the runtime's, and nothing of the runtime's set-up.
 fn check_profiles(out: &Path, report: &serde_json::Value) {
+    assert_not_weaker_than_dockers_default(&out.join("seccomp.json"));
     let seccomp = read_json(&out.join("seccomp.json"));
     assert_eq!(seccomp["defaultAction"], "SCMP_ACT_ERRNO");
     assert_eq!(seccomp["defaultErrnoRet"], 1);
@@ -408,6 +409,7 @@ fn a_call_the_app_only_tried_is_denied_under_its_profile() {
     let seccomp = &report["profiles"]["seccomp"];
     assert_eq!(seccomp["answered_failed_only"]["chroot"], 1, "{seccomp}");
     let profile = out.0.join("seccomp.json");
+    assert_not_weaker_than_dockers_default(&profile);
     assert!(
         !allowed_names(&read_json(&profile)).contains("chroot"),
         "chroot allowed"
@@ -421,6 +423,78 @@ fn a_call_the_app_only_tried_is_denied_under_its_profile() {
     );
     let stderr = String::from_utf8_lossy(&denied.stderr);
     assert!(stderr.contains("Operation not permitted"), "{stderr}");
+}
+
+/// `slim profile diff` finds nothing the profile allows that Docker's default refuses.
+fn assert_not_weaker_than_dockers_default(profile: &Path) {
+    let diff = slim()
+        .args(["profile", "diff"])
+        .arg(profile)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&diff.stdout);
+    assert_eq!(diff.status.code(), Some(0), "{stdout}");
+    assert!(
+        stdout.contains("0 allowed here that the other refuses"),
+        "{stdout}"
+    );
+    assert!(!stdout.contains("WEAKER"), "{stdout}");
+}
+
+#[test]
+fn profile_diff_names_what_a_profile_allows_beyond_dockers_default() {
+    let dir = TempDir::new("profile-diff");
+    let weak = dir.0.join("weak.json");
+    std::fs::write(
+        &weak,
+        r#"{"defaultAction": "SCMP_ACT_ERRNO", "architectures": ["SCMP_ARCH_X86_64"],
+            "syscalls": [{"names": ["read", "write", "keyctl", "clone"], "action": "SCMP_ACT_ALLOW"}]}"#,
+    )
+    .unwrap();
+    let diff = slim()
+        .args(["profile", "diff"])
+        .arg(&weak)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&diff.stdout);
+    assert_eq!(diff.status.code(), Some(1), "{stdout}");
+    assert!(
+        stdout.contains("2 allowed here that the other refuses"),
+        "{stdout}"
+    );
+    let weaker: Vec<&str> = stdout
+        .lines()
+        .filter(|l| l.starts_with("WEAKER"))
+        .map(|l| l.split_whitespace().nth(1).unwrap())
+        .collect();
+    // keyctl Docker never gives; clone it gives only without the namespace flags.
+    assert_eq!(weaker, ["clone", "keyctl"], "{stdout}");
+    // With CAP_SYS_ADMIN, Docker's default gives clone whatever the flags: only keyctl is left.
+    let admin = slim()
+        .args(["profile", "diff", "--json", "--cap-add", "SYS_ADMIN"])
+        .arg(&weak)
+        .output()
+        .unwrap();
+    let doc: serde_json::Value = serde_json::from_slice(&admin.stdout).unwrap();
+    assert_eq!(doc["weaker"], 1, "{doc}");
+    // Against itself, nothing differs.
+    let same = slim()
+        .args(["profile", "diff", "--against"])
+        .arg(&weak)
+        .arg(&weak)
+        .output()
+        .unwrap();
+    assert_eq!(same.status.code(), Some(0));
+    // What is not a profile is bad input: exit 2, one line and a hint.
+    let junk = dir.0.join("junk.json");
+    std::fs::write(&junk, "[1, 2]").unwrap();
+    for bad in [junk, dir.0.join("missing.json")] {
+        let out = slim().args(["profile", "diff"]).arg(&bad).output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{stderr}");
+        assert!(stderr.contains("hint:"), "{stderr}");
+        assert!(!stderr.contains("panicked"), "{stderr}");
+    }
 }
 
 fn pid_errno(output: &std::process::Output) -> (i64, i64) {

@@ -470,9 +470,13 @@ pub struct RunArgs {
 }
 
 #[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
 pub struct ProfileArgs {
+    #[command(subcommand)]
+    pub action: Option<ProfileAction>,
     /// The image to record (name or id in the engine).
-    pub target: String,
+    #[arg(required = true)]
+    pub target: Option<String>,
     /// Where seccomp.json, seccomp-profile.yaml, apparmor.profile and report.json go
     /// (default: slim-out/NAME).
     #[arg(long, value_name = "DIR")]
@@ -487,6 +491,38 @@ pub struct ProfileArgs {
     pub read: ReadArgs,
     #[command(flatten)]
     pub run: RunArgs,
+}
+
+/// What `slim profile` does besides recording an image.
+#[derive(Debug, Subcommand)]
+pub enum ProfileAction {
+    /// Compare a seccomp profile (Docker's JSON) with Docker's default profile, or with another
+    /// profile: the calls it allows that the other refuses (exit 1 when there are any), and the
+    /// calls it takes away, in one table.
+    Diff(ProfileDiffArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ProfileDiffArgs {
+    /// The profile to check (seccomp.json).
+    pub profile: std::path::PathBuf,
+    /// Compare with this profile instead of Docker's default (moby's default.json works too).
+    #[arg(long, value_name = "FILE")]
+    pub against: Option<std::path::PathBuf>,
+    /// The architecture to compare on (x86_64, aarch64, x86, arm; default: the profile's
+    /// first, else this machine's).
+    #[arg(long, value_name = "ARCH")]
+    pub arch: Option<String>,
+    /// A capability the container gets on top of Docker's defaults (repeatable): Docker's
+    /// default profile gives more calls with some.
+    #[arg(long, value_name = "CAP")]
+    pub cap_add: Vec<String>,
+    /// A capability the container is run without (repeatable).
+    #[arg(long, value_name = "CAP")]
+    pub cap_drop: Vec<String>,
+    /// Print JSON instead of the table.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// How an image in the engine is read (shared by build, xray and squash).

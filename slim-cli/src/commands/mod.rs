@@ -3,6 +3,7 @@
 
 mod build;
 pub(crate) mod pipeline;
+mod profile_diff;
 pub mod prune;
 mod report;
 mod squash;
@@ -31,7 +32,10 @@ pub fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::Xray(args) => run_async(|shutdown| interruptible(shutdown, xray::run(args))),
         Command::Squash(args) => run_async(|shutdown| interruptible(shutdown, squash::run(args))),
         Command::Build(args) => run_async(|shutdown| build::run(*args, shutdown)),
-        Command::Profile(args) => run_async(|shutdown| build::profile(*args, shutdown)),
+        Command::Profile(args) => match args.action {
+            Some(crate::cli::ProfileAction::Diff(diff)) => profile_diff::run(diff),
+            None => run_async(|shutdown| build::profile(*args, shutdown)),
+        },
         Command::Prune(args) => run_async(|shutdown| interruptible(shutdown, prune::run(args))),
         Command::Completions(args) => {
             print!("{}", completions(args.shell));

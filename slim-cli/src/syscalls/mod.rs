@@ -79,6 +79,11 @@ impl Arch {
             .map(|i| table[i].1)
     }
 
+    /// Every syscall name of this architecture's table, in number order.
+    pub fn names(self) -> impl Iterator<Item = &'static str> {
+        self.table().iter().map(|&(_, name)| name)
+    }
+
     /// The number of syscall `name`, if it exists on this architecture.
     pub fn number(self, name: &str) -> Option<u32> {
         self.table()

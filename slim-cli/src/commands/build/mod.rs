@@ -361,14 +361,21 @@ impl Finish<'_> {
 /// seccomp profile) -> report. No image is written.
 pub async fn profile(args: ProfileArgs, shutdown: Shutdown) -> Result<ExitCode> {
     let total = Instant::now();
+    let Some(target) = args.target.clone() else {
+        return Err(super::UsageError::new(
+            "slim profile needs an image to record",
+            "give one (`slim profile IMAGE`), or compare a profile with `slim profile diff FILE`",
+        )
+        .into());
+    };
     let console = Console { quiet: args.quiet };
-    super::image_reference(&args.target)?;
+    super::image_reference(&target)?;
     let input = input::Input::parse(&args.run)?;
-    let output_dir = output::output_dir(args.output_dir.as_deref(), &args.target)?;
+    let output_dir = output::output_dir(args.output_dir.as_deref(), &target)?;
     let mut timings = Timings::new();
 
     let (inspected, work, recorded) = inspect_and_record(
-        &args.target,
+        &target,
         None,
         &input,
         args.read.via,
@@ -381,7 +388,7 @@ pub async fn profile(args: ProfileArgs, shutdown: Shutdown) -> Result<ExitCode> 
     let staging = output::staging(work.path())?;
     let mut profiles = profile_phase(
         &recorded,
-        &args.target,
+        &target,
         (&staging, &output_dir),
         false,
         console,
@@ -395,7 +402,7 @@ pub async fn profile(args: ProfileArgs, shutdown: Shutdown) -> Result<ExitCode> 
         (Some(seccomp), false) => {
             let check = verify::Check {
                 image: &inspected.info.id,
-                shown: &args.target,
+                shown: &target,
                 seccomp: Some((seccomp, profiles::SECCOMP_FILE)),
                 selection: None,
             };
@@ -425,7 +432,7 @@ pub async fn profile(args: ProfileArgs, shutdown: Shutdown) -> Result<ExitCode> 
 
     let report = serde_json::json!({
         "target": ImageSummary {
-            image: args.target.clone(),
+            image: target.clone(),
             id: inspected.info.id.clone(),
             size_bytes: inspected.info.size,
             read_from: Some(recorded.fat.read_from),
@@ -458,7 +465,7 @@ pub async fn profile(args: ProfileArgs, shutdown: Shutdown) -> Result<ExitCode> 
         verify.summary()
     );
     if !verify.failed.is_empty() {
-        verify.explain(&args.target, &format!("{} unconfined", args.target));
+        verify.explain(&target, &format!("{target} unconfined"));
         return Ok(ExitCode::from(EXIT_VERIFY_FAILED));
     }
     Ok(ExitCode::SUCCESS)

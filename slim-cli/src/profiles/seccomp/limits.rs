@@ -36,6 +36,9 @@ pub enum ArgOp {
     /// `(arg & value) == value_two`.
     #[serde(rename = "SCMP_CMP_MASKED_EQ")]
     MaskedEqual,
+    /// `arg != value`.
+    #[serde(rename = "SCMP_CMP_NE")]
+    NotEqual,
 }
 
 /// One argument condition of a rule.
@@ -148,7 +151,14 @@ fn equal(index: u32, value: u64) -> ArgRule {
 /// could not read): unconditional, since no family can be named. `Some(empty)`: only AF_VSOCK.
 fn socket_rules(families: &BTreeSet<u32>) -> Option<Vec<ArgRule>> {
     if families.is_empty() {
-        return None;
+        // No family recorded (the app's sockets all failed, or none was counted): Docker's own
+        // rule, every family but AF_VSOCK.
+        return Some(vec![ArgRule {
+            index: 0,
+            value: u64::from(AF_VSOCK),
+            value_two: 0,
+            op: ArgOp::NotEqual,
+        }]);
     }
     Some(
         families
@@ -188,6 +198,7 @@ mod tests {
         match rule.op {
             ArgOp::Equal => arg == rule.value,
             ArgOp::MaskedEqual => arg & rule.value == rule.value_two,
+            ArgOp::NotEqual => arg != rule.value,
         }
     }
 
@@ -354,9 +365,19 @@ mod tests {
         );
         let json = profile.to_docker_json();
         assert_eq!(json.matches("\"socket\"").count(), 3, "{json}");
-        // Recorded, but no family known: unconditional.
+        // Recorded, but no family known: Docker's own rule, any family but AF_VSOCK (it was
+        // unconditional, weaker than Docker's default).
         let unknown = with(Arch::X86_64, &["socket"], &Policy::default());
-        assert!(unknown.unconditional_names().contains(&"socket"));
+        assert!(!unknown.unconditional_names().contains(&"socket"));
+        assert_eq!(
+            unknown.conditions["socket"],
+            [ArgRule {
+                index: 0,
+                value: 40,
+                value_two: 0,
+                op: ArgOp::NotEqual
+            }]
+        );
         // Only AF_VSOCK: out, and reported.
         let vsock = with(Arch::X86_64, &["socket"], &policy(&[], &[], &[40]));
         assert!(!vsock.allowed.contains_key("socket"));

@@ -15,6 +15,7 @@ use serde::Serialize;
 
 use crate::syscalls::Arch;
 
+pub mod diff;
 mod failed;
 mod limits;
 
@@ -558,6 +559,7 @@ impl SeccompProfile {
                 let op = match rule.op {
                     ArgOp::Equal => "SCMP_CMP_EQ",
                     ArgOp::MaskedEqual => "SCMP_CMP_MASKED_EQ",
+                    ArgOp::NotEqual => "SCMP_CMP_NE",
                 };
                 out.push_str(&format!(
                     "  - action: SCMP_ACT_ALLOW\n    names:\n    - {name}\n    args:\n    \
