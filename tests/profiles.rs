@@ -188,6 +188,16 @@ fn check_profiles(out: &Path, report: &serde_json::Value) {
     ] {
         assert!(!allowed.iter().any(|n| n == denied), "{denied} allowed");
     }
+    // The complain-mode copies: the same rules, logging what the enforcing ones refuse.
+    let log = read_json(&out.join("seccomp.log.json"));
+    assert_eq!(log["defaultAction"], "SCMP_ACT_LOG");
+    assert_eq!(log["syscalls"], seccomp["syscalls"]);
+    let complain = std::fs::read_to_string(out.join("apparmor.complain.profile")).unwrap();
+    assert!(complain.contains("flags=(complain,"), "{complain}");
+    assert_eq!(
+        report["profiles"]["apparmor"]["complain_file"],
+        "apparmor.complain.profile"
+    );
     let yaml = std::fs::read_to_string(out.join("seccomp-profile.yaml")).unwrap();
     assert!(yaml.contains("kind: SeccompProfile"));
     for name in &allowed {

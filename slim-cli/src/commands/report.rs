@@ -120,6 +120,8 @@ pub struct ProfilesReport {
 #[derive(Clone, Debug, Serialize)]
 pub struct SeccompReport {
     pub file: &'static str,
+    /// The same profile in complain mode (SCMP_ACT_LOG instead of EPERM).
+    pub log_file: &'static str,
     pub operator_file: &'static str,
     pub architectures: Vec<&'static str>,
     /// Set when the image ran under qemu-user: the profile is mapped from the emulator's host
@@ -169,6 +171,11 @@ pub struct PackerReport {
 #[derive(Clone, Debug, Serialize)]
 pub struct AppArmorReport {
     pub file: &'static str,
+    /// The same profile in complain mode (logs what it would refuse).
+    pub complain_file: &'static str,
+    /// Socket families the app created that AppArmor's rules cannot name: refused under the
+    /// profile (add a rule by hand, or run without the AppArmor profile).
+    pub unnamed_socket_families: Vec<u32>,
     pub name: String,
     pub rules: crate::profiles::apparmor::RuleCounts,
     pub capabilities: Vec<&'static str>,

@@ -66,6 +66,12 @@ pub struct RuleCounts {
 pub struct AppArmorProfile {
     pub name: String,
     pub text: String,
+    /// The same profile in complain mode: what it would refuse is logged and allowed (for a
+    /// canary in production).
+    pub complain_text: String,
+    /// Socket families the app created that the profile cannot name (no `network` rule, so
+    /// AppArmor refuses them).
+    pub unnamed_families: Vec<u32>,
     pub rules: RuleCounts,
     pub capabilities: Vec<&'static str>,
 }
@@ -110,16 +116,59 @@ const CAPABILITY_EVIDENCE: &[(&str, &[&str])] = &[
     ("sys_chroot", &["chroot"]),
 ];
 
-/// Address families by number (Linux `AF_*`) as AppArmor names them.
+/// Address families by number (Linux `AF_*`) as AppArmor names them: the ones its parser has
+/// known since 3.0 (newer ones, xdp and mctp, are reported instead of written).
 fn family_name(family: u32) -> Option<&'static str> {
-    Some(match family {
-        1 => "unix",
-        2 => "inet",
-        10 => "inet6",
-        16 => "netlink",
-        17 => "packet",
-        _ => return None,
-    })
+    const NAMES: [&str; 44] = [
+        "",
+        "unix",
+        "inet",
+        "ax25",
+        "ipx",
+        "appletalk",
+        "netrom",
+        "bridge",
+        "atmpvc",
+        "x25",
+        "inet6",
+        "rose",
+        "",
+        "netbeui",
+        "security",
+        "key",
+        "netlink",
+        "packet",
+        "ash",
+        "econet",
+        "atmsvc",
+        "rds",
+        "sna",
+        "irda",
+        "pppox",
+        "wanpipe",
+        "llc",
+        "ib",
+        "mpls",
+        "can",
+        "tipc",
+        "bluetooth",
+        "iucv",
+        "rxrpc",
+        "isdn",
+        "phonet",
+        "ieee802154",
+        "caif",
+        "alg",
+        "nfc",
+        "vsock",
+        "kcm",
+        "qipcrtr",
+        "smc",
+    ];
+    NAMES
+        .get(family as usize)
+        .copied()
+        .filter(|name| !name.is_empty())
 }
 
 /// Socket types by number (`SOCK_*`).
@@ -128,10 +177,15 @@ fn type_name(kind: u32) -> Option<&'static str> {
         1 => "stream",
         2 => "dgram",
         3 => "raw",
+        4 => "rdm",
         5 => "seqpacket",
         _ => return None,
     })
 }
+
+/// Profiles that stop a container: the engine and runtimes unconfined, or confined under their
+/// own profiles (Ubuntu's `runc`, `crun`, `podman`...).
+const SIGNALLING_PEERS: &[&str] = &["unconfined", "runc", "crun", "podman", "containerd"];
 
 /// Directories whose files the app creates with names that change from run to run.
 const TEMP_DIRS: &[&str] = &["/tmp", "/var/tmp", "/dev/shm", "/run"];
@@ -146,6 +200,7 @@ const DENY_RULES: &[&str] = &[
     "deny @{PROC}/sys/** wklx,",
     "deny /sys/firmware/** rwklx,",
     "deny /sys/kernel/security/** rwklx,",
+    "deny /sys/devices/virtual/powercap/** rwklx,",
     "deny /sys/** wklx,",
     "deny mount,",
     "deny umount,",
@@ -225,11 +280,12 @@ pub fn generate(recording: &Recording, context: &Context) -> AppArmorProfile {
     collapse_created(&mut rules, &created_in);
 
     let mut network: BTreeSet<String> = BTreeSet::new();
+    let mut unnamed_families = BTreeSet::new();
     for &(family, kind) in &recording.sockets {
         match (family_name(family), type_name(kind)) {
             (Some(family), Some(kind)) => network.insert(format!("network {family} {kind},")),
             (Some(family), None) => network.insert(format!("network {family},")),
-            _ => false,
+            (None, _) => unnamed_families.insert(family),
         };
     }
     let has = |name: &str| context.app_syscalls.contains(name);
@@ -291,10 +347,13 @@ pub fn generate(recording: &Recording, context: &Context) -> AppArmorProfile {
         text.push('\n');
     }
     text.push_str(
-        "  # Signals and tracing only within the container's own profile; the engine (unconfined)\n  \
+        "  # Signals and tracing only within the container's own profile; the engine and the\n  \
+         # container runtimes (unconfined, or under their own profiles as on Ubuntu 23.10+)\n  \
          # may signal it to stop.\n",
     );
-    text.push_str("  signal (receive) peer=unconfined,\n");
+    for peer in SIGNALLING_PEERS {
+        text.push_str(&format!("  signal (receive) peer={peer},\n"));
+    }
     text.push_str(&format!("  signal (send,receive) peer={name},\n"));
     text.push_str(&format!(
         "  ptrace (read,readby,trace,tracedby) peer={name},\n\n"
@@ -311,9 +370,16 @@ pub fn generate(recording: &Recording, context: &Context) -> AppArmorProfile {
         text.push_str(&format!("  {rule}\n"));
     }
     text.push_str("}\n");
+    let complain_text = text.replacen(
+        "flags=(attach_disconnected,mediate_deleted)",
+        "flags=(complain,attach_disconnected,mediate_deleted)",
+        1,
+    );
     AppArmorProfile {
         name: name.to_owned(),
         text,
+        complain_text,
+        unnamed_families: unnamed_families.into_iter().collect(),
         rules: RuleCounts {
             file: rules.len(),
             network: network.len(),
@@ -530,6 +596,37 @@ mod tests {
         assert!(p.text.contains("  network unix dgram,\n"));
         assert_eq!(p.rules.network, 3, "unknown family 99 is not written");
         assert!(!p.text.contains("network packet"));
+        assert_eq!(p.unnamed_families, [99], "and it is reported");
+        assert_eq!(family_name(38), Some("alg"));
+        assert_eq!(family_name(12), None, "decnet is gone from the kernel");
+        assert_eq!(
+            family_name(44),
+            None,
+            "xdp: newer than AppArmor 3.0's parser"
+        );
+    }
+
+    #[test]
+    fn the_runtimes_may_stop_it_and_complain_mode_differs_only_in_its_flags() {
+        let p = profile(&[], &[]);
+        for peer in ["unconfined", "runc", "crun", "podman"] {
+            assert!(
+                p.text
+                    .contains(&format!("  signal (receive) peer={peer},\n")),
+                "{peer}"
+            );
+        }
+        assert!(p
+            .text
+            .contains("  deny /sys/devices/virtual/powercap/** rwklx,\n"));
+        assert!(p
+            .complain_text
+            .contains("flags=(complain,attach_disconnected,mediate_deleted)"));
+        assert_eq!(
+            p.complain_text.replace("complain,", ""),
+            p.text,
+            "complain mode changes nothing else"
+        );
     }
 
     #[test]

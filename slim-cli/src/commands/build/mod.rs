@@ -571,6 +571,14 @@ fn say_profiles(console: Console, profiles: &profiles::Profiles, dir: &Path) {
             names.join(", ")
         ));
     }
+    let unnamed = &profiles.apparmor.unnamed_families;
+    if !unnamed.is_empty() {
+        let families: Vec<String> = unnamed.iter().map(u32::to_string).collect();
+        console.say(format!(
+            "          apparmor.profile cannot name socket family {} (AF_ number): AppArmor refuses it; add a network rule by hand",
+            families.join(", ")
+        ));
+    }
 }
 
 fn record_timings(timings: &mut Timings, recorded: &record::Recorded) {

@@ -27,6 +27,10 @@ use super::record::Recorded;
 pub const SECCOMP_FILE: &str = "seccomp.json";
 pub const OPERATOR_FILE: &str = "seccomp-profile.yaml";
 pub const APPARMOR_FILE: &str = "apparmor.profile";
+/// seccomp.json in complain mode (`SCMP_ACT_LOG` instead of EPERM).
+pub const SECCOMP_LOG_FILE: &str = "seccomp.log.json";
+/// apparmor.profile in complain mode.
+pub const APPARMOR_COMPLAIN_FILE: &str = "apparmor.complain.profile";
 
 /// The profiles written.
 pub struct Profiles {
@@ -112,6 +116,7 @@ pub fn write_profiles(
     let mut seccomp_report = None;
     if let Some(profile) = &seccomp {
         write(dir, SECCOMP_FILE, &profile.to_docker_json())?;
+        write(dir, SECCOMP_LOG_FILE, &profile.to_log_json())?;
         write(dir, OPERATOR_FILE, &profile.to_operator_yaml(&name))?;
         let runtime_setup_denied: Vec<String> = recording
             .names_of(&recording.runtime_syscalls)
@@ -120,6 +125,7 @@ pub fn write_profiles(
             .collect();
         seccomp_report = Some(SeccompReport {
             file: SECCOMP_FILE,
+            log_file: SECCOMP_LOG_FILE,
             operator_file: OPERATOR_FILE,
             architectures: profile.scmp_arches(),
             allowed: profile.allowed.len(),
@@ -159,6 +165,7 @@ pub fn write_profiles(
     );
     let apparmor_path = dir.join(APPARMOR_FILE);
     write(dir, APPARMOR_FILE, &apparmor.text)?;
+    write(dir, APPARMOR_COMPLAIN_FILE, &apparmor.complain_text)?;
     let parse_check = parse_check(&apparmor_path);
     if let Some(failure) = parse_check.strip_prefix("failed: ") {
         tracing::warn!(
@@ -171,6 +178,8 @@ pub fn write_profiles(
         seccomp_skipped,
         apparmor: AppArmorReport {
             file: APPARMOR_FILE,
+            complain_file: APPARMOR_COMPLAIN_FILE,
+            unnamed_socket_families: apparmor.unnamed_families.clone(),
             name: name.clone(),
             rules: apparmor.rules.clone(),
             capabilities: apparmor.capabilities.clone(),

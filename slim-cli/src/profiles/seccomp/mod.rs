@@ -493,6 +493,17 @@ impl SeccompProfile {
     /// for the unconditional calls, one per argument condition (a rule's conditions must all
     /// hold, so alternatives are separate rules), then the ENOSYS rule.
     pub fn to_docker_json(&self) -> String {
+        self.docker_json("SCMP_ACT_ERRNO")
+    }
+
+    /// [`SeccompProfile::to_docker_json`] in complain mode: what it would refuse with EPERM is
+    /// allowed and logged by the kernel (`SCMP_ACT_LOG`), for a canary in production; the
+    /// ENOSYS and errno answers stay, as the app relies on them.
+    pub fn to_log_json(&self) -> String {
+        self.docker_json("SCMP_ACT_LOG")
+    }
+
+    fn docker_json(&self, default_action: &'static str) -> String {
         let mut syscalls = vec![DockerRule {
             names: self.unconditional_names(),
             action: "SCMP_ACT_ALLOW",
@@ -526,7 +537,7 @@ impl SeccompProfile {
             });
         }
         let profile = DockerProfile {
-            default_action: "SCMP_ACT_ERRNO",
+            default_action,
             default_errno_ret: EPERM,
             architectures: self.scmp_arches(),
             syscalls,
