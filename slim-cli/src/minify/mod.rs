@@ -626,10 +626,10 @@ fn always_keep(
         // did no lookup) for `files` and `dns` lookups: only when a kept program is dynamically
         // linked against glibc. A static executable (Go with CGO off, a static busybox, Rust
         // musl) resolves names itself, and musl has no NSS.
-        let Some(user) = glibc_user(set) else {
+        let Some(user) = glibc_user(tree, set) else {
             return keep_certs_and_tmp(tree, options, set);
         };
-        let detail = format!("needed by {user} (glibc NSS)");
+        let detail = format!("needed by {} (glibc NSS)", user.display());
         let modules: Vec<PathBuf> = tree
             .entries
             .keys()
@@ -660,20 +660,39 @@ fn always_keep(
     keep_certs_and_tmp(tree, options, set);
 }
 
-/// A kept program that glibc's dynamic loader runs (its `ld-linux*.so` / `ld64.so` kept as its
-/// interpreter), as `/usr/bin/python3.11`.
-fn glibc_user(set: &KeepSet) -> Option<String> {
-    set.paths.iter().find_map(|(path, kept)| {
-        let name = path.file_name()?.to_string_lossy();
-        let glibc_loader =
-            (name.starts_with("ld-linux") || name.starts_with("ld64.so")) && !name.contains("musl");
-        (kept.reason == Reason::Interpreter && glibc_loader).then(|| {
-            kept.detail
-                .strip_prefix("interpreter of ")
-                .unwrap_or(&kept.detail)
-                .to_owned()
+/// A kept program that glibc's dynamic loader runs, as `/usr/bin/python3.11`: one executed, an
+/// interpreter, or a binary the user included, whose ELF interpreter (`PT_INTERP`, read from
+/// the image) is `ld-linux*.so` or `ld64.so`.
+fn glibc_user(tree: &FileTree, set: &KeepSet) -> Option<PathBuf> {
+    set.paths
+        .iter()
+        .filter(|(_, kept)| {
+            matches!(
+                kept.reason,
+                Reason::Executed
+                    | Reason::Interpreter
+                    | Reason::IncludeBin
+                    | Reason::IncludeExe
+                    | Reason::IncludeShell
+            )
         })
-    })
+        .find(|(path, _)| loaded_by_glibc(tree, path))
+        .map(|(path, _)| Path::new("/").join(path))
+}
+
+/// Whether the ELF file at `path` in the image names glibc's dynamic loader as its interpreter.
+fn loaded_by_glibc(tree: &FileTree, path: &Path) -> bool {
+    let Some(head) = tree.read(path, crate::elf::HEAD_LEN as u64) else {
+        return false;
+    };
+    let Some(crate::elf::Interpreter::Elf(loader)) = crate::elf::interpreter(&head) else {
+        return false;
+    };
+    let name = loader
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    (name.starts_with("ld-linux") || name.starts_with("ld64.so")) && !name.contains("musl")
 }
 
 /// The CA bundle and scratch directories of the always-keep set.

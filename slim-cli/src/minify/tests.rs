@@ -266,53 +266,66 @@ fn a_declared_volume_is_kept_whole() {
     );
 }
 
+/// An image with the NSS modules, both loaders, and `usr/bin/app` holding `app`.
+fn nss_image(scratch: &crate::image::testutil::Scratch, app: &[u8]) -> FileTree {
+    use crate::image::testutil::{layer, Member::*};
+    let (sources, refs) = scratch.layers(&[layer(&[
+        Dir("etc/"),
+        File("etc/protocols", b"ip 0 IP\n"),
+        Dir("usr/"),
+        Dir("usr/bin/"),
+        File("usr/bin/app", app),
+        Dir("lib/"),
+        File("lib/ld-musl.so.1", b"\x7fELF musl"),
+        Dir("lib64/"),
+        File("lib64/ld-linux-x86-64.so.2", b"\x7fELF ld.so"),
+        Dir("lib/x86_64-linux-gnu/"),
+        File("lib/x86_64-linux-gnu/libnss_files.so.2", b"\x7fELF nss"),
+        File("lib/x86_64-linux-gnu/libresolv.so.2", b"\x7fELF resolv"),
+    ])]);
+    crate::image::flatten::flatten(sources, &refs).unwrap().0
+}
+
 #[test]
 fn nss_modules_are_kept_only_for_a_program_glibc_loads() {
-    let mut tree = image();
-    for (path, kind, size) in [
-        ("lib", Kind::Dir, 0),
-        ("lib/x86_64-linux-gnu", Kind::Dir, 0),
-        ("lib/x86_64-linux-gnu/libnss_files.so.2", Kind::File, 50),
-        ("lib/x86_64-linux-gnu/libresolv.so.2", Kind::File, 60),
-    ] {
-        tree.entries
-            .insert(PathBuf::from(path), entry(kind, None, size));
-    }
+    use std::os::unix::ffi::OsStrExt as _;
+    let scratch = crate::image::testutil::Scratch::new();
+    let nss = Path::new("lib/x86_64-linux-gnu/libnss_files.so.2");
+    // The recording has the program executed and its loader loaded, as production records
+    // them (the loader's detail then says "interpreter x1": no program's name).
+    let run = |app: &[u8], loader: &str| {
+        let tree = nss_image(&scratch, app);
+        let rec = recording(&[
+            ("/usr/bin/app", Use::Exec, true),
+            (loader, Use::Interpreter, true),
+        ]);
+        select(&tree, &rec, &Options::default())
+    };
     // A static executable (no interpreter): the name-resolution config stays, no NSS module.
-    let rec = recording(&[("/usr/bin/app", Use::Exec, true)]);
-    let set = select(&tree, &rec, &Options::default());
+    let set = run(b"\x7fELF static, no program headers", "/lib/ld-musl.so.1");
     assert_eq!(
         set.paths[Path::new("etc/protocols")].reason,
         Reason::NameResolution
     );
-    assert!(!set
-        .paths
-        .contains_key(Path::new("lib/x86_64-linux-gnu/libnss_files.so.2")));
-    assert_eq!(glibc_user(&set), None);
-    // A program run by glibc's loader names it.
-    let mut set = KeepSet::default();
-    set.paths.insert(
-        PathBuf::from("lib64/ld-linux-x86-64.so.2"),
-        Kept {
-            reason: Reason::Interpreter,
-            detail: "interpreter of /usr/bin/python3.11".into(),
-        },
-    );
-    assert_eq!(glibc_user(&set).as_deref(), Some("/usr/bin/python3.11"));
-    // musl's loader is no glibc.
-    set.paths.insert(
-        PathBuf::from("lib64/ld-linux-x86-64.so.2"),
-        Kept {
-            reason: Reason::Library,
-            detail: String::new(),
-        },
-    );
-    set.paths.insert(
-        PathBuf::from("lib/ld-musl-x86_64.so.1"),
-        Kept {
-            reason: Reason::Interpreter,
-            detail: "interpreter of /bin/app".into(),
-        },
-    );
-    assert_eq!(glibc_user(&set), None);
+    assert!(!set.paths.contains_key(nss));
+    // A program glibc's loader runs (this host's /bin/sh) is named by its path.
+    let glibc = std::fs::read("/bin/sh").expect("/bin/sh");
+    let set = run(&glibc, "/lib64/ld-linux-x86-64.so.2");
+    assert_eq!(set.paths[nss].reason, Reason::NameResolution);
+    assert_eq!(set.paths[nss].detail, "needed by /usr/bin/app (glibc NSS)");
+    // The same program linked against musl's loader: no NSS module.
+    let head = &glibc[..glibc.len().min(crate::elf::HEAD_LEN)];
+    let Some(crate::elf::Interpreter::Elf(loader)) = crate::elf::interpreter(head) else {
+        panic!("/bin/sh has no ELF interpreter");
+    };
+    let loader = loader.as_os_str().as_bytes();
+    let at = glibc
+        .windows(loader.len())
+        .position(|w| w == loader)
+        .unwrap();
+    let mut musl = glibc.clone();
+    let mut name = b"/lib/ld-musl.so.1".to_vec();
+    name.resize(loader.len(), 0);
+    musl[at..at + loader.len()].copy_from_slice(&name);
+    assert!(!run(&musl, "/lib/ld-musl.so.1").paths.contains_key(nss));
 }
