@@ -234,6 +234,11 @@ pub struct Report {
     pub timings_ms: BTreeMap<String, u128>,
     /// Kept paths per reason.
     pub kept: BTreeMap<String, u64>,
+    /// Bytes of the kept files per reason (`static-import`: what the import closure added).
+    pub kept_bytes: BTreeMap<String, u64>,
+    /// Imports of a computed name the static import closure could not follow
+    /// (`/path.py:LINE expression`).
+    pub dynamic_imports: Vec<String>,
     pub kept_files: u64,
     /// The largest kept files, biggest first.
     pub largest_kept: Vec<crate::minify::LargeFile>,

@@ -6,6 +6,7 @@
 
 mod elf_deps;
 pub mod glob;
+mod python_imports;
 pub mod resolve;
 
 use std::{
@@ -48,6 +49,8 @@ pub enum Reason {
     IncludeCertAll,
     /// The pruned package database and the OS release files scanners read.
     PackageDb,
+    /// Named literally by an import in a kept source file (the static import closure).
+    StaticImport,
 }
 
 impl Reason {
@@ -74,6 +77,7 @@ impl Reason {
             Self::IncludeShell => "include-shell",
             Self::IncludeCertAll => "include-cert-all",
             Self::PackageDb => "package-db",
+            Self::StaticImport => "static-import",
         }
     }
 }
@@ -102,6 +106,8 @@ pub struct Options {
     pub image_volumes: Vec<String>,
     /// The container's environment (PATH, LD_LIBRARY_PATH).
     pub env: Vec<String>,
+    /// Follow the literal imports of kept source files (`--static-imports`, on by default).
+    pub static_imports: bool,
 }
 
 /// One kept path.
@@ -122,6 +128,9 @@ pub struct KeepSet {
     pub excluded: BTreeSet<PathBuf>,
     /// Trees the app keeps state in, kept whole.
     pub state: Vec<StateRoot>,
+    /// Imports of a computed name the static import closure could not follow:
+    /// `/path.py:LINE expression`.
+    pub dynamic_imports: Vec<String>,
 }
 
 /// A directory tree the app keeps state in (a database's data directory, a spool, a cache it
@@ -285,6 +294,9 @@ pub fn select(tree: &FileTree, recording: &Recording, options: &Options) -> Keep
     };
     for (binary, _) in &executables {
         keep_closure(&mut set, binary);
+    }
+    if options.static_imports {
+        keep_python_imports(tree, &mut set, &mut keep_closure);
     }
 
     if let Some(workdir) = &options.workdir {
@@ -748,6 +760,10 @@ pub struct Summary {
     pub touched_bytes: u64,
     /// Kept paths per reason.
     pub kept_by_reason: BTreeMap<String, u64>,
+    /// Bytes of the kept files per reason.
+    pub kept_bytes_by_reason: BTreeMap<String, u64>,
+    /// Imports the static import closure could not follow (see [`KeepSet::dynamic_imports`]).
+    pub dynamic_imports: Vec<String>,
     /// The largest kept files, biggest first: what dominates the slim image.
     pub largest: Vec<LargeFile>,
 }
@@ -768,7 +784,10 @@ pub const LARGEST_LISTED: usize = 10;
 /// Counts what `set` keeps and leaves out of `tree`.
 pub fn summarize(tree: &FileTree, set: &KeepSet) -> Summary {
     let closed = crate::image::writer::close_selection(tree, &set.paths.keys().cloned().collect());
-    let mut summary = Summary::default();
+    let mut summary = Summary {
+        dynamic_imports: set.dynamic_imports.clone(),
+        ..Summary::default()
+    };
     for (path, entry) in &tree.entries {
         let size = if matches!(entry.kind, Kind::File) {
             entry.size
@@ -791,6 +810,10 @@ pub fn summarize(tree: &FileTree, set: &KeepSet) -> Summary {
                 });
             }
             if let Some(kept) = set.paths.get(path) {
+                *summary
+                    .kept_bytes_by_reason
+                    .entry(kept.reason.as_str().to_owned())
+                    .or_default() += size;
                 match kept.reason {
                     Reason::Executed | Reason::Interpreter | Reason::Opened => {
                         summary.opened_bytes += size;
@@ -824,6 +847,226 @@ pub fn summarize(tree: &FileTree, set: &KeepSet) -> Summary {
             .or_default() += 1;
     }
     summary
+}
+
+/// The largest Python source file read for its imports.
+const PYTHON_SOURCE_LIMIT: u64 = 4 << 20;
+
+/// Python's static import closure: every module a kept `.py` file names literally (see
+/// [`python_imports`]) is kept where Python would find it, with its parent packages'
+/// `__init__.py`, its compiled `__pycache__` files and, for an extension module, its ELF
+/// dependencies; then the same for what that added. Modules are looked up in the image's own
+/// import roots: the directories above the kept modules' top-level packages, and next to the
+/// standard library (`lib-dynload`, `site-packages`, Debian's `dist-packages`).
+fn keep_python_imports(
+    tree: &FileTree,
+    set: &mut KeepSet,
+    keep_closure: &mut dyn FnMut(&mut KeepSet, &Path),
+) {
+    let is_source = |p: &Path| p.extension().is_some_and(|e| e == "py");
+    let mut work: Vec<PathBuf> = set.paths.keys().filter(|p| is_source(p)).cloned().collect();
+    if work.is_empty() {
+        return;
+    }
+    let roots = python_roots(tree, set);
+    let mut done: BTreeSet<PathBuf> = BTreeSet::new();
+    while let Some(file) = work.pop() {
+        if !done.insert(file.clone()) {
+            continue;
+        }
+        keep_pycache(tree, set, &file);
+        let Some(bytes) = tree.read(&file, PYTHON_SOURCE_LIMIT) else {
+            continue;
+        };
+        let (imports, dynamic) = python_imports::imports(&String::from_utf8_lossy(&bytes));
+        for call in dynamic {
+            set.dynamic_imports.push(format!(
+                "/{}:{} {}",
+                file.display(),
+                call.line,
+                call.expression
+            ));
+        }
+        let detail = format!("imported by /{} (static)", file.display());
+        for import in imports {
+            let base: Vec<PathBuf> = if import.level == 0 {
+                roots.clone()
+            } else {
+                // The package the file is in, and as many levels up as dots past the first.
+                let mut dir = file.parent().map(Path::to_path_buf).unwrap_or_default();
+                for _ in 1..import.level {
+                    dir = dir.parent().map(Path::to_path_buf).unwrap_or_default();
+                }
+                vec![dir]
+            };
+            let mut modules = vec![import.module.clone()];
+            for name in &import.names {
+                modules.push(match import.module.as_str() {
+                    "" => name.clone(),
+                    module => format!("{module}.{name}"),
+                });
+            }
+            for module in modules.iter().filter(|m| !m.is_empty()) {
+                for found in find_python_module(tree, &base, module) {
+                    let new = !set.paths.contains_key(&found);
+                    set.keep(found.clone(), Reason::StaticImport, || detail.clone());
+                    if !new {
+                        continue;
+                    }
+                    if is_source(&found) {
+                        work.push(found);
+                    } else {
+                        keep_closure(set, &found);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The directories the image's Python imports from, as far as the kept files show: for each
+/// kept module, the directory above its top-level package; next to a standard library (the
+/// root holding `os.py`), its `lib-dynload` and `site-packages`, and Debian's `dist-packages`.
+fn python_roots(tree: &FileTree, set: &KeepSet) -> Vec<PathBuf> {
+    let has = |p: &Path| tree.entries.contains_key(p);
+    let mut roots: BTreeSet<PathBuf> = BTreeSet::new();
+    for path in set.paths.keys() {
+        let module = path.extension().is_some_and(|e| e == "py")
+            || path.to_string_lossy().ends_with(".so")
+                && path.to_string_lossy().contains(".cpython-");
+        if !module {
+            continue;
+        }
+        let mut dir = path.parent();
+        while let Some(d) = dir.filter(|d| has(&d.join("__init__.py"))) {
+            dir = d.parent();
+        }
+        if let Some(dir) = dir {
+            roots.insert(dir.to_path_buf());
+        }
+    }
+    let stdlibs: Vec<PathBuf> = roots
+        .iter()
+        .filter(|r| has(&r.join("os.py")))
+        .cloned()
+        .collect();
+    for stdlib in stdlibs {
+        for sibling in ["lib-dynload", "site-packages", "dist-packages"] {
+            roots.insert(stdlib.join(sibling));
+        }
+        if let (Some(lib), Some(version)) = (stdlib.parent(), stdlib.file_name()) {
+            roots.insert(lib.join("python3").join("dist-packages"));
+            if let Some(prefix) = lib.parent() {
+                let local = prefix.join("local").join("lib").join(version);
+                roots.insert(local.join("dist-packages"));
+                roots.insert(local.join("site-packages"));
+            }
+        }
+    }
+    roots.into_iter().filter(|r| has(r)).collect()
+}
+
+/// Where `module` (dotted) is under the first of `roots` that has its top-level name: its
+/// parent packages' `__init__.py` and the module itself (`name.py`, `name/__init__.py`, or an
+/// extension `name.*.so`). Empty when no root has it (a built-in module, or not in the image).
+fn find_python_module(tree: &FileTree, roots: &[PathBuf], module: &str) -> Vec<PathBuf> {
+    let parts: Vec<&str> = module.split('.').collect();
+    if parts
+        .iter()
+        .any(|p| p.is_empty() || *p == ".." || p.contains('/'))
+    {
+        return Vec::new();
+    }
+    let has = |p: &Path| tree.entries.contains_key(p);
+    for root in roots {
+        let top = root.join(parts[0]);
+        let top_is_there = has(&top)
+            || has(&root.join(format!("{}.py", parts[0])))
+            || !extensions(tree, root, parts[0]).is_empty();
+        if !top_is_there {
+            continue;
+        }
+        let mut found = Vec::new();
+        let mut dir = root.clone();
+        for (i, part) in parts.iter().enumerate() {
+            let last = i + 1 == parts.len();
+            let package = dir.join(part);
+            let init = package.join("__init__.py");
+            if has(&init) {
+                found.push(init);
+                if last {
+                    return found;
+                }
+                dir = package;
+                continue;
+            }
+            if !last {
+                // A namespace package (no __init__.py) or nothing: go on only if it exists.
+                if !has(&package) {
+                    return Vec::new();
+                }
+                dir = package;
+                continue;
+            }
+            let source = dir.join(format!("{part}.py"));
+            if has(&source) {
+                found.push(source);
+            }
+            found.extend(extensions(tree, &dir, part));
+            if found
+                .last()
+                .is_some_and(|f| f.parent() == Some(dir.as_path()))
+            {
+                return found;
+            }
+            return Vec::new();
+        }
+        return found;
+    }
+    Vec::new()
+}
+
+/// Extension modules `name.so`, `name.abi3.so`, `name.cpython-311-x86_64-linux-gnu.so` in `dir`.
+fn extensions(tree: &FileTree, dir: &Path, name: &str) -> Vec<PathBuf> {
+    let prefix = format!("{name}.");
+    tree.entries
+        .range(dir.join(&prefix)..)
+        .map(|(p, _)| p)
+        .take_while(|p| {
+            p.parent() == Some(dir)
+                && p.file_name()
+                    .is_some_and(|n| n.to_string_lossy().starts_with(&prefix))
+        })
+        .filter(|p| p.to_string_lossy().ends_with(".so"))
+        .cloned()
+        .collect()
+}
+
+/// The compiled forms of a kept source file the image has (`__pycache__/name.cpython-311.pyc`),
+/// so Python does not compile it again at every start.
+fn keep_pycache(tree: &FileTree, set: &mut KeepSet, source: &Path) {
+    let (Some(dir), Some(stem)) = (source.parent(), source.file_stem()) else {
+        return;
+    };
+    let cache = dir.join("__pycache__");
+    let prefix = format!("{}.", stem.to_string_lossy());
+    let compiled: Vec<PathBuf> = tree
+        .entries
+        .range(cache.join(&prefix)..)
+        .map(|(p, _)| p)
+        .take_while(|p| {
+            p.parent() == Some(cache.as_path())
+                && p.file_name()
+                    .is_some_and(|n| n.to_string_lossy().starts_with(&prefix))
+        })
+        .filter(|p| p.extension().is_some_and(|e| e == "pyc"))
+        .cloned()
+        .collect();
+    for pyc in compiled {
+        set.keep(pyc, Reason::StaticImport, || {
+            format!("compiled form of /{}", source.display())
+        });
+    }
 }
 
 #[cfg(test)]

@@ -329,3 +329,82 @@ fn nss_modules_are_kept_only_for_a_program_glibc_loads() {
     musl[at..at + loader.len()].copy_from_slice(&name);
     assert!(!run(&musl, "/lib/ld-musl.so.1").paths.contains_key(nss));
 }
+
+#[test]
+fn python_modules_imported_by_literal_name_are_kept_where_python_finds_them() {
+    use crate::image::testutil::{layer, Member::*, Scratch};
+    let scratch = Scratch::new();
+    let (sources, refs) = scratch.layers(&[layer(&[
+        Dir("app/"),
+        File(
+            "app/app.py",
+            b"import os\ndef handler(name):\n    import json\n    from csv import reader\n    \
+              return importlib.import_module(name)\n# import smtplib\n",
+        ),
+        Dir("usr/"),
+        Dir("usr/lib/"),
+        Dir("usr/lib/python3.11/"),
+        File("usr/lib/python3.11/os.py", b"import sys\n"),
+        File("usr/lib/python3.11/re.py", b""),
+        File("usr/lib/python3.11/csv.py", b"from _csv import Error\n"),
+        File("usr/lib/python3.11/smtplib.py", b""),
+        Dir("usr/lib/python3.11/json/"),
+        File(
+            "usr/lib/python3.11/json/__init__.py",
+            b"from .decoder import JSONDecoder\n",
+        ),
+        File("usr/lib/python3.11/json/decoder.py", b"import re\n"),
+        File("usr/lib/python3.11/json/tool.py", b""),
+        Dir("usr/lib/python3.11/json/__pycache__/"),
+        File(
+            "usr/lib/python3.11/json/__pycache__/__init__.cpython-311.pyc",
+            b"pyc",
+        ),
+        Dir("usr/lib/python3.11/lib-dynload/"),
+        File(
+            "usr/lib/python3.11/lib-dynload/_csv.cpython-311-x86_64-linux-gnu.so",
+            b"\x7fELF csv",
+        ),
+    ])]);
+    let tree = crate::image::flatten::flatten(sources, &refs).unwrap().0;
+    let rec = recording(&[
+        ("/app/app.py", Use::Read, true),
+        ("/usr/lib/python3.11/os.py", Use::Read, true),
+    ]);
+    let options = Options {
+        static_imports: true,
+        ..Options::default()
+    };
+    let set = select(&tree, &rec, &options);
+    let lib = Path::new("usr/lib/python3.11");
+    for kept in [
+        "json/__init__.py",
+        "json/decoder.py",
+        "json/__pycache__/__init__.cpython-311.pyc",
+        "re.py",
+        "csv.py",
+        "lib-dynload/_csv.cpython-311-x86_64-linux-gnu.so",
+    ] {
+        let path = lib.join(kept);
+        assert_eq!(
+            set.paths.get(&path).map(|k| k.reason),
+            Some(Reason::StaticImport),
+            "{kept}"
+        );
+    }
+    assert_eq!(
+        set.paths[&lib.join("json/__init__.py")].detail,
+        "imported by /app/app.py (static)"
+    );
+    assert_eq!(
+        set.paths[&lib.join("json/decoder.py")].detail,
+        "imported by /usr/lib/python3.11/json/__init__.py (static)"
+    );
+    // Not named (json.tool), or only in a comment (smtplib): left out.
+    assert!(!set.paths.contains_key(&lib.join("json/tool.py")));
+    assert!(!set.paths.contains_key(&lib.join("smtplib.py")));
+    assert_eq!(set.dynamic_imports, ["/app/app.py:5 import_module(...)"]);
+    // Off: only what the recording saw.
+    let off = select(&tree, &rec, &Options::default());
+    assert!(!off.paths.contains_key(&lib.join("json/__init__.py")));
+}

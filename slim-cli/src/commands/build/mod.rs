@@ -297,6 +297,8 @@ impl Finish<'_> {
             },
             timings_ms: timings,
             kept: summary.kept_by_reason.clone(),
+            kept_bytes: summary.kept_bytes_by_reason.clone(),
+            dynamic_imports: summary.dynamic_imports.clone(),
             kept_files: summary.kept_files,
             largest_kept: summary.largest.clone(),
             removed: Report::removed_from(summary),

@@ -50,6 +50,21 @@ impl Selected {
         if !largest.is_empty() {
             line.push_str(&format!("\n      largest   {}", largest.join(", ")));
         }
+        let imported = self.summary.kept_by_reason.get("static-import");
+        if let Some(&files) = imported {
+            let bytes = self
+                .summary
+                .kept_bytes_by_reason
+                .get("static-import")
+                .copied()
+                .unwrap_or(0);
+            line.push_str(&format!(
+                "\n      imports   {files} paths ({}) named by kept sources' imports; {} \
+                 computed imports not followed (report.json dynamic_imports)",
+                human_bytes(bytes),
+                self.summary.dynamic_imports.len()
+            ));
+        }
         line
     }
 }
@@ -109,6 +124,7 @@ pub fn options(args: &BuildArgs, input: &Input) -> Result<minify::Options> {
         include_cert_all: args.include_cert_all,
         exclude_patterns: args.exclude_pattern.clone(),
         volumes,
+        static_imports: args.static_imports == "on",
         ..Default::default()
     })
 }
