@@ -855,7 +855,10 @@ const PYTHON_SOURCE_LIMIT: u64 = 4 << 20;
 /// Python's static import closure: every module a kept `.py` file names literally (see
 /// [`python_imports`]) is kept where Python would find it, with its parent packages'
 /// `__init__.py`, its compiled `__pycache__` files and, for an extension module, its ELF
-/// dependencies; then the same for what that added. Modules are looked up in the image's own
+/// dependencies; then the same for what that added. In the app's code and installed packages,
+/// imports anywhere count; in the standard library, a function's imports count only within its
+/// own package (what runs on import is always followed): following every helper's lazy import
+/// there would keep most of the standard library. Modules are looked up in the image's own
 /// import roots: the directories above the kept modules' top-level packages, and next to the
 /// standard library (`lib-dynload`, `site-packages`, Debian's `dist-packages`).
 fn keep_python_imports(
@@ -869,6 +872,26 @@ fn keep_python_imports(
         return;
     }
     let roots = python_roots(tree, set);
+    // The standard library: its functions' own lazy imports of other modules (a helper that
+    // needs `pwd` or `subprocess` when called) are followed only within the same package.
+    let stdlib: Vec<&PathBuf> = roots
+        .iter()
+        .filter(|r| tree.entries.contains_key(&r.join("os.py")))
+        .collect();
+    let stdlib_package = |file: &Path| -> Option<String> {
+        let root = stdlib.iter().find(|r| file.starts_with(r))?;
+        let rel = file.strip_prefix(root).ok()?;
+        let mut parts = rel.components();
+        let first = parts.next()?.as_os_str().to_string_lossy().into_owned();
+        if matches!(first.as_str(), "site-packages" | "dist-packages") {
+            return None;
+        }
+        // A top-level module is a package of its own name.
+        Some(match parts.next() {
+            Some(_) => first,
+            None => first.trim_end_matches(".py").to_owned(),
+        })
+    };
     let mut done: BTreeSet<PathBuf> = BTreeSet::new();
     while let Some(file) = work.pop() {
         if !done.insert(file.clone()) {
@@ -888,7 +911,16 @@ fn keep_python_imports(
             ));
         }
         let detail = format!("imported by /{} (static)", file.display());
+        let package = stdlib_package(&file);
         for import in imports {
+            let elsewhere = |module: &str| package.as_deref() != module.split('.').next();
+            if import.in_function
+                && import.level == 0
+                && package.is_some()
+                && elsewhere(&import.module)
+            {
+                continue;
+            }
             let base: Vec<PathBuf> = if import.level == 0 {
                 roots.clone()
             } else {

@@ -15,6 +15,8 @@ pub struct Import {
     /// For `from M import a, b`: the names, each possibly a submodule of M (`*` left out).
     pub names: Vec<String>,
     pub line: usize,
+    /// Inside a function body: it runs only when the function is called, not on import.
+    pub in_function: bool,
 }
 
 /// An import whose module is computed at run time.
@@ -32,6 +34,8 @@ enum Token {
     Op(char),
     /// The end of a logical line.
     End,
+    /// The start of a logical line, at this column.
+    Indent(usize),
 }
 
 /// Tokens with their line numbers: names, string literals (their text, prefixes and escapes
@@ -41,15 +45,22 @@ fn tokenize(source: &str) -> Vec<(Token, usize)> {
     let bytes = source.as_bytes();
     let mut tokens = Vec::new();
     let (mut i, mut line, mut depth) = (0, 1, 0usize);
+    let (mut line_start, mut at_line_start) = (0, true);
     while i < bytes.len() {
         let c = bytes[i];
+        if at_line_start && !matches!(c, b'\n' | b'#' | b' ' | b'\t' | b'\r' | b'\x0c') {
+            tokens.push((Token::Indent(i - line_start), line));
+            at_line_start = false;
+        }
         match c {
             b'\n' => {
                 if depth == 0 {
                     tokens.push((Token::End, line));
+                    at_line_start = true;
                 }
                 line += 1;
                 i += 1;
+                line_start = i;
             }
             b'#' => {
                 while i < bytes.len() && bytes[i] != b'\n' {
@@ -59,6 +70,7 @@ fn tokenize(source: &str) -> Vec<(Token, usize)> {
             b'\\' if bytes.get(i + 1) == Some(&b'\n') => {
                 line += 1;
                 i += 2;
+                line_start = i;
             }
             b'\'' | b'"' => {
                 let (text, end, lines) = string_at(bytes, i);
@@ -154,14 +166,17 @@ pub fn imports(source: &str) -> (Vec<Import>, Vec<DynamicImport>) {
         _ => None,
     };
     let op_at = |i: usize, op: char| matches!(tokens.get(i), Some((Token::Op(o), _)) if *o == op);
-    // Where a statement may start: the file's start, after a line end, `;` or `:`.
+    // Where a statement may start: the file's start, a line's start, after `;` or `:`.
     let starts_statement = |i: usize| {
         i == 0
             || matches!(
                 tokens.get(i - 1),
-                Some((Token::End, _)) | Some((Token::Op(';' | ':'), _))
+                Some((Token::End | Token::Indent(_), _)) | Some((Token::Op(';' | ':'), _))
             )
     };
+    // The indentation of the `def`s the current line is inside.
+    let mut functions: Vec<usize> = Vec::new();
+    let mut indent = 0;
     // A dotted name from `i`: the name and the index after it.
     let dotted = |mut i: usize| -> (String, usize) {
         let mut name = String::new();
@@ -179,7 +194,20 @@ pub fn imports(source: &str) -> (Vec<Import>, Vec<DynamicImport>) {
     let mut i = 0;
     while i < tokens.len() {
         let line = tokens[i].1;
+        if let (Token::Indent(column), _) = &tokens[i] {
+            indent = *column;
+            while functions.last().is_some_and(|&f| indent <= f) {
+                functions.pop();
+            }
+            i += 1;
+            continue;
+        }
+        let in_function = !functions.is_empty();
         match name_at(i) {
+            Some("def") if starts_statement(i) || name_at(i.wrapping_sub(1)) == Some("async") => {
+                functions.push(indent);
+                i += 1;
+            }
             Some("import") if starts_statement(i) => {
                 // import a.b [as c], d
                 let mut j = i + 1;
@@ -193,6 +221,7 @@ pub fn imports(source: &str) -> (Vec<Import>, Vec<DynamicImport>) {
                         module,
                         names: Vec::new(),
                         line,
+                        in_function,
                     });
                     j = next;
                     if name_at(j) == Some("as") {
@@ -245,6 +274,7 @@ pub fn imports(source: &str) -> (Vec<Import>, Vec<DynamicImport>) {
                     module,
                     names,
                     line,
+                    in_function,
                 });
                 i = j;
             }
@@ -257,6 +287,7 @@ pub fn imports(source: &str) -> (Vec<Import>, Vec<DynamicImport>) {
                             module: literal[level..].to_owned(),
                             names: Vec::new(),
                             line,
+                            in_function,
                         });
                     }
                     _ => {
@@ -317,6 +348,39 @@ mod tests {
                 (0, "zlib".into(), vec![]),
             ]
         );
+    }
+
+    #[test]
+    fn imports_inside_functions_are_told_apart() {
+        let source = "import a\n\
+            try:\n    import b\nexcept ImportError:\n    b = None\n\
+            class C:\n    import c\n    def m(self):\n        import d\n\
+            \n        # a comment at another indent\n        import e\n    import f\n\
+            def g():\n    if x:\n        import h\n\
+            async def k():\n    import i\n\
+            def one(): import j\n\
+            import l\n";
+        let found: Vec<(String, bool)> = imports(source)
+            .0
+            .into_iter()
+            .map(|i| (i.module, i.in_function))
+            .collect();
+        let expected: Vec<(String, bool)> = [
+            ("a", false),
+            ("b", false),
+            ("c", false),
+            ("d", true),
+            ("e", true),
+            ("f", false),
+            ("h", true),
+            ("i", true),
+            ("j", true),
+            ("l", false),
+        ]
+        .iter()
+        .map(|&(m, f)| (m.to_owned(), f))
+        .collect();
+        assert_eq!(found, expected);
     }
 
     #[test]

@@ -344,15 +344,19 @@ fn python_modules_imported_by_literal_name_are_kept_where_python_finds_them() {
         Dir("usr/"),
         Dir("usr/lib/"),
         Dir("usr/lib/python3.11/"),
-        File("usr/lib/python3.11/os.py", b"import sys\n"),
+        File(
+            "usr/lib/python3.11/os.py",
+            b"import sys\ndef helper():\n    import smtplib\n",
+        ),
         File("usr/lib/python3.11/re.py", b""),
         File("usr/lib/python3.11/csv.py", b"from _csv import Error\n"),
         File("usr/lib/python3.11/smtplib.py", b""),
         Dir("usr/lib/python3.11/json/"),
         File(
             "usr/lib/python3.11/json/__init__.py",
-            b"from .decoder import JSONDecoder\n",
+            b"from .decoder import JSONDecoder\ndef load():\n    import json.scanner\n",
         ),
+        File("usr/lib/python3.11/json/scanner.py", b""),
         File("usr/lib/python3.11/json/decoder.py", b"import re\n"),
         File("usr/lib/python3.11/json/tool.py", b""),
         Dir("usr/lib/python3.11/json/__pycache__/"),
@@ -380,6 +384,7 @@ fn python_modules_imported_by_literal_name_are_kept_where_python_finds_them() {
     for kept in [
         "json/__init__.py",
         "json/decoder.py",
+        "json/scanner.py",
         "json/__pycache__/__init__.cpython-311.pyc",
         "re.py",
         "csv.py",
@@ -400,7 +405,9 @@ fn python_modules_imported_by_literal_name_are_kept_where_python_finds_them() {
         set.paths[&lib.join("json/decoder.py")].detail,
         "imported by /usr/lib/python3.11/json/__init__.py (static)"
     );
-    // Not named (json.tool), or only in a comment (smtplib): left out.
+    // Not named (json.tool), or named only in a comment of the app and in a function of the
+    // standard library importing another package (os's helper, smtplib): left out; a
+    // standard-library function importing its own package (json.scanner) is followed.
     assert!(!set.paths.contains_key(&lib.join("json/tool.py")));
     assert!(!set.paths.contains_key(&lib.join("smtplib.py")));
     assert_eq!(set.dynamic_imports, ["/app/app.py:5 import_module(...)"]);
