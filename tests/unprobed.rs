@@ -5,61 +5,61 @@
 //!   Python fallback): recorded with "/" alone, its held-out endpoints answer like the fat
 //!   image's, because the static import closure kept what the handlers name. With the closure
 //!   off, the same held-out check fails: the test proves the mechanism, not luck.
+//! - The same for a Ruby app whose `/json` handler does `require 'json'` (json.rb, its
+//!   json/*.rb files and its C extension, found in Ruby's library and architecture directories).
 
 mod support;
 
 use support::*;
 
-/// `slim build` of python-lazy probed on "/" and checked on the held-out endpoints.
-fn build_lazy(tag: &str, out: &std::path::Path, extra: &[&str]) -> std::process::Output {
-    let image = app_image("python-lazy");
+/// `slim build` of `app` probed with probes/APP.json and checked on probes/APP-held-out.json.
+fn build_lazy(app: &str, tag: &str, out: &std::path::Path, extra: &[&str]) -> std::process::Output {
+    let image = app_image(app);
     slim()
         .args(["build", "--tag", tag, "--output-dir"])
         .arg(out)
         .arg("--http-probe-cmd-file")
-        .arg(probe_file("python-lazy.json"))
+        .arg(probe_file(&format!("{app}.json")))
         .arg("--verify-probe-file")
-        .arg(probe_file("python-lazy-held-out.json"))
+        .arg(probe_file(&format!("{app}-held-out.json")))
         .args(extra)
         .arg(&image)
         .output()
         .unwrap()
 }
 
-#[test]
-fn lazily_imported_python_modules_answer_held_out_endpoints() {
-    if !is_root("lazily_imported_python_modules_answer_held_out_endpoints") {
-        return;
-    }
+/// Builds `app` with the closure (held-out endpoints must pass, `kept` files must be kept by
+/// it) and without (they must fail: exit 3, nothing tagged).
+fn held_out_endpoints_answer_only_with_the_closure(app: &str, kept: &[&str]) {
     let _serial = serial();
-    let out = TempDir::new("unprobed-python");
-    let tag = "slim-test/python-lazy.slim:unprobed";
-    let _image = Image(tag.to_owned());
-    let built = build_lazy(tag, &out.0, &[]);
+    let out = TempDir::new(&format!("unprobed-{app}"));
+    let tag = format!("slim-test/{app}.slim:unprobed");
+    let _image = Image(tag.clone());
+    let built = build_lazy(app, &tag, &out.0, &[]);
     assert_success(&built);
     assert!(slim_containers().is_empty(), "containers left behind");
     let report = read_json(&out.0.join("report.json"));
-    let kept = &report["kept"];
+    let by_reason = &report["kept"];
     assert!(
-        kept["static-import"].as_u64().unwrap_or(0) > 0,
-        "nothing kept by the closure: {kept}"
+        by_reason["static-import"].as_u64().unwrap_or(0) > 0,
+        "nothing kept by the closure: {by_reason}"
     );
     assert!(report["kept_bytes"]["static-import"].as_u64().unwrap_or(0) > 0);
     let files = std::fs::read_to_string(out.0.join("files.txt")).unwrap();
-    for module in ["json/__init__.py", "xml/dom/minidom.py", "decimal.py"] {
+    for path in kept {
         let line = files
             .lines()
-            .find(|l| l.contains(&format!("/usr/lib/python3.11/{module}")))
-            .unwrap_or_else(|| panic!("{module} not in files.txt"));
-        assert!(line.contains("static"), "{line}");
+            .find(|l| l.starts_with(&format!("{path}\t")))
+            .unwrap_or_else(|| panic!("{path} not in files.txt"));
+        assert!(line.contains("\tstatic-import\t"), "{line}");
     }
 
     // Off: the held-out endpoints fail on the slim image, and it is not tagged.
-    let off_out = TempDir::new("unprobed-python-off");
-    let off_tag = "slim-test/python-lazy.slim:unprobed-off";
-    let _off_image = Image(off_tag.to_owned());
+    let off_out = TempDir::new(&format!("unprobed-{app}-off"));
+    let off_tag = format!("slim-test/{app}.slim:unprobed-off");
+    let _off_image = Image(off_tag.clone());
     let _unverified = Image(format!("{off_tag}-unverified"));
-    let off = build_lazy(off_tag, &off_out.0, &["--static-imports", "off"]);
+    let off = build_lazy(app, &off_tag, &off_out.0, &["--static-imports", "off"]);
     assert_eq!(
         off.status.code(),
         Some(3),
@@ -67,4 +67,33 @@ fn lazily_imported_python_modules_answer_held_out_endpoints() {
         String::from_utf8_lossy(&off.stdout)
     );
     assert!(slim_containers().is_empty(), "containers left behind");
+}
+
+#[test]
+fn lazily_imported_python_modules_answer_held_out_endpoints() {
+    if !is_root("lazily_imported_python_modules_answer_held_out_endpoints") {
+        return;
+    }
+    held_out_endpoints_answer_only_with_the_closure(
+        "python-lazy",
+        &[
+            "/usr/lib/python3.11/json/__init__.py",
+            "/usr/lib/python3.11/xml/dom/minidom.py",
+            "/usr/lib/python3.11/decimal.py",
+        ],
+    );
+}
+
+#[test]
+fn lazily_required_ruby_files_answer_held_out_endpoints() {
+    if !is_root("lazily_required_ruby_files_answer_held_out_endpoints") {
+        return;
+    }
+    held_out_endpoints_answer_only_with_the_closure(
+        "ruby-lazy",
+        &[
+            "/usr/lib/ruby/3.1.0/json.rb",
+            "/usr/lib/ruby/3.1.0/json/common.rb",
+        ],
+    );
 }

@@ -415,3 +415,84 @@ fn python_modules_imported_by_literal_name_are_kept_where_python_finds_them() {
     let off = select(&tree, &rec, &Options::default());
     assert!(!off.paths.contains_key(&lib.join("json/__init__.py")));
 }
+
+#[test]
+fn ruby_files_required_by_literal_name_are_kept_where_ruby_finds_them() {
+    use crate::image::testutil::{layer, Member::*, Scratch};
+    let scratch = Scratch::new();
+    let (sources, refs) = scratch.layers(&[layer(&[
+        Dir("app/"),
+        File(
+            "app/app.rb",
+            b"require 'socket'\ndef handler\n  require 'json'\nend\nrequire_relative 'helper'\n\
+              # require 'net/smtp'\nrequire \"plugins/#{name}\"\n",
+        ),
+        File("app/helper.rb", b""),
+        Dir("usr/"),
+        Dir("usr/lib/"),
+        Dir("usr/lib/ruby/"),
+        Dir("usr/lib/ruby/3.1.0/"),
+        File("usr/lib/ruby/3.1.0/rubygems.rb", b""),
+        File(
+            "usr/lib/ruby/3.1.0/json.rb",
+            b"require 'json/common'\nrequire 'json/ext'\n",
+        ),
+        Dir("usr/lib/ruby/3.1.0/json/"),
+        File("usr/lib/ruby/3.1.0/json/common.rb", b""),
+        File(
+            "usr/lib/ruby/3.1.0/json/ext.rb",
+            b"require 'json/ext/parser'\n",
+        ),
+        Dir("usr/lib/ruby/3.1.0/net/"),
+        File("usr/lib/ruby/3.1.0/net/smtp.rb", b""),
+        Dir("usr/lib/x86_64-linux-gnu/"),
+        Dir("usr/lib/x86_64-linux-gnu/ruby/"),
+        Dir("usr/lib/x86_64-linux-gnu/ruby/3.1.0/"),
+        File("usr/lib/x86_64-linux-gnu/ruby/3.1.0/rbconfig.rb", b""),
+        Dir("usr/lib/x86_64-linux-gnu/ruby/3.1.0/json/"),
+        Dir("usr/lib/x86_64-linux-gnu/ruby/3.1.0/json/ext/"),
+        File(
+            "usr/lib/x86_64-linux-gnu/ruby/3.1.0/json/ext/parser.so",
+            b"\x7fELF parser",
+        ),
+    ])]);
+    let tree = crate::image::flatten::flatten(sources, &refs).unwrap().0;
+    let rec = recording(&[
+        ("/app/app.rb", Use::Read, true),
+        ("/usr/lib/ruby/3.1.0/rubygems.rb", Use::Read, true),
+        (
+            "/usr/lib/x86_64-linux-gnu/ruby/3.1.0/rbconfig.rb",
+            Use::Read,
+            true,
+        ),
+    ]);
+    let options = Options {
+        static_imports: true,
+        ..Options::default()
+    };
+    let set = select(&tree, &rec, &options);
+    for kept in [
+        "app/helper.rb",
+        "usr/lib/ruby/3.1.0/json.rb",
+        "usr/lib/ruby/3.1.0/json/common.rb",
+        "usr/lib/ruby/3.1.0/json/ext.rb",
+        "usr/lib/x86_64-linux-gnu/ruby/3.1.0/json/ext/parser.so",
+    ] {
+        assert_eq!(
+            set.paths.get(Path::new(kept)).map(|k| k.reason),
+            Some(Reason::StaticImport),
+            "{kept}"
+        );
+    }
+    assert_eq!(
+        set.paths[Path::new("usr/lib/ruby/3.1.0/json/common.rb")].detail,
+        "required by /usr/lib/ruby/3.1.0/json.rb (static)"
+    );
+    assert!(!set
+        .paths
+        .contains_key(Path::new("usr/lib/ruby/3.1.0/net/smtp.rb")));
+    assert_eq!(
+        set.dynamic_imports,
+        ["/app/app.rb:7 require of a computed name"]
+    );
+}
