@@ -19,11 +19,14 @@ pub struct Require {
     pub how: Load,
     pub path: String,
     pub line: usize,
+    /// Written indented (inside a method or a block): it may run only when that runs.
+    pub indented: bool,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 enum Token {
-    Name(String),
+    /// A name, and whether its line is indented before it.
+    Name(String, bool),
     /// A string literal; `None` when it interpolates (`"#{x}"`): no literal name.
     Str(Option<String>),
     Op(char),
@@ -32,7 +35,7 @@ enum Token {
 fn tokenize(source: &str) -> Vec<(Token, usize)> {
     let bytes = source.as_bytes();
     let mut tokens = Vec::new();
-    let (mut i, mut line) = (0, 1);
+    let (mut i, mut line, mut line_start) = (0, 1, 0);
     let at_line_start = |i: usize| i == 0 || bytes[i - 1] == b'\n';
     while i < bytes.len() {
         let c = bytes[i];
@@ -40,6 +43,7 @@ fn tokenize(source: &str) -> Vec<(Token, usize)> {
             b'\n' => {
                 line += 1;
                 i += 1;
+                line_start = i;
             }
             b'=' if at_line_start(i) && bytes[i..].starts_with(b"=begin") => {
                 // A block comment, to the line starting with =end.
@@ -90,7 +94,8 @@ fn tokenize(source: &str) -> Vec<(Token, usize)> {
                 {
                     i += 1;
                 }
-                tokens.push((Token::Name(source[start..i].to_owned()), line));
+                let indented = start > line_start;
+                tokens.push((Token::Name(source[start..i].to_owned(), indented), line));
             }
             b' ' | b'\t' | b'\r' => i += 1,
             _ => {
@@ -109,13 +114,13 @@ pub fn requires(source: &str) -> (Vec<Require>, Vec<usize>) {
     let mut dynamic = Vec::new();
     let op_at = |i: usize, op: char| matches!(tokens.get(i), Some((Token::Op(o), _)) if *o == op);
     for (i, (token, line)) in tokens.iter().enumerate() {
-        let Token::Name(name) = token else {
+        let Token::Name(name, indented) = token else {
             continue;
         };
         // A method call on something (`foo.require`) or a definition (`def require`) is not
         // Kernel's.
         let method = i > 0
-            && (op_at(i - 1, '.') || matches!(&tokens[i - 1].0, Token::Name(n) if n == "def"));
+            && (op_at(i - 1, '.') || matches!(&tokens[i - 1].0, Token::Name(n, _) if n == "def"));
         if method {
             continue;
         }
@@ -132,7 +137,7 @@ pub fn requires(source: &str) -> (Vec<Require>, Vec<usize>) {
         if name == "autoload" {
             // autoload :Name, 'path'
             if !(op_at(j, ':')
-                && matches!(tokens.get(j + 1), Some((Token::Name(_), _)))
+                && matches!(tokens.get(j + 1), Some((Token::Name(..), _)))
                 && op_at(j + 2, ','))
             {
                 continue;
@@ -144,9 +149,10 @@ pub fn requires(source: &str) -> (Vec<Require>, Vec<usize>) {
                 how,
                 path: path.clone(),
                 line: *line,
+                indented: *indented,
             }),
             // `require` alone as a word (a local variable, a symbol :require) is no call.
-            Some((Token::Str(None), _)) | Some((Token::Name(_), _)) if name != "load" => {
+            Some((Token::Str(None), _)) | Some((Token::Name(..), _)) if name != "load" => {
                 dynamic.push(*line)
             }
             _ => {}

@@ -438,7 +438,10 @@ fn ruby_files_required_by_literal_name_are_kept_where_ruby_finds_them() {
             b"require 'json/common'\nrequire 'json/ext'\n",
         ),
         Dir("usr/lib/ruby/3.1.0/json/"),
-        File("usr/lib/ruby/3.1.0/json/common.rb", b""),
+        File(
+            "usr/lib/ruby/3.1.0/json/common.rb",
+            b"def mail\n  require 'net/smtp'\nend\n",
+        ),
         File(
             "usr/lib/ruby/3.1.0/json/ext.rb",
             b"require 'json/ext/parser'\n",
@@ -488,6 +491,8 @@ fn ruby_files_required_by_literal_name_are_kept_where_ruby_finds_them() {
         set.paths[Path::new("usr/lib/ruby/3.1.0/json/common.rb")].detail,
         "required by /usr/lib/ruby/3.1.0/json.rb (static)"
     );
+    // Only in a comment of the app, and in a method of Ruby's library requiring another
+    // package: left out.
     assert!(!set
         .paths
         .contains_key(Path::new("usr/lib/ruby/3.1.0/net/smtp.rb")));
