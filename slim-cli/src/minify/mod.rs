@@ -854,9 +854,9 @@ pub fn summarize(tree: &FileTree, set: &KeepSet) -> Summary {
 /// Ruby's static require closure: every file a kept `.rb` loads by literal name (see
 /// [`ruby_imports`]) is kept where Ruby would find it: next to the file for
 /// `require_relative`, else in the image's load path ([`ruby_roots`]); an extension (`.so`)
-/// with its ELF dependencies. Then the same for what that added. In Ruby's own library, an
-/// indented require of another package is not followed: following every one would keep most
-/// of the library and the C libraries behind it (rubygems' installer wanting openssl).
+/// with its ELF dependencies. Then the same for what that added. In Ruby's own library, a
+/// require inside a method is not followed (what runs on load always is): following every one
+/// would keep most of the library and the C libraries behind it.
 fn keep_ruby_requires(
     tree: &FileTree,
     set: &mut KeepSet,
@@ -869,17 +869,14 @@ fn keep_ruby_requires(
     }
     let roots = ruby_roots(tree, set);
     let has = |p: &Path| tree.entries.contains_key(p);
-    // Ruby's own library (not a gem's lib, not the app): an indented require of another
-    // package there (inside a method: rubygems' installer wanting openssl) is not followed;
-    // following every one would keep most of the library and its C libraries.
-    let library_package = |file: &Path| -> Option<String> {
-        let root = roots
+    // Ruby's own library (not a gem's lib, not the app): a require inside a method there
+    // (rubygems' remote fetcher wanting its S3 signer and openssl) is not followed; following
+    // every one would keep most of the library and the C libraries behind it.
+    let in_library = |file: &Path| {
+        roots
             .iter()
             .filter(|r| !r.components().any(|c| c.as_os_str() == "gems"))
-            .find(|r| file.starts_with(r))?;
-        let rel = file.strip_prefix(root).ok()?;
-        let first = rel.components().next()?.as_os_str().to_string_lossy();
-        Some(first.trim_end_matches(".rb").to_owned())
+            .any(|r| file.starts_with(r))
     };
     let mut done: BTreeSet<PathBuf> = BTreeSet::new();
     while let Some(file) = work.pop() {
@@ -897,12 +894,9 @@ fn keep_ruby_requires(
             ));
         }
         let detail = format!("required by /{} (static)", file.display());
-        let package = library_package(&file);
+        let library = in_library(&file);
         for require in requires {
-            let other_package = package
-                .as_deref()
-                .is_some_and(|p| require.path.split('/').next() != Some(p));
-            if require.indented && other_package && require.how == ruby_imports::Load::LoadPath {
+            if require.in_method && library {
                 continue;
             }
             if require.path.starts_with('/') || require.path.split('/').any(|p| p == "..") {

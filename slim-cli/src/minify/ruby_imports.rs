@@ -19,8 +19,8 @@ pub struct Require {
     pub how: Load,
     pub path: String,
     pub line: usize,
-    /// Written indented (inside a method or a block): it may run only when that runs.
-    pub indented: bool,
+    /// Inside a method (`def ... end`): it runs only when the method is called.
+    pub in_method: bool,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -30,6 +30,8 @@ enum Token {
     /// A string literal; `None` when it interpolates (`"#{x}"`): no literal name.
     Str(Option<String>),
     Op(char),
+    /// A line break outside strings.
+    Newline,
 }
 
 fn tokenize(source: &str) -> Vec<(Token, usize)> {
@@ -41,6 +43,7 @@ fn tokenize(source: &str) -> Vec<(Token, usize)> {
         let c = bytes[i];
         match c {
             b'\n' => {
+                tokens.push((Token::Newline, line));
                 line += 1;
                 i += 1;
                 line_start = i;
@@ -107,16 +110,93 @@ fn tokenize(source: &str) -> Vec<(Token, usize)> {
     tokens
 }
 
+/// Whether the `def` at `at` is an endless method (`def name(args) = expr`), which has no `end`.
+fn endless_method(tokens: &[(Token, usize)], at: usize) -> bool {
+    let mut i = at + 1;
+    // The name, maybe with a receiver (`self.name`).
+    while matches!(tokens.get(i), Some((Token::Name(..), _)))
+        || matches!(tokens.get(i), Some((Token::Op('.'), _)))
+    {
+        i += 1;
+    }
+    if matches!(tokens.get(i), Some((Token::Op('('), _))) {
+        let mut depth = 0;
+        while let Some((token, _)) = tokens.get(i) {
+            match token {
+                Token::Op('(') => depth += 1,
+                Token::Op(')') => {
+                    depth -= 1;
+                    if depth == 0 {
+                        i += 1;
+                        break;
+                    }
+                }
+                Token::Newline if depth == 0 => break,
+                _ => {}
+            }
+            i += 1;
+        }
+    }
+    matches!(tokens.get(i), Some((Token::Op('='), _)))
+        && !matches!(tokens.get(i + 1), Some((Token::Op('='), _)))
+}
+
 /// The literal loads of `source`, and the lines of loads of a computed name.
 pub fn requires(source: &str) -> (Vec<Require>, Vec<usize>) {
     let tokens = tokenize(source);
     let mut found = Vec::new();
     let mut dynamic = Vec::new();
     let op_at = |i: usize, op: char| matches!(tokens.get(i), Some((Token::Op(o), _)) if *o == op);
+    // Open blocks, true for a method's: `def`, and the keywords `end` closes.
+    let mut blocks: Vec<bool> = Vec::new();
+    let mut loop_on_line = false;
     for (i, (token, line)) in tokens.iter().enumerate() {
-        let Token::Name(name, indented) = token else {
+        if matches!(token, Token::Newline) {
+            loop_on_line = false;
+        }
+        let Token::Name(name, _) = token else {
             continue;
         };
+        let after_dot = i > 0 && op_at(i - 1, '.');
+        let starts = i == 0
+            || matches!(
+                &tokens[i - 1].0,
+                Token::Newline | Token::Op(';' | '=' | '(' | ',' | '|' | '&')
+            )
+            || matches!(&tokens[i - 1].0, Token::Name(n, _) if n == "return" || n == "then");
+        match name.as_str() {
+            "def" if !after_dot => {
+                if !endless_method(&tokens, i) {
+                    blocks.push(true);
+                }
+                continue;
+            }
+            "class" | "module" | "begin" | "case" if starts && !after_dot => {
+                blocks.push(false);
+                continue;
+            }
+            "if" | "unless" if starts && !after_dot => {
+                blocks.push(false);
+                continue;
+            }
+            "while" | "until" | "for" if starts && !after_dot => {
+                blocks.push(false);
+                loop_on_line = true;
+                continue;
+            }
+            "do" if !after_dot => {
+                if !loop_on_line {
+                    blocks.push(false);
+                }
+                continue;
+            }
+            "end" if !after_dot => {
+                blocks.pop();
+                continue;
+            }
+            _ => {}
+        }
+        let in_method = blocks.iter().any(|&method| method);
         // A method call on something (`foo.require`) or a definition (`def require`) is not
         // Kernel's.
         let method = i > 0
@@ -149,7 +229,7 @@ pub fn requires(source: &str) -> (Vec<Require>, Vec<usize>) {
                 how,
                 path: path.clone(),
                 line: *line,
-                indented: *indented,
+                in_method,
             }),
             // `require` alone as a word (a local variable, a symbol :require) is no call.
             Some((Token::Str(None), _)) | Some((Token::Name(..), _)) if name != "load" => {
@@ -197,6 +277,32 @@ mod tests {
             s = \"require 'quoted'\"\nobj.require 'not_kernel'\ndef require(x); end\n\
             require 'real'\n";
         assert_eq!(paths(source), vec![(Load::LoadPath, "real".into())]);
+    }
+
+    #[test]
+    fn requires_inside_methods_are_told_apart() {
+        let source = "require 'a'\nmodule M\n  require 'b'\n  class C\n    def m(x)\n      \
+            if x\n        require 'c'\n      end\n      [1].each do |i|\n        require 'd'\n      \
+            end\n    end\n    def self.e = 1\n    require 'e' if true\n  end\nend\n\
+            def f\n  while g do\n    require 'f'\n  end\nend\nrequire 'g'\n";
+        let found: Vec<(String, bool)> = requires(source)
+            .0
+            .into_iter()
+            .map(|r| (r.path, r.in_method))
+            .collect();
+        let expected: Vec<(String, bool)> = [
+            ("a", false),
+            ("b", false),
+            ("c", true),
+            ("d", true),
+            ("e", false),
+            ("f", true),
+            ("g", false),
+        ]
+        .iter()
+        .map(|&(p, m)| (p.to_owned(), m))
+        .collect();
+        assert_eq!(found, expected);
     }
 
     #[test]

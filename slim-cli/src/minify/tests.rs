@@ -491,8 +491,7 @@ fn ruby_files_required_by_literal_name_are_kept_where_ruby_finds_them() {
         set.paths[Path::new("usr/lib/ruby/3.1.0/json/common.rb")].detail,
         "required by /usr/lib/ruby/3.1.0/json.rb (static)"
     );
-    // Only in a comment of the app, and in a method of Ruby's library requiring another
-    // package: left out.
+    // Only in a comment of the app, and in a method of Ruby's library: left out.
     assert!(!set
         .paths
         .contains_key(Path::new("usr/lib/ruby/3.1.0/net/smtp.rb")));
