@@ -35,6 +35,8 @@ fn held_out_endpoints_answer_only_with_the_closure(app: &str, kept: &[&str]) {
     let out = TempDir::new(&format!("unprobed-{app}"));
     let tag = format!("slim-test/{app}.slim:unprobed");
     let _image = Image(tag.clone());
+    // A failed verification tags the image TAG-unverified: removed whatever the test's outcome.
+    let _unverified_image = Image(format!("{tag}-unverified"));
     let built = build_lazy(app, &tag, &out.0, &[]);
     assert_success(&built);
     assert!(slim_containers().is_empty(), "containers left behind");
