@@ -199,6 +199,7 @@ struct BenchApp {
 }
 
 const SHRINK: &[&str] = &["--strip-executables", "--compress-executables"];
+const STATIC_IMPORTS_OFF: &[&str] = &["--static-imports", "off"];
 
 const fn bench_app(app: &'static str, probes: &'static str) -> BenchApp {
     BenchApp {
@@ -217,6 +218,25 @@ const APPS: &[BenchApp] = &[
         flags: &["--record-starts", "2"],
         row: "python-http --record-starts 2",
         ..bench_app("python-http", "python-http.json")
+    },
+    // What the static import closure costs (slim size and select time), and apps whose
+    // handlers import lazily (their held-out endpoints are what it is for: see tests/unprobed.rs).
+    BenchApp {
+        flags: STATIC_IMPORTS_OFF,
+        row: "python-http --static-imports off",
+        ..bench_app("python-http", "python-http.json")
+    },
+    bench_app("python-lazy", "python-lazy.json"),
+    BenchApp {
+        flags: STATIC_IMPORTS_OFF,
+        row: "python-lazy --static-imports off",
+        ..bench_app("python-lazy", "python-lazy.json")
+    },
+    bench_app("ruby-lazy", "ruby-lazy.json"),
+    BenchApp {
+        flags: STATIC_IMPORTS_OFF,
+        row: "ruby-lazy --static-imports off",
+        ..bench_app("ruby-lazy", "ruby-lazy.json")
     },
     // An init wrapper and idle threads blocked in poll/epoll_wait/sigtimedwait.
     bench_app("init-poll", ""),
