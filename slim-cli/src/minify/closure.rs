@@ -1,0 +1,410 @@
+//! The static import closure: the modules and files that kept Python and Ruby sources name
+//! literally ([`super::python_imports`], [`super::ruby_imports`]), kept where the image's own
+//! runtime would find them, and so on for what that added.
+
+use std::{
+    collections::BTreeSet,
+    path::{Path, PathBuf},
+};
+
+use super::{python_imports, ruby_imports, KeepSet, Reason};
+use crate::image::tree::{FileTree, Kind};
+
+/// Ruby's static require closure: every file a kept `.rb` loads by literal name (see
+/// [`ruby_imports`]) is kept where Ruby would find it: next to the file for
+/// `require_relative`, else in the image's load path ([`ruby_roots`]); an extension (`.so`)
+/// with its ELF dependencies. Then the same for what that added. In Ruby's own library, a
+/// require inside a method is not followed (what runs on load always is): following every one
+/// would keep most of the library and the C libraries behind it.
+pub(super) fn keep_ruby_requires(
+    tree: &FileTree,
+    set: &mut KeepSet,
+    keep_closure: &mut dyn FnMut(&mut KeepSet, &Path),
+) {
+    let is_source = |p: &Path| p.extension().is_some_and(|e| e == "rb");
+    let mut work: Vec<PathBuf> = set.paths.keys().filter(|p| is_source(p)).cloned().collect();
+    if work.is_empty() {
+        return;
+    }
+    let roots = ruby_roots(tree, set);
+    let has = |p: &Path| tree.entries.contains_key(p);
+    // Ruby's own library (not a gem's lib, not the app): a require inside a method there
+    // (rubygems' remote fetcher wanting its S3 signer and openssl) is not followed; following
+    // every one would keep most of the library and the C libraries behind it.
+    let in_library = |file: &Path| {
+        roots
+            .iter()
+            .filter(|r| !r.components().any(|c| c.as_os_str() == "gems"))
+            .any(|r| file.starts_with(r))
+    };
+    let mut done: BTreeSet<PathBuf> = BTreeSet::new();
+    while let Some(file) = work.pop() {
+        if !done.insert(file.clone()) {
+            continue;
+        }
+        let Some(bytes) = tree.read(&file, SOURCE_LIMIT) else {
+            continue;
+        };
+        let (requires, dynamic) = ruby_imports::requires(&String::from_utf8_lossy(&bytes));
+        for line in dynamic {
+            set.dynamic_imports.push(format!(
+                "/{}:{line} require of a computed name",
+                file.display()
+            ));
+        }
+        let detail = format!("required by /{} (static)", file.display());
+        let library = in_library(&file);
+        for require in requires {
+            if require.in_method && library {
+                continue;
+            }
+            if require.path.starts_with('/') || require.path.split('/').any(|p| p == "..") {
+                continue;
+            }
+            let here = file.parent().map(Path::to_path_buf).unwrap_or_default();
+            let bases: Vec<PathBuf> = match require.how {
+                ruby_imports::Load::Relative => vec![here],
+                ruby_imports::Load::LoadPath => roots.clone(),
+            };
+            let named = |base: &Path, suffix: &str| {
+                let name = if require.path.ends_with(".rb") || require.path.ends_with(".so") {
+                    require.path.clone()
+                } else {
+                    format!("{}{suffix}", require.path)
+                };
+                base.join(name)
+            };
+            let found = bases.iter().find_map(|base| {
+                [".rb", ".so"]
+                    .into_iter()
+                    .map(|suffix| named(base, suffix))
+                    .find(|p| has(p))
+            });
+            let Some(found) = found else {
+                continue;
+            };
+            if set.paths.contains_key(&found) {
+                continue;
+            }
+            set.keep(found.clone(), Reason::StaticImport, || detail.clone());
+            if is_source(&found) {
+                work.push(found);
+            } else {
+                keep_closure(set, &found);
+            }
+        }
+    }
+}
+
+/// Ruby's load path in the image, as far as the kept files show, in the order Ruby searches it:
+/// each kept gem's `lib`; then, for the version the kept `rbconfig.rb` is in (its directory's
+/// name, `3.1.0`), every `site_ruby` and `vendor_ruby` (with and without the version) and every
+/// `ruby/VERSION` directory of the image (the library and the architecture directories, which
+/// distributions place differently); and the directory of a kept `rubygems.rb`.
+fn ruby_roots(tree: &FileTree, set: &KeepSet) -> Vec<PathBuf> {
+    let mut gems: BTreeSet<PathBuf> = BTreeSet::new();
+    let mut versions: BTreeSet<String> = BTreeSet::new();
+    let mut rubygems: Vec<PathBuf> = Vec::new();
+    for path in set.paths.keys() {
+        let parts: Vec<_> = path.components().collect();
+        for (i, part) in parts.iter().enumerate() {
+            if part.as_os_str() == "gems"
+                && parts.get(i + 2).is_some_and(|p| p.as_os_str() == "lib")
+            {
+                gems.insert(parts[..i + 3].iter().collect());
+            }
+        }
+        match path.file_name().and_then(|n| n.to_str()) {
+            Some("rbconfig.rb") => {
+                if let Some(version) = path.parent().and_then(Path::file_name) {
+                    versions.insert(version.to_string_lossy().into_owned());
+                }
+            }
+            Some("rubygems.rb") => rubygems.extend(path.parent().map(Path::to_path_buf)),
+            _ => {}
+        }
+    }
+    let mut roots: Vec<PathBuf> = gems.into_iter().collect();
+    if !versions.is_empty() {
+        // (rank, path): site before vendor before the library.
+        let mut found: Vec<(u8, PathBuf)> = Vec::new();
+        for (path, entry) in &tree.entries {
+            if !matches!(entry.kind, Kind::Dir) {
+                continue;
+            }
+            let name = path.file_name().map(|n| n.to_string_lossy().into_owned());
+            let parent = path
+                .parent()
+                .and_then(Path::file_name)
+                .map(|n| n.to_string_lossy().into_owned());
+            let rank = match (name.as_deref(), parent.as_deref()) {
+                (Some("site_ruby"), _) => 1,
+                (Some("vendor_ruby"), _) => 3,
+                (Some(v), Some("site_ruby")) if versions.contains(v) => 0,
+                (Some(v), Some("vendor_ruby")) if versions.contains(v) => 2,
+                (Some(v), Some("ruby")) if versions.contains(v) => 4,
+                _ => continue,
+            };
+            found.push((rank, path.clone()));
+        }
+        found.sort();
+        roots.extend(found.into_iter().map(|(_, path)| path));
+    }
+    roots.extend(rubygems);
+    let mut seen = BTreeSet::new();
+    roots
+        .into_iter()
+        .filter(|r| tree.entries.contains_key(r) && seen.insert(r.clone()))
+        .collect()
+}
+
+/// The largest source file read for its imports.
+const SOURCE_LIMIT: u64 = 4 << 20;
+
+/// Python's static import closure: every module a kept `.py` file names literally (see
+/// [`python_imports`]) is kept where Python would find it, with its parent packages'
+/// `__init__.py`, its compiled `__pycache__` files and, for an extension module, its ELF
+/// dependencies; then the same for what that added. In the app's code and installed packages,
+/// imports anywhere count; in the standard library, a function's imports count only within its
+/// own package (what runs on import is always followed): following every helper's lazy import
+/// there would keep most of the standard library. Modules are looked up in the image's own
+/// import roots: the directories above the kept modules' top-level packages, and next to the
+/// standard library (`lib-dynload`, `site-packages`, Debian's `dist-packages`).
+pub(super) fn keep_python_imports(
+    tree: &FileTree,
+    set: &mut KeepSet,
+    keep_closure: &mut dyn FnMut(&mut KeepSet, &Path),
+) {
+    let is_source = |p: &Path| p.extension().is_some_and(|e| e == "py");
+    let mut work: Vec<PathBuf> = set.paths.keys().filter(|p| is_source(p)).cloned().collect();
+    if work.is_empty() {
+        return;
+    }
+    let roots = python_roots(tree, set);
+    // The standard library: its functions' own lazy imports of other modules (a helper that
+    // needs `pwd` or `subprocess` when called) are followed only within the same package.
+    let stdlib: Vec<&PathBuf> = roots
+        .iter()
+        .filter(|r| tree.entries.contains_key(&r.join("os.py")))
+        .collect();
+    let stdlib_package = |file: &Path| -> Option<String> {
+        let root = stdlib.iter().find(|r| file.starts_with(r))?;
+        let rel = file.strip_prefix(root).ok()?;
+        let mut parts = rel.components();
+        let first = parts.next()?.as_os_str().to_string_lossy().into_owned();
+        if matches!(first.as_str(), "site-packages" | "dist-packages") {
+            return None;
+        }
+        // A top-level module is a package of its own name.
+        Some(match parts.next() {
+            Some(_) => first,
+            None => first.trim_end_matches(".py").to_owned(),
+        })
+    };
+    let mut done: BTreeSet<PathBuf> = BTreeSet::new();
+    while let Some(file) = work.pop() {
+        if !done.insert(file.clone()) {
+            continue;
+        }
+        keep_pycache(tree, set, &file);
+        let Some(bytes) = tree.read(&file, SOURCE_LIMIT) else {
+            continue;
+        };
+        let (imports, dynamic) = python_imports::imports(&String::from_utf8_lossy(&bytes));
+        for call in dynamic {
+            set.dynamic_imports.push(format!(
+                "/{}:{} {}",
+                file.display(),
+                call.line,
+                call.expression
+            ));
+        }
+        let detail = format!("imported by /{} (static)", file.display());
+        let package = stdlib_package(&file);
+        for import in imports {
+            let elsewhere = |module: &str| package.as_deref() != module.split('.').next();
+            if import.in_function
+                && import.level == 0
+                && package.is_some()
+                && elsewhere(&import.module)
+            {
+                continue;
+            }
+            let base: Vec<PathBuf> = if import.level == 0 {
+                roots.clone()
+            } else {
+                // The package the file is in, and as many levels up as dots past the first.
+                let mut dir = file.parent().map(Path::to_path_buf).unwrap_or_default();
+                for _ in 1..import.level {
+                    dir = dir.parent().map(Path::to_path_buf).unwrap_or_default();
+                }
+                vec![dir]
+            };
+            let mut modules = vec![import.module.clone()];
+            for name in &import.names {
+                modules.push(match import.module.as_str() {
+                    "" => name.clone(),
+                    module => format!("{module}.{name}"),
+                });
+            }
+            for module in modules.iter().filter(|m| !m.is_empty()) {
+                for found in find_python_module(tree, &base, module) {
+                    let new = !set.paths.contains_key(&found);
+                    set.keep(found.clone(), Reason::StaticImport, || detail.clone());
+                    if !new {
+                        continue;
+                    }
+                    if is_source(&found) {
+                        work.push(found);
+                    } else {
+                        keep_closure(set, &found);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The directories the image's Python imports from, as far as the kept files show: for each
+/// kept module, the directory above its top-level package; next to a standard library (the
+/// root holding `os.py`), its `lib-dynload` and `site-packages`, and Debian's `dist-packages`.
+fn python_roots(tree: &FileTree, set: &KeepSet) -> Vec<PathBuf> {
+    let has = |p: &Path| tree.entries.contains_key(p);
+    let mut roots: BTreeSet<PathBuf> = BTreeSet::new();
+    for path in set.paths.keys() {
+        let module = path.extension().is_some_and(|e| e == "py")
+            || path.to_string_lossy().ends_with(".so")
+                && path.to_string_lossy().contains(".cpython-");
+        if !module {
+            continue;
+        }
+        let mut dir = path.parent();
+        while let Some(d) = dir.filter(|d| has(&d.join("__init__.py"))) {
+            dir = d.parent();
+        }
+        if let Some(dir) = dir {
+            roots.insert(dir.to_path_buf());
+        }
+    }
+    let stdlibs: Vec<PathBuf> = roots
+        .iter()
+        .filter(|r| has(&r.join("os.py")))
+        .cloned()
+        .collect();
+    for stdlib in stdlibs {
+        for sibling in ["lib-dynload", "site-packages", "dist-packages"] {
+            roots.insert(stdlib.join(sibling));
+        }
+        if let (Some(lib), Some(version)) = (stdlib.parent(), stdlib.file_name()) {
+            roots.insert(lib.join("python3").join("dist-packages"));
+            if let Some(prefix) = lib.parent() {
+                let local = prefix.join("local").join("lib").join(version);
+                roots.insert(local.join("dist-packages"));
+                roots.insert(local.join("site-packages"));
+            }
+        }
+    }
+    roots.into_iter().filter(|r| has(r)).collect()
+}
+
+/// Where `module` (dotted) is under the first of `roots` that has its top-level name: its
+/// parent packages' `__init__.py` and the module itself (`name.py`, `name/__init__.py`, or an
+/// extension `name.*.so`). Empty when no root has it (a built-in module, or not in the image).
+fn find_python_module(tree: &FileTree, roots: &[PathBuf], module: &str) -> Vec<PathBuf> {
+    let parts: Vec<&str> = module.split('.').collect();
+    if parts
+        .iter()
+        .any(|p| p.is_empty() || *p == ".." || p.contains('/'))
+    {
+        return Vec::new();
+    }
+    let has = |p: &Path| tree.entries.contains_key(p);
+    for root in roots {
+        let top = root.join(parts[0]);
+        let top_is_there = has(&top)
+            || has(&root.join(format!("{}.py", parts[0])))
+            || !extensions(tree, root, parts[0]).is_empty();
+        if !top_is_there {
+            continue;
+        }
+        let mut found = Vec::new();
+        let mut dir = root.clone();
+        for (i, part) in parts.iter().enumerate() {
+            let last = i + 1 == parts.len();
+            let package = dir.join(part);
+            let init = package.join("__init__.py");
+            if has(&init) {
+                found.push(init);
+                if last {
+                    return found;
+                }
+                dir = package;
+                continue;
+            }
+            if !last {
+                // A namespace package (no __init__.py) or nothing: go on only if it exists.
+                if !has(&package) {
+                    return Vec::new();
+                }
+                dir = package;
+                continue;
+            }
+            let source = dir.join(format!("{part}.py"));
+            if has(&source) {
+                found.push(source);
+            }
+            found.extend(extensions(tree, &dir, part));
+            if found
+                .last()
+                .is_some_and(|f| f.parent() == Some(dir.as_path()))
+            {
+                return found;
+            }
+            return Vec::new();
+        }
+        return found;
+    }
+    Vec::new()
+}
+
+/// Extension modules `name.so`, `name.abi3.so`, `name.cpython-311-x86_64-linux-gnu.so` in `dir`.
+fn extensions(tree: &FileTree, dir: &Path, name: &str) -> Vec<PathBuf> {
+    entries_named(tree, dir, &format!("{name}."))
+        .filter(|p| p.to_string_lossy().ends_with(".so"))
+        .collect()
+}
+
+/// The entries directly in `dir` whose names start with `prefix`.
+fn entries_named<'a>(
+    tree: &'a FileTree,
+    dir: &'a Path,
+    prefix: &'a str,
+) -> impl Iterator<Item = PathBuf> + 'a {
+    tree.entries
+        .range(dir.join(prefix)..)
+        .map(|(p, _)| p)
+        .take_while(move |p| {
+            p.parent() == Some(dir)
+                && p.file_name()
+                    .is_some_and(|n| n.to_string_lossy().starts_with(prefix))
+        })
+        .cloned()
+}
+
+/// The compiled forms of a kept source file the image has (`__pycache__/name.cpython-311.pyc`),
+/// so Python does not compile it again at every start.
+fn keep_pycache(tree: &FileTree, set: &mut KeepSet, source: &Path) {
+    let (Some(dir), Some(stem)) = (source.parent(), source.file_stem()) else {
+        return;
+    };
+    let cache = dir.join("__pycache__");
+    let prefix = format!("{}.", stem.to_string_lossy());
+    let compiled: Vec<PathBuf> = entries_named(tree, &cache, &prefix)
+        .filter(|p| p.extension().is_some_and(|e| e == "pyc"))
+        .collect();
+    for pyc in compiled {
+        set.keep(pyc, Reason::StaticImport, || {
+            format!("compiled form of /{}", source.display())
+        });
+    }
+}
