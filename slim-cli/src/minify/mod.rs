@@ -7,9 +7,7 @@
 mod closure;
 mod elf_deps;
 pub mod glob;
-mod python_imports;
 pub mod resolve;
-mod ruby_imports;
 
 use std::{
     collections::{BTreeMap, BTreeSet},
@@ -298,8 +296,7 @@ pub fn select(tree: &FileTree, recording: &Recording, options: &Options) -> Keep
         keep_closure(&mut set, binary);
     }
     if options.static_imports {
-        closure::keep_python_imports(tree, &mut set, &mut keep_closure);
-        closure::keep_ruby_requires(tree, &mut set, &mut keep_closure);
+        closure::keep_static_imports(tree, &mut set, &mut keep_closure);
     }
 
     if let Some(workdir) = &options.workdir {

@@ -1,0 +1,44 @@
+//! The static import closure: the modules and files that kept sources of an interpreted runtime
+//! name literally, kept where the image's own runtime would find them, and so on for what that
+//! added. One module per runtime: [`python`], [`ruby`].
+
+mod python;
+mod python_imports;
+mod ruby;
+mod ruby_imports;
+
+use std::path::{Path, PathBuf};
+
+use super::KeepSet;
+use crate::image::tree::FileTree;
+
+/// Runs every runtime's closure over the kept set. `keep_closure` keeps a native file's ELF
+/// dependencies (an extension module's libraries).
+pub(super) fn keep_static_imports(
+    tree: &FileTree,
+    set: &mut KeepSet,
+    keep_closure: &mut dyn FnMut(&mut KeepSet, &Path),
+) {
+    python::keep_python_imports(tree, set, keep_closure);
+    ruby::keep_ruby_requires(tree, set, keep_closure);
+}
+
+/// The largest source file read for its imports.
+pub(super) const SOURCE_LIMIT: u64 = 4 << 20;
+
+/// The entries directly in `dir` whose names start with `prefix`.
+pub(super) fn entries_named<'a>(
+    tree: &'a FileTree,
+    dir: &'a Path,
+    prefix: &'a str,
+) -> impl Iterator<Item = PathBuf> + 'a {
+    tree.entries
+        .range(dir.join(prefix)..)
+        .map(|(p, _)| p)
+        .take_while(move |p| {
+            p.parent() == Some(dir)
+                && p.file_name()
+                    .is_some_and(|n| n.to_string_lossy().starts_with(prefix))
+        })
+        .cloned()
+}
