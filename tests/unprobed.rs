@@ -7,13 +7,22 @@
 //!   off, the same held-out check fails: the test proves the mechanism, not luck.
 //! - The same for a Ruby app whose `/json` handler does `require 'json'` (json.rb, its
 //!   json/*.rb files and its C extension, found in Ruby's library and architecture directories).
+//! - A failed held-out check explains itself: the files the held-out checks used on the fat
+//!   image (recorded apart, not kept) and the slim image lacks are in `missing-paths.txt`, and
+//!   the same build given that file (`--include-path-file`) passes.
 
 mod support;
 
 use support::*;
 
 /// `slim build` of `app` probed with probes/APP.json and checked on probes/APP-held-out.json.
-fn build_lazy(app: &str, tag: &str, out: &std::path::Path, extra: &[&str]) -> std::process::Output {
+fn build_lazy(
+    app: &str,
+    tag: &str,
+    out: &std::path::Path,
+    extra: &[&str],
+    file: Option<&std::path::Path>,
+) -> std::process::Output {
     let image = app_image(app);
     slim()
         .args(["build", "--tag", tag, "--output-dir"])
@@ -23,6 +32,7 @@ fn build_lazy(app: &str, tag: &str, out: &std::path::Path, extra: &[&str]) -> st
         .arg("--verify-probe-file")
         .arg(probe_file(&format!("{app}-held-out.json")))
         .args(extra)
+        .args(file)
         .arg(&image)
         .output()
         .unwrap()
@@ -37,7 +47,7 @@ fn held_out_endpoints_answer_only_with_the_closure(app: &str, kept: &[&str]) {
     let _image = Image(tag.clone());
     // A failed verification tags the image TAG-unverified: removed whatever the test's outcome.
     let _unverified_image = Image(format!("{tag}-unverified"));
-    let built = build_lazy(app, &tag, &out.0, &[]);
+    let built = build_lazy(app, &tag, &out.0, &[], None);
     assert_success(&built);
     assert!(slim_containers().is_empty(), "containers left behind");
     let report = read_json(&out.0.join("report.json"));
@@ -61,13 +71,49 @@ fn held_out_endpoints_answer_only_with_the_closure(app: &str, kept: &[&str]) {
     let off_tag = format!("slim-test/{app}.slim:unprobed-off");
     let _off_image = Image(off_tag.clone());
     let _unverified = Image(format!("{off_tag}-unverified"));
-    let off = build_lazy(app, &off_tag, &off_out.0, &["--static-imports", "off"]);
+    let off = build_lazy(
+        app,
+        &off_tag,
+        &off_out.0,
+        &["--static-imports", "off"],
+        None,
+    );
     assert_eq!(
         off.status.code(),
         Some(3),
         "held-out endpoints passed without the closure:\n{}",
         String::from_utf8_lossy(&off.stdout)
     );
+    assert!(slim_containers().is_empty(), "containers left behind");
+
+    // The failure names what the held-out checks used on the fat image and the slim one lacks,
+    // in a file the build takes back as it is: with it, the same build passes.
+    let stderr = String::from_utf8_lossy(&off.stderr);
+    let missing_file = off_out.0.join("missing-paths.txt");
+    assert!(
+        stderr.contains(&format!("--include-path-file {}", missing_file.display())),
+        "no hint to the missing paths file:\n{stderr}"
+    );
+    let missing = std::fs::read_to_string(&missing_file).unwrap();
+    let named: Vec<&str> = missing.lines().filter(|l| !l.starts_with('#')).collect();
+    for path in kept {
+        assert!(
+            named.contains(path),
+            "{path} not in missing-paths.txt:\n{missing}"
+        );
+    }
+    let fed_out = TempDir::new(&format!("unprobed-{app}-fed"));
+    let fed_tag = format!("slim-test/{app}.slim:unprobed-fed");
+    let _fed_image = Image(fed_tag.clone());
+    let _fed_unverified = Image(format!("{fed_tag}-unverified"));
+    let fed = build_lazy(
+        app,
+        &fed_tag,
+        &fed_out.0,
+        &["--static-imports", "off", "--include-path-file"],
+        Some(&missing_file),
+    );
+    assert_success(&fed);
     assert!(slim_containers().is_empty(), "containers left behind");
 }
 

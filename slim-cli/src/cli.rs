@@ -157,12 +157,19 @@ pub struct BuildArgs {
     #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_name = "BOOL", help_heading = "Keep")]
     pub keep_perms: Option<bool>,
     /// Switch off an always-keep group: users, dns, certs, tmp, state (trees the app writes
-    /// state in, kept whole) (repeatable).
+    /// state in, kept whole), app (the app's own trees and language packages, kept whole)
+    /// (repeatable).
     #[arg(long, value_name = "GROUP", help_heading = "Keep")]
     pub skip_keep: Vec<String>,
-    /// Keep the modules that kept Python sources import by literal name, anywhere in the file
-    /// (function bodies and `try` blocks too), where Python would find them: code paths the
-    /// probes did not reach still find their modules. `off` keeps what the recording saw.
+    /// Most the app's own trees may add (its working and program directories, and each
+    /// language package a kept file is in: files no OS package owns, kept whole); a tree past
+    /// what is left is cut to what was used, and reported. `64MB`, `1GB`, or bytes.
+    #[arg(long, value_name = "SIZE", default_value = "64MB", value_parser = parse_size, help_heading = "Keep")]
+    pub app_budget: u64,
+    /// Keep the modules that kept Python, Ruby and other interpreted sources load by literal
+    /// name, anywhere in the file (function bodies and `try` blocks too), where the runtime
+    /// would find them: code paths the probes did not reach still find their modules. `off`
+    /// keeps what the recording saw.
     #[arg(long, value_name = "on|off", default_value = "on", value_parser = ["on", "off"], help_heading = "Keep")]
     pub static_imports: String,
     /// The slim image's package database, for scanners: `pruned` keeps the packages that
@@ -578,6 +585,26 @@ pub struct TraceArgs {
     /// The command to run and record, after `--`.
     #[arg(last = true, value_name = "CMD")]
     pub command: Vec<OsString>,
+}
+
+/// A size: bytes, or a number with a unit (`64MB`, `1.5G`, `512k`; powers of 1024).
+pub fn parse_size(text: &str) -> Result<u64, String> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let number: f64 = number
+        .parse()
+        .map_err(|_| format!("`{text}` is not a size: give bytes or a number with KB, MB or GB"))?;
+    let scale: u64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kb" | "kib" => 1 << 10,
+        "m" | "mb" | "mib" => 1 << 20,
+        "g" | "gb" | "gib" => 1 << 30,
+        other => return Err(format!("unknown size unit `{other}`: use KB, MB or GB")),
+    };
+    Ok((number * scale as f64) as u64)
 }
 
 #[cfg(test)]

@@ -115,7 +115,9 @@ pub struct Config {
     pub clone3_nr: u32,
     pub compat_clone_nr: u32,
     pub compat_clone3_nr: u32,
-    pub _pad: u32,
+    /// Non-zero while checks held out of the recording run: every task's phase then carries
+    /// [`phase::HELD_OUT`].
+    pub held_out: u32,
 }
 
 /// One CPU's cache of the scope verdict for the task that last ran a syscall on it: deciding
@@ -158,6 +160,9 @@ pub mod phase {
     /// Added to the phase in a `SYSCALLS` key when the numbers are of the 32-bit (compat)
     /// table: a 32-bit task on a 64-bit kernel (i386 on x86_64, armhf on arm64).
     pub const COMPAT: u32 = 2;
+    /// Added to every task's phase while user space runs checks held out of the recording
+    /// ([`Config::held_out`](crate::Config::held_out)): what they make is seen, and kept apart.
+    pub const HELD_OUT: u32 = 4;
 }
 
 /// ARM's private syscalls (`__ARM_NR_BASE` 0x0f0000 + 1..=5: breakpoint, cacheflush, usr26,
@@ -187,9 +192,9 @@ pub mod outcome {
     pub const COUNT: usize = 3;
 }
 
-/// Where the [`outcome`] sits in the phase half of a [`syscalls_key`] (above [`phase::APP`] and
-/// [`phase::COMPAT`]).
-pub const OUTCOME_SHIFT: u32 = 2;
+/// Where the [`outcome`] sits in the phase half of a [`syscalls_key`] (above [`phase::APP`],
+/// [`phase::COMPAT`] and [`phase::HELD_OUT`]).
+pub const OUTCOME_SHIFT: u32 = 3;
 
 /// Key of the `ERRNOS` table: the first errno call `nr` failed with in a (namespace, phase),
 /// `key` being its [`syscalls_key`] (with [`outcome::FAILED`]).
@@ -495,10 +500,12 @@ const _: () = assert!(core::mem::size_of::<SeenKey>() == 16);
 
 /// [`SeenKey::op`] of an event: the operation, whether it succeeded, whether it is the second
 /// path, and the [`phase`] (what the runtime opened before the exec must not hide the app's own
-/// later opens of the same path).
+/// later opens of the same path; what the recording saw must not hide what held-out checks
+/// use, and the other way round).
 #[inline(always)]
 pub fn seen_op(op: u8, ok: bool, second: bool, phase: u8) -> u32 {
-    op as u32 | (ok as u32) << 8 | (second as u32) << 9 | (phase as u32 & 1) << 10
+    let phase = phase as u32 & (phase::APP | phase::HELD_OUT);
+    op as u32 | (ok as u32) << 8 | (second as u32) << 9 | phase << 10
 }
 const _: () = assert!(core::mem::size_of::<SocketKey>() == 16);
 

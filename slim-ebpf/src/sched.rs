@@ -40,7 +40,7 @@ fn try_exec(ctx: &TracePointContext) -> Option<()> {
     if let Some(exec_tid) = EXEC_TID.get_ptr_mut(0) {
         unsafe { *exec_tid = task.tid };
     }
-    if task.phase != phase::APP {
+    if task.phase & phase::APP == 0 {
         // From here on this process is the app, not the runtime setting it up. Every CPU may
         // hold a verdict for this task from before the exec (it migrates), so the generation
         // moves on: all cached verdicts are decided again, reading APP_PIDS (inserted first).
@@ -73,7 +73,7 @@ fn try_fork(ctx: &TracePointContext) -> Option<()> {
     if unsafe { TRACKED_PIDS.get(&task.pid) }.is_some() {
         let _ = TRACKED_PIDS.insert(&child, &1, 0);
     }
-    if task.phase == phase::APP {
+    if task.phase & phase::APP != 0 {
         let _ = APP_PIDS.insert(&child, &1, 0);
     }
     let event = scratch(&task, event_kind::FORK)?;

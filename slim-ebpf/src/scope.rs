@@ -145,6 +145,8 @@ fn evaluate(refresh: bool, sys_exit: Option<i64>) -> Option<Task> {
     } else {
         phase::RUNTIME
     };
+    // Checks held out of the recording: seen, and filed apart.
+    let phase = phase | (config.held_out != 0) as u32 * phase::HELD_OUT;
     cache.task = task;
     cache.tid = tid;
     cache.mntns = mntns;

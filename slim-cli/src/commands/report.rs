@@ -31,6 +31,10 @@ pub struct Mismatch {
     pub slim: String,
 }
 
+/// The paths a failed verification found missing, one per line: what `--include-path-file`
+/// takes as it is.
+pub const MISSING_PATHS_FILE: &str = "missing-paths.txt";
+
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct Verify {
     pub skipped: bool,
@@ -40,7 +44,8 @@ pub struct Verify {
     pub probes: usize,
     pub matched: usize,
     pub failed: Vec<Mismatch>,
-    /// Paths the slim run looked for and did not find, that the fat image has.
+    /// Paths the fat image has and the slim one lacks, that the slim run looked for or that
+    /// the held-out checks used on the fat image (also in [`MISSING_PATHS_FILE`]).
     pub missing_paths: Vec<String>,
     /// Syscalls the checked run made that its seccomp profile does not allow.
     pub denied_syscalls: Vec<String>,
@@ -76,23 +81,31 @@ impl Verify {
         }
     }
 
-    /// Prints the mismatches and the hints to stderr.
-    pub fn explain(&self, checked: &str, original: &str) {
+    /// Prints the mismatches and the hints to stderr; `output_dir` holds
+    /// [`MISSING_PATHS_FILE`] when paths were missing.
+    pub fn explain(&self, checked: &str, original: &str, output_dir: Option<&Path>) {
         eprintln!("{checked} does not answer like {original}:");
         for m in &self.failed {
             eprintln!("  {}\n    fat:  {}\n    slim: {}", m.name, m.fat, m.slim);
         }
         if !self.missing_paths.is_empty() {
-            let flags: Vec<String> = self
-                .missing_paths
-                .iter()
-                .take(10)
-                .map(|p| format!("--include-path {p}"))
-                .collect();
             eprintln!(
-                "  hint: the slim run looked for paths it no longer has; try {}",
-                flags.join(" ")
+                "  the original used {} path(s) the slim image lacks:",
+                self.missing_paths.len()
             );
+            for path in self.missing_paths.iter().take(10) {
+                eprintln!("    --include-path {path}");
+            }
+            if self.missing_paths.len() > 10 {
+                eprintln!("    ... and {} more", self.missing_paths.len() - 10);
+            }
+            match output_dir {
+                Some(dir) => eprintln!(
+                    "  hint: rebuild with --include-path-file {}",
+                    dir.join(MISSING_PATHS_FILE).display()
+                ),
+                None => eprintln!("  hint: rebuild with those --include-path flags"),
+            }
         }
         if !self.denied_syscalls.is_empty() {
             eprintln!(
@@ -239,6 +252,9 @@ pub struct Report {
     /// Imports of a computed name the static import closure could not follow
     /// (`/path.py:LINE expression`).
     pub dynamic_imports: Vec<String>,
+    /// The app's own trees and language packages the app-owned rule looked at: kept whole, or
+    /// past the budget.
+    pub app_owned: crate::minify::app_owned::AppOwned,
     pub kept_files: u64,
     /// The largest kept files, biggest first.
     pub largest_kept: Vec<crate::minify::LargeFile>,
@@ -309,6 +325,18 @@ impl Report {
             writeln!(files, "# excluded: /{}", path.display())?;
         }
         files.flush()?;
+        if !self.verify.missing_paths.is_empty() {
+            let mut text = format!(
+                "# paths {} used and {} lacks: `slim build --include-path-file THIS_FILE ...`\n",
+                self.target.image, self.slim.image
+            );
+            for path in &self.verify.missing_paths {
+                text.push_str(path);
+                text.push('\n');
+            }
+            std::fs::write(dir.join(MISSING_PATHS_FILE), text)
+                .with_context(|| format!("write {MISSING_PATHS_FILE}"))?;
+        }
         Ok(())
     }
 }

@@ -59,6 +59,26 @@ pub struct Entry {
     pub layer: u32,
 }
 
+impl Entry {
+    /// An entry of `kind` with no content (a symlink to `link`), for tests' in-memory trees.
+    #[cfg(test)]
+    pub fn bare(kind: Kind, link: Option<&str>) -> Self {
+        Self {
+            kind,
+            mode: 0o755,
+            uid: 0,
+            gid: 0,
+            mtime: 0,
+            size: 0,
+            link: link.map(PathBuf::from),
+            device: None,
+            xattrs: Vec::new(),
+            data: None,
+            layer: 0,
+        }
+    }
+}
+
 /// The merged file tree of all layers.
 #[derive(Debug, Default)]
 pub struct FileTree {

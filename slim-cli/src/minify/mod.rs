@@ -4,6 +4,7 @@
 //! volume mount points, a small always-keep set for production needs the probes may not reach,
 //! and the user's includes and excludes. Pure: works on a [`FileTree`] and a [`Recording`].
 
+pub mod app_owned;
 mod closure;
 mod elf_deps;
 pub mod glob;
@@ -51,6 +52,9 @@ pub enum Reason {
     PackageDb,
     /// Named literally by an import in a kept source file (the static import closure).
     StaticImport,
+    /// In a tree the app owns (its working or program directory, a language package of which
+    /// a file is used) and no OS package does.
+    AppOwned,
 }
 
 impl Reason {
@@ -78,12 +82,13 @@ impl Reason {
             Self::IncludeCertAll => "include-cert-all",
             Self::PackageDb => "package-db",
             Self::StaticImport => "static-import",
+            Self::AppOwned => "app-owned",
         }
     }
 }
 
 /// The always-keep groups, each switchable off with `--skip-keep NAME`.
-pub const DEFAULT_GROUPS: &[&str] = &["users", "dns", "certs", "tmp", "state"];
+pub const DEFAULT_GROUPS: &[&str] = &["users", "dns", "certs", "tmp", "state", "app"];
 
 /// User choices that shape the keep set.
 #[derive(Clone, Debug, Default)]
@@ -108,6 +113,10 @@ pub struct Options {
     pub env: Vec<String>,
     /// Follow the literal imports of kept source files (`--static-imports`, on by default).
     pub static_imports: bool,
+    /// The container's command line (entrypoint then cmd): where the app's own trees are.
+    pub command: Vec<String>,
+    /// Bytes the app-owned trees may add (`--app-budget`).
+    pub app_budget: u64,
 }
 
 /// One kept path.
@@ -131,6 +140,8 @@ pub struct KeepSet {
     /// Imports of a computed name the static import closure could not follow:
     /// `/path.py:LINE expression`.
     pub dynamic_imports: Vec<String>,
+    /// The trees the app-owned rule looked at ([`app_owned`]).
+    pub app_owned: app_owned::AppOwned,
 }
 
 /// A directory tree the app keeps state in (a database's data directory, a spool, a cache it
@@ -297,6 +308,26 @@ pub fn select(tree: &FileTree, recording: &Recording, options: &Options) -> Keep
     }
     if options.static_imports {
         closure::keep_static_imports(tree, &mut set, &mut keep_closure);
+    }
+    if !options.skip_groups.contains("app") {
+        // After the closure, so that the packages it imported from are kept whole too; and
+        // the closure again, for the imports of the app's own code kept so.
+        let owned = crate::packages::owned_paths(tree);
+        let dirs = app_owned::AppDirs {
+            workdir: options.workdir.clone(),
+            command: options.command.clone(),
+        };
+        set.app_owned = app_owned::keep_app_owned(
+            tree,
+            &mut set,
+            (&dirs, owned.as_ref(), options.app_budget),
+            &mut keep_closure,
+        );
+        if options.static_imports && set.app_owned.trees.iter().any(|t| t.kept) {
+            closure::keep_static_imports(tree, &mut set, &mut keep_closure);
+            let mut seen = BTreeSet::new();
+            set.dynamic_imports.retain(|d| seen.insert(d.clone()));
+        }
     }
 
     if let Some(workdir) = &options.workdir {

@@ -7,8 +7,8 @@ use std::path::PathBuf;
 use super::{paragraphs, Db, KeptPaths, Package, Pruned};
 
 const STATUS: &str = "var/lib/dpkg/status";
-const INFO: &str = "var/lib/dpkg/info";
-const STATUS_D: &str = "var/lib/dpkg/status.d";
+pub const INFO: &str = "var/lib/dpkg/info";
+pub const STATUS_D: &str = "var/lib/dpkg/status.d";
 
 /// One package's entry as the database holds it.
 struct Entry {

@@ -8,7 +8,7 @@ mod dpkg;
 pub mod spdx;
 
 use std::{
-    collections::BTreeSet,
+    collections::{BTreeSet, HashSet},
     path::{Path, PathBuf},
 };
 
@@ -245,6 +245,73 @@ pub fn prune(tree: &FileTree, selection: &BTreeSet<PathBuf>, mode: Mode) -> Opti
             .filter(|p| tree.get(p).is_some()),
     );
     Some(pruned)
+}
+
+/// Every path the image's OS packages own (dpkg's `info/*.list` and distroless `status.d`
+/// md5sums, apk's `installed`), as tree paths (a path listed through a symlinked directory, as
+/// `/bin` on a merged-/usr system, is where it really is). `None` when the image has no
+/// database slim reads (an RPM one, or none).
+pub fn owned_paths(tree: &FileTree) -> Option<HashSet<PathBuf>> {
+    let files_in = |dir: &str, suffix: &str| -> Vec<PathBuf> {
+        let dir = Path::new(dir);
+        tree.entries
+            .range(dir.to_path_buf()..)
+            .skip(1)
+            .take_while(|(p, _)| p.starts_with(dir))
+            .filter(|(p, e)| {
+                p.parent() == Some(dir)
+                    && e.kind == Kind::File
+                    && p.to_string_lossy().ends_with(suffix)
+            })
+            .map(|(p, _)| p.clone())
+            .collect()
+    };
+    let text = |path: &Path| {
+        tree.read(path, 64 << 20)
+            .map(|b| String::from_utf8_lossy(&b).into_owned())
+    };
+    let mut listed: Vec<String> = Vec::new();
+    let mut found = false;
+    for list in files_in(dpkg::INFO, ".list") {
+        found = true;
+        listed.extend(text(&list).unwrap_or_default().lines().map(str::to_owned));
+    }
+    for sums in files_in(dpkg::STATUS_D, ".md5sums") {
+        found = true;
+        let text = text(&sums).unwrap_or_default();
+        listed.extend(
+            text.lines()
+                .filter_map(|l| Some(l.split_once("  ")?.1.to_owned())),
+        );
+    }
+    if let Some(installed) = text(Path::new(apk::INSTALLED)) {
+        found = true;
+        let mut dir = String::new();
+        for line in installed.lines() {
+            if let Some(value) = line.strip_prefix("F:") {
+                dir = value.to_owned();
+                listed.push(dir.clone());
+            } else if let Some(value) = line.strip_prefix("R:") {
+                listed.push(format!("{dir}/{value}"));
+            }
+        }
+    }
+    if !found {
+        return None;
+    }
+    let mut owned = HashSet::with_capacity(listed.len());
+    for path in listed {
+        let relative = PathBuf::from(path.trim_start_matches('/'));
+        if relative.as_os_str().is_empty() || relative.as_os_str() == "." {
+            continue;
+        }
+        if tree.get(&relative).is_some() {
+            owned.insert(relative);
+        } else if let Some(target) = resolve(tree, &Path::new("/").join(&relative)).target {
+            owned.insert(target);
+        }
+    }
+    Some(owned)
 }
 
 /// Every path of the image's database, kept as it is.

@@ -242,7 +242,7 @@ impl Recording {
         for event in raw.events.iter().filter(|e| filter.keeps(e)) {
             if filter.from_first_exec
                 && event.kind == event_kind::PATH
-                && event.phase != slim_common::phase::APP as u8
+                && event.phase & slim_common::phase::APP as u8 == 0
             {
                 continue;
             }

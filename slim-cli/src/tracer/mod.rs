@@ -175,6 +175,8 @@ pub struct RawRecording {
     pub arch: Option<Arch>,
     /// Events in the order the kernel submitted them.
     pub events: Vec<RawEvent>,
+    /// Events of checks held out of the recording ([`Recorder::hold_out`]), apart.
+    pub held_out_events: Vec<RawEvent>,
     pub stats: RecorderStats,
     /// Syscall numbers used, per mount namespace.
     pub syscalls: BTreeMap<u32, PhaseSyscalls>,
@@ -186,6 +188,27 @@ pub struct RawRecording {
     pub dir_open_flags: u32,
     /// Where the mount-namespace offsets came from.
     pub offsets_source: OffsetsSource,
+}
+
+impl RawRecording {
+    /// The events of the checks held out of the recording, as a recording of their own.
+    pub fn held_out(&self) -> RawRecording {
+        RawRecording {
+            arch: self.arch,
+            events: self
+                .held_out_events
+                .iter()
+                .cloned()
+                .map(|mut event| {
+                    event.phase &= !(phase::HELD_OUT as u8);
+                    event
+                })
+                .collect(),
+            dir_open_flags: self.dir_open_flags,
+            offsets_source: self.offsets_source,
+            ..Default::default()
+        }
+    }
 }
 
 /// Syscall numbers of one mount namespace, split by [`phase`]: what processes did before their
@@ -273,7 +296,6 @@ pub struct Recorder {
     /// reused while recording.
     _held_namespaces: BTreeMap<u32, fs::File>,
     /// The mode to go back to after [`Recorder::pause`].
-    paused_from: Option<u32>,
     /// Calls the tasks of a namespace were blocked in, read before the end.
     in_flight: Vec<(u32, inflight::InFlight)>,
 }
@@ -583,7 +605,7 @@ impl Recorder {
                     clone3_nr: arch.number("clone3").unwrap_or(u32::MAX),
                     compat_clone_nr: compat_number("clone"),
                     compat_clone3_nr: compat_number("clone3"),
-                    _pad: 0,
+                    held_out: 0,
                 },
                 0,
             )
@@ -635,7 +657,6 @@ impl Recorder {
             offsets_source,
             started: Instant::now(),
             _held_namespaces: held_namespaces,
-            paused_from: None,
             in_flight: Vec::new(),
         })
     }
@@ -670,25 +691,11 @@ impl Recorder {
         self.update_config(|config| config.mode = scope_mode::MNTNS)
     }
 
-    /// Stops recording mount namespaces (tracked pids stay recorded) until [`Recorder::resume`]:
-    /// what runs meanwhile (checks held out of the recording) is not seen.
-    pub fn pause(&mut self) -> Result<(), TracerError> {
-        let mut was = scope_mode::PAUSED;
-        self.update_config(|config| {
-            was = std::mem::replace(&mut config.mode, scope_mode::PAUSED);
-        })?;
-        if was != scope_mode::PAUSED {
-            self.paused_from = Some(was);
-        }
-        Ok(())
-    }
-
-    /// Records again what was recorded before [`Recorder::pause`].
-    pub fn resume(&mut self) -> Result<(), TracerError> {
-        match self.paused_from.take() {
-            Some(mode) => self.update_config(|config| config.mode = mode),
-            None => Ok(()),
-        }
+    /// Files what every task in scope does from now on apart from the recording, until called
+    /// with `false`: checks held out of the recording run seen (their events come back in
+    /// [`RawRecording::held_out_events`]) without adding to what the app is recorded to use.
+    pub fn hold_out(&mut self, held_out: bool) -> Result<(), TracerError> {
+        self.update_config(|config| config.held_out = held_out as u32)
     }
 
     /// Reads the calls the tasks of `mntns` are blocked in now and adds them to the app's
@@ -757,6 +764,9 @@ impl Recorder {
             }
             None => false,
         });
+        let (held_out_events, events): (Vec<_>, Vec<_>) = events
+            .into_iter()
+            .partition(|event| event.phase as u32 & phase::HELD_OUT != 0);
         let stats = self.read_stats();
         // (namespace, phase, outcome) -> numbers.
         let mut marked: BTreeMap<(u32, u32, u32), BTreeSet<u32>> = BTreeMap::new();
@@ -765,6 +775,9 @@ impl Recorder {
                 continue;
             };
             let phase = (key >> 32) as u32;
+            if phase & phase::HELD_OUT != 0 {
+                continue;
+            }
             let numbers = marked
                 .entry((mntns, phase & PHASE_BITS, phase >> OUTCOME_SHIFT))
                 .or_default();
@@ -773,7 +786,10 @@ impl Recorder {
             }
         }
         if let Ok(per_cpu) = self.local_syscalls.get(&0, 0) {
-            for local in per_cpu.iter().filter(|l| l.used != 0) {
+            for local in per_cpu
+                .iter()
+                .filter(|l| l.used != 0 && (l.used - 1) & phase::HELD_OUT == 0)
+            {
                 let Some(mntns) = label(local.mntns) else {
                     continue;
                 };
@@ -793,7 +809,8 @@ impl Recorder {
             .filter_map(|(key, errno)| {
                 let mntns = label(key as u32)?;
                 let phase = (key >> 32) as u32 & PHASE_BITS;
-                Some(((mntns, phase, (key >> 48) as u32), errno))
+                (phase & phase::HELD_OUT == 0)
+                    .then_some(((mntns, phase, (key >> 48) as u32), errno))
             })
             .collect();
         let mut syscalls: BTreeMap<u32, PhaseSyscalls> = BTreeMap::new();
@@ -853,6 +870,7 @@ impl Recorder {
             .sockets
             .iter()
             .flatten()
+            .filter(|(key, _)| key.phase & phase::HELD_OUT == 0)
             .filter_map(|(key, count)| {
                 let mntns = label(key.mntns)?;
                 Some((SocketKey { mntns, ..key }, count as u64))
@@ -875,6 +893,7 @@ impl Recorder {
         Ok(RawRecording {
             arch: Some(self.arch),
             events,
+            held_out_events,
             stats,
             syscalls,
             sockets,

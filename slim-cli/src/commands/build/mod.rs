@@ -299,6 +299,7 @@ impl Finish<'_> {
             kept: summary.kept_by_reason.clone(),
             kept_bytes: summary.kept_bytes_by_reason.clone(),
             dynamic_imports: summary.dynamic_imports.clone(),
+            app_owned: selected.keep.app_owned.clone(),
             kept_files: summary.kept_files,
             largest_kept: summary.largest.clone(),
             removed: Report::removed_from(summary),
@@ -349,9 +350,11 @@ impl Finish<'_> {
                     "{}; tagged {unverified} for inspection, {tag} left as it was",
                     report.summary_line()
                 );
-                report
-                    .verify
-                    .explain(&format!("the slim image {unverified}"), &args.target);
+                report.verify.explain(
+                    &format!("the slim image {unverified}"),
+                    &args.target,
+                    Some(output_dir),
+                );
                 return Ok(ExitCode::from(EXIT_VERIFY_FAILED));
             }
         }
@@ -467,7 +470,7 @@ pub async fn profile(args: ProfileArgs, shutdown: Shutdown) -> Result<ExitCode> 
         verify.summary()
     );
     if !verify.failed.is_empty() {
-        verify.explain(&target, &format!("{target} unconfined"));
+        verify.explain(&target, &format!("{target} unconfined"), None);
         return Ok(ExitCode::from(EXIT_VERIFY_FAILED));
     }
     Ok(ExitCode::SUCCESS)

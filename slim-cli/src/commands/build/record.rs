@@ -48,9 +48,38 @@ pub struct Recorded {
     pub starts: u32,
     /// Syscalls seccomp.json allows whatever Docker's default says (`--seccomp-allow`).
     pub seccomp_allow: BTreeSet<String>,
+    /// What the checks held out of the recording used on the fat image (not kept: it names
+    /// what the slim image lacks when it fails them).
+    pub held_out: Recording,
 }
 
 impl Recorded {
+    /// The command line the container ran: entrypoint then cmd, as given or as the image says
+    /// (a given entrypoint drops the image's cmd, as the engine does).
+    pub fn command(&self) -> Vec<String> {
+        let config = &self.fat.config["config"];
+        let words = |value: &serde_json::Value| -> Vec<String> {
+            value
+                .as_array()
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|w| w.as_str().map(str::to_owned))
+                        .collect()
+                })
+                .unwrap_or_default()
+        };
+        let entrypoint = match &self.spec.entrypoint {
+            Some(given) => given.clone(),
+            None => words(&config["Entrypoint"]),
+        };
+        let cmd = match (&self.spec.cmd, &self.spec.entrypoint) {
+            (Some(given), _) => given.clone(),
+            (None, Some(_)) => Vec::new(),
+            (None, None) => words(&config["Cmd"]),
+        };
+        entrypoint.into_iter().chain(cmd).collect()
+    }
+
     /// Probes that answered on the fat image.
     pub fn answered(&self) -> usize {
         self.fat_run.probes.iter().filter(|p| p.ok()).count()
@@ -163,6 +192,10 @@ pub async fn record(
         }
     }
     recording.add_interpreters(&TreeFiles(&fat.tree));
+    let held_out = Recording::build(
+        &raw.held_out(),
+        &Filter::running_container(fat_run.mntns, &workdir),
+    );
     let env = image_env(&fat.config, &spec.env);
     let mut recorded = Recorded {
         fat_run,
@@ -175,6 +208,7 @@ pub async fn record(
         record_ms,
         starts: 1 + more_starts.len() as u32,
         seccomp_allow: input.seccomp_allow.clone(),
+        held_out,
     };
     let starts = match recorded.starts {
         1 => String::new(),

@@ -251,10 +251,11 @@ impl Run<'_> {
             let in_flight = recorder.add_in_flight(progress.mntns);
             tracing::debug!(?in_flight, "calls in flight at the end of the probes");
             if let (Some(held_out), None) = (self.held_out, self.replay) {
-                // Checks held out of the recording run unseen.
-                recorder.pause()?;
+                // Checks held out of the recording: what they use is filed apart (to name
+                // what the slim image lacks if it fails them), not kept.
+                recorder.hold_out(true)?;
                 probes.extend(held_out_checks(held_out, &target).await);
-                recorder.resume()?;
+                recorder.hold_out(false)?;
             }
             if let Some(timeout) = self.stop_timeout {
                 stopped_gracefully = self.stop_recorded(id, init_pid, timeout).await;

@@ -65,6 +65,46 @@ impl Selected {
                 self.summary.dynamic_imports.len()
             ));
         }
+        let app = &self.keep.app_owned;
+        if let Some(&files) = self.summary.kept_by_reason.get("app-owned") {
+            let bytes = self
+                .summary
+                .kept_bytes_by_reason
+                .get("app-owned")
+                .copied()
+                .unwrap_or(0);
+            let kept: Vec<&str> = app
+                .trees
+                .iter()
+                .filter(|t| t.kept && t.kind == "app")
+                .map(|t| t.path.as_str())
+                .collect();
+            let packages = app
+                .trees
+                .iter()
+                .filter(|t| t.kept && t.kind == "package")
+                .count();
+            line.push_str(&format!(
+                "\n      app       {files} paths ({}) of the app's own trees ({}) and {packages} \
+                 language packages, kept whole",
+                human_bytes(bytes),
+                if kept.is_empty() {
+                    "none".to_owned()
+                } else {
+                    kept.join(", ")
+                },
+            ));
+        }
+        for tree in app.over_budget() {
+            line.push_str(&format!(
+                "\n      app       {} ({}, {} files) is past the --app-budget of {}: kept only \
+                 what was used",
+                tree.path,
+                human_bytes(tree.bytes),
+                tree.files,
+                human_bytes(app.budget_bytes)
+            ));
+        }
         line
     }
 }
@@ -73,6 +113,7 @@ impl Selected {
 pub fn select(recorded: &Recorded, mut options: minify::Options) -> Selected {
     options.workdir = Some(recorded.workdir.clone());
     options.env = recorded.env.clone();
+    options.command = recorded.command();
     if let Some(volumes) = recorded.fat.config["config"]["Volumes"].as_object() {
         options.volumes.extend(volumes.keys().cloned());
         options.image_volumes.extend(volumes.keys().cloned());
@@ -125,6 +166,7 @@ pub fn options(args: &BuildArgs, input: &Input) -> Result<minify::Options> {
         exclude_patterns: args.exclude_pattern.clone(),
         volumes,
         static_imports: args.static_imports == "on",
+        app_budget: args.app_budget,
         ..Default::default()
     })
 }

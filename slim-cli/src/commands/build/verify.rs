@@ -12,7 +12,7 @@ use crate::{
         report::{Mismatch, Verify},
         Interrupted, Shutdown,
     },
-    image::tree::FileTree,
+    image::tree::{FileTree, Kind},
     minify::{resolve::resolve, KeepSet},
     prober::ProbeResult,
     profiles::seccomp::SeccompProfile,
@@ -91,6 +91,14 @@ pub async fn verify(
         }
     }
     spin.done();
+    if let (false, Some((tree, keep))) = (verify.failed.is_empty(), check.selection) {
+        // What the held-out checks used on the fat image: a runtime that cached a directory
+        // listing never even looks for the file it lacks in the slim one.
+        extend_unique(
+            &mut verify.missing_paths,
+            used_and_dropped(tree, keep, &recorded.held_out),
+        );
+    }
     if let Some((_, file)) = check.seccomp {
         verify.under.push(file.to_owned());
     }
@@ -228,8 +236,37 @@ fn missing_paths(tree: &FileTree, keep: &KeepSet, recording: &Recording) -> Vec<
         .collect()
 }
 
+/// Files (and symlinks) `recording` found in the fat image that the slim image does not keep.
+/// Directories are left out: naming one would keep all of it, its files are named themselves.
+fn used_and_dropped(tree: &FileTree, keep: &KeepSet, recording: &Recording) -> Vec<String> {
+    recording
+        .paths
+        .iter()
+        .filter(|(_, t)| t.found())
+        .filter(|(path, _)| {
+            let resolved = resolve(tree, path);
+            let Some(target) = resolved.target else {
+                return false;
+            };
+            let is_dir = tree
+                .entries
+                .get(&target)
+                .is_some_and(|e| matches!(e.kind, Kind::Dir));
+            !is_dir
+                && (!keep.paths.contains_key(&target)
+                    || resolved
+                        .links
+                        .iter()
+                        .any(|link| !keep.paths.contains_key(link)))
+        })
+        .map(|(path, _)| path.display().to_string())
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
+    use std::path::PathBuf;
+
     use super::*;
     use crate::prober::body_shape;
 
@@ -241,6 +278,61 @@ mod tests {
         probe.body_head = Some(body.into());
         probe.stable_body = stable;
         probe
+    }
+
+    #[test]
+    fn what_held_out_checks_used_and_the_slim_image_lacks_is_named() {
+        use crate::{
+            image::tree::Entry,
+            minify::{Kept, Reason},
+            recording::Use,
+        };
+        let mut tree = FileTree::default();
+        for (path, kind, link) in [
+            ("lib", Kind::Symlink, Some("usr/lib")),
+            ("usr", Kind::Dir, None),
+            ("usr/lib", Kind::Dir, None),
+            ("usr/lib/json", Kind::Dir, None),
+            ("usr/lib/json/__init__.py", Kind::File, None),
+            ("usr/lib/json/decoder.py", Kind::File, None),
+            ("usr/lib/json/tool.py", Kind::File, None),
+        ] {
+            tree.entries
+                .insert(PathBuf::from(path), Entry::bare(kind, link));
+        }
+        let mut keep = KeepSet::default();
+        for path in ["lib", "usr/lib/json/__init__.py"] {
+            let kept = Kept {
+                reason: Reason::Opened,
+                detail: String::new(),
+            };
+            keep.paths.insert(PathBuf::from(path), kept);
+        }
+        let mut held_out = Recording::default();
+        for (path, found) in [
+            ("/lib/json", true),             // a directory: its files are named instead
+            ("/lib/json/__init__.py", true), // kept
+            ("/lib/json/decoder.py", true),  // used and dropped
+            ("/lib/json/scanner.py", false), // not in the image either
+            ("/proc/self/status", true),     // not in the image
+        ] {
+            let touched = held_out.paths.entry(PathBuf::from(path)).or_default();
+            let uses: &mut std::collections::BTreeSet<Use> = match found {
+                true => &mut touched.ok,
+                false => &mut touched.failed,
+            };
+            uses.insert(Use::Read);
+        }
+        assert_eq!(
+            used_and_dropped(&tree, &keep, &held_out),
+            ["/lib/json/decoder.py"]
+        );
+        // Reached through a symlink the slim image dropped: named too.
+        keep.paths.remove(&PathBuf::from("lib"));
+        assert_eq!(
+            used_and_dropped(&tree, &keep, &held_out),
+            ["/lib/json/__init__.py", "/lib/json/decoder.py"]
+        );
     }
 
     #[test]
