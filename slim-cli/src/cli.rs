@@ -411,6 +411,10 @@ pub struct RunArgs {
         help_heading = "Probes"
     )]
     pub stop_timeout: u64,
+    /// Run the image's own HEALTHCHECK as an exec probe while recording and verifying (what it
+    /// runs is kept; if it fails on the original it is dropped with a warning).
+    #[arg(long, value_name = "on|off", default_value = "on", value_parser = ["on", "off"], help_heading = "Probes")]
+    pub healthcheck_probe: String,
     /// A check held out of the recording: run in the fat container after recording stopped
     /// (for the expected answer) and in the slim one (repeatable).
     #[arg(long, value_name = "CMD", help_heading = "Probes")]

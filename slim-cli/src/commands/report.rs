@@ -55,6 +55,10 @@ pub struct Verify {
     pub starts: u32,
     /// Of those, the starts with every CPU kept busy.
     pub loaded_starts: u32,
+    /// With no probes: the seconds the checked image ran and was found as the original was
+    /// after as long (still running, or exited with the same code).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ran_like_original_s: Option<u64>,
 }
 
 impl Verify {
@@ -71,7 +75,9 @@ impl Verify {
         } else {
             format!(" under {}", self.under.join(" and "))
         };
-        if self.failed.is_empty() {
+        if let (true, Some(seconds)) = (self.failed.is_empty(), self.ran_like_original_s) {
+            format!("started and ran {seconds} s like the original{under}; no probes")
+        } else if self.failed.is_empty() {
             format!("verified {}/{} probes{under}", self.matched, self.probes)
         } else {
             format!(

@@ -27,6 +27,9 @@ pub struct ImageInfo {
     /// Its layers' directories, lowest first, when the engine keeps them as overlay diffs
     /// (`overlay2`); paths on the engine's host.
     pub layer_dirs: Option<Vec<PathBuf>>,
+    /// Its `HEALTHCHECK` test (`["CMD-SHELL", "curl -f localhost"]`, `["CMD", ...]`), unless
+    /// it has none or `NONE`.
+    pub healthcheck: Option<Vec<String>>,
 }
 
 /// Where the engine keeps its data (`docker info`).
@@ -49,6 +52,12 @@ impl Engine {
                     true => EngineError::NoSuchImage(name.to_owned()),
                     false => EngineError::api("inspect image", err),
                 })?;
+        let healthcheck = info
+            .config
+            .as_ref()
+            .and_then(|c| c.healthcheck.as_ref())
+            .and_then(|h| h.test.clone())
+            .filter(|test| test.first().is_some_and(|kind| kind != "NONE"));
         let mut tcp_ports: Vec<u16> = info
             .config
             .and_then(|c| c.exposed_ports)
@@ -63,6 +72,7 @@ impl Engine {
             size: info.size.unwrap_or(0).max(0) as u64,
             tcp_ports,
             layer_dirs,
+            healthcheck,
         })
     }
 

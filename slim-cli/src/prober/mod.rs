@@ -50,6 +50,9 @@ pub struct Plan {
     /// Follow same-origin links of HTML answers.
     pub crawl: bool,
     pub exec: Vec<String>,
+    /// The image's own `HEALTHCHECK`, as an exec command ([`healthcheck_command`]): run last,
+    /// and dropped with a warning if it fails on the original.
+    pub healthcheck: Option<String>,
     pub tcp: Vec<TcpProbe>,
     /// Attempts per request (with backoff between them).
     pub attempts: u32,
@@ -353,7 +356,38 @@ async fn run_once(plan: &Plan, target: &Target<'_>) -> Vec<ProbeResult> {
     for command in &plan.exec {
         results.push(exec_probe(target, command).await);
     }
+    if let Some(command) = &plan.healthcheck {
+        let mut result = exec_probe(target, command).await;
+        result.name = format!("healthcheck: {command}");
+        result.guessed = true;
+        results.push(result);
+    }
     results
+}
+
+/// The exec command of an image's `HEALTHCHECK` test, as the engine runs it: `CMD` words as
+/// they are, `CMD-SHELL` through `/bin/sh -c`. Words are quoted for [`exec_argv`] (a word
+/// with a `'` makes the whole line go through one more `sh -c`, which unquotes it the same).
+pub fn healthcheck_command(test: &[String]) -> Option<String> {
+    let (kind, rest) = test.split_first()?;
+    let argv: Vec<String> = match kind.as_str() {
+        "CMD" if !rest.is_empty() => rest.to_vec(),
+        "CMD-SHELL" if !rest.is_empty() => {
+            vec!["/bin/sh".into(), "-c".into(), rest.join(" ")]
+        }
+        _ => return None,
+    };
+    let quote = |word: &String| -> String {
+        let plain = !word.is_empty()
+            && word
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "-_./:=@%+,".contains(c));
+        match plain {
+            true => word.clone(),
+            false => format!("'{}'", word.replace('\'', "'\\''")),
+        }
+    };
+    Some(argv.iter().map(quote).collect::<Vec<_>>().join(" "))
 }
 
 /// Replays the probes of an earlier run (same requests, same order), without crawling anew.
@@ -791,6 +825,29 @@ mod tests {
         let mut results = vec![answer(1, "a"), answer(2, "a")];
         judge_by_rounds(&mut results);
         assert!(results.iter().all(|r| r.stable_body));
+    }
+
+    #[test]
+    fn a_healthcheck_runs_as_the_engine_runs_it() {
+        let test = |words: &[&str]| {
+            healthcheck_command(&words.iter().map(|w| w.to_string()).collect::<Vec<_>>())
+        };
+        let shell = test(&["CMD-SHELL", "curl -f http://localhost/ || exit 1"]).unwrap();
+        assert_eq!(
+            exec_argv(&shell),
+            ["/bin/sh", "-c", "curl -f http://localhost/ || exit 1"]
+        );
+        let words = test(&["CMD", "/bin/check", "--url", "http://x/?a=1&b=2"]).unwrap();
+        assert_eq!(
+            exec_argv(&words),
+            ["/bin/check", "--url", "http://x/?a=1&b=2"]
+        );
+        // A quote inside goes through one more shell, which gives the same words back.
+        let quoted = test(&["CMD-SHELL", "test \"$(cat /ready)\" = 'yes'"]).unwrap();
+        assert_eq!(exec_argv(&quoted)[..2], ["sh", "-c"]);
+        assert!(test(&["NONE"]).is_none());
+        assert!(test(&["CMD"]).is_none());
+        assert!(test(&[]).is_none());
     }
 
     #[test]

@@ -32,6 +32,8 @@ pub struct Input {
     pub record_starts: u32,
     /// Starts of the checked image under its profile (`--verify-starts`).
     pub verify_starts: u32,
+    /// Run the image's HEALTHCHECK as a probe (`--healthcheck-probe`).
+    pub healthcheck_probe: bool,
     /// How long a recorded stop waits before the kill; `None` skips it (`--stop-timeout 0`).
     pub stop_timeout: Option<Duration>,
     /// Syscalls seccomp.json allows whatever Docker's default says (`--seccomp-allow`).
@@ -206,6 +208,7 @@ impl Input {
             show_logs: args.show_clogs,
             record_starts: args.record_starts.max(1),
             verify_starts: args.verify_starts.max(1),
+            healthcheck_probe: args.healthcheck_probe == "on",
             stop_timeout: (args.stop_timeout > 0).then(|| Duration::from_secs(args.stop_timeout)),
             seccomp_allow,
         })

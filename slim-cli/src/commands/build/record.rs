@@ -105,9 +105,17 @@ pub async fn record(
         }
     }
     let mut plan = input.plan.clone();
+    if input.healthcheck_probe {
+        plan.healthcheck = inspected
+            .info
+            .healthcheck
+            .as_deref()
+            .and_then(crate::prober::healthcheck_command);
+    }
     let has_probes = !plan.http.is_empty()
         || !plan.exec.is_empty()
         || !plan.tcp.is_empty()
+        || plan.healthcheck.is_some()
         || (plan.default_http && !spec.ports.is_empty());
     let continue_after = match &input.continue_after {
         Some(c) => c.clone(),

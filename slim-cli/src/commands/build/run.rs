@@ -77,6 +77,10 @@ pub struct RunOutcome {
     pub probe_ms: u128,
     /// Whether the app was stopped with its stop signal while recorded (it handles it).
     pub stopped_gracefully: bool,
+    /// From the start to the end of the probes and the wait after them, and how the container
+    /// was then (running, or exited with a code): what a run with no probes is compared by.
+    pub ran_ms: u128,
+    pub state_at_end: Option<crate::engine::ContainerState>,
 }
 
 /// A run that failed, with what the recorder saw until then (to name what a profile denied).
@@ -244,6 +248,8 @@ impl Run<'_> {
         };
         crate::commands::hold(phase, self.shutdown).await?;
         self.wait_continue().await?;
+        let ran_ms = started_at.elapsed().as_millis();
+        let state_at_end = self.engine.container_state(id).await.ok();
         let mut probes = probes;
         let mut stopped_gracefully = false;
         if let Some(recorder) = progress.recorder.as_mut() {
@@ -274,6 +280,8 @@ impl Run<'_> {
             ready_ms,
             probe_ms,
             stopped_gracefully,
+            ran_ms,
+            state_at_end,
         })
     }
 
@@ -466,6 +474,14 @@ impl Run<'_> {
     async fn wait_continue(&self) -> Result<()> {
         match &self.continue_after {
             ContinueAfter::Probe => {}
+            ContinueAfter::Timeout(duration) if self.replay.is_some() => {
+                // A check with no probes: does it stay up as the original did?
+                tracing::debug!(
+                    seconds = duration.as_secs(),
+                    "running as long as the original"
+                );
+                tokio::time::sleep(*duration).await;
+            }
             ContinueAfter::Timeout(duration) => {
                 self.console.say(format!(
                     "      recording for {}s more (--continue-after timeout)",

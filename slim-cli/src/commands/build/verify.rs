@@ -12,6 +12,7 @@ use crate::{
         report::{Mismatch, Verify},
         Interrupted, Shutdown,
     },
+    engine::ContainerState,
     image::tree::{FileTree, Kind},
     minify::{resolve::resolve, KeepSet},
     prober::ProbeResult,
@@ -23,7 +24,7 @@ use super::{
     console::Console,
     inspect::Inspected,
     record::{describe, Recorded},
-    run::{ContinueAfter, Run},
+    run::{ContinueAfter, Run, RunOutcome},
 };
 
 /// What is verified and how.
@@ -124,6 +125,9 @@ async fn verify_start(
     shutdown: &Shutdown,
     console: Console,
 ) -> Result<Verify> {
+    // With no probes, the check is that it starts and stays up as the original did.
+    let no_probes = recorded.fat_run.probes.is_empty();
+    let stay_up = Duration::from_millis(recorded.fat_run.ran_ms as u64).min(NO_PROBE_RUN);
     let mut spec = recorded.spec.clone();
     spec.image = check.image.to_owned();
     spec.seccomp = check.seccomp.map(|(profile, _)| profile.to_docker_json());
@@ -135,7 +139,10 @@ async fn verify_start(
         held_out: None,
         record: true,
         probe_wait,
-        continue_after: ContinueAfter::Probe,
+        continue_after: match no_probes {
+            true => ContinueAfter::Timeout(stay_up),
+            false => ContinueAfter::Probe,
+        },
         shutdown,
         show_logs: false,
         stop_timeout: None,
@@ -143,11 +150,13 @@ async fn verify_start(
         console,
     };
     let (mut verify, raw, mntns) = match run.execute().await {
-        Ok(outcome) => (
-            compare(&recorded.fat_run.probes, &outcome.probes),
-            outcome.recording,
-            outcome.mntns,
-        ),
+        Ok(outcome) => {
+            let mut verify = compare(&recorded.fat_run.probes, &outcome.probes);
+            if no_probes {
+                ran_like(&recorded.fat_run, &outcome, stay_up, &mut verify);
+            }
+            (verify, outcome.recording, outcome.mntns)
+        }
         // Stopped, or the engine gone: that says nothing about the image.
         Err(failure)
             if failure.error.downcast_ref::<Interrupted>().is_some()
@@ -188,6 +197,33 @@ async fn verify_start(
             .collect();
     }
     Ok(verify)
+}
+
+/// Longest a check with no probes runs to see that it stays up like the original.
+const NO_PROBE_RUN: Duration = Duration::from_secs(10);
+
+/// For a run with no probes: the checked container must be as the original was after the same
+/// time (still running, or exited by itself with the same code).
+fn ran_like(fat: &RunOutcome, checked: &RunOutcome, ran: Duration, verify: &mut Verify) {
+    let seconds = ran.as_secs().max(1);
+    let describe = |state: Option<&ContainerState>| match state {
+        Some(s) if s.running => format!("running after {seconds} s"),
+        Some(s) => format!("exited with code {} within {seconds} s", s.exit_code),
+        None => "gone".to_owned(),
+    };
+    let same = match (&fat.state_at_end, &checked.state_at_end) {
+        (Some(f), Some(c)) => f.running == c.running && (f.running || f.exit_code == c.exit_code),
+        _ => false,
+    };
+    if same {
+        verify.ran_like_original_s = Some(seconds);
+    } else {
+        verify.failed.push(Mismatch {
+            name: "start (no probes)".into(),
+            fat: describe(fat.state_at_end.as_ref()),
+            slim: describe(checked.state_at_end.as_ref()),
+        });
+    }
 }
 
 /// Compares each probe's answers: status (and the body's shape when the fat app gave a body of
