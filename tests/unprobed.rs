@@ -75,7 +75,7 @@ fn held_out_endpoints_answer_only_with_the_closure(app: &str, kept: &[&str]) {
         app,
         &off_tag,
         &off_out.0,
-        &["--static-imports", "off"],
+        &["--static-imports", "off", "--skip-keep", "app"],
         None,
     );
     assert_eq!(
@@ -110,7 +110,13 @@ fn held_out_endpoints_answer_only_with_the_closure(app: &str, kept: &[&str]) {
         app,
         &fed_tag,
         &fed_out.0,
-        &["--static-imports", "off", "--include-path-file"],
+        &[
+            "--static-imports",
+            "off",
+            "--skip-keep",
+            "app",
+            "--include-path-file",
+        ],
         Some(&missing_file),
     );
     assert_success(&fed);
