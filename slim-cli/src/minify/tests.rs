@@ -417,6 +417,46 @@ fn python_modules_imported_by_literal_name_are_kept_where_python_finds_them() {
 }
 
 #[test]
+fn modules_frozen_into_python_3_11_are_followed_but_not_kept() {
+    use crate::image::testutil::{layer, Member::*, Scratch};
+    let run = |version: &str| {
+        let scratch = Scratch::new();
+        let lib = format!("usr/lib/{version}/");
+        let file = |name: &str| format!("{lib}{name}");
+        let (sources, refs) = scratch.layers(&[layer(&[
+            Dir("app/"),
+            File("app/app.py", b"import posixpath\n"),
+            Dir("usr/"),
+            Dir("usr/lib/"),
+            Dir(&lib),
+            File(&file("os.py"), b""),
+            File(
+                &file("posixpath.py"),
+                b"import genericpath\nimport fnmatch\n",
+            ),
+            File(&file("genericpath.py"), b""),
+            File(&file("fnmatch.py"), b""),
+        ])]);
+        let tree = crate::image::flatten::flatten(sources, &refs).unwrap().0;
+        let rec = recording(&[
+            ("/app/app.py", Use::Read, true),
+            (&format!("/{lib}os.py"), Use::Read, true),
+        ]);
+        let options = Options {
+            static_imports: true,
+            ..Options::default()
+        };
+        let set = select(&tree, &rec, &options);
+        ["posixpath.py", "genericpath.py", "fnmatch.py"]
+            .map(|name| set.paths.contains_key(&PathBuf::from(file(name))))
+    };
+    // 3.11: posixpath and genericpath run from the interpreter; fnmatch, which posixpath
+    // imports, is read from its file.
+    assert_eq!(run("python3.11"), [false, false, true]);
+    assert_eq!(run("python3.10"), [true, true, true]);
+}
+
+#[test]
 fn ruby_files_required_by_literal_name_are_kept_where_ruby_finds_them() {
     use crate::image::testutil::{layer, Member::*, Scratch};
     let scratch = Scratch::new();

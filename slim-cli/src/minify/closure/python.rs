@@ -52,12 +52,24 @@ pub(super) fn keep_python_imports(
             None => first.trim_end_matches(".py").to_owned(),
         })
     };
+    // Python 3.11 and later run some of the standard library from copies frozen into the
+    // interpreter: their files are not read (not kept), their imports are followed.
+    let frozen_in_interpreter = stdlib.iter().any(|root| {
+        root.file_name()
+            .and_then(|n| n.to_str()?.strip_prefix("python3."))
+            .and_then(|minor| minor.parse::<u32>().ok())
+            .is_some_and(|minor| minor >= 11)
+    });
+    let frozen = |module: &str| frozen_in_interpreter && FROZEN_SINCE_3_11.contains(&module);
+    let mut frozen_files: BTreeSet<PathBuf> = BTreeSet::new();
     let mut done: BTreeSet<PathBuf> = BTreeSet::new();
     while let Some(file) = work.pop() {
         if !done.insert(file.clone()) {
             continue;
         }
-        keep_pycache(tree, set, &file);
+        if !frozen_files.contains(&file) {
+            keep_pycache(tree, set, &file);
+        }
         let Some(bytes) = tree.read(&file, SOURCE_LIMIT) else {
             continue;
         };
@@ -99,7 +111,17 @@ pub(super) fn keep_python_imports(
                 });
             }
             for module in modules.iter().filter(|m| !m.is_empty()) {
-                for found in find_python_module(tree, &base, module) {
+                let found = find_python_module(tree, &base, module);
+                let last = found.len().saturating_sub(1);
+                for (i, found) in found.into_iter().enumerate() {
+                    if i == last && import.level == 0 && frozen(module) {
+                        // In the interpreter itself: its file is never read, but what it
+                        // imports when it runs is.
+                        if !set.paths.contains_key(&found) && frozen_files.insert(found.clone()) {
+                            work.push(found);
+                        }
+                        continue;
+                    }
                     let new = !set.paths.contains_key(&found);
                     set.keep(found.clone(), Reason::StaticImport, || detail.clone());
                     if !new {
@@ -115,6 +137,28 @@ pub(super) fn keep_python_imports(
         }
     }
 }
+
+/// The standard library modules CPython 3.11 and later freeze into the interpreter (its
+/// `Python/frozen.c`, without the test modules): imported from there, not from their files.
+const FROZEN_SINCE_3_11: &[&str] = &[
+    "importlib._bootstrap",
+    "importlib._bootstrap_external",
+    "zipimport",
+    "abc",
+    "codecs",
+    "io",
+    "_collections_abc",
+    "_sitebuiltins",
+    "genericpath",
+    "ntpath",
+    "posixpath",
+    "os",
+    "site",
+    "stat",
+    "importlib.util",
+    "importlib.machinery",
+    "runpy",
+];
 
 /// The directories the image's Python imports from, as far as the kept files show: for each
 /// kept module, the directory above its top-level package; next to a standard library (the
