@@ -60,7 +60,16 @@ pub(super) fn keep_python_imports(
             .and_then(|minor| minor.parse::<u32>().ok())
             .is_some_and(|minor| minor >= 11)
     });
-    let frozen = |module: &str| frozen_in_interpreter && FROZEN_SINCE_3_11.contains(&module);
+    // A file of the standard library, by the module it is (`importlib/util.py`).
+    let frozen = |file: &Path| {
+        frozen_in_interpreter
+            && stdlib.iter().any(|root| {
+                file.strip_prefix(root).is_ok_and(|rel| {
+                    let module = rel.with_extension("").to_string_lossy().replace('/', ".");
+                    FROZEN_SINCE_3_11.contains(&module.as_str())
+                })
+            })
+    };
     let mut frozen_files: BTreeSet<PathBuf> = BTreeSet::new();
     let mut done: BTreeSet<PathBuf> = BTreeSet::new();
     while let Some(file) = work.pop() {
@@ -114,7 +123,7 @@ pub(super) fn keep_python_imports(
                 let found = find_python_module(tree, &base, module);
                 let last = found.len().saturating_sub(1);
                 for (i, found) in found.into_iter().enumerate() {
-                    if i == last && import.level == 0 && frozen(module) {
+                    if i == last && frozen(&found) {
                         // In the interpreter itself: its file is never read, but what it
                         // imports when it runs is.
                         if !set.paths.contains_key(&found) && frozen_files.insert(found.clone()) {
