@@ -160,9 +160,10 @@ pub struct BuildArgs {
     /// state in, kept whole) (repeatable).
     #[arg(long, value_name = "GROUP", help_heading = "Keep")]
     pub skip_keep: Vec<String>,
-    /// Keep the modules that kept Python sources import by literal name, anywhere in the file
-    /// (function bodies and `try` blocks too), where Python would find them: code paths the
-    /// probes did not reach still find their modules. `off` keeps what the recording saw.
+    /// Keep the modules that kept Python, Ruby and JavaScript sources import by literal name,
+    /// anywhere in the file (function bodies and `try` blocks too), where the runtime would find
+    /// them: code paths the probes did not reach still find their modules. `off` keeps what the
+    /// recording saw.
     #[arg(long, value_name = "on|off", default_value = "on", value_parser = ["on", "off"], help_heading = "Keep")]
     pub static_imports: String,
     /// The slim image's package database, for scanners: `pruned` keeps the packages that
