@@ -296,7 +296,7 @@ pub fn select(tree: &FileTree, recording: &Recording, options: &Options) -> Keep
         keep_closure(&mut set, binary);
     }
     if options.static_imports {
-        closure::keep_static_imports(tree, &mut set, &mut keep_closure);
+        closure::keep_static_imports(tree, &mut set, &options.env, &mut keep_closure);
     }
 
     if let Some(workdir) = &options.workdir {

@@ -512,7 +512,7 @@ fn node_modules_required_by_literal_name_are_kept_where_node_finds_them() {
             b"const http = require('node:http');\nconst fs = require('fs');\n\
               function handler() {\n  return require('./lib/check');\n}\n\
               // require('commented')\nconst p = require(`./plugins/${name}`);\n\
-              import('esm-only');\nrequire('missing');\n",
+              import('esm-only');\nrequire('missing');\nrequire('from-node-path');\n",
         ),
         Dir("app/lib/"),
         File(
@@ -565,11 +565,15 @@ fn node_modules_required_by_literal_name_are_kept_where_node_finds_them() {
         File("usr/share/nodejs/commented/index.js", b""),
         Dir("etc/"),
         File("etc/app-secret", b"root"),
+        Dir("opt/"),
+        Dir("opt/mods/"),
+        File("opt/mods/from-node-path.js", b""),
     ])]);
     let tree = crate::image::flatten::flatten(sources, &refs).unwrap().0;
     let rec = recording(&[("/app/app.js", Use::Read, true)]);
     let options = Options {
         static_imports: true,
+        env: vec!["NODE_PATH=/nowhere:/opt/mods".into()],
         ..Options::default()
     };
     let set = select(&tree, &rec, &options);
@@ -586,6 +590,7 @@ fn node_modules_required_by_literal_name_are_kept_where_node_finds_them() {
         "usr/share/nodejs/semver/index.js",
         "usr/share/nodejs/semver/classes/range.js",
         "usr/lib/nodejs/lru-cache/index.js",
+        "opt/mods/from-node-path.js",
     ] {
         assert_eq!(
             set.paths.get(Path::new(kept)).map(|k| k.reason),

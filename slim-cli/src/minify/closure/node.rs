@@ -75,10 +75,11 @@ const BUILTINS: &[&str] = &[
     "zlib",
 ];
 
-/// The folders Node searches after the `node_modules` walk, in order: `$HOME/.node_modules`
+/// The folders Node searches after the `node_modules` walk and `NODE_PATH`, in order: `$HOME/.node_modules`
 /// and `$HOME/.node_libraries` (root's), Debian's (its node is built to search them: the
 /// architecture's, then `/usr/share/nodejs`; `/usr/lib/nodejs` in older releases),
-/// `$PREFIX/lib/node`, and npm's global folders (which images put in `NODE_PATH`).
+/// `$PREFIX/lib/node`; last npm's global folders, which Node searches only when `NODE_PATH`
+/// names them (as a `docker run -e` may, unseen in the image's config).
 const GLOBAL_FOLDERS: &[&str] = &[
     "root/.node_modules",
     "root/.node_libraries",
@@ -103,8 +104,8 @@ const CONDITIONS: &[&str] = &["node", "require", "import", "node-addons", "defau
 
 /// Node's static import closure: every module a kept JavaScript file (`.js`, `.cjs`, `.mjs`, or
 /// a `#!` script run by node) names literally (see [`node_imports`]) is kept where Node would
-/// find it: relative to the file, else in the `node_modules` folders above it and then the
-/// image's global folders, through `package.json` `exports` or `main` (the `package.json` files
+/// find it: relative to the file, else in the `node_modules` folders above it, then the image's
+/// `NODE_PATH` (its config's environment) and global folders, through `package.json` `exports` or `main` (the `package.json` files
 /// consulted are kept too, and the one that scopes each kept file, which tells Node whether it
 /// is an ES module); a native addon (`.node`) with its ELF dependencies. Then the same for what
 /// that added. Built-in modules (`fs`, `node:fs`) are inside the node binary: skipped. There is
@@ -113,6 +114,7 @@ const CONDITIONS: &[&str] = &["node", "require", "import", "node-addons", "defau
 pub(super) fn keep_node_requires(
     tree: &FileTree,
     set: &mut KeepSet,
+    env: &[String],
     keep_closure: &mut dyn FnMut(&mut KeepSet, &Path),
 ) {
     let mut work: Vec<PathBuf> = set
@@ -124,11 +126,18 @@ pub(super) fn keep_node_requires(
     if work.is_empty() {
         return;
     }
-    let globals: Vec<PathBuf> = GLOBAL_FOLDERS
+    let node_path = env
         .iter()
-        .map(PathBuf::from)
-        .filter(|p| tree.entries.contains_key(p))
-        .collect();
+        .filter_map(|v| v.strip_prefix("NODE_PATH="))
+        .flat_map(|v| v.split(':'))
+        .filter_map(|dir| dir.strip_prefix('/'))
+        .filter_map(|dir| join_inside(Path::new(""), dir));
+    let mut globals: Vec<PathBuf> = Vec::new();
+    for dir in node_path.chain(GLOBAL_FOLDERS.iter().map(PathBuf::from)) {
+        if tree.entries.contains_key(&dir) && !globals.contains(&dir) {
+            globals.push(dir);
+        }
+    }
     let mut done: BTreeSet<PathBuf> = BTreeSet::new();
     while let Some(file) = work.pop() {
         if !done.insert(file.clone()) {
