@@ -75,11 +75,11 @@ const BUILTINS: &[&str] = &[
     "zlib",
 ];
 
-/// The folders Node searches after the `node_modules` walk and `NODE_PATH`, in order: `$HOME/.node_modules`
-/// and `$HOME/.node_libraries` (root's), Debian's (its node is built to search them: the
-/// architecture's, then `/usr/share/nodejs`; `/usr/lib/nodejs` in older releases),
-/// `$PREFIX/lib/node`; last npm's global folders, which Node searches only when `NODE_PATH`
-/// names them (as a `docker run -e` may, unseen in the image's config).
+/// The folders Node searches after the `node_modules` walk and `NODE_PATH`, in order:
+/// `$HOME/.node_modules` and `$HOME/.node_libraries` (root's); Debian's, which its node is
+/// built to search (the architecture's, then `/usr/share/nodejs`; `/usr/lib/nodejs` in older
+/// releases); `$PREFIX/lib/node`; last npm's global folders, which Node searches only when
+/// `NODE_PATH` names them (as a `docker run -e` may, unseen in the image's config).
 const GLOBAL_FOLDERS: &[&str] = &[
     "root/.node_modules",
     "root/.node_libraries",
@@ -105,12 +105,12 @@ const CONDITIONS: &[&str] = &["node", "require", "import", "node-addons", "defau
 /// Node's static import closure: every module a kept JavaScript file (`.js`, `.cjs`, `.mjs`, or
 /// a `#!` script run by node) names literally (see [`node_imports`]) is kept where Node would
 /// find it: relative to the file, else in the `node_modules` folders above it, then the image's
-/// `NODE_PATH` (its config's environment) and global folders, through `package.json` `exports` or `main` (the `package.json` files
-/// consulted are kept too, and the one that scopes each kept file, which tells Node whether it
-/// is an ES module); a native addon (`.node`) with its ELF dependencies. Then the same for what
-/// that added. Built-in modules (`fs`, `node:fs`) are inside the node binary: skipped. There is
-/// no JavaScript standard library on disk, so requires inside functions are followed
-/// everywhere.
+/// `NODE_PATH` (its config's environment) and global folders, through `package.json` `exports`
+/// or `main` (the `package.json` files consulted are kept too, and the one that scopes each kept
+/// file, which tells Node whether it is an ES module); a native addon (`.node`) with its ELF
+/// dependencies. Then the same for what that added. Built-in modules (`fs`, `node:fs`) are
+/// inside the node binary: skipped. There is no JavaScript standard library on disk, so
+/// requires inside functions are followed everywhere.
 pub(super) fn keep_node_requires(
     tree: &FileTree,
     set: &mut KeepSet,
