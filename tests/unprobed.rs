@@ -7,6 +7,9 @@
 //!   off, the same held-out check fails: the test proves the mechanism, not luck.
 //! - The same for a Ruby app whose `/json` handler does `require 'json'` (json.rb, its
 //!   json/*.rb files and its C extension, found in Ruby's library and architecture directories).
+//! - The same for a Node app whose `/version` handler requires its own `./lib/check.js`, which
+//!   requires Debian's `semver` (with `lru-cache`, another package) and `mime` from
+//!   `/usr/share/nodejs`, and the `crypto` built-in.
 //! - A failed held-out check explains itself: the files the held-out checks used on the fat
 //!   image (recorded apart, not kept) and the slim image lacks are in `missing-paths.txt`, and
 //!   the same build given that file (`--include-path-file`) passes.
@@ -148,6 +151,24 @@ fn lazily_required_ruby_files_answer_held_out_endpoints() {
         &[
             "/usr/lib/ruby/3.1.0/json.rb",
             "/usr/lib/ruby/3.1.0/json/common.rb",
+        ],
+    );
+}
+
+#[test]
+fn lazily_required_node_modules_answer_held_out_endpoints() {
+    if !is_root("lazily_required_node_modules_answer_held_out_endpoints") {
+        return;
+    }
+    held_out_endpoints_answer_only_with_the_closure(
+        "node-lazy",
+        &[
+            "/app/lib/check.js",
+            "/usr/share/nodejs/semver/index.js",
+            "/usr/share/nodejs/semver/classes/range.js",
+            "/usr/share/nodejs/lru-cache/index.js",
+            "/usr/share/nodejs/mime/index.js",
+            "/usr/share/nodejs/mime/package.json",
         ],
     );
 }

@@ -166,10 +166,10 @@ pub struct BuildArgs {
     /// what is left is cut to what was used, and reported. `64MB`, `1GB`, or bytes.
     #[arg(long, value_name = "SIZE", default_value = "64MB", value_parser = parse_size, help_heading = "Keep")]
     pub app_budget: u64,
-    /// Keep the modules that kept Python, Ruby and other interpreted sources load by literal
-    /// name, anywhere in the file (function bodies and `try` blocks too), where the runtime
-    /// would find them: code paths the probes did not reach still find their modules. `off`
-    /// keeps what the recording saw.
+    /// Keep the modules that kept Python, Ruby, JavaScript, Perl and PHP sources load by
+    /// literal name, anywhere in the file (function bodies and `try` blocks too), where the
+    /// runtime would find them: code paths the probes did not reach still find their modules.
+    /// `off` keeps what the recording saw.
     #[arg(long, value_name = "on|off", default_value = "on", value_parser = ["on", "off"], help_heading = "Keep")]
     pub static_imports: String,
     /// The slim image's package database, for scanners: `pruned` keeps the packages that

@@ -238,6 +238,12 @@ const APPS: &[BenchApp] = &[
         row: "ruby-lazy --static-imports off",
         ..bench_app("ruby-lazy", "ruby-lazy.json")
     },
+    bench_app("node-lazy", "node-lazy.json"),
+    BenchApp {
+        flags: STATIC_IMPORTS_OFF,
+        row: "node-lazy --static-imports off",
+        ..bench_app("node-lazy", "node-lazy.json")
+    },
     // An init wrapper and idle threads blocked in poll/epoll_wait/sigtimedwait.
     bench_app("init-poll", ""),
     bench_app("nginx", "nginx.json"),

@@ -307,7 +307,7 @@ pub fn select(tree: &FileTree, recording: &Recording, options: &Options) -> Keep
         keep_closure(&mut set, binary);
     }
     if options.static_imports {
-        closure::keep_static_imports(tree, &mut set, &mut keep_closure);
+        closure::keep_static_imports(tree, &mut set, &options.env, &mut keep_closure);
     }
     if !options.skip_groups.contains("app") {
         // After the closure, so that the packages it imported from are kept whole too; and
@@ -324,7 +324,7 @@ pub fn select(tree: &FileTree, recording: &Recording, options: &Options) -> Keep
             &mut keep_closure,
         );
         if options.static_imports && set.app_owned.trees.iter().any(|t| t.kept) {
-            closure::keep_static_imports(tree, &mut set, &mut keep_closure);
+            closure::keep_static_imports(tree, &mut set, &options.env, &mut keep_closure);
             let mut seen = BTreeSet::new();
             set.dynamic_imports.retain(|d| seen.insert(d.clone()));
         }

@@ -540,3 +540,132 @@ fn ruby_files_required_by_literal_name_are_kept_where_ruby_finds_them() {
         ["/app/app.rb:7 require of a computed name"]
     );
 }
+
+#[test]
+fn node_modules_required_by_literal_name_are_kept_where_node_finds_them() {
+    use crate::image::testutil::{layer, Member::*, Scratch};
+    let scratch = Scratch::new();
+    let (sources, refs) = scratch.layers(&[layer(&[
+        Dir("app/"),
+        File(
+            "app/app.js",
+            b"const http = require('node:http');\nconst fs = require('fs');\n\
+              function handler() {\n  return require('./lib/check');\n}\n\
+              // require('commented')\nconst p = require(`./plugins/${name}`);\n\
+              import('esm-only');\nrequire('missing');\nrequire('from-node-path');\n",
+        ),
+        Dir("app/lib/"),
+        File(
+            "app/lib/check.js",
+            b"const semver = require('semver');\nconst sub = require('@scope/pkg/feature');\n\
+              require('../data.json');\nrequire('../../../etc/../../etc/app-secret');\n",
+        ),
+        File("app/data.json", b"{}"),
+        Dir("app/node_modules/"),
+        Dir("app/node_modules/@scope/"),
+        Dir("app/node_modules/@scope/pkg/"),
+        File(
+            "app/node_modules/@scope/pkg/package.json",
+            br#"{"exports": {".": "./main.js", "./feature": {"import": "./f.mjs", "require": "./f.cjs"}}}"#,
+        ),
+        File("app/node_modules/@scope/pkg/main.js", b""),
+        File("app/node_modules/@scope/pkg/f.mjs", b""),
+        File("app/node_modules/@scope/pkg/f.cjs", b"require('./native.node')\n"),
+        File("app/node_modules/@scope/pkg/native.node", b"\x7fELF addon"),
+        Dir("app/node_modules/esm-only/"),
+        File(
+            "app/node_modules/esm-only/package.json",
+            b"{\"type\": \"module\", \"main\": \"dist\"",
+        ),
+        File("app/node_modules/esm-only/index.js", b""),
+        Dir("usr/"),
+        Dir("usr/share/"),
+        Dir("usr/share/nodejs/"),
+        Dir("usr/share/nodejs/semver/"),
+        File(
+            "usr/share/nodejs/semver/package.json",
+            br#"{"main": "index.js"}"#,
+        ),
+        File(
+            "usr/share/nodejs/semver/index.js",
+            b"const Range = require('./classes/range')\n",
+        ),
+        Dir("usr/share/nodejs/semver/classes/"),
+        File(
+            "usr/share/nodejs/semver/classes/range.js",
+            b"const LRU = require('lru-cache')\n",
+        ),
+        File("usr/share/nodejs/semver/functions.js", b""),
+        Symlink("usr/share/nodejs/lru-cache", "../../lib/nodejs/lru-cache"),
+        Dir("usr/lib/"),
+        Dir("usr/lib/nodejs/"),
+        Dir("usr/lib/nodejs/lru-cache/"),
+        File("usr/lib/nodejs/lru-cache/index.js", b""),
+        Dir("usr/share/nodejs/commented/"),
+        File("usr/share/nodejs/commented/index.js", b""),
+        Dir("etc/"),
+        File("etc/app-secret", b"root"),
+        Dir("opt/"),
+        Dir("opt/mods/"),
+        File("opt/mods/from-node-path.js", b""),
+    ])]);
+    let tree = crate::image::flatten::flatten(sources, &refs).unwrap().0;
+    let rec = recording(&[("/app/app.js", Use::Read, true)]);
+    let options = Options {
+        static_imports: true,
+        env: vec!["NODE_PATH=/nowhere:/opt/mods".into()],
+        ..Options::default()
+    };
+    let set = select(&tree, &rec, &options);
+    for kept in [
+        "app/lib/check.js",
+        "app/data.json",
+        "app/node_modules/@scope/pkg/package.json",
+        "app/node_modules/@scope/pkg/f.mjs",
+        "app/node_modules/@scope/pkg/f.cjs",
+        "app/node_modules/@scope/pkg/native.node",
+        "app/node_modules/esm-only/package.json",
+        "app/node_modules/esm-only/index.js",
+        "usr/share/nodejs/semver/package.json",
+        "usr/share/nodejs/semver/index.js",
+        "usr/share/nodejs/semver/classes/range.js",
+        "usr/lib/nodejs/lru-cache/index.js",
+        "opt/mods/from-node-path.js",
+    ] {
+        assert_eq!(
+            set.paths.get(Path::new(kept)).map(|k| k.reason),
+            Some(Reason::StaticImport),
+            "{kept}"
+        );
+    }
+    assert_eq!(
+        set.paths[Path::new("app/lib/check.js")].detail,
+        "imported by /app/app.js (static)"
+    );
+    assert_eq!(
+        set.paths[Path::new("usr/lib/nodejs/lru-cache/index.js")].detail,
+        "imported by /usr/share/nodejs/semver/classes/range.js (static)"
+    );
+    assert_eq!(
+        set.paths
+            .get(Path::new("usr/share/nodejs/lru-cache"))
+            .map(|k| k.reason),
+        Some(Reason::Symlink)
+    );
+    // Not named (main.js: only "./feature" is), only in a comment, outside the root, or a
+    // package's file nobody requires: left out.
+    for left in [
+        "app/node_modules/@scope/pkg/main.js",
+        "usr/share/nodejs/commented/index.js",
+        "usr/share/nodejs/semver/functions.js",
+        "etc/app-secret",
+    ] {
+        assert!(!set.paths.contains_key(Path::new(left)), "{left}");
+    }
+    assert_eq!(
+        set.dynamic_imports,
+        ["/app/app.js:7 require of a computed name"]
+    );
+    let off = select(&tree, &rec, &Options::default());
+    assert!(!off.paths.contains_key(Path::new("app/lib/check.js")));
+}

@@ -1,7 +1,9 @@
 //! The static import closure: the modules and files that kept sources of an interpreted runtime
 //! name literally, kept where the image's own runtime would find them, and so on for what that
-//! added. One module per runtime: [`python`], [`ruby`].
+//! added. One module per runtime: [`python`], [`ruby`], [`node`].
 
+mod node;
+mod node_imports;
 mod python;
 mod python_imports;
 mod ruby;
@@ -12,15 +14,17 @@ use std::path::{Path, PathBuf};
 use super::KeepSet;
 use crate::image::tree::FileTree;
 
-/// Runs every runtime's closure over the kept set. `keep_closure` keeps a native file's ELF
-/// dependencies (an extension module's libraries).
+/// Runs every runtime's closure over the kept set. `env` is the image's environment (`K=V`);
+/// `keep_closure` keeps a native file's ELF dependencies (an extension module's libraries).
 pub(super) fn keep_static_imports(
     tree: &FileTree,
     set: &mut KeepSet,
+    env: &[String],
     keep_closure: &mut dyn FnMut(&mut KeepSet, &Path),
 ) {
     python::keep_python_imports(tree, set, keep_closure);
     ruby::keep_ruby_requires(tree, set, keep_closure);
+    node::keep_node_requires(tree, set, env, keep_closure);
 }
 
 /// The largest source file read for its imports.
