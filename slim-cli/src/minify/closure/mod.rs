@@ -1,7 +1,9 @@
 //! The static import closure: the modules and files that kept sources of an interpreted runtime
 //! name literally, kept where the image's own runtime would find them, and so on for what that
-//! added. One module per runtime: [`python`], [`ruby`].
+//! added. One module per runtime: [`python`], [`ruby`], [`perl`].
 
+mod perl;
+mod perl_imports;
 mod python;
 mod python_imports;
 mod ruby;
@@ -21,6 +23,7 @@ pub(super) fn keep_static_imports(
 ) {
     python::keep_python_imports(tree, set, keep_closure);
     ruby::keep_ruby_requires(tree, set, keep_closure);
+    perl::keep_perl_modules(tree, set, keep_closure);
 }
 
 /// The largest source file read for its imports.
