@@ -1,9 +1,11 @@
 //! The static import closure: the modules and files that kept sources of an interpreted runtime
 //! name literally, kept where the image's own runtime would find them, and so on for what that
-//! added. One module per runtime: [`python`], [`ruby`], [`perl`].
+//! added. One module per runtime: [`python`], [`ruby`], [`perl`], [`php`].
 
 mod perl;
 mod perl_imports;
+mod php;
+mod php_imports;
 mod python;
 mod python_imports;
 mod ruby;
@@ -24,6 +26,7 @@ pub(super) fn keep_static_imports(
     python::keep_python_imports(tree, set, keep_closure);
     ruby::keep_ruby_requires(tree, set, keep_closure);
     perl::keep_perl_modules(tree, set, keep_closure);
+    php::keep_php_includes(tree, set);
 }
 
 /// The largest source file read for its imports.
