@@ -7,6 +7,11 @@
 //!   off, the same held-out check fails: the test proves the mechanism, not luck.
 //! - The same for a Ruby app whose `/json` handler does `require 'json'` (json.rb, its
 //!   json/*.rb files and its C extension, found in Ruby's library and architecture directories).
+//! - The same for a Perl app whose held-out handlers `require JSON::PP` (pure Perl) and
+//!   `require Time::Piece` (with its XS library) inside subs, found in Debian's `@INC`.
+//! - The same for a PHP app (`php -S`) whose held-out handler does
+//!   `require_once __DIR__ . '/lib/render.php'` in a function, which includes `helpers.php` by
+//!   a relative path.
 
 mod support;
 
@@ -97,5 +102,31 @@ fn lazily_required_ruby_files_answer_held_out_endpoints() {
             "/usr/lib/ruby/3.1.0/json.rb",
             "/usr/lib/ruby/3.1.0/json/common.rb",
         ],
+    );
+}
+
+#[test]
+fn lazily_required_perl_modules_answer_held_out_endpoints() {
+    if !is_root("lazily_required_perl_modules_answer_held_out_endpoints") {
+        return;
+    }
+    held_out_endpoints_answer_only_with_the_closure(
+        "perl-lazy",
+        &[
+            "/usr/share/perl/5.36.0/JSON/PP.pm",
+            "/usr/lib/x86_64-linux-gnu/perl/5.36.0/Time/Piece.pm",
+            "/usr/lib/x86_64-linux-gnu/perl/5.36.0/auto/Time/Piece/Piece.so",
+        ],
+    );
+}
+
+#[test]
+fn lazily_included_php_files_answer_held_out_endpoints() {
+    if !is_root("lazily_included_php_files_answer_held_out_endpoints") {
+        return;
+    }
+    held_out_endpoints_answer_only_with_the_closure(
+        "php-lazy",
+        &["/app/lib/render.php", "/app/lib/helpers.php"],
     );
 }
