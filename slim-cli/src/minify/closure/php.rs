@@ -22,8 +22,11 @@ const INCLUDE_PATH: &[&str] = &["/usr/share/php", "/usr/local/lib/php"];
 /// absolute path is as it is; a relative one is searched where PHP looks: the include path (`.`,
 /// the working directory, which is not known here: taken as the including file's directory;
 /// then [`INCLUDE_PATH`]), then the including file's directory; `./x.php` and `../x.php` only
-/// in the working directory (taken the same way). Composer's class autoloading (a class file
-/// loaded when a class is first used) is not followed: it has no literal path.
+/// in the working directory (taken the same way). With Composer (a kept `vendor/autoload.php`
+/// or file under `vendor/composer/`), the classes a kept file names literally (`use A\\B;`,
+/// `new B`, `B::f()`, see [`php_imports::classes`]) are kept where its class map or PSR-4
+/// prefixes (`autoload_classmap.php`, `autoload_psr4.php`) put them; PSR-0 and `files`
+/// autoloading are not followed.
 pub(super) fn keep_php_includes(tree: &FileTree, set: &mut KeepSet) {
     let is_source = |p: &Path| {
         p.extension()
@@ -37,6 +40,10 @@ pub(super) fn keep_php_includes(tree: &FileTree, set: &mut KeepSet) {
         .iter()
         .map(PathBuf::from)
         .filter(|dir| resolve(tree, dir).target.is_some())
+        .collect();
+    let composer: Vec<Composer> = composer_dirs(set)
+        .iter()
+        .filter_map(|dir| Composer::read(tree, dir))
         .collect();
     let mut done: BTreeSet<PathBuf> = BTreeSet::new();
     while let Some(file) = work.pop() {
@@ -54,6 +61,25 @@ pub(super) fn keep_php_includes(tree: &FileTree, set: &mut KeepSet) {
                 include.line,
                 include.keyword
             ));
+        }
+        if !composer.is_empty() {
+            let source = String::from_utf8_lossy(&bytes);
+            let mut seen = BTreeSet::new();
+            for (class, _) in php_imports::classes(&source) {
+                if !seen.insert(class.clone()) {
+                    continue;
+                }
+                let detail = format!("autoloaded for /{} (static): {class}", file.display());
+                let found = composer
+                    .iter()
+                    .flat_map(|map| map.candidates(&class))
+                    .find_map(|candidate| keep_file(tree, set, &candidate, &detail));
+                if let Some(found) = found {
+                    if !done.contains(&found) {
+                        work.push(found);
+                    }
+                }
+            }
         }
         let detail = format!("included by /{} (static)", file.display());
         let here = Path::new("/").join(file.parent().unwrap_or(Path::new("")));
@@ -90,6 +116,78 @@ pub(super) fn keep_php_includes(tree: &FileTree, set: &mut KeepSet) {
                 }
             }
         }
+    }
+}
+
+/// The `vendor/composer` directories (tree paths) of the Composer autoloaders in use.
+fn composer_dirs(set: &KeepSet) -> BTreeSet<PathBuf> {
+    let mut dirs = BTreeSet::new();
+    for path in set.paths.keys() {
+        if path.ends_with("vendor/autoload.php") {
+            dirs.extend(path.parent().map(|vendor| vendor.join("composer")));
+        }
+        let mut parts = path.ancestors();
+        if let Some(dir) = parts.find(|a| a.ends_with("vendor/composer")) {
+            dirs.insert(dir.to_path_buf());
+        }
+    }
+    dirs
+}
+
+/// One Composer autoloader's maps, with absolute paths.
+struct Composer {
+    classmap: std::collections::BTreeMap<String, PathBuf>,
+    /// Namespace prefix (`Monolog\\`) -> directories, longest prefix first.
+    psr4: Vec<(String, Vec<PathBuf>)>,
+}
+
+impl Composer {
+    /// The maps in the Composer directory `dir` (tree path), if it has any.
+    fn read(tree: &FileTree, dir: &Path) -> Option<Composer> {
+        let vendor = Path::new("/").join(dir.parent()?);
+        let base = vendor.parent().unwrap_or(Path::new("/")).to_path_buf();
+        let map = |name: &str| -> Vec<(String, Vec<PathBuf>)> {
+            let Some(bytes) = tree.read(&dir.join(name), SOURCE_LIMIT) else {
+                return Vec::new();
+            };
+            php_imports::composer_map(&String::from_utf8_lossy(&bytes))
+                .into_iter()
+                .map(|(key, paths)| {
+                    let paths = paths
+                        .into_iter()
+                        .filter_map(|(var, rest)| {
+                            let root = match var.as_str() {
+                                "vendorDir" => &vendor,
+                                "baseDir" => &base,
+                                _ => return None,
+                            };
+                            Some(PathBuf::from(format!("{}{rest}", root.display())))
+                        })
+                        .collect();
+                    (key, paths)
+                })
+                .collect()
+        };
+        let classmap = map("autoload_classmap.php")
+            .into_iter()
+            .filter_map(|(class, mut paths)| Some((class, paths.pop()?)))
+            .collect();
+        let mut psr4 = map("autoload_psr4.php");
+        psr4.sort_by_key(|(prefix, _)| std::cmp::Reverse(prefix.len()));
+        let composer = Composer { classmap, psr4 };
+        (!composer.classmap.is_empty() || !composer.psr4.is_empty()).then_some(composer)
+    }
+
+    /// Where the autoloader would look for `class` (fully qualified), in its order.
+    fn candidates(&self, class: &str) -> Vec<PathBuf> {
+        let mut found: Vec<PathBuf> = self.classmap.get(class).cloned().into_iter().collect();
+        for (prefix, dirs) in &self.psr4 {
+            if let Some(rest) = class.strip_prefix(prefix.as_str()) {
+                let file = format!("{}.php", rest.replace('\\', "/"));
+                found.extend(dirs.iter().map(|dir| dir.join(&file)));
+            }
+        }
+        found
     }
 }
 
@@ -170,5 +268,71 @@ mod tests {
         );
         let off = select(&tree, &rec, &Options::default());
         assert!(!off.paths.contains_key(Path::new("var/www/lib/db.php")));
+    }
+
+    #[test]
+    fn composer_classes_named_literally_are_kept_where_the_autoloader_finds_them() {
+        let scratch = Scratch::new();
+        let (sources, refs) = scratch.layers(&[layer(&[
+            Dir("srv/"),
+            Dir("srv/public/"),
+            File(
+                "srv/public/index.php",
+                b"<?php\nrequire __DIR__ . '/../vendor/autoload.php';\nuse App\\Report;\n\
+                  function handler() {\n    return (new Report())->render();\n}\n",
+            ),
+            Dir("srv/src/"),
+            File(
+                "srv/src/Report.php",
+                b"<?php\nnamespace App;\nclass Report { function render() { \
+                  return \\Monolog\\Logger::NAME . Format::x(); } }\n",
+            ),
+            File("srv/src/Format.php", b"<?php\nnamespace App;\n"),
+            File("srv/src/Unused.php", b"<?php\n"),
+            Dir("srv/vendor/"),
+            File("srv/vendor/autoload.php", b"<?php\n"),
+            Dir("srv/vendor/composer/"),
+            File(
+                "srv/vendor/composer/autoload_psr4.php",
+                b"<?php\n$vendorDir = dirname(__DIR__);\n$baseDir = dirname($vendorDir);\n\
+                  return array(\n    'App\\\\' => array($baseDir . '/src'),\n);\n",
+            ),
+            File(
+                "srv/vendor/composer/autoload_classmap.php",
+                b"<?php\n$vendorDir = dirname(__DIR__);\nreturn array(\n    \
+                  'Monolog\\\\Logger' => $vendorDir . '/monolog/src/Logger.php',\n);\n",
+            ),
+            Dir("srv/vendor/monolog/"),
+            Dir("srv/vendor/monolog/src/"),
+            File("srv/vendor/monolog/src/Logger.php", b"<?php\n"),
+        ])]);
+        let tree = crate::image::flatten::flatten(sources, &refs).unwrap().0;
+        let mut rec = Recording::default();
+        for path in ["/srv/public/index.php", "/srv/vendor/autoload.php"] {
+            let touched = rec.paths.entry(std::path::PathBuf::from(path)).or_default();
+            touched.ok.insert(Use::Read);
+            touched.count = 1;
+        }
+        let options = Options {
+            static_imports: true,
+            ..Options::default()
+        };
+        let set = select(&tree, &rec, &options);
+        for kept in [
+            "srv/src/Report.php",
+            "srv/src/Format.php",
+            "srv/vendor/monolog/src/Logger.php",
+        ] {
+            assert_eq!(
+                set.paths.get(Path::new(kept)).map(|k| k.reason),
+                Some(Reason::StaticImport),
+                "{kept}"
+            );
+        }
+        assert_eq!(
+            set.paths[Path::new("srv/src/Report.php")].detail,
+            "autoloaded for /srv/public/index.php (static): App\\Report"
+        );
+        assert!(!set.paths.contains_key(Path::new("srv/src/Unused.php")));
     }
 }

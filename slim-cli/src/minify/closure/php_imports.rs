@@ -36,9 +36,11 @@ pub struct Computed {
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 enum Token {
-    /// A name or keyword, lowercased (`require_once`, `__dir__`, `dirname`, `foo\bar`).
-    Name(String),
-    Var,
+    /// A name or keyword: lowercased (`require_once`, `__dir__`, `dirname`, `foo\bar`), and
+    /// as written (`Foo\Bar`).
+    Name(String, String),
+    /// A variable, without its `$`.
+    Var(String),
     Number(String),
     /// A string: its text, and whether it interpolates (`"$x"`, `"{$x}"`, a heredoc's).
     Str(String, bool),
@@ -197,10 +199,12 @@ fn tokenize(source: &str) -> Vec<(Token, usize)> {
             }
             b'$' => {
                 i += 1;
+                let start = i;
                 while bytes.get(i).is_some_and(|&b| is_word(b)) {
                     i += 1;
                 }
-                tokens.push((Token::Var, line));
+                let name = String::from_utf8_lossy(&bytes[start..i]).into_owned();
+                tokens.push((Token::Var(name), line));
             }
             c if c.is_ascii_digit() => {
                 let start = i;
@@ -215,8 +219,8 @@ fn tokenize(source: &str) -> Vec<(Token, usize)> {
                 while bytes.get(i).is_some_and(|&b| is_word(b) || b == b'\\') {
                     i += 1;
                 }
-                let name = String::from_utf8_lossy(&bytes[start..i]).to_ascii_lowercase();
-                tokens.push((Token::Name(name), line));
+                let name = String::from_utf8_lossy(&bytes[start..i]).into_owned();
+                tokens.push((Token::Name(name.to_ascii_lowercase(), name), line));
             }
             c if c.is_ascii_whitespace() => i += 1,
             _ => {
@@ -233,8 +237,8 @@ fn tokenize(source: &str) -> Vec<(Token, usize)> {
 /// took.
 fn directory(tokens: &[&Token]) -> Option<(usize, usize)> {
     match tokens {
-        [Token::Name(n), ..] if n == "__dir__" => Some((0, 1)),
-        [Token::Name(f), Token::Op('('), Token::Name(arg), rest @ ..]
+        [Token::Name(n, _), ..] if n == "__dir__" => Some((0, 1)),
+        [Token::Name(f, _), Token::Op('('), Token::Name(arg, _), rest @ ..]
             if f == "dirname" || f == "\\dirname" =>
         {
             let extra = match arg.as_str() {
@@ -290,7 +294,7 @@ pub fn includes(source: &str) -> (Vec<Include>, Vec<Computed>) {
     let mut found = Vec::new();
     let mut computed = Vec::new();
     for (i, (token, line)) in tokens.iter().enumerate() {
-        let Token::Name(name) = token else {
+        let Token::Name(name, _) = token else {
             continue;
         };
         if !matches!(
@@ -303,7 +307,7 @@ pub fn includes(source: &str) -> (Vec<Include>, Vec<Computed>) {
         // function declared so: no include.
         let prev = i.checked_sub(1).map(|j| &tokens[j].0);
         let member = matches!(prev, Some(Token::Op('>' | ':')))
-            || matches!(prev, Some(Token::Name(n)) if n == "function" || n == "fn");
+            || matches!(prev, Some(Token::Name(n, _)) if n == "function" || n == "fn");
         if member {
             continue;
         }
@@ -315,7 +319,9 @@ pub fn includes(source: &str) -> (Vec<Include>, Vec<Computed>) {
             match token {
                 Token::Op(';') | Token::Close => break,
                 Token::Op(',' | '?' | ':' | '|' | '&') if depth == 0 => break,
-                Token::Name(n) if depth == 0 && matches!(n.as_str(), "or" | "and" | "xor") => break,
+                Token::Name(n, _) if depth == 0 && matches!(n.as_str(), "or" | "and" | "xor") => {
+                    break
+                }
                 Token::Op('(') => depth += 1,
                 Token::Op(')') => {
                     if depth == 0 {
@@ -341,6 +347,219 @@ pub fn includes(source: &str) -> (Vec<Include>, Vec<Computed>) {
         }
     }
     (found, computed)
+}
+
+/// The classes `source` names literally, fully qualified, for Composer's autoloader: `use
+/// A\B\C;` imports (`as`, lists and groups too) and the traits a class uses, and the names
+/// after `new`, `extends`, `implements`, `instanceof`, in `catch (...)` and before `::`,
+/// resolved against the file's `namespace` and imports as PHP does. With their lines.
+pub fn classes(source: &str) -> Vec<(String, usize)> {
+    let tokens = tokenize(source);
+    let mut found: Vec<(String, usize)> = Vec::new();
+    let mut namespace = String::new();
+    // Lowercased alias -> fully qualified name.
+    let mut imports: std::collections::BTreeMap<String, String> = Default::default();
+    // Open braces: true for a class's (or trait's, interface's, enum's) body.
+    let mut braces: Vec<bool> = Vec::new();
+    let mut class_pending = false;
+    let mut implements = false;
+    let mut catch_depth: Option<usize> = None;
+    let mut parens = 0usize;
+    let name_at = |i: usize| match tokens.get(i) {
+        Some((Token::Name(lower, name), _)) => Some((lower.as_str(), name.as_str())),
+        _ => None,
+    };
+    let qualify = |name: &str,
+                   namespace: &str,
+                   imports: &std::collections::BTreeMap<String, String>| {
+        if let Some(absolute) = name.strip_prefix('\\') {
+            return Some(absolute.to_owned());
+        }
+        let lower = name.to_ascii_lowercase();
+        if matches!(lower.as_str(), "self" | "static" | "parent" | "namespace") || name.is_empty() {
+            return None;
+        }
+        let (first, rest) = match name.split_once('\\') {
+            Some((first, rest)) => (first, Some(rest)),
+            None => (name, None),
+        };
+        if let Some(imported) = imports.get(&first.to_ascii_lowercase()) {
+            return Some(match rest {
+                Some(rest) => format!("{imported}\\{rest}"),
+                None => imported.clone(),
+            });
+        }
+        Some(match namespace {
+            "" => name.to_owned(),
+            ns => format!("{ns}\\{name}"),
+        })
+    };
+    let mut i = 0;
+    while i < tokens.len() {
+        let (token, line) = (&tokens[i].0, tokens[i].1);
+        let prev = i.checked_sub(1).map(|j| &tokens[j].0);
+        match token {
+            Token::Op('{') => {
+                braces.push(std::mem::take(&mut class_pending));
+                implements = false;
+            }
+            Token::Op('}') => {
+                braces.pop();
+            }
+            Token::Op('(') => parens += 1,
+            Token::Op(')') => {
+                parens = parens.saturating_sub(1);
+                if catch_depth.is_some_and(|d| parens < d) {
+                    catch_depth = None;
+                }
+            }
+            Token::Op(';') => implements = false,
+            _ => {}
+        }
+        let Token::Name(lower, name) = token else {
+            i += 1;
+            continue;
+        };
+        let member = matches!(prev, Some(Token::Op('>')))
+            || matches!(prev, Some(Token::Op(':')))
+                && i >= 2
+                && matches!(tokens[i - 2].0, Token::Op(':'));
+        if member {
+            i += 1;
+            continue;
+        }
+        match lower.as_str() {
+            "namespace" if !matches!(tokens.get(i + 1), Some((Token::Op('\\'), _))) => {
+                if let Some((_, ns)) = name_at(i + 1) {
+                    namespace = ns.trim_start_matches('\\').to_owned();
+                    imports.clear();
+                    i += 2;
+                    continue;
+                }
+            }
+            "class" | "trait" | "interface" | "enum" if !matches!(prev, Some(Token::Op(':'))) => {
+                class_pending = true;
+            }
+            "implements" => implements = true,
+            "catch" => catch_depth = Some(parens + 1),
+            "use" if !matches!(tokens.get(i + 1), Some((Token::Op('('), _))) => {
+                let trait_use = braces.last() == Some(&true);
+                let kind = name_at(i + 1).map(|(l, _)| l);
+                if matches!(kind, Some("function" | "const")) {
+                    i += 1;
+                    continue;
+                }
+                // Names to the `;` (or a trait block's `{`).
+                let mut j = i + 1;
+                let mut group: Option<String> = None;
+                while let Some((token, _)) = tokens.get(j) {
+                    match token {
+                        Token::Op(';') | Token::Close => break,
+                        Token::Op('{') if group.is_none() && !trait_use => {
+                            group = name_at(j - 1).map(|(_, n)| n.to_owned());
+                        }
+                        Token::Op('{') => break,
+                        Token::Op('}') => group = None,
+                        Token::Name(l, n) if l != "as" => {
+                            if name_at(j - 1).is_some_and(|(l, _)| l == "as") {
+                                // The alias of the name before `as`.
+                                if let (Some((_, imported)), false) = (name_at(j - 2), trait_use) {
+                                    let full = match &group {
+                                        Some(g) => {
+                                            format!("{}{imported}", g.trim_start_matches('\\'))
+                                        }
+                                        None => imported.trim_start_matches('\\').to_owned(),
+                                    };
+                                    imports.insert(l.clone(), full);
+                                }
+                            } else if !matches!(tokens.get(j + 1), Some((Token::Op('{'), _))) {
+                                let full = if trait_use {
+                                    qualify(n, &namespace, &imports)
+                                } else {
+                                    Some(match &group {
+                                        Some(g) => format!("{}{n}", g.trim_start_matches('\\')),
+                                        None => n.trim_start_matches('\\').to_owned(),
+                                    })
+                                };
+                                if let Some(full) = full {
+                                    if !trait_use {
+                                        let alias = full.rsplit('\\').next().unwrap_or(&full);
+                                        imports.insert(alias.to_ascii_lowercase(), full.clone());
+                                    }
+                                    found.push((full, line));
+                                }
+                            }
+                        }
+                        _ => {}
+                    }
+                    j += 1;
+                }
+                i = j;
+                continue;
+            }
+            _ => {}
+        }
+        let after = matches!(
+            prev,
+            Some(Token::Name(p, _)) if matches!(p.as_str(), "new" | "extends" | "implements" | "instanceof")
+        );
+        let listed = implements && matches!(prev, Some(Token::Op(',')));
+        let static_call = matches!(tokens.get(i + 1), Some((Token::Op(':'), _)))
+            && matches!(tokens.get(i + 2), Some((Token::Op(':'), _)));
+        let caught =
+            catch_depth.is_some() && !matches!(tokens.get(i + 1), Some((Token::Op('('), _)));
+        if after || listed || static_call || caught {
+            if let Some(full) = qualify(name, &namespace, &imports) {
+                found.push((full, line));
+            }
+        }
+        i += 1;
+    }
+    found
+}
+
+/// A Composer map (`vendor/composer/autoload_classmap.php`, `autoload_psr4.php`): each key (a
+/// class, or a namespace prefix) with the paths it maps to, as (variable, rest):
+/// `$vendorDir . '/foo/src'` is `("vendorDir", "/foo/src")`.
+pub fn composer_map(source: &str) -> Vec<(String, Vec<(String, String)>)> {
+    let tokens = tokenize(source);
+    let mut map = Vec::new();
+    let op_at = |i: usize, op: char| matches!(tokens.get(i), Some((Token::Op(o), _)) if *o == op);
+    for (i, (token, _)) in tokens.iter().enumerate() {
+        let Token::Str(key, false) = token else {
+            continue;
+        };
+        if !(op_at(i + 1, '=') && op_at(i + 2, '>')) {
+            continue;
+        }
+        let mut j = i + 3;
+        let list = match tokens.get(j) {
+            Some((Token::Name(array, _), _)) if array == "array" && op_at(j + 1, '(') => {
+                j += 2;
+                true
+            }
+            Some((Token::Op('['), _)) => {
+                j += 1;
+                true
+            }
+            _ => false,
+        };
+        let mut paths = Vec::new();
+        while let (Some((Token::Var(var), _)), true, Some((Token::Str(rest, false), _))) =
+            (tokens.get(j), op_at(j + 1, '.'), tokens.get(j + 2))
+        {
+            paths.push((var.clone(), rest.clone()));
+            j += 3;
+            if !(list && op_at(j, ',')) {
+                break;
+            }
+            j += 1;
+        }
+        if !paths.is_empty() {
+            map.push((key.clone(), paths));
+        }
+    }
+    map
 }
 
 #[cfg(test)]
@@ -429,5 +648,65 @@ mod tests {
         ] {
             let _ = includes(source);
         }
+    }
+
+    #[test]
+    fn classes_named_literally_are_fully_qualified() {
+        let source = "<?php\nnamespace App\\Http;\n\nuse Monolog\\Logger;\n\
+            use Symfony\\Component\\{Yaml\\Yaml, Finder\\Finder as Find};\n\
+            use function strlen;\n\
+            class Controller extends Base implements \\JsonSerializable, Contracts\\Handler {\n    \
+            use Helpers;\n    public function run() {\n        $l = new Logger('x');\n        \
+            $y = Yaml::parse('');\n        $f = new Find();\n        \
+            try { } catch (\\RuntimeException | Errors\\Bad $e) { }\n        \
+            $c = function () use ($l) { return new \\Vendor\\Thing(); };\n        \
+            // new Commented();\n        return $this->new;\n    }\n}\n";
+        let names: Vec<String> = classes(source).into_iter().map(|(c, _)| c).collect();
+        assert_eq!(
+            names,
+            [
+                "Monolog\\Logger",
+                "Symfony\\Component\\Yaml\\Yaml",
+                "Symfony\\Component\\Finder\\Finder",
+                "App\\Http\\Base",
+                "JsonSerializable",
+                "App\\Http\\Contracts\\Handler",
+                "App\\Http\\Helpers",
+                "Monolog\\Logger",
+                "Symfony\\Component\\Yaml\\Yaml",
+                "Symfony\\Component\\Finder\\Finder",
+                "RuntimeException",
+                "App\\Http\\Errors\\Bad",
+                "Vendor\\Thing",
+            ]
+        );
+    }
+
+    #[test]
+    fn composer_maps_are_read() {
+        let source = "<?php\n\n// autoload_psr4.php @generated by Composer\n\n\
+            $vendorDir = dirname(__DIR__);\n$baseDir = dirname($vendorDir);\n\nreturn array(\n    \
+            'Monolog\\\\' => array($vendorDir . '/monolog/monolog/src/Monolog'),\n    \
+            'App\\\\' => array($baseDir . '/src', $baseDir . '/lib'),\n    \
+            'Psr\\\\Log\\\\' => $vendorDir . '/psr/log/src',\n);\n";
+        let map = composer_map(source);
+        let expected: Vec<(String, Vec<(String, String)>)> = vec![
+            (
+                "Monolog\\".into(),
+                vec![("vendorDir".into(), "/monolog/monolog/src/Monolog".into())],
+            ),
+            (
+                "App\\".into(),
+                vec![
+                    ("baseDir".into(), "/src".into()),
+                    ("baseDir".into(), "/lib".into()),
+                ],
+            ),
+            (
+                "Psr\\Log\\".into(),
+                vec![("vendorDir".into(), "/psr/log/src".into())],
+            ),
+        ];
+        assert_eq!(map, expected);
     }
 }
