@@ -10,6 +10,11 @@
 //! - The same for a Node app whose `/version` handler requires its own `./lib/check.js`, which
 //!   requires Debian's `semver` (with `lru-cache`, another package) and `mime` from
 //!   `/usr/share/nodejs`, and the `crypto` built-in.
+//! - The same for a Perl app whose held-out handlers `require JSON::PP` (pure Perl) and
+//!   `require Time::Piece` (with its XS library) inside subs, found in Debian's `@INC`.
+//! - The same for a PHP app (`php -S`) whose held-out handler does
+//!   `require_once __DIR__ . '/lib/render.php'` in a function, which includes `helpers.php` by
+//!   a relative path.
 //! - A failed held-out check explains itself: the files the held-out checks used on the fat
 //!   image (recorded apart, not kept) and the slim image lacks are in `missing-paths.txt`, and
 //!   the same build given that file (`--include-path-file`) passes.
@@ -170,5 +175,31 @@ fn lazily_required_node_modules_answer_held_out_endpoints() {
             "/usr/share/nodejs/mime/index.js",
             "/usr/share/nodejs/mime/package.json",
         ],
+    );
+}
+
+#[test]
+fn lazily_required_perl_modules_answer_held_out_endpoints() {
+    if !is_root("lazily_required_perl_modules_answer_held_out_endpoints") {
+        return;
+    }
+    held_out_endpoints_answer_only_with_the_closure(
+        "perl-lazy",
+        &[
+            "/usr/share/perl/5.36.0/JSON/PP.pm",
+            "/usr/lib/x86_64-linux-gnu/perl/5.36.0/Time/Piece.pm",
+            "/usr/lib/x86_64-linux-gnu/perl/5.36.0/auto/Time/Piece/Piece.so",
+        ],
+    );
+}
+
+#[test]
+fn lazily_included_php_files_answer_held_out_endpoints() {
+    if !is_root("lazily_included_php_files_answer_held_out_endpoints") {
+        return;
+    }
+    held_out_endpoints_answer_only_with_the_closure(
+        "php-lazy",
+        &["/app/lib/render.php", "/app/lib/helpers.php"],
     );
 }

@@ -244,6 +244,18 @@ const APPS: &[BenchApp] = &[
         row: "node-lazy --static-imports off",
         ..bench_app("node-lazy", "node-lazy.json")
     },
+    bench_app("perl-lazy", "perl-lazy.json"),
+    BenchApp {
+        flags: STATIC_IMPORTS_OFF,
+        row: "perl-lazy --static-imports off",
+        ..bench_app("perl-lazy", "perl-lazy.json")
+    },
+    bench_app("php-lazy", "php-lazy.json"),
+    BenchApp {
+        flags: STATIC_IMPORTS_OFF,
+        row: "php-lazy --static-imports off",
+        ..bench_app("php-lazy", "php-lazy.json")
+    },
     // An init wrapper and idle threads blocked in poll/epoll_wait/sigtimedwait.
     bench_app("init-poll", ""),
     bench_app("nginx", "nginx.json"),

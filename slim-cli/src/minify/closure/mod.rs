@@ -1,9 +1,13 @@
 //! The static import closure: the modules and files that kept sources of an interpreted runtime
 //! name literally, kept where the image's own runtime would find them, and so on for what that
-//! added. One module per runtime: [`python`], [`ruby`], [`node`].
+//! added. One module per runtime: [`python`], [`ruby`], [`node`], [`perl`], [`php`].
 
 mod node;
 mod node_imports;
+mod perl;
+mod perl_imports;
+mod php;
+mod php_imports;
 mod python;
 mod python_imports;
 mod ruby;
@@ -25,6 +29,8 @@ pub(super) fn keep_static_imports(
     python::keep_python_imports(tree, set, keep_closure);
     ruby::keep_ruby_requires(tree, set, keep_closure);
     node::keep_node_requires(tree, set, env, keep_closure);
+    perl::keep_perl_modules(tree, set, keep_closure);
+    php::keep_php_includes(tree, set);
 }
 
 /// The largest source file read for its imports.

@@ -1,0 +1,4 @@
+<?php
+function clock_year($seconds) {
+    return gmdate('Y-m-d', $seconds) . "\n";
+}

@@ -1,0 +1,5 @@
+<?php
+function sorted($value) {
+    ksort($value);
+    return $value;
+}

@@ -1,0 +1,6 @@
+<?php
+require_once 'helpers.php';
+
+function render_json($value) {
+    return json_encode(sorted($value)) . "\n";
+}
