@@ -169,6 +169,19 @@ fn docker_slim_command_lines_run_unchanged() {
     assert_success(&out);
     let report = read_report(&out_dir.0);
     assert!(report["probes"].as_array().unwrap().is_empty(), "{report}");
+    // No probes: verified by the slim container running as long as the original did.
+    assert!(
+        report["verify"]["ran_like_original_s"]
+            .as_u64()
+            .is_some_and(|s| s >= 1),
+        "{}",
+        report["verify"]
+    );
+    let summary = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        summary.contains("like the original") && summary.contains("no probes"),
+        "{summary}"
+    );
 
     // The Raspberry Pi Go post, verbatim but for the names of the images.
     let go = app_image("go-static");

@@ -247,7 +247,7 @@ impl Run<'_> {
             None => "record",
         };
         crate::commands::hold(phase, self.shutdown).await?;
-        self.wait_continue().await?;
+        self.wait_continue(id).await?;
         let ran_ms = started_at.elapsed().as_millis();
         let state_at_end = self.engine.container_state(id).await.ok();
         let mut probes = probes;
@@ -471,16 +471,22 @@ impl Run<'_> {
         http::send(&request, Duration::from_secs(2)).await.is_ok()
     }
 
-    async fn wait_continue(&self) -> Result<()> {
+    async fn wait_continue(&self, id: &str) -> Result<()> {
         match &self.continue_after {
             ContinueAfter::Probe => {}
             ContinueAfter::Timeout(duration) if self.replay.is_some() => {
-                // A check with no probes: does it stay up as the original did?
-                tracing::debug!(
-                    seconds = duration.as_secs(),
-                    "running as long as the original"
-                );
-                tokio::time::sleep(*duration).await;
+                // A check with no probes: does it stay up (or end) as the original did? Until
+                // it ends or the time is up.
+                tracing::debug!(seconds = duration.as_secs(), "running as the original did");
+                let until = Instant::now() + *duration;
+                while Instant::now() < until {
+                    let running = self.engine.container_state(id).await.map(|s| s.running);
+                    if !running.unwrap_or(false) {
+                        break;
+                    }
+                    let left = until.saturating_duration_since(Instant::now());
+                    tokio::time::sleep(left.min(Duration::from_millis(250))).await;
+                }
             }
             ContinueAfter::Timeout(duration) => {
                 self.console.say(format!(

@@ -127,7 +127,18 @@ async fn verify_start(
 ) -> Result<Verify> {
     // With no probes, the check is that it starts and stays up as the original did.
     let no_probes = recorded.fat_run.probes.is_empty();
-    let stay_up = Duration::from_millis(recorded.fat_run.ran_ms as u64).min(NO_PROBE_RUN);
+    let fat_ran = Duration::from_millis(recorded.fat_run.ran_ms as u64);
+    let fat_exited = recorded
+        .fat_run
+        .state_at_end
+        .as_ref()
+        .is_some_and(|s| !s.running);
+    // Up to as long as the original ran (at most NO_PROBE_RUN), or, if it ended by itself,
+    // until this one ends too (with some slack).
+    let stay_up = match fat_exited {
+        true => fat_ran + NO_PROBE_SLACK,
+        false => fat_ran.min(NO_PROBE_RUN),
+    };
     let mut spec = recorded.spec.clone();
     spec.image = check.image.to_owned();
     spec.seccomp = check.seccomp.map(|(profile, _)| profile.to_docker_json());
@@ -206,11 +217,16 @@ async fn verify_start(
 
 /// Longest a check with no probes runs to see that it stays up like the original.
 const NO_PROBE_RUN: Duration = Duration::from_secs(10);
+/// How much longer than the original a checked image that should end by itself may take.
+const NO_PROBE_SLACK: Duration = Duration::from_secs(5);
 
 /// For a run with no probes: the checked container must be as the original was after the same
 /// time (still running, or exited by itself with the same code).
 fn ran_like(fat: &RunOutcome, checked: &RunOutcome, ran: Duration, verify: &mut Verify) {
-    let seconds = ran.as_secs().max(1);
+    let seconds = Duration::from_millis(checked.ran_ms as u64)
+        .min(ran)
+        .as_secs()
+        .max(1);
     let describe = |state: Option<&ContainerState>| match state {
         Some(s) if s.running => format!("running after {seconds} s"),
         Some(s) => format!("exited with code {} within {seconds} s", s.exit_code),
