@@ -105,8 +105,11 @@ fn held_out_endpoints_answer_only_with_the_closure(app: &str, kept: &[&str]) {
     let missing = std::fs::read_to_string(&missing_file).unwrap();
     let named: Vec<&str> = missing.lines().filter(|l| !l.starts_with('#')).collect();
     for path in kept {
+        // Named as the app used it: maybe through a symlink (Perl's 5.36 -> 5.36.0).
+        let tail: Vec<&str> = path.rsplit('/').take(2).collect();
+        let tail = format!("/{}/{}", tail[1], tail[0]);
         assert!(
-            named.contains(path),
+            named.iter().any(|n| n.ends_with(&tail)),
             "{path} not in missing-paths.txt:\n{missing}"
         );
     }
