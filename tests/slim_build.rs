@@ -688,3 +688,68 @@ fn an_image_id_as_target_does_not_panic() {
         );
     }
 }
+
+/// The image's own HEALTHCHECK runs as a probe while recording and verifying: what only it
+/// uses (a shell and `cat`, which the Python server never runs) is kept, so the engine's
+/// health checks still pass on the slim image; with `--healthcheck-probe off` it is not.
+#[test]
+fn the_images_healthcheck_is_a_probe() {
+    if !is_root("the_images_healthcheck_is_a_probe") {
+        return;
+    }
+    let _serial = serial();
+    let base = app_image("python-http");
+    let fat = "slim-test/python-healthcheck:fat";
+    build_image(
+        fat,
+        &format!(
+            "FROM {base}\nHEALTHCHECK --interval=5m CMD cat /srv/about.html >/dev/null || exit 1\n"
+        ),
+    );
+    let _fat = Image(fat.into());
+    let build = |tag: &str, extra: &[&str]| {
+        let out_dir = TempDir::new("healthcheck");
+        let out = slim()
+            .args(["build", "--tag", tag, "--output-dir"])
+            .arg(&out_dir.0)
+            .args(extra)
+            .arg(fat)
+            .output()
+            .unwrap();
+        assert_success(&out);
+        let files = std::fs::read_to_string(out_dir.0.join("files.txt")).unwrap();
+        (read_report(&out_dir.0), files, out_dir)
+    };
+    let tag = "slim-test/python-healthcheck.slim:test";
+    let _slim = Image(tag.into());
+    let (report, files, _dir) = build(tag, &[]);
+    let probes = report["probes"].as_array().unwrap();
+    let check = probes
+        .iter()
+        .find(|p| {
+            p["name"]
+                .as_str()
+                .is_some_and(|n| n.starts_with("healthcheck: "))
+        })
+        .unwrap_or_else(|| panic!("no healthcheck probe: {probes:?}"));
+    assert_eq!(check["exit_code"], 0, "{check}");
+    assert_eq!(report["verify"]["matched"], report["verify"]["probes"]);
+    let kept = |name: &str| {
+        files
+            .lines()
+            .any(|l| l.split('\t').next().is_some_and(|p| p.ends_with(name)))
+    };
+    assert!(
+        kept("/bin/cat") && kept("/bin/dash"),
+        "the healthcheck's programs are not kept"
+    );
+
+    let off_tag = "slim-test/python-healthcheck.slim:off";
+    let _off = Image(off_tag.into());
+    let (_, off_files, _off_dir) = build(off_tag, &["--healthcheck-probe", "off"]);
+    assert!(
+        !off_files.lines().any(|l| l.starts_with("/usr/bin/cat\t")),
+        "cat kept without the healthcheck probe"
+    );
+    assert!(slim_containers().is_empty(), "containers left behind");
+}

@@ -25,7 +25,8 @@ commands:
   demo           set up, build, and show slim on a sample
   fixtures       set up, and build the test base images (Debian amd64, and arm64 for qemu)
   dist           static, stripped slim binaries (x86_64 and aarch64 musl) and SHA256SUMS in target/dist
-  test-vm ARCH   set up, and run the kernel test bench in Debian's own ARCH kernel (amd64, arm64)
+  test-vm ARCH   set up, and run the kernel test bench in Debian's own ARCH kernel (amd64, arm64,
+                 or all: every machine at once)
   bench [NAME]   run benchmarks (recorder, image) and write bench/results.json and bench/results.md
   fuzz [SECONDS] fuzz the image layer and archive readers (cargo-fuzz, SECONDS each)
   gen-syscalls   regenerate syscall name tables from libseccomp 2.6.0 (fetches Debian trixie's

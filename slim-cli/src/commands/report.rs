@@ -258,6 +258,8 @@ pub struct Report {
     /// Imports of a computed name the static import closure could not follow
     /// (`/path.py:LINE expression`).
     pub dynamic_imports: Vec<String>,
+    /// What the static import closure added, per runtime (`python`: files and bytes).
+    pub static_imports: BTreeMap<String, crate::minify::Added>,
     /// The app's own trees and language packages the app-owned rule looked at: kept whole, or
     /// past the budget.
     pub app_owned: crate::minify::app_owned::AppOwned,

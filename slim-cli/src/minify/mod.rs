@@ -142,6 +142,8 @@ pub struct KeepSet {
     pub dynamic_imports: Vec<String>,
     /// The trees the app-owned rule looked at ([`app_owned`]).
     pub app_owned: app_owned::AppOwned,
+    /// The runtime whose closure kept each path kept for a static import (`python`, `node`).
+    pub imported_for: BTreeMap<PathBuf, &'static str>,
 }
 
 /// A directory tree the app keeps state in (a database's data directory, a spool, a cache it
@@ -795,6 +797,8 @@ pub struct Summary {
     pub kept_bytes_by_reason: BTreeMap<String, u64>,
     /// Imports the static import closure could not follow (see [`KeepSet::dynamic_imports`]).
     pub dynamic_imports: Vec<String>,
+    /// What the static import closure added, per runtime.
+    pub static_imports: BTreeMap<String, Added>,
     /// The largest kept files, biggest first: what dominates the slim image.
     pub largest: Vec<LargeFile>,
 }
@@ -813,6 +817,13 @@ pub struct LargeFile {
 pub const LARGEST_LISTED: usize = 10;
 
 /// Counts what `set` keeps and leaves out of `tree`.
+/// Paths and bytes something added to the slim image.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Added {
+    pub files: u64,
+    pub bytes: u64,
+}
+
 pub fn summarize(tree: &FileTree, set: &KeepSet) -> Summary {
     let closed = crate::image::writer::close_selection(tree, &set.paths.keys().cloned().collect());
     let mut summary = Summary {
@@ -845,6 +856,14 @@ pub fn summarize(tree: &FileTree, set: &KeepSet) -> Summary {
                     .kept_bytes_by_reason
                     .entry(kept.reason.as_str().to_owned())
                     .or_default() += size;
+                if let Some(runtime) = set.imported_for.get(path) {
+                    let added = summary
+                        .static_imports
+                        .entry((*runtime).to_owned())
+                        .or_default();
+                    added.files += 1;
+                    added.bytes += size;
+                }
                 match kept.reason {
                     Reason::Executed | Reason::Interpreter | Reason::Opened => {
                         summary.opened_bytes += size;

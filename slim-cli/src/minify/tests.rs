@@ -411,6 +411,13 @@ fn python_modules_imported_by_literal_name_are_kept_where_python_finds_them() {
     assert!(!set.paths.contains_key(&lib.join("json/tool.py")));
     assert!(!set.paths.contains_key(&lib.join("smtplib.py")));
     assert_eq!(set.dynamic_imports, ["/app/app.py:5 import_module(...)"]);
+    // Each file the closure kept is counted for the runtime whose imports named it.
+    assert_eq!(
+        set.imported_for[&lib.join("json/decoder.py")],
+        "python",
+        "{:?}",
+        set.imported_for
+    );
     // Off: only what the recording saw.
     let off = select(&tree, &rec, &Options::default());
     assert!(!off.paths.contains_key(&lib.join("json/__init__.py")));

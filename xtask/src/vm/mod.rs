@@ -85,7 +85,7 @@ const VM_TIMEOUT: Duration = Duration::from_secs(25 * 60);
 pub fn run(args: &[String]) -> Result<()> {
     let Some(arch) = args.first() else {
         bail!(
-            "usage: cargo xtask test-vm <{}>",
+            "usage: cargo xtask test-vm <{}|all>",
             MACHINES
                 .iter()
                 .map(|m| m.arch)
@@ -93,14 +93,70 @@ pub fn run(args: &[String]) -> Result<()> {
                 .join("|")
         );
     };
+    if arch == "all" {
+        return run_all();
+    }
     let machine = MACHINES
         .iter()
         .find(|m| m.arch == arch)
         .with_context(|| format!("no test machine {arch}"))?;
-    test_vm(machine)
+    boot(prepare(machine)?)
 }
 
-fn test_vm(machine: &Machine) -> Result<()> {
+/// Runs the bench on every machine at once: each is prepared in turn (downloads, cross
+/// builds, the engine's images), then all boot together. Software emulation leaves much of a
+/// core idle while a guest waits (its engine, its timers), so together they take much less
+/// than one after the other. Every machine's result is reported; the error names the failed.
+pub fn run_all() -> Result<()> {
+    let mut prepared = Vec::new();
+    let mut failed: Vec<&str> = Vec::new();
+    for machine in MACHINES {
+        match prepare(machine) {
+            Ok(ready) => prepared.push(ready),
+            Err(err) => {
+                eprintln!("test-vm {}: {err:#}", machine.arch);
+                failed.push(machine.arch);
+            }
+        }
+    }
+    let runs: Vec<_> = prepared
+        .into_iter()
+        .map(|ready| {
+            let arch = ready.machine.arch;
+            (arch, std::thread::spawn(move || boot(ready)))
+        })
+        .collect();
+    for (arch, run) in runs {
+        let outcome = run
+            .join()
+            .unwrap_or_else(|_| Err(anyhow::anyhow!("the VM thread panicked")));
+        if let Err(err) = outcome {
+            eprintln!("test-vm {arch}: {err:#}");
+            failed.push(arch);
+        }
+    }
+    if !failed.is_empty() {
+        bail!("the kernel test bench failed on {}", failed.join(", "));
+    }
+    Ok(())
+}
+
+/// A machine ready to boot.
+struct Prepared {
+    machine: &'static Machine,
+    qemu: PathBuf,
+    kernel: PathBuf,
+    kernel_release: String,
+    initrd: PathBuf,
+    disk: PathBuf,
+    payload: PathBuf,
+    console: PathBuf,
+    started: Instant,
+    prepared: Duration,
+}
+
+/// Downloads and builds what the machine needs: kernel, root disk, initramfs, payload.
+fn prepare(machine: &'static Machine) -> Result<Prepared> {
     let started = Instant::now();
     let qemu = which(machine.qemu).with_context(|| {
         format!(
@@ -116,27 +172,43 @@ fn test_vm(machine: &Machine) -> Result<()> {
     let initrd = work.join("initramfs.cpio");
     assets::initramfs(machine, &kernel, &initrd)?;
     let payload = payload(machine, &work)?;
-    let prepared = started.elapsed();
+    Ok(Prepared {
+        machine,
+        qemu,
+        kernel: kernel.image.clone(),
+        kernel_release: kernel.release.clone(),
+        initrd,
+        disk,
+        payload,
+        console: work.join("console.log"),
+        started,
+        prepared: started.elapsed(),
+    })
+}
 
-    let console = work.join("console.log");
+/// Boots the prepared machine and runs the guest tests.
+fn boot(ready: Prepared) -> Result<()> {
+    let machine = ready.machine;
+    let console = &ready.console;
     println!(
-        "vm: booting {} {} under {} (software emulation); console: {}",
+        "vm {}: booting {} {} under {} (software emulation); console: {}",
+        machine.arch,
         machine.kernel_meta,
-        kernel.release,
+        ready.kernel_release,
         machine.qemu,
         console.display()
     );
     let booted = Instant::now();
-    let mut qemu = Command::new(qemu);
+    let mut qemu = Command::new(&ready.qemu);
     qemu.args(machine.qemu_args)
         .args([
             "-m", "3072", "-smp", "2", "-display", "none", "-monitor", "none",
         ])
         .args(["-serial", "stdio", "-no-reboot", "-nic", "none"])
         .arg("-kernel")
-        .arg(&kernel.image)
+        .arg(&ready.kernel)
         .arg("-initrd")
-        .arg(&initrd)
+        .arg(&ready.initrd)
         .args([
             "-append",
             &format!("console={} panic=-1 loglevel=3", machine.console),
@@ -144,10 +216,13 @@ fn test_vm(machine: &Machine) -> Result<()> {
         .arg("-drive")
         .arg(format!(
             "file={},format=raw,if=virtio,snapshot=on",
-            disk.display()
+            ready.disk.display()
         ))
         .arg("-drive")
-        .arg(format!("file={},format=raw,if=virtio", payload.display()))
+        .arg(format!(
+            "file={},format=raw,if=virtio",
+            ready.payload.display()
+        ))
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit());
@@ -160,17 +235,17 @@ fn test_vm(machine: &Machine) -> Result<()> {
         });
     }
     let child = Guard(qemu.spawn().context("cannot start qemu")?);
-    let outcome = watch(child, &console);
-    let _ = fs::remove_file(&payload);
+    let outcome = watch(child, console, machine.arch);
+    let _ = fs::remove_file(&ready.payload);
     let outcome = outcome?;
     println!(
         "vm {}: prepare {:.0}s, VM {:.0}s (boot to init {}, engine start {}), total {:.0}s",
         machine.arch,
-        prepared.as_secs_f64(),
+        ready.prepared.as_secs_f64(),
         booted.elapsed().as_secs_f64(),
         outcome.timing("boot"),
         outcome.timing("engine"),
-        started.elapsed().as_secs_f64()
+        ready.started.elapsed().as_secs_f64()
     );
     match (outcome.passed, outcome.failed, outcome.finished) {
         (_, _, false) => bail!(
@@ -216,7 +291,7 @@ impl Outcome {
 
 /// Streams the console into `log`, printing the guest's own lines, until qemu exits or the
 /// timeout passes.
-fn watch(mut qemu: Guard, log: &Path) -> Result<Outcome> {
+fn watch(mut qemu: Guard, log: &Path, arch: &str) -> Result<Outcome> {
     let stdout = qemu.0.stdout.take().context("qemu stdout")?;
     let mut file = fs::File::create(log)?;
     let deadline = Instant::now() + VM_TIMEOUT;
@@ -248,7 +323,7 @@ fn watch(mut qemu: Guard, log: &Path) -> Result<Outcome> {
         };
         writeln!(file, "{line}")?;
         if line.starts_with("kernel: ") || line.starts_with("vm-test") {
-            println!("{line}");
+            println!("[{arch}] {line}");
         }
         if let Some(rest) = line.strip_prefix("vm-timing: ") {
             if let Some((name, value)) = rest.split_once('=') {

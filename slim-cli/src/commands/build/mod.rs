@@ -299,6 +299,7 @@ impl Finish<'_> {
             kept: summary.kept_by_reason.clone(),
             kept_bytes: summary.kept_bytes_by_reason.clone(),
             dynamic_imports: summary.dynamic_imports.clone(),
+            static_imports: summary.static_imports.clone(),
             app_owned: selected.keep.app_owned.clone(),
             kept_files: summary.kept_files,
             largest_kept: summary.largest.clone(),

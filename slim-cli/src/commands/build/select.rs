@@ -58,10 +58,19 @@ impl Selected {
                 .get("static-import")
                 .copied()
                 .unwrap_or(0);
+            let by_runtime: Vec<String> = self
+                .summary
+                .static_imports
+                .iter()
+                .map(|(runtime, added)| {
+                    format!("{runtime} {} ({})", added.files, human_bytes(added.bytes))
+                })
+                .collect();
             line.push_str(&format!(
-                "\n      imports   {files} paths ({}) named by kept sources' imports; {} \
+                "\n      imports   {files} paths ({}) named by kept sources' imports [{}]; {} \
                  computed imports not followed (report.json dynamic_imports)",
                 human_bytes(bytes),
+                by_runtime.join(", "),
                 self.summary.dynamic_imports.len()
             ));
         }

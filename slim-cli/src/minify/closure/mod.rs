@@ -15,7 +15,7 @@ mod ruby_imports;
 
 use std::path::{Path, PathBuf};
 
-use super::KeepSet;
+use super::{KeepSet, Reason};
 use crate::image::tree::FileTree;
 
 /// Runs every runtime's closure over the kept set. `env` is the image's environment (`K=V`);
@@ -27,10 +27,30 @@ pub(super) fn keep_static_imports(
     keep_closure: &mut dyn FnMut(&mut KeepSet, &Path),
 ) {
     python::keep_python_imports(tree, set, keep_closure);
+    attribute(set, "python");
     ruby::keep_ruby_requires(tree, set, keep_closure);
+    attribute(set, "ruby");
     node::keep_node_requires(tree, set, env, keep_closure);
+    attribute(set, "node");
     perl::keep_perl_modules(tree, set, keep_closure);
+    attribute(set, "perl");
     php::keep_php_includes(tree, set);
+    attribute(set, "php");
+}
+
+/// Files the closure kept that no runtime has been named for yet are `runtime`'s.
+fn attribute(set: &mut KeepSet, runtime: &'static str) {
+    let new: Vec<PathBuf> = set
+        .paths
+        .iter()
+        .filter(|(path, kept)| {
+            kept.reason == Reason::StaticImport && !set.imported_for.contains_key(*path)
+        })
+        .map(|(path, _)| path.clone())
+        .collect();
+    for path in new {
+        set.imported_for.insert(path, runtime);
+    }
 }
 
 /// The largest source file read for its imports.
