@@ -11,7 +11,7 @@ use std::{
 
 use serde::Serialize;
 
-use super::{resolve::resolve, KeepSet, Reason};
+use super::{resolve::resolve, KeepSet, Reason, Why};
 use crate::image::tree::{FileTree, Kind};
 
 /// Directories that are the system's, not an app's, even when the app runs from them: there
@@ -275,9 +275,10 @@ pub(super) fn keep_app_owned(
             continue;
         }
         left -= bytes;
-        let detail = match kind {
-            "app" => format!("in the app's tree /{}", dir.display()),
-            _ => format!("in the package /{}", dir.display()),
+        let root = Path::new("/").join(&dir);
+        let why = match kind {
+            "app" => Why::InAppTree { root },
+            _ => Why::InPackage { root },
         };
         for path in paths {
             let native = tree.get(&path).is_some_and(|e| {
@@ -285,13 +286,13 @@ pub(super) fn keep_app_owned(
                 e.kind == Kind::File
                     && (e.mode & 0o111 != 0 || name.ends_with(".so") || name.contains(".so."))
             }) || path.extension().is_some_and(|x| x == "node");
-            set.keep(path.clone(), Reason::AppOwned, || detail.clone());
+            set.keep(path.clone(), Reason::AppOwned, || why.clone());
             if native {
                 keep_closure(set, &path);
             }
         }
         // The way to the tree (its parents), and symlinks in it that lead out of it.
-        set.keep_resolved(tree, &Path::new("/").join(&dir), Reason::AppOwned, &detail);
+        set.keep_resolved(tree, &Path::new("/").join(&dir), Reason::AppOwned, &why);
     }
     report
 }
@@ -426,7 +427,10 @@ mod tests {
             "usr/lib/python3/site-packages/requests/__init__.py",
             "var/www/vendor/monolog/monolog/src/Logger.php",
         ] {
-            set.keep(PathBuf::from(used), Reason::Opened, String::new);
+            set.keep(PathBuf::from(used), Reason::Opened, || Why::Touched {
+                uses: vec![crate::recording::Use::Read],
+                count: 1,
+            });
         }
         let report = keep_app_owned(
             &tree,

@@ -606,7 +606,7 @@ fn package_phase(
     work: &WorkDir,
 ) -> Result<(Arc<FileTree>, Option<crate::packages::Report>)> {
     use crate::{
-        minify::{Kept, Reason},
+        minify::{Kept, Reason, Why},
         packages,
     };
     let selection = selected.selection();
@@ -622,7 +622,7 @@ fn package_phase(
     for path in added {
         selected.keep.paths.entry(path).or_insert_with(|| Kept {
             reason: Reason::PackageDb,
-            detail: "read by vulnerability scanners".into(),
+            why: Why::Rule("read by vulnerability scanners"),
         });
     }
     let report = packages::report(&pruned, mode, packages::distro(&recorded.fat.tree));

@@ -341,7 +341,7 @@ mod tests {
     fn what_held_out_checks_used_and_the_slim_image_lacks_is_named() {
         use crate::{
             image::tree::Entry,
-            minify::{Kept, Reason},
+            minify::{Kept, Reason, Why},
             recording::Use,
         };
         let mut tree = FileTree::default();
@@ -361,7 +361,10 @@ mod tests {
         for path in ["lib", "usr/lib/json/__init__.py"] {
             let kept = Kept {
                 reason: Reason::Opened,
-                detail: String::new(),
+                why: Why::Touched {
+                    uses: vec![Use::Read],
+                    count: 1,
+                },
             };
             keep.paths.insert(PathBuf::from(path), kept);
         }
