@@ -89,14 +89,52 @@ impl Reason {
     }
 }
 
-/// The always-keep groups, each switchable off with `--skip-keep NAME`.
-pub const DEFAULT_GROUPS: &[&str] = &["users", "dns", "certs", "tmp", "state", "app"];
+/// The always-keep groups, each switchable off with `--skip-keep NAME` (the command line's
+/// names are [`KeepGroup::name`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum KeepGroup {
+    /// /etc/passwd and /etc/group.
+    Users,
+    /// Name resolution: its configuration files and glibc's NSS modules.
+    Dns,
+    /// The CA bundle.
+    Certs,
+    /// Scratch directories (/tmp, /var/tmp, /run).
+    Tmp,
+    /// Trees the app writes state in, kept whole.
+    State,
+    /// The app's own trees and language packages, kept whole.
+    App,
+}
+
+impl KeepGroup {
+    pub const ALL: &'static [Self] = &[
+        Self::Users,
+        Self::Dns,
+        Self::Certs,
+        Self::Tmp,
+        Self::State,
+        Self::App,
+    ];
+
+    /// Its name on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Users => "users",
+            Self::Dns => "dns",
+            Self::Certs => "certs",
+            Self::Tmp => "tmp",
+            Self::State => "state",
+            Self::App => "app",
+        }
+    }
+}
 
 /// User choices that shape the keep set.
 #[derive(Clone, Debug, Default)]
 pub struct Options {
     /// Always-keep groups switched off.
-    pub skip_groups: BTreeSet<String>,
+    pub skip_groups: BTreeSet<KeepGroup>,
     pub include_paths: Vec<String>,
     pub preserve_paths: Vec<String>,
     pub include_bins: Vec<String>,
@@ -307,7 +345,7 @@ pub fn select(tree: &FileTree, recording: &Recording, options: &Options) -> Keep
     if options.static_imports {
         closure::keep_static_imports(tree, &mut set, &options.env, &mut keep_closure);
     }
-    if !options.skip_groups.contains("app") {
+    if !options.skip_groups.contains(&KeepGroup::App) {
         // After the closure, so that the packages it imported from are kept whole too; and
         // the closure again, for the imports of the app's own code kept so.
         let owned = crate::packages::owned_paths(tree);
@@ -352,7 +390,7 @@ pub fn select(tree: &FileTree, recording: &Recording, options: &Options) -> Keep
             &Why::Rule("declared VOLUME: the engine copies its content into a new volume"),
         );
     }
-    if !options.skip_groups.contains("state") {
+    if !options.skip_groups.contains(&KeepGroup::State) {
         keep_state(tree, recording, options, &mut set);
     }
     always_keep(tree, options, &mut set, &mut keep_closure);
@@ -641,8 +679,8 @@ fn always_keep(
     set: &mut KeepSet,
     keep_closure: &mut dyn FnMut(&mut KeepSet, &Path),
 ) {
-    let on = |group: &str| !options.skip_groups.contains(group);
-    if on("users") {
+    let on = |group: KeepGroup| !options.skip_groups.contains(&group);
+    if on(KeepGroup::Users) {
         // getpwnam/getgrnam (user switching, `ls -l`, many servers at start-up) read these.
         for path in ["/etc/passwd", "/etc/group"] {
             set.keep_resolved(
@@ -653,7 +691,7 @@ fn always_keep(
             );
         }
     }
-    if on("dns") {
+    if on(KeepGroup::Dns) {
         // Name resolution: glibc reads nsswitch.conf and host.conf, then hosts; getservbyname and
         // getprotobyname read services and protocols (a missing /etc/protocols broke images).
         for path in [
@@ -746,8 +784,8 @@ fn loaded_by_glibc(tree: &FileTree, path: &Path) -> bool {
 
 /// The CA bundle and scratch directories of the always-keep set.
 fn keep_certs_and_tmp(tree: &FileTree, options: &Options, set: &mut KeepSet) {
-    let on = |group: &str| !options.skip_groups.contains(group);
-    if on("certs") || options.include_cert_all {
+    let on = |group: KeepGroup| !options.skip_groups.contains(&group);
+    if on(KeepGroup::Certs) || options.include_cert_all {
         // TLS clients need the CA bundle; its usual locations across distributions.
         for path in [
             "/etc/ssl/certs/ca-certificates.crt",
@@ -779,7 +817,7 @@ fn keep_certs_and_tmp(tree: &FileTree, options: &Options, set: &mut KeepSet) {
             );
         }
     }
-    if on("tmp") {
+    if on(KeepGroup::Tmp) {
         // Scratch directories apps write to at run time, with their modes (1777).
         for path in ["/tmp", "/var/tmp", "/run"] {
             set.keep_resolved(

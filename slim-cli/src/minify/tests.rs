@@ -80,7 +80,7 @@ fn touched_paths_are_resolved_in_the_image_with_their_symlinks() {
         ("/proc/self/status", Use::Read, true),
     ]);
     let options = Options {
-        skip_groups: DEFAULT_GROUPS.iter().map(|g| g.to_string()).collect(),
+        skip_groups: KeepGroup::ALL.iter().copied().collect(),
         ..Default::default()
     };
     let set = select(&image(), &rec, &options);
@@ -112,7 +112,7 @@ fn always_keep_groups_and_their_switches() {
     );
     assert_eq!(set.paths[Path::new("tmp")].reason, Reason::TempDirs);
     let mut options = Options::default();
-    options.skip_groups.insert("users".into());
+    options.skip_groups.insert(KeepGroup::Users);
     let set = select(&image(), &rec, &options);
     assert!(!set.paths.contains_key(Path::new("etc/passwd")));
 }
@@ -124,7 +124,7 @@ fn includes_and_excludes() {
         include_paths: vec!["/srv".into()],
         include_exes: vec!["app".into()],
         exclude_patterns: vec!["/srv/**/*.js".into()],
-        skip_groups: DEFAULT_GROUPS.iter().map(|g| g.to_string()).collect(),
+        skip_groups: KeepGroup::ALL.iter().copied().collect(),
         ..Default::default()
     };
     let set = select(&image(), &rec, &options);
@@ -145,7 +145,7 @@ fn summary_counts_removed_bytes_per_top_directory() {
         ("/etc/app.conf", Use::Read, true),
     ]);
     let options = Options {
-        skip_groups: DEFAULT_GROUPS.iter().map(|g| g.to_string()).collect(),
+        skip_groups: KeepGroup::ALL.iter().copied().collect(),
         ..Default::default()
     };
     let tree = image();
@@ -235,7 +235,7 @@ fn a_tree_the_app_writes_state_in_is_kept_whole_and_nothing_around_it() {
     }
     // The rule can be switched off, and its files excluded.
     let off = Options {
-        skip_groups: ["state".to_owned()].into(),
+        skip_groups: [KeepGroup::State].into(),
         ..Default::default()
     };
     let set = select(&database_image(), &rec, &off);

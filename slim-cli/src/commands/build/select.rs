@@ -146,17 +146,8 @@ pub fn options(args: &BuildArgs, input: &Input) -> Result<minify::Options> {
         &args.preserve_path_file,
         "--preserve-path-file",
     )?;
-    for group in &args.skip_keep {
-        if !minify::DEFAULT_GROUPS.contains(&group.as_str()) {
-            return Err(UsageError::new(
-                format!("--skip-keep {group}: no such group"),
-                format!("groups: {}", minify::DEFAULT_GROUPS.join(", ")),
-            )
-            .into());
-        }
-    }
     Ok(minify::Options {
-        skip_groups: args.skip_keep.iter().cloned().collect(),
+        skip_groups: args.skip_keep.iter().copied().collect(),
         include_paths,
         preserve_paths,
         include_bins,
