@@ -68,13 +68,23 @@ const SYSTEM_DIRS: &[&str] = &[
 /// Version-control directories: never what an app reads at run time, often large.
 const VCS_DIRS: &[&str] = &[".git", ".hg", ".svn"];
 
+/// What kind of tree the app owns; report.json names it in lowercase.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TreeKind {
+    /// A working or program directory.
+    App,
+    /// A language package.
+    Package,
+}
+
 /// A tree the rule looked at.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct AppTree {
     /// Absolute path of the tree (`/app`, `/app/node_modules/express`).
     pub path: String,
     /// `app` (a working or program directory) or `package` (a language package).
-    pub kind: &'static str,
+    pub kind: TreeKind,
     /// Bytes and files the image has there that no OS package owns.
     pub bytes: u64,
     pub files: u64,
@@ -246,9 +256,9 @@ pub(super) fn keep_app_owned(
         ..Default::default()
     };
     let mut left = budget;
-    let mut candidates: BTreeMap<PathBuf, &'static str> = app_dirs(tree, dirs)
+    let mut candidates: BTreeMap<PathBuf, TreeKind> = app_dirs(tree, dirs)
         .into_iter()
-        .map(|d| (d, "app"))
+        .map(|d| (d, TreeKind::App))
         .collect();
     let packages: BTreeSet<PathBuf> = set
         .paths
@@ -257,7 +267,7 @@ pub(super) fn keep_app_owned(
         .filter(|root| tree.get(root).is_some_and(|e| e.kind == Kind::Dir))
         .filter(|root| !candidates.keys().any(|app| root.starts_with(app)))
         .collect();
-    candidates.extend(packages.into_iter().map(|p| (p, "package")));
+    candidates.extend(packages.into_iter().map(|p| (p, TreeKind::Package)));
     for (dir, kind) in candidates {
         let (paths, bytes, files) = unowned_under(tree, &dir, owned);
         if paths.is_empty() {
@@ -277,8 +287,8 @@ pub(super) fn keep_app_owned(
         left -= bytes;
         let root = Path::new("/").join(&dir);
         let why = match kind {
-            "app" => Why::InAppTree { root },
-            _ => Why::InPackage { root },
+            TreeKind::App => Why::InAppTree { root },
+            TreeKind::Package => Why::InPackage { root },
         };
         for path in paths {
             let native = tree.get(&path).is_some_and(|e| {
@@ -398,7 +408,7 @@ mod tests {
             report.trees,
             [AppTree {
                 path: "/app".into(),
-                kind: "app",
+                kind: TreeKind::App,
                 bytes: 150,
                 files: 2,
                 kept: true

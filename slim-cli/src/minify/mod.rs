@@ -844,9 +844,9 @@ pub struct Summary {
     /// The same, plus files it only looked up (stat, access, readlink).
     pub touched_bytes: u64,
     /// Kept paths per reason.
-    pub kept_by_reason: BTreeMap<String, u64>,
+    pub kept_by_reason: BTreeMap<Reason, u64>,
     /// Bytes of the kept files per reason.
-    pub kept_bytes_by_reason: BTreeMap<String, u64>,
+    pub kept_bytes_by_reason: BTreeMap<Reason, u64>,
     /// Imports the static import closure could not follow (see [`KeepSet::dynamic_imports`]).
     pub dynamic_imports: Vec<String>,
     /// The largest kept files, biggest first: what dominates the slim image.
@@ -895,10 +895,7 @@ pub fn summarize(tree: &FileTree, set: &KeepSet) -> Summary {
                 });
             }
             if let Some(kept) = set.paths.get(path) {
-                *summary
-                    .kept_bytes_by_reason
-                    .entry(kept.reason.as_str().to_owned())
-                    .or_default() += size;
+                *summary.kept_bytes_by_reason.entry(kept.reason).or_default() += size;
                 match kept.reason {
                     Reason::Executed | Reason::Interpreter | Reason::Opened => {
                         summary.opened_bytes += size;
@@ -926,10 +923,7 @@ pub fn summarize(tree: &FileTree, set: &KeepSet) -> Summary {
         .sort_by(|a, b| b.bytes.cmp(&a.bytes).then_with(|| a.path.cmp(&b.path)));
     summary.largest.truncate(LARGEST_LISTED);
     for kept in set.paths.values() {
-        *summary
-            .kept_by_reason
-            .entry(kept.reason.as_str().to_owned())
-            .or_default() += 1;
+        *summary.kept_by_reason.entry(kept.reason).or_default() += 1;
     }
     summary
 }

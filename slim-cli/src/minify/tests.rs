@@ -153,7 +153,7 @@ fn summary_counts_removed_bytes_per_top_directory() {
     let summary = summarize(&tree, &set);
     assert_eq!(summary.opened_bytes, 105);
     assert_eq!(summary.removed_by_dir["/usr"], (3, 1000));
-    assert_eq!(summary.kept_by_reason["executed"], 1);
+    assert_eq!(summary.kept_by_reason[&Reason::Executed], 1);
     // The largest kept files, biggest first, with their reasons.
     let largest: Vec<(&str, u64, &str)> = summary
         .largest
