@@ -159,8 +159,13 @@ pub struct BuildArgs {
     /// Switch off an always-keep group: users, dns, certs, tmp, state (trees the app writes
     /// state in, kept whole), app (the app's own trees and language packages, kept whole)
     /// (repeatable).
-    #[arg(long, value_name = "GROUP", help_heading = "Keep")]
-    pub skip_keep: Vec<String>,
+    #[arg(
+        long,
+        value_name = "GROUP",
+        hide_possible_values = true,
+        help_heading = "Keep"
+    )]
+    pub skip_keep: Vec<crate::minify::KeepGroup>,
     /// Most the app's own trees may add (its working and program directories, and each
     /// language package a kept file is in: files no OS package owns, kept whole); a tree past
     /// what is left is cut to what was used, and reported. `64MB`, `1GB`, or bytes.
@@ -611,6 +616,17 @@ pub fn parse_size(text: &str) -> Result<u64, String> {
     Ok((number * scale as f64) as u64)
 }
 
+/// `--skip-keep`'s words are the groups' names; clap refuses others, listing them.
+impl clap::ValueEnum for crate::minify::KeepGroup {
+    fn value_variants<'a>() -> &'a [Self] {
+        Self::ALL
+    }
+
+    fn to_possible_value(&self) -> Option<clap::builder::PossibleValue> {
+        Some(clap::builder::PossibleValue::new(self.name()))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use clap::CommandFactory as _;
@@ -673,6 +689,33 @@ mod tests {
         ] {
             Cli::try_parse_from(line.split_whitespace()).unwrap_or_else(|e| panic!("{line}: {e}"));
         }
+    }
+
+    #[test]
+    fn skip_keep_takes_the_group_names_and_lists_them_for_another_word() {
+        use crate::minify::KeepGroup;
+        let cli = Cli::try_parse_from([
+            "slim",
+            "build",
+            "--skip-keep",
+            "app",
+            "--skip-keep",
+            "dns",
+            "app:fat",
+        ])
+        .unwrap();
+        let Command::Build(args) = cli.command else {
+            panic!("not build");
+        };
+        assert_eq!(args.skip_keep, [KeepGroup::App, KeepGroup::Dns]);
+        let err =
+            Cli::try_parse_from(["slim", "build", "--skip-keep", "nope", "app:fat"]).unwrap_err();
+        assert_eq!(err.kind(), clap::error::ErrorKind::InvalidValue);
+        let text = err.to_string();
+        assert!(
+            text.contains("users, dns, certs, tmp, state, app"),
+            "{text}"
+        );
     }
 
     #[test]

@@ -326,7 +326,7 @@ impl Report {
                 files,
                 "{shown}\t{}\t{}{shrink}",
                 kept.reason.as_str(),
-                kept.detail
+                kept.why
             )?;
         }
         for path in &keep.excluded {

@@ -11,7 +11,7 @@ use std::{
 
 use serde::Serialize;
 
-use super::{resolve::resolve, KeepSet, Reason};
+use super::{resolve::resolve, KeepSet, Reason, Why};
 use crate::image::tree::{FileTree, Kind};
 
 /// Directories that are the system's, not an app's, even when the app runs from them: there
@@ -68,13 +68,23 @@ const SYSTEM_DIRS: &[&str] = &[
 /// Version-control directories: never what an app reads at run time, often large.
 const VCS_DIRS: &[&str] = &[".git", ".hg", ".svn"];
 
+/// What kind of tree the app owns; report.json names it in lowercase.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TreeKind {
+    /// A working or program directory.
+    App,
+    /// A language package.
+    Package,
+}
+
 /// A tree the rule looked at.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct AppTree {
     /// Absolute path of the tree (`/app`, `/app/node_modules/express`).
     pub path: String,
     /// `app` (a working or program directory) or `package` (a language package).
-    pub kind: &'static str,
+    pub kind: TreeKind,
     /// Bytes and files the image has there that no OS package owns.
     pub bytes: u64,
     pub files: u64,
@@ -246,9 +256,9 @@ pub(super) fn keep_app_owned(
         ..Default::default()
     };
     let mut left = budget;
-    let mut candidates: BTreeMap<PathBuf, &'static str> = app_dirs(tree, dirs)
+    let mut candidates: BTreeMap<PathBuf, TreeKind> = app_dirs(tree, dirs)
         .into_iter()
-        .map(|d| (d, "app"))
+        .map(|d| (d, TreeKind::App))
         .collect();
     let packages: BTreeSet<PathBuf> = set
         .paths
@@ -257,7 +267,7 @@ pub(super) fn keep_app_owned(
         .filter(|root| tree.get(root).is_some_and(|e| e.kind == Kind::Dir))
         .filter(|root| !candidates.keys().any(|app| root.starts_with(app)))
         .collect();
-    candidates.extend(packages.into_iter().map(|p| (p, "package")));
+    candidates.extend(packages.into_iter().map(|p| (p, TreeKind::Package)));
     for (dir, kind) in candidates {
         let (paths, bytes, files) = unowned_under(tree, &dir, owned);
         if paths.is_empty() {
@@ -275,9 +285,10 @@ pub(super) fn keep_app_owned(
             continue;
         }
         left -= bytes;
-        let detail = match kind {
-            "app" => format!("in the app's tree /{}", dir.display()),
-            _ => format!("in the package /{}", dir.display()),
+        let root = Path::new("/").join(&dir);
+        let why = match kind {
+            TreeKind::App => Why::InAppTree { root },
+            TreeKind::Package => Why::InPackage { root },
         };
         for path in paths {
             let native = tree.get(&path).is_some_and(|e| {
@@ -285,13 +296,13 @@ pub(super) fn keep_app_owned(
                 e.kind == Kind::File
                     && (e.mode & 0o111 != 0 || name.ends_with(".so") || name.contains(".so."))
             }) || path.extension().is_some_and(|x| x == "node");
-            set.keep(path.clone(), Reason::AppOwned, || detail.clone());
+            set.keep(path.clone(), Reason::AppOwned, || why.clone());
             if native {
                 keep_closure(set, &path);
             }
         }
         // The way to the tree (its parents), and symlinks in it that lead out of it.
-        set.keep_resolved(tree, &Path::new("/").join(&dir), Reason::AppOwned, &detail);
+        set.keep_resolved(tree, &Path::new("/").join(&dir), Reason::AppOwned, &why);
     }
     report
 }
@@ -397,7 +408,7 @@ mod tests {
             report.trees,
             [AppTree {
                 path: "/app".into(),
-                kind: "app",
+                kind: TreeKind::App,
                 bytes: 150,
                 files: 2,
                 kept: true
@@ -426,7 +437,10 @@ mod tests {
             "usr/lib/python3/site-packages/requests/__init__.py",
             "var/www/vendor/monolog/monolog/src/Logger.php",
         ] {
-            set.keep(PathBuf::from(used), Reason::Opened, String::new);
+            set.keep(PathBuf::from(used), Reason::Opened, || Why::Touched {
+                uses: vec![crate::recording::Use::Read],
+                count: 1,
+            });
         }
         let report = keep_app_owned(
             &tree,

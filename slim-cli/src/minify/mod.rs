@@ -9,6 +9,7 @@ mod closure;
 mod elf_deps;
 pub mod glob;
 pub mod resolve;
+mod why;
 
 use std::{
     collections::{BTreeMap, BTreeSet},
@@ -23,6 +24,7 @@ use crate::{
 };
 
 use resolve::resolve;
+pub use why::{Import, Why};
 
 /// Why a path is in the slim image.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
@@ -87,14 +89,52 @@ impl Reason {
     }
 }
 
-/// The always-keep groups, each switchable off with `--skip-keep NAME`.
-pub const DEFAULT_GROUPS: &[&str] = &["users", "dns", "certs", "tmp", "state", "app"];
+/// The always-keep groups, each switchable off with `--skip-keep NAME` (the command line's
+/// names are [`KeepGroup::name`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum KeepGroup {
+    /// /etc/passwd and /etc/group.
+    Users,
+    /// Name resolution: its configuration files and glibc's NSS modules.
+    Dns,
+    /// The CA bundle.
+    Certs,
+    /// Scratch directories (/tmp, /var/tmp, /run).
+    Tmp,
+    /// Trees the app writes state in, kept whole.
+    State,
+    /// The app's own trees and language packages, kept whole.
+    App,
+}
+
+impl KeepGroup {
+    pub const ALL: &'static [Self] = &[
+        Self::Users,
+        Self::Dns,
+        Self::Certs,
+        Self::Tmp,
+        Self::State,
+        Self::App,
+    ];
+
+    /// Its name on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Users => "users",
+            Self::Dns => "dns",
+            Self::Certs => "certs",
+            Self::Tmp => "tmp",
+            Self::State => "state",
+            Self::App => "app",
+        }
+    }
+}
 
 /// User choices that shape the keep set.
 #[derive(Clone, Debug, Default)]
 pub struct Options {
     /// Always-keep groups switched off.
-    pub skip_groups: BTreeSet<String>,
+    pub skip_groups: BTreeSet<KeepGroup>,
     pub include_paths: Vec<String>,
     pub preserve_paths: Vec<String>,
     pub include_bins: Vec<String>,
@@ -123,8 +163,9 @@ pub struct Options {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Kept {
     pub reason: Reason,
-    /// More about the reason (`needed by /usr/bin/python3.11`, `on the way to ...`).
-    pub detail: String,
+    /// More about the reason (`needed by /usr/bin/python3.11`, `on the way to ...`), with its
+    /// data.
+    pub why: Why,
 }
 
 /// The selection and what it leaves out.
@@ -164,33 +205,26 @@ pub struct StateRoot {
 }
 
 impl KeepSet {
-    fn keep(&mut self, path: PathBuf, reason: Reason, detail: impl FnOnce() -> String) {
+    fn keep(&mut self, path: PathBuf, reason: Reason, why: impl FnOnce() -> Why) {
         if path.as_os_str().is_empty() {
             return;
         }
-        self.paths.entry(path).or_insert_with(|| Kept {
-            reason,
-            detail: detail(),
-        });
+        self.paths
+            .entry(path)
+            .or_insert_with(|| Kept { reason, why: why() });
     }
 
     /// Keeps the entry `path` leads to (and the symlinks on the way); false if it does not exist.
-    fn keep_resolved(
-        &mut self,
-        tree: &FileTree,
-        path: &Path,
-        reason: Reason,
-        detail: &str,
-    ) -> bool {
+    fn keep_resolved(&mut self, tree: &FileTree, path: &Path, reason: Reason, why: &Why) -> bool {
         let resolution = resolve(tree, path);
         for link in &resolution.links {
-            self.keep(link.clone(), Reason::Symlink, || {
-                format!("on the way to {}", path.display())
+            self.keep(link.clone(), Reason::Symlink, || Why::OnTheWayTo {
+                target: path.to_path_buf(),
             });
         }
         match resolution.target {
             Some(target) => {
-                self.keep(target, reason, || detail.to_owned());
+                self.keep(target, reason, || why.clone());
                 true
             }
             None => false,
@@ -198,11 +232,11 @@ impl KeepSet {
     }
 
     /// Keeps a path and, when it is a directory, everything under it.
-    fn keep_tree(&mut self, tree: &FileTree, path: &Path, reason: Reason, detail: &str) -> bool {
+    fn keep_tree(&mut self, tree: &FileTree, path: &Path, reason: Reason, why: &Why) -> bool {
         let resolution = resolve(tree, path);
         for link in &resolution.links {
-            self.keep(link.clone(), Reason::Symlink, || {
-                format!("on the way to {}", path.display())
+            self.keep(link.clone(), Reason::Symlink, || Why::OnTheWayTo {
+                target: path.to_path_buf(),
             });
         }
         let Some(target) = resolution.target else {
@@ -218,7 +252,7 @@ impl KeepSet {
             .map(|(p, _)| p.clone())
             .collect();
         for p in under {
-            self.keep(p, reason, || detail.to_owned());
+            self.keep(p, reason, || why.clone());
         }
         true
     }
@@ -270,15 +304,17 @@ pub fn select(tree: &FileTree, recording: &Recording, options: &Options) -> Keep
             &touched.failed
         };
         let reason = reason_for(uses_set);
-        let uses: Vec<&str> = uses_set.iter().map(|u| u.as_str()).collect();
-        let detail = format!("{} x{}", uses.join(","), touched.count);
-        if !set.keep_resolved(tree, path, reason, &detail) {
+        let why = Why::Touched {
+            uses: uses_set.iter().copied().collect(),
+            count: touched.count,
+        };
+        if !set.keep_resolved(tree, path, reason, &why) {
             set.not_in_image.insert(path.clone());
             if touched.found() {
                 // Created at run time (mkdir, O_CREAT, symlink...): its directory must exist.
                 for parent in path.ancestors().skip(1) {
-                    let detail = format!("parent of {}, created at run time", path.display());
-                    if set.keep_resolved(tree, parent, Reason::Directory, &detail) {
+                    let why = Why::ParentOfCreated { path: path.clone() };
+                    if set.keep_resolved(tree, parent, Reason::Directory, &why) {
                         break;
                     }
                 }
@@ -296,12 +332,12 @@ pub fn select(tree: &FileTree, recording: &Recording, options: &Options) -> Keep
     let mut keep_closure = |set: &mut KeepSet, binary: &Path| {
         for (library, links, needed_by) in loader.closure(binary) {
             for link in links {
-                set.keep(link, Reason::Symlink, || {
-                    format!("on the way to a library of {needed_by}")
+                set.keep(link, Reason::Symlink, || Why::OnTheWayToLibraryOf {
+                    binary: PathBuf::from(&needed_by),
                 });
             }
-            set.keep(library, Reason::Library, || {
-                format!("needed by {needed_by}")
+            set.keep(library, Reason::Library, || Why::NeededBy {
+                by: PathBuf::from(needed_by),
             });
         }
     };
@@ -311,7 +347,7 @@ pub fn select(tree: &FileTree, recording: &Recording, options: &Options) -> Keep
     if options.static_imports {
         closure::keep_static_imports(tree, &mut set, &options.env, &mut keep_closure);
     }
-    if !options.skip_groups.contains("app") {
+    if !options.skip_groups.contains(&KeepGroup::App) {
         // After the closure, so that the packages it imported from are kept whole too; and
         // the closure again, for the imports of the app's own code kept so.
         let owned = crate::packages::owned_paths(tree);
@@ -337,7 +373,7 @@ pub fn select(tree: &FileTree, recording: &Recording, options: &Options) -> Keep
             tree,
             Path::new(workdir),
             Reason::WorkingDir,
-            "the container's working directory",
+            &Why::Rule("the container's working directory"),
         );
     }
     for volume in &options.volumes {
@@ -345,7 +381,7 @@ pub fn select(tree: &FileTree, recording: &Recording, options: &Options) -> Keep
             tree,
             Path::new(volume),
             Reason::Volume,
-            "a volume mount point",
+            &Why::Rule("a volume mount point"),
         );
     }
     for volume in &options.image_volumes {
@@ -353,27 +389,33 @@ pub fn select(tree: &FileTree, recording: &Recording, options: &Options) -> Keep
             tree,
             Path::new(volume),
             Reason::Volume,
-            "declared VOLUME: the engine copies its content into a new volume",
+            &Why::Rule("declared VOLUME: the engine copies its content into a new volume"),
         );
     }
-    if !options.skip_groups.contains("state") {
+    if !options.skip_groups.contains(&KeepGroup::State) {
         keep_state(tree, recording, options, &mut set);
     }
     always_keep(tree, options, &mut set, &mut keep_closure);
 
     for path in &options.include_paths {
-        set.keep_tree(tree, Path::new(path), Reason::IncludePath, "--include-path");
+        set.keep_tree(
+            tree,
+            Path::new(path),
+            Reason::IncludePath,
+            &Why::flag("--include-path"),
+        );
     }
     for path in &options.preserve_paths {
         set.keep_tree(
             tree,
             Path::new(path),
             Reason::PreservePath,
-            "--preserve-path",
+            &Why::flag("--preserve-path"),
         );
     }
     for bin in &options.include_bins {
-        if set.keep_resolved(tree, Path::new(bin), Reason::IncludeBin, "--include-bin") {
+        let why = Why::flag("--include-bin");
+        if set.keep_resolved(tree, Path::new(bin), Reason::IncludeBin, &why) {
             if let Some(target) = resolve(tree, Path::new(bin)).target {
                 keep_closure(&mut set, &target);
                 keep_interpreter(tree, &target, &mut set);
@@ -388,15 +430,15 @@ pub fn select(tree: &FileTree, recording: &Recording, options: &Options) -> Keep
         .split(':')
         .map(str::to_owned)
         .collect();
-    let mut exes: Vec<(String, Reason)> = options
+    let mut exes: Vec<(String, Reason, &'static str)> = options
         .include_exes
         .iter()
-        .map(|e| (e.clone(), Reason::IncludeExe))
+        .map(|e| (e.clone(), Reason::IncludeExe, "--include-exe"))
         .collect();
     if options.include_shell {
-        exes.push(("sh".into(), Reason::IncludeShell));
+        exes.push(("sh".into(), Reason::IncludeShell, "--include-shell"));
     }
-    for (name, reason) in exes {
+    for (name, reason, flag) in exes {
         let candidates: Vec<PathBuf> = if name.contains('/') {
             vec![PathBuf::from(&name)]
         } else {
@@ -405,9 +447,12 @@ pub fn select(tree: &FileTree, recording: &Recording, options: &Options) -> Keep
                 .map(|dir| Path::new(dir).join(&name))
                 .collect()
         };
-        let detail = format!("--{} {name}", reason.as_str());
+        let why = Why::Flag {
+            flag,
+            value: Some(name),
+        };
         for candidate in candidates {
-            if set.keep_resolved(tree, &candidate, reason, &detail) {
+            if set.keep_resolved(tree, &candidate, reason, &why) {
                 if let Some(target) = resolve(tree, &candidate).target {
                     keep_closure(&mut set, &target);
                     keep_interpreter(tree, &target, &mut set);
@@ -572,15 +617,12 @@ fn keep_state(tree: &FileTree, recording: &Recording, options: &Options, set: &m
             root = top.clone();
         }
         let writers: Vec<String> = group.writers.into_iter().collect();
-        let by = if writers.is_empty() {
-            "the app".to_owned()
-        } else {
-            writers.join(", ")
+        let why = Why::StateWrittenBy {
+            writers: writers.clone(),
         };
-        let detail = format!("written by {by}: kept whole");
         let shown = Path::new("/").join(&root);
         // Paths already kept for another reason keep it; the tree is state all the same.
-        set.keep_tree(tree, &shown, Reason::State, &detail);
+        set.keep_tree(tree, &shown, Reason::State, &why);
         let mut files = 0;
         let mut bytes = 0;
         for (_, entry) in tree
@@ -623,7 +665,9 @@ fn keep_interpreter(tree: &FileTree, binary: &Path, set: &mut KeepSet) {
                 tree,
                 interp.path(),
                 Reason::Interpreter,
-                &format!("interpreter of /{}", binary.display()),
+                &Why::InterpreterOf {
+                    of: Path::new("/").join(binary),
+                },
             );
         }
     }
@@ -637,19 +681,19 @@ fn always_keep(
     set: &mut KeepSet,
     keep_closure: &mut dyn FnMut(&mut KeepSet, &Path),
 ) {
-    let on = |group: &str| !options.skip_groups.contains(group);
-    if on("users") {
+    let on = |group: KeepGroup| !options.skip_groups.contains(&group);
+    if on(KeepGroup::Users) {
         // getpwnam/getgrnam (user switching, `ls -l`, many servers at start-up) read these.
         for path in ["/etc/passwd", "/etc/group"] {
             set.keep_resolved(
                 tree,
                 Path::new(path),
                 Reason::Users,
-                "user and group database",
+                &Why::Rule("user and group database"),
             );
         }
     }
-    if on("dns") {
+    if on(KeepGroup::Dns) {
         // Name resolution: glibc reads nsswitch.conf and host.conf, then hosts; getservbyname and
         // getprotobyname read services and protocols (a missing /etc/protocols broke images).
         for path in [
@@ -664,7 +708,7 @@ fn always_keep(
                 tree,
                 Path::new(path),
                 Reason::NameResolution,
-                "name resolution",
+                &Why::Rule("name resolution"),
             );
         }
         // The NSS modules and resolver library glibc loads (dlopen, never seen by a probe that
@@ -674,7 +718,7 @@ fn always_keep(
         let Some(user) = glibc_user(tree, set) else {
             return keep_certs_and_tmp(tree, options, set);
         };
-        let detail = format!("needed by {} (glibc NSS)", user.display());
+        let why = Why::NssOf { program: user };
         let modules: Vec<PathBuf> = tree
             .entries
             .keys()
@@ -695,7 +739,7 @@ fn always_keep(
             .collect();
         for module in modules {
             let shown = Path::new("/").join(&module);
-            if set.keep_resolved(tree, &shown, Reason::NameResolution, &detail) {
+            if set.keep_resolved(tree, &shown, Reason::NameResolution, &why) {
                 if let Some(target) = resolve(tree, &shown).target {
                     keep_closure(set, &target);
                 }
@@ -742,8 +786,8 @@ fn loaded_by_glibc(tree: &FileTree, path: &Path) -> bool {
 
 /// The CA bundle and scratch directories of the always-keep set.
 fn keep_certs_and_tmp(tree: &FileTree, options: &Options, set: &mut KeepSet) {
-    let on = |group: &str| !options.skip_groups.contains(group);
-    if on("certs") || options.include_cert_all {
+    let on = |group: KeepGroup| !options.skip_groups.contains(&group);
+    if on(KeepGroup::Certs) || options.include_cert_all {
         // TLS clients need the CA bundle; its usual locations across distributions.
         for path in [
             "/etc/ssl/certs/ca-certificates.crt",
@@ -752,7 +796,12 @@ fn keep_certs_and_tmp(tree: &FileTree, options: &Options, set: &mut KeepSet) {
             "/etc/ssl/ca-bundle.pem",
             "/etc/pki/ca-trust/extracted/pem/tls-ca-bundle.pem",
         ] {
-            set.keep_resolved(tree, Path::new(path), Reason::Certificates, "CA bundle");
+            set.keep_resolved(
+                tree,
+                Path::new(path),
+                Reason::Certificates,
+                &Why::Rule("CA bundle"),
+            );
         }
     }
     if options.include_cert_all {
@@ -766,14 +815,19 @@ fn keep_certs_and_tmp(tree: &FileTree, options: &Options, set: &mut KeepSet) {
                 tree,
                 Path::new(path),
                 Reason::IncludeCertAll,
-                "--include-cert-all",
+                &Why::flag("--include-cert-all"),
             );
         }
     }
-    if on("tmp") {
+    if on(KeepGroup::Tmp) {
         // Scratch directories apps write to at run time, with their modes (1777).
         for path in ["/tmp", "/var/tmp", "/run"] {
-            set.keep_resolved(tree, Path::new(path), Reason::TempDirs, "scratch directory");
+            set.keep_resolved(
+                tree,
+                Path::new(path),
+                Reason::TempDirs,
+                &Why::Rule("scratch directory"),
+            );
         }
     }
 }
@@ -792,9 +846,9 @@ pub struct Summary {
     /// The same, plus files it only looked up (stat, access, readlink).
     pub touched_bytes: u64,
     /// Kept paths per reason.
-    pub kept_by_reason: BTreeMap<String, u64>,
+    pub kept_by_reason: BTreeMap<Reason, u64>,
     /// Bytes of the kept files per reason.
-    pub kept_bytes_by_reason: BTreeMap<String, u64>,
+    pub kept_bytes_by_reason: BTreeMap<Reason, u64>,
     /// Imports the static import closure could not follow (see [`KeepSet::dynamic_imports`]).
     pub dynamic_imports: Vec<String>,
     /// What the static import closure added, per runtime.
@@ -852,10 +906,7 @@ pub fn summarize(tree: &FileTree, set: &KeepSet) -> Summary {
                 });
             }
             if let Some(kept) = set.paths.get(path) {
-                *summary
-                    .kept_bytes_by_reason
-                    .entry(kept.reason.as_str().to_owned())
-                    .or_default() += size;
+                *summary.kept_bytes_by_reason.entry(kept.reason).or_default() += size;
                 if let Some(runtime) = set.imported_for.get(path) {
                     let added = summary
                         .static_imports
@@ -891,10 +942,7 @@ pub fn summarize(tree: &FileTree, set: &KeepSet) -> Summary {
         .sort_by(|a, b| b.bytes.cmp(&a.bytes).then_with(|| a.path.cmp(&b.path)));
     summary.largest.truncate(LARGEST_LISTED);
     for kept in set.paths.values() {
-        *summary
-            .kept_by_reason
-            .entry(kept.reason.as_str().to_owned())
-            .or_default() += 1;
+        *summary.kept_by_reason.entry(kept.reason).or_default() += 1;
     }
     summary
 }

@@ -80,7 +80,7 @@ fn touched_paths_are_resolved_in_the_image_with_their_symlinks() {
         ("/proc/self/status", Use::Read, true),
     ]);
     let options = Options {
-        skip_groups: DEFAULT_GROUPS.iter().map(|g| g.to_string()).collect(),
+        skip_groups: KeepGroup::ALL.iter().copied().collect(),
         ..Default::default()
     };
     let set = select(&image(), &rec, &options);
@@ -112,7 +112,7 @@ fn always_keep_groups_and_their_switches() {
     );
     assert_eq!(set.paths[Path::new("tmp")].reason, Reason::TempDirs);
     let mut options = Options::default();
-    options.skip_groups.insert("users".into());
+    options.skip_groups.insert(KeepGroup::Users);
     let set = select(&image(), &rec, &options);
     assert!(!set.paths.contains_key(Path::new("etc/passwd")));
 }
@@ -124,7 +124,7 @@ fn includes_and_excludes() {
         include_paths: vec!["/srv".into()],
         include_exes: vec!["app".into()],
         exclude_patterns: vec!["/srv/**/*.js".into()],
-        skip_groups: DEFAULT_GROUPS.iter().map(|g| g.to_string()).collect(),
+        skip_groups: KeepGroup::ALL.iter().copied().collect(),
         ..Default::default()
     };
     let set = select(&image(), &rec, &options);
@@ -145,7 +145,7 @@ fn summary_counts_removed_bytes_per_top_directory() {
         ("/etc/app.conf", Use::Read, true),
     ]);
     let options = Options {
-        skip_groups: DEFAULT_GROUPS.iter().map(|g| g.to_string()).collect(),
+        skip_groups: KeepGroup::ALL.iter().copied().collect(),
         ..Default::default()
     };
     let tree = image();
@@ -153,7 +153,7 @@ fn summary_counts_removed_bytes_per_top_directory() {
     let summary = summarize(&tree, &set);
     assert_eq!(summary.opened_bytes, 105);
     assert_eq!(summary.removed_by_dir["/usr"], (3, 1000));
-    assert_eq!(summary.kept_by_reason["executed"], 1);
+    assert_eq!(summary.kept_by_reason[&Reason::Executed], 1);
     // The largest kept files, biggest first, with their reasons.
     let largest: Vec<(&str, u64, &str)> = summary
         .largest
@@ -221,7 +221,7 @@ fn a_tree_the_app_writes_state_in_is_kept_whole_and_nothing_around_it() {
     // Never opened, kept as part of the state.
     let index = &set.paths[Path::new("var/lib/db/15/data/global/2676")];
     assert_eq!(index.reason, Reason::State);
-    assert_eq!(index.detail, "written by postgres: kept whole");
+    assert_eq!(index.why.to_string(), "written by postgres: kept whole");
     assert!(set
         .paths
         .contains_key(Path::new("var/lib/db/15/data/base/2")));
@@ -235,7 +235,7 @@ fn a_tree_the_app_writes_state_in_is_kept_whole_and_nothing_around_it() {
     }
     // The rule can be switched off, and its files excluded.
     let off = Options {
-        skip_groups: ["state".to_owned()].into(),
+        skip_groups: [KeepGroup::State].into(),
         ..Default::default()
     };
     let set = select(&database_image(), &rec, &off);
@@ -292,7 +292,8 @@ fn nss_modules_are_kept_only_for_a_program_glibc_loads() {
     let scratch = crate::image::testutil::Scratch::new();
     let nss = Path::new("lib/x86_64-linux-gnu/libnss_files.so.2");
     // The recording has the program executed and its loader loaded, as production records
-    // them (the loader's detail then says "interpreter x1": no program's name).
+    // them: the loader is kept as touched (`interpreter x1`), which names no program; the rule
+    // finds the program from the kept executables' ELF headers, not from any text.
     let run = |app: &[u8], loader: &str| {
         let tree = nss_image(&scratch, app);
         let rec = recording(&[
@@ -312,7 +313,26 @@ fn nss_modules_are_kept_only_for_a_program_glibc_loads() {
     let glibc = std::fs::read("/bin/sh").expect("/bin/sh");
     let set = run(&glibc, "/lib64/ld-linux-x86-64.so.2");
     assert_eq!(set.paths[nss].reason, Reason::NameResolution);
-    assert_eq!(set.paths[nss].detail, "needed by /usr/bin/app (glibc NSS)");
+    let loader = &set.paths[Path::new("lib64/ld-linux-x86-64.so.2")];
+    assert_eq!(loader.reason, Reason::Interpreter);
+    assert_eq!(
+        loader.why,
+        Why::Touched {
+            uses: vec![Use::Interpreter],
+            count: 1
+        }
+    );
+    assert_eq!(loader.why.to_string(), "interpreter x1");
+    assert_eq!(
+        set.paths[nss].why,
+        Why::NssOf {
+            program: PathBuf::from("/usr/bin/app")
+        }
+    );
+    assert_eq!(
+        set.paths[nss].why.to_string(),
+        "needed by /usr/bin/app (glibc NSS)"
+    );
     // The same program linked against musl's loader: no NSS module.
     let head = &glibc[..glibc.len().min(crate::elf::HEAD_LEN)];
     let Some(crate::elf::Interpreter::Elf(loader)) = crate::elf::interpreter(head) else {
@@ -398,11 +418,11 @@ fn python_modules_imported_by_literal_name_are_kept_where_python_finds_them() {
         );
     }
     assert_eq!(
-        set.paths[&lib.join("json/__init__.py")].detail,
+        set.paths[&lib.join("json/__init__.py")].why.to_string(),
         "imported by /app/app.py (static)"
     );
     assert_eq!(
-        set.paths[&lib.join("json/decoder.py")].detail,
+        set.paths[&lib.join("json/decoder.py")].why.to_string(),
         "imported by /usr/lib/python3.11/json/__init__.py (static)"
     );
     // Not named (json.tool), or named only in a comment of the app and in a function of the
@@ -535,7 +555,9 @@ fn ruby_files_required_by_literal_name_are_kept_where_ruby_finds_them() {
         );
     }
     assert_eq!(
-        set.paths[Path::new("usr/lib/ruby/3.1.0/json/common.rb")].detail,
+        set.paths[Path::new("usr/lib/ruby/3.1.0/json/common.rb")]
+            .why
+            .to_string(),
         "required by /usr/lib/ruby/3.1.0/json.rb (static)"
     );
     // Only in a comment of the app, and in a method of Ruby's library: left out.
@@ -646,11 +668,13 @@ fn node_modules_required_by_literal_name_are_kept_where_node_finds_them() {
         );
     }
     assert_eq!(
-        set.paths[Path::new("app/lib/check.js")].detail,
+        set.paths[Path::new("app/lib/check.js")].why.to_string(),
         "imported by /app/app.js (static)"
     );
     assert_eq!(
-        set.paths[Path::new("usr/lib/nodejs/lru-cache/index.js")].detail,
+        set.paths[Path::new("usr/lib/nodejs/lru-cache/index.js")]
+            .why
+            .to_string(),
         "imported by /usr/share/nodejs/semver/classes/range.js (static)"
     );
     assert_eq!(

@@ -11,7 +11,7 @@ use std::{collections::BTreeMap, future::Future, pin::Pin, time::Duration, time:
 use serde::Serialize;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
-pub use probe_file::{HttpCommand, ProbeFile, ProbeFileError};
+pub use probe_file::{HttpCommand, ProbeFile, ProbeFileError, Scheme};
 
 /// Runs a shell command inside the target; returns its exit code and output.
 pub type ExecFn<'a> = &'a (dyn Fn(String) -> Pin<Box<dyn Future<Output = Result<(i64, Vec<u8>), String>> + Send>>
@@ -126,10 +126,22 @@ pub struct HttpCall {
     pub basic_auth: Option<(String, String)>,
 }
 
+/// What a probe does; report.json names it in lowercase (`"http"`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ProbeKind {
+    /// An HTTP(S) request to a published port.
+    Http,
+    /// A command run in the container (`--exec`, `--verify-exec`).
+    Exec,
+    /// A TCP connection to a published port.
+    Tcp,
+}
+
 /// The outcome of one probe.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct ProbeResult {
-    pub kind: &'static str,
+    pub kind: ProbeKind,
     /// `GET http://:8080/path`, `tcp :6379`, `exec: CMD`.
     pub name: String,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -176,7 +188,7 @@ pub struct ProbeResult {
 
 impl ProbeResult {
     /// A result with no outcome yet.
-    pub(crate) fn new(kind: &'static str, name: String) -> Self {
+    pub(crate) fn new(kind: ProbeKind, name: String) -> Self {
         Self {
             kind,
             name,
@@ -291,7 +303,7 @@ async fn run_once(plan: &Plan, target: &Target<'_>) -> Vec<ProbeResult> {
         };
         for port in probe_ports {
             calls.push(HttpCall {
-                https: command.protocol == "https",
+                https: command.protocol == Scheme::Https,
                 port,
                 method: command.method.clone(),
                 path: command.resource.clone(),
@@ -426,7 +438,7 @@ async fn http_probe(plan: &Plan, target: &Target<'_>, call: &HttpCall, twice: bo
     let mut result = ProbeResult {
         attempts: 0,
         call: Some(call.clone()),
-        ..ProbeResult::new("http", describe(call))
+        ..ProbeResult::new(ProbeKind::Http, describe(call))
     };
     let host_port = match target.host_port(call.port) {
         Ok(p) => p,
@@ -550,7 +562,7 @@ async fn crawl(plan: &Plan, target: &Target<'_>, results: &mut Vec<ProbeResult>)
 async fn tcp_probe(plan: &Plan, target: &Target<'_>, probe: &TcpProbe) -> ProbeResult {
     let mut result = ProbeResult {
         tcp: Some(probe.clone()),
-        ..ProbeResult::new("tcp", format!("tcp :{}", probe.port))
+        ..ProbeResult::new(ProbeKind::Tcp, format!("tcp :{}", probe.port))
     };
     let started = Instant::now();
     let outcome = async {
@@ -600,7 +612,7 @@ async fn exec_probe(target: &Target<'_>, command: &str) -> ProbeResult {
     let mut result = ProbeResult {
         ms: started.elapsed().as_millis() as u64,
         command: Some(command.to_owned()),
-        ..ProbeResult::new("exec", format!("exec: {command}"))
+        ..ProbeResult::new(ProbeKind::Exec, format!("exec: {command}"))
     };
     match outcome {
         Ok((code, output)) => {
@@ -674,6 +686,18 @@ fn last_lines(output: &[u8], n: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn probe_kinds_are_named_in_lowercase_in_the_report() {
+        for (kind, name) in [
+            (ProbeKind::Http, "http"),
+            (ProbeKind::Exec, "exec"),
+            (ProbeKind::Tcp, "tcp"),
+        ] {
+            let result = serde_json::to_value(ProbeResult::new(kind, String::new())).unwrap();
+            assert_eq!(result["kind"], name);
+        }
+    }
 
     #[test]
     fn a_body_keeps_its_shape_when_only_clocks_and_ids_change() {
@@ -817,7 +841,7 @@ mod tests {
             shape_sha256: Some(shape.into()),
             call: Some(call.clone()),
             round,
-            ..ProbeResult::new("http", "POST http://:80/api".into())
+            ..ProbeResult::new(ProbeKind::Http, "POST http://:80/api".into())
         };
         let mut results = vec![answer(1, "a"), answer(2, "b")];
         judge_by_rounds(&mut results);

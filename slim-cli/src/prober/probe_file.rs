@@ -28,11 +28,39 @@ pub enum ProbeFileError {
     },
 }
 
+/// The protocol of an HTTP probe, written in any case in probe files (`"HTTPS"`).
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(try_from = "String")]
+pub enum Scheme {
+    #[default]
+    Http,
+    Https,
+}
+
+impl Scheme {
+    /// `http` or `https` in any case.
+    pub fn parse(text: &str) -> Option<Self> {
+        match text.to_ascii_lowercase().as_str() {
+            "http" => Some(Self::Http),
+            "https" => Some(Self::Https),
+            _ => None,
+        }
+    }
+}
+
+impl TryFrom<String> for Scheme {
+    type Error = String;
+
+    fn try_from(text: String) -> Result<Self, String> {
+        Self::parse(&text).ok_or_else(|| format!("protocol `{text}` is not http or https"))
+    }
+}
+
 /// One HTTP probe.
 #[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
 pub struct HttpCommand {
-    #[serde(default = "default_protocol")]
-    pub protocol: String,
+    #[serde(default)]
+    pub protocol: Scheme,
     #[serde(default = "default_method")]
     pub method: String,
     #[serde(default = "default_resource")]
@@ -53,9 +81,6 @@ pub struct HttpCommand {
     pub password: Option<String>,
 }
 
-fn default_protocol() -> String {
-    "http".into()
-}
 fn default_method() -> String {
     "GET".into()
 }
@@ -94,7 +119,7 @@ pub struct ProbeFile {
 /// (`/health`, `POST:/api`, `https:GET:/`; `crawl:` stands for `http:` plus crawling). Returns
 /// the command and whether to crawl from it.
 pub fn parse_inline(text: &str) -> Result<(HttpCommand, bool), String> {
-    let mut protocol = default_protocol();
+    let mut protocol = Scheme::Http;
     let mut method = default_method();
     let mut crawl = false;
     let mut rest = text.trim();
@@ -104,8 +129,11 @@ pub fn parse_inline(text: &str) -> Result<(HttpCommand, bool), String> {
     let path = &rest[path_at..];
     let parts: Vec<&str> = prefix.split(':').filter(|p| !p.is_empty()).collect();
     for part in parts {
+        if let Some(scheme) = Scheme::parse(part) {
+            protocol = scheme;
+            continue;
+        }
         match part.to_ascii_lowercase().as_str() {
-            "http" | "https" => protocol = part.to_ascii_lowercase(),
             "crawl" => crawl = true,
             _ if part.chars().all(|c| c.is_ascii_alphabetic()) => {
                 method = part.to_ascii_uppercase()
@@ -152,11 +180,19 @@ pub fn parse(text: &str, path: &Path) -> Result<ProbeFile, ProbeFileError> {
         message: strip_position(&err.to_string()),
     };
     let raw: serde_json::Value = serde_json::from_str(text).map_err(syntax)?;
-    let typed: FileShape = serde_json::from_str(text).map_err(syntax)?;
     let invalid = |message: String| ProbeFileError::Invalid {
         path: shown.clone(),
         message,
     };
+    // A protocol other than http or https is named with its command's number, not a position.
+    for (i, command) in raw["commands"].as_array().into_iter().flatten().enumerate() {
+        if let Some(protocol) = command["protocol"].as_str() {
+            if let Err(message) = Scheme::try_from(protocol.to_owned()) {
+                return Err(invalid(format!("command {}: {message}", i + 1)));
+            }
+        }
+    }
+    let typed: FileShape = serde_json::from_str(text).map_err(syntax)?;
     let mut warnings = Vec::new();
     if let Some(object) = raw.as_object() {
         for key in object.keys().filter(|k| !KNOWN_TOP.contains(&k.as_str())) {
@@ -184,13 +220,6 @@ pub fn parse(text: &str, path: &Path) -> Result<ProbeFile, ProbeFileError> {
     let mut commands = typed.commands;
     for (i, command) in commands.iter_mut().enumerate() {
         let n = i + 1;
-        command.protocol = command.protocol.to_ascii_lowercase();
-        if !matches!(command.protocol.as_str(), "http" | "https") {
-            return Err(invalid(format!(
-                "command {n}: protocol `{}` is not http or https",
-                command.protocol
-            )));
-        }
         command.method = command.method.to_ascii_uppercase();
         if command.method.is_empty() || !command.method.bytes().all(|b| b.is_ascii_uppercase()) {
             return Err(invalid(format!(
@@ -244,15 +273,17 @@ mod tests {
             let (c, crawl) = super::parse_inline(text).unwrap();
             (c.protocol, c.method, c.resource, crawl)
         };
-        let own = |p: &str, m: &str, r: &str, c| (p.to_owned(), m.to_owned(), r.to_owned(), c);
-        assert_eq!(probe("/health"), own("http", "GET", "/health", false));
+        let own = |p, m: &str, r: &str, c| (p, m.to_owned(), r.to_owned(), c);
+        use super::Scheme::{Http, Https};
+        assert_eq!(probe("/health"), own(Http, "GET", "/health", false));
         assert_eq!(
             probe("POST:/api/v1?x=1"),
-            own("http", "POST", "/api/v1?x=1", false)
+            own(Http, "POST", "/api/v1?x=1", false)
         );
-        assert_eq!(probe("https:GET:/"), own("https", "GET", "/", false));
-        assert_eq!(probe("crawl:/"), own("http", "GET", "/", true));
-        assert_eq!(probe("get"), own("http", "GET", "/", false));
+        assert_eq!(probe("https:GET:/"), own(Https, "GET", "/", false));
+        assert_eq!(probe("HTTPS:/"), own(Https, "GET", "/", false));
+        assert_eq!(probe("crawl:/"), own(Http, "GET", "/", true));
+        assert_eq!(probe("get"), own(Http, "GET", "/", false));
         assert!(super::parse_inline("8080:/x").is_err());
     }
 
@@ -274,7 +305,7 @@ mod tests {
         .unwrap();
         assert_eq!(file.commands[0].method, "POST");
         assert_eq!(file.commands[0].port, Some(8080));
-        assert_eq!(file.commands[1].protocol, "http");
+        assert_eq!(file.commands[1].protocol, Scheme::Http);
         assert_eq!(file.commands[1].resource, "/health");
         assert!(file.warnings.is_empty());
     }
@@ -323,7 +354,13 @@ mod tests {
 
     #[test]
     fn bad_values_are_explained() {
-        assert!(parse_str(r#"{"commands": [{"protocol": "ftp"}]}"#).is_err());
+        let err = parse_str(r#"{"commands": [{"protocol": "ftp"}]}"#).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "probe.json: command 1: protocol `ftp` is not http or https"
+        );
+        let file = parse_str(r#"{"commands": [{"protocol": "HTTPS"}]}"#).unwrap();
+        assert_eq!(file.commands[0].protocol, Scheme::Https);
         assert!(parse_str(r#"{"commands": [{"headers": ["nocolon"]}]}"#).is_err());
         assert!(parse_str(r#"[1, 2]"#).is_err());
     }

@@ -296,8 +296,8 @@ impl Finish<'_> {
                 stop_recorded: recorded.fat_run.stopped_gracefully,
             },
             timings_ms: timings,
-            kept: summary.kept_by_reason.clone(),
-            kept_bytes: summary.kept_bytes_by_reason.clone(),
+            kept: by_reason_name(&summary.kept_by_reason),
+            kept_bytes: by_reason_name(&summary.kept_bytes_by_reason),
             dynamic_imports: summary.dynamic_imports.clone(),
             static_imports: summary.static_imports.clone(),
             app_owned: selected.keep.app_owned.clone(),
@@ -607,7 +607,7 @@ fn package_phase(
     work: &WorkDir,
 ) -> Result<(Arc<FileTree>, Option<crate::packages::Report>)> {
     use crate::{
-        minify::{Kept, Reason},
+        minify::{Kept, Reason, Why},
         packages,
     };
     let selection = selected.selection();
@@ -623,11 +623,22 @@ fn package_phase(
     for path in added {
         selected.keep.paths.entry(path).or_insert_with(|| Kept {
             reason: Reason::PackageDb,
-            detail: "read by vulnerability scanners".into(),
+            why: Why::Rule("read by vulnerability scanners"),
         });
     }
     let report = packages::report(&pruned, mode, packages::distro(&recorded.fat.tree));
     Ok((Arc::new(with_db), Some(report)))
+}
+
+/// Counts per reason keyed by the reason's name, as report.json's `kept` and `kept_bytes`
+/// (sorted by name).
+fn by_reason_name(
+    counts: &std::collections::BTreeMap<crate::minify::Reason, u64>,
+) -> std::collections::BTreeMap<String, u64> {
+    counts
+        .iter()
+        .map(|(reason, n)| (reason.as_str().to_owned(), *n))
+        .collect()
 }
 
 /// Now, as RFC 3339 UTC (`2026-12-03T20:00:00Z`).

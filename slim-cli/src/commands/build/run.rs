@@ -11,7 +11,7 @@ use anyhow::Result;
 
 use crate::{
     engine::{Engine, RunSpec},
-    prober::{self, http, Plan, ProbeResult, Target},
+    prober::{self, http, Plan, ProbeResult, Scheme, Target},
     tracer::{mount_namespace, RawRecording, Recorder, Scope},
 };
 
@@ -335,10 +335,10 @@ impl Run<'_> {
         }
         for command in &self.plan.http {
             match command.port {
-                Some(port) => add(port, Some(command.protocol == "https")),
+                Some(port) => add(port, Some(command.protocol == Scheme::Https)),
                 None => published
                     .keys()
-                    .for_each(|&p| add(p, Some(command.protocol == "https"))),
+                    .for_each(|&p| add(p, Some(command.protocol == Scheme::Https))),
             }
         }
         if self.plan.http.is_empty() && self.plan.default_http {

@@ -10,7 +10,7 @@ use crate::{
     cli::BuildArgs,
     commands::{pipeline::Output, UsageError},
     image::xray::human_bytes,
-    minify::{self, KeepSet, Summary},
+    minify::{self, app_owned::TreeKind, KeepSet, Reason, Summary},
 };
 
 use super::{
@@ -50,12 +50,12 @@ impl Selected {
         if !largest.is_empty() {
             line.push_str(&format!("\n      largest   {}", largest.join(", ")));
         }
-        let imported = self.summary.kept_by_reason.get("static-import");
+        let imported = self.summary.kept_by_reason.get(&Reason::StaticImport);
         if let Some(&files) = imported {
             let bytes = self
                 .summary
                 .kept_bytes_by_reason
-                .get("static-import")
+                .get(&Reason::StaticImport)
                 .copied()
                 .unwrap_or(0);
             let by_runtime: Vec<String> = self
@@ -75,23 +75,23 @@ impl Selected {
             ));
         }
         let app = &self.keep.app_owned;
-        if let Some(&files) = self.summary.kept_by_reason.get("app-owned") {
+        if let Some(&files) = self.summary.kept_by_reason.get(&Reason::AppOwned) {
             let bytes = self
                 .summary
                 .kept_bytes_by_reason
-                .get("app-owned")
+                .get(&Reason::AppOwned)
                 .copied()
                 .unwrap_or(0);
             let kept: Vec<&str> = app
                 .trees
                 .iter()
-                .filter(|t| t.kept && t.kind == "app")
+                .filter(|t| t.kept && t.kind == TreeKind::App)
                 .map(|t| t.path.as_str())
                 .collect();
             let packages = app
                 .trees
                 .iter()
-                .filter(|t| t.kept && t.kind == "package")
+                .filter(|t| t.kept && t.kind == TreeKind::Package)
                 .count();
             line.push_str(&format!(
                 "\n      app       {files} paths ({}) of the app's own trees ({}) and {packages} \
@@ -155,17 +155,8 @@ pub fn options(args: &BuildArgs, input: &Input) -> Result<minify::Options> {
         &args.preserve_path_file,
         "--preserve-path-file",
     )?;
-    for group in &args.skip_keep {
-        if !minify::DEFAULT_GROUPS.contains(&group.as_str()) {
-            return Err(UsageError::new(
-                format!("--skip-keep {group}: no such group"),
-                format!("groups: {}", minify::DEFAULT_GROUPS.join(", ")),
-            )
-            .into());
-        }
-    }
     Ok(minify::Options {
-        skip_groups: args.skip_keep.iter().cloned().collect(),
+        skip_groups: args.skip_keep.iter().copied().collect(),
         include_paths,
         preserve_paths,
         include_bins,

@@ -15,7 +15,7 @@ use crate::{
     engine::ContainerState,
     image::tree::{FileTree, Kind},
     minify::{resolve::resolve, KeepSet},
-    prober::ProbeResult,
+    prober::{ProbeKind, ProbeResult},
     profiles::seccomp::SeccompProfile,
     recording::{Filter, Recording},
 };
@@ -257,9 +257,9 @@ pub fn compare(fat: &[ProbeResult], slim: &[ProbeResult]) -> Verify {
     for (f, s) in fat.iter().zip(slim) {
         let body_changed = f.stable_body && f.shape_sha256 != s.shape_sha256;
         let same = match f.kind {
-            "http" => f.status == s.status && !body_changed,
-            "exec" => f.exit_code == s.exit_code && f.error.is_none() == s.error.is_none(),
-            _ => f.error.is_none() == s.error.is_none(),
+            ProbeKind::Http => f.status == s.status && !body_changed,
+            ProbeKind::Exec => f.exit_code == s.exit_code && f.error.is_none() == s.error.is_none(),
+            ProbeKind::Tcp => f.error.is_none() == s.error.is_none(),
         };
         if same {
             verify.matched += 1;
@@ -328,7 +328,7 @@ mod tests {
     use crate::prober::body_shape;
 
     fn answer(body: &str, stable: bool) -> ProbeResult {
-        let mut probe = ProbeResult::new("http", "GET http://:8080/".into());
+        let mut probe = ProbeResult::new(ProbeKind::Http, "GET http://:8080/".into());
         probe.status = Some(200);
         probe.bytes = body.len() as u64;
         probe.shape_sha256 = Some(String::from_utf8(body_shape(body.as_bytes())).unwrap());
@@ -341,7 +341,7 @@ mod tests {
     fn what_held_out_checks_used_and_the_slim_image_lacks_is_named() {
         use crate::{
             image::tree::Entry,
-            minify::{Kept, Reason},
+            minify::{Kept, Reason, Why},
             recording::Use,
         };
         let mut tree = FileTree::default();
@@ -361,7 +361,10 @@ mod tests {
         for path in ["lib", "usr/lib/json/__init__.py"] {
             let kept = Kept {
                 reason: Reason::Opened,
-                detail: String::new(),
+                why: Why::Touched {
+                    uses: vec![Use::Read],
+                    count: 1,
+                },
             };
             keep.paths.insert(PathBuf::from(path), kept);
         }

@@ -13,7 +13,7 @@ use crate::{
     image::tree::{FileTree, Kind},
     minify::{
         resolve::{resolve, Resolution},
-        KeepSet, Reason,
+        Import, KeepSet, Reason, Why,
     },
 };
 
@@ -153,7 +153,7 @@ pub(super) fn keep_node_requires(
                 file.display()
             ));
         }
-        let detail = format!("imported by /{} (static)", file.display());
+        let why = Why::imported(Import::Imported, &file);
         let mut resolver = Resolver {
             tree,
             globals: &globals,
@@ -168,13 +168,13 @@ pub(super) fn keep_node_requires(
             };
             for link in resolution.links {
                 set.keep(link, Reason::Symlink, || {
-                    format!("on the way to /{}", target.display())
+                    Why::on_the_way_to_tree_path(&target)
                 });
             }
             if set.paths.contains_key(&target) {
                 continue;
             }
-            set.keep(target.clone(), Reason::StaticImport, || detail.clone());
+            set.keep(target.clone(), Reason::StaticImport, || why.clone());
             if target.extension().is_some_and(|e| e == "node") {
                 keep_closure(set, &target);
             } else if is_source(tree, &target) {
@@ -209,8 +209,8 @@ fn keep_package_scope(tree: &FileTree, set: &mut KeepSet, file: &Path) {
         }
         let manifest = dir.join("package.json");
         if tree.get(&manifest).is_some_and(|e| e.kind == Kind::File) {
-            set.keep(manifest, Reason::StaticImport, || {
-                format!("package scope of /{}", file.display())
+            set.keep(manifest, Reason::StaticImport, || Why::PackageScopeOf {
+                file: Path::new("/").join(file),
             });
             return;
         }

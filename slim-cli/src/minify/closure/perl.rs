@@ -9,7 +9,7 @@ use std::{
 use super::{perl_imports, SOURCE_LIMIT};
 use crate::{
     image::tree::{FileTree, Kind},
-    minify::{glob, resolve::resolve, KeepSet, Reason},
+    minify::{glob, resolve::resolve, Import, KeepSet, Reason, Why},
 };
 
 /// Perl's `@INC` directories, in the order Perl searches them, as distributions lay them out:
@@ -119,7 +119,7 @@ pub(super) fn keep_perl_modules(
                 file.display()
             ));
         }
-        let detail = format!("loaded by /{} (static)", file.display());
+        let why = Why::imported(Import::Loaded, &file);
         for load in loads.loads {
             if load.in_sub && core {
                 continue;
@@ -134,7 +134,7 @@ pub(super) fn keep_perl_modules(
             };
             let Some(found) = candidates
                 .iter()
-                .find_map(|c| keep_file(tree, set, c, &detail))
+                .find_map(|c| keep_file(tree, set, c, &why))
             else {
                 continue;
             };
@@ -151,7 +151,7 @@ pub(super) fn keep_perl_modules(
             let so = format!("auto/{module}/{last}.so");
             let library = roots
                 .iter()
-                .find_map(|r| keep_file(tree, set, &r.dir.join(&so), &detail));
+                .find_map(|r| keep_file(tree, set, &r.dir.join(&so), &why));
             if let Some(library) = library {
                 keep_closure(set, &library);
             }
@@ -165,7 +165,7 @@ pub(super) fn keep_file(
     tree: &FileTree,
     set: &mut KeepSet,
     path: &Path,
-    detail: &str,
+    why: &Why,
 ) -> Option<PathBuf> {
     let resolution = resolve(tree, path);
     let target = resolution.target?;
@@ -173,11 +173,11 @@ pub(super) fn keep_file(
         return None;
     }
     for link in resolution.links {
-        set.keep(link, Reason::Symlink, || {
-            format!("on the way to {}", path.display())
+        set.keep(link, Reason::Symlink, || Why::OnTheWayTo {
+            target: path.to_path_buf(),
         });
     }
-    set.keep(target.clone(), Reason::StaticImport, || detail.to_owned());
+    set.keep(target.clone(), Reason::StaticImport, || why.clone());
     Some(target)
 }
 
@@ -392,17 +392,21 @@ mod tests {
             );
         }
         assert_eq!(
-            set.paths[Path::new("usr/share/perl/5.36.0/JSON/PP.pm")].detail,
+            set.paths[Path::new("usr/share/perl/5.36.0/JSON/PP.pm")]
+                .why
+                .to_string(),
             "loaded by /app/server.pl (static)"
         );
         assert_eq!(
-            set.paths[Path::new("app/lib/My/Base.pm")].detail,
+            set.paths[Path::new("app/lib/My/Base.pm")].why.to_string(),
             "loaded by /app/lib/My/App.pm (static)"
         );
         // Carp comes through JSON::PP's `use`, not List::Util's sub. Named only in a comment
         // of the app (Net::SMTP) or in a sub of Perl's own library (Cwd): left out.
         assert_eq!(
-            set.paths[Path::new("usr/lib/x86_64-linux-gnu/perl-base/Carp.pm")].detail,
+            set.paths[Path::new("usr/lib/x86_64-linux-gnu/perl-base/Carp.pm")]
+                .why
+                .to_string(),
             "loaded by /usr/share/perl/5.36.0/JSON/PP.pm (static)"
         );
         assert!(!set

@@ -9,7 +9,7 @@ use std::{
 use super::{perl::keep_file, php_imports, SOURCE_LIMIT};
 use crate::{
     image::tree::FileTree,
-    minify::{resolve::resolve, KeepSet},
+    minify::{resolve::resolve, Import, KeepSet, Why},
 };
 
 /// The include path's directories besides `.`: Debian's default (`/usr/share/php`) and the
@@ -69,11 +69,14 @@ pub(super) fn keep_php_includes(tree: &FileTree, set: &mut KeepSet) {
                 if !seen.insert(class.clone()) {
                     continue;
                 }
-                let detail = format!("autoloaded for /{} (static): {class}", file.display());
+                let why = Why::AutoloadedFor {
+                    by: Path::new("/").join(&file),
+                    class: class.clone(),
+                };
                 let found = composer
                     .iter()
                     .flat_map(|map| map.candidates(&class))
-                    .find_map(|candidate| keep_file(tree, set, &candidate, &detail));
+                    .find_map(|candidate| keep_file(tree, set, &candidate, &why));
                 if let Some(found) = found {
                     if !done.contains(&found) {
                         work.push(found);
@@ -81,7 +84,7 @@ pub(super) fn keep_php_includes(tree: &FileTree, set: &mut KeepSet) {
                 }
             }
         }
-        let detail = format!("included by /{} (static)", file.display());
+        let why = Why::imported(Import::Included, &file);
         let here = Path::new("/").join(file.parent().unwrap_or(Path::new("")));
         for include in includes {
             let candidates: Vec<PathBuf> = match include.base {
@@ -108,7 +111,7 @@ pub(super) fn keep_php_includes(tree: &FileTree, set: &mut KeepSet) {
                     .collect(),
             };
             for candidate in candidates {
-                if let Some(found) = keep_file(tree, set, &candidate, &detail) {
+                if let Some(found) = keep_file(tree, set, &candidate, &why) {
                     if !done.contains(&found) {
                         work.push(found);
                     }
@@ -258,7 +261,7 @@ mod tests {
             );
         }
         assert_eq!(
-            set.paths[Path::new("var/www/config.php")].detail,
+            set.paths[Path::new("var/www/config.php")].why.to_string(),
             "included by /var/www/lib/db.php (static)"
         );
         assert!(!set.paths.contains_key(Path::new("var/www/old.php")));
@@ -330,7 +333,7 @@ mod tests {
             );
         }
         assert_eq!(
-            set.paths[Path::new("srv/src/Report.php")].detail,
+            set.paths[Path::new("srv/src/Report.php")].why.to_string(),
             "autoloaded for /srv/public/index.php (static): App\\Report"
         );
         assert!(!set.paths.contains_key(Path::new("srv/src/Unused.php")));

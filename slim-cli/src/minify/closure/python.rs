@@ -9,7 +9,7 @@ use std::{
 use super::{entries_named, python_imports, SOURCE_LIMIT};
 use crate::{
     image::tree::FileTree,
-    minify::{KeepSet, Reason},
+    minify::{Import, KeepSet, Reason, Why},
 };
 
 /// Python's static import closure: every module a kept `.py` file names literally (see
@@ -91,7 +91,7 @@ pub(super) fn keep_python_imports(
                 call.expression
             ));
         }
-        let detail = format!("imported by /{} (static)", file.display());
+        let why = Why::imported(Import::Imported, &file);
         let package = stdlib_package(&file);
         for import in imports {
             let elsewhere = |module: &str| package.as_deref() != module.split('.').next();
@@ -132,7 +132,7 @@ pub(super) fn keep_python_imports(
                         continue;
                     }
                     let new = !set.paths.contains_key(&found);
-                    set.keep(found.clone(), Reason::StaticImport, || detail.clone());
+                    set.keep(found.clone(), Reason::StaticImport, || why.clone());
                     if !new {
                         continue;
                     }
@@ -290,8 +290,8 @@ fn keep_pycache(tree: &FileTree, set: &mut KeepSet, source: &Path) {
         .filter(|p| p.extension().is_some_and(|e| e == "pyc"))
         .collect();
     for pyc in compiled {
-        set.keep(pyc, Reason::StaticImport, || {
-            format!("compiled form of /{}", source.display())
+        set.keep(pyc, Reason::StaticImport, || Why::CompiledFormOf {
+            source: Path::new("/").join(source),
         });
     }
 }

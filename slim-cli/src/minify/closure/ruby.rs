@@ -9,7 +9,7 @@ use std::{
 use super::{ruby_imports, SOURCE_LIMIT};
 use crate::{
     image::tree::{FileTree, Kind},
-    minify::{KeepSet, Reason},
+    minify::{Import, KeepSet, Reason, Why},
 };
 
 /// Ruby's static require closure: every file a kept `.rb` loads by literal name (see
@@ -54,7 +54,7 @@ pub(super) fn keep_ruby_requires(
                 file.display()
             ));
         }
-        let detail = format!("required by /{} (static)", file.display());
+        let why = Why::imported(Import::Required, &file);
         let library = in_library(&file);
         for require in requires {
             if require.in_method && library {
@@ -88,7 +88,7 @@ pub(super) fn keep_ruby_requires(
             if set.paths.contains_key(&found) {
                 continue;
             }
-            set.keep(found.clone(), Reason::StaticImport, || detail.clone());
+            set.keep(found.clone(), Reason::StaticImport, || why.clone());
             if is_source(&found) {
                 work.push(found);
             } else {
