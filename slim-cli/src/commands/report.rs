@@ -59,6 +59,8 @@ pub struct Verify {
     /// after as long (still running, or exited with the same code).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ran_like_original_s: Option<u64>,
+    /// The checked image stopped on its stop signal with the original's exit code.
+    pub stopped_like_original: bool,
 }
 
 impl Verify {

@@ -48,6 +48,8 @@ pub struct Recorded {
     pub starts: u32,
     /// Syscalls seccomp.json allows whatever Docker's default says (`--seccomp-allow`).
     pub seccomp_allow: BTreeSet<String>,
+    /// How long the app gets to stop on its stop signal (`--stop-timeout`).
+    pub stop_timeout: Option<Duration>,
     /// What the checks held out of the recording used on the fat image (not kept: it names
     /// what the slim image lacks when it fails them).
     pub held_out: Recording,
@@ -217,6 +219,7 @@ pub async fn record(
         starts: 1 + more_starts.len() as u32,
         seccomp_allow: input.seccomp_allow.clone(),
         held_out,
+        stop_timeout: input.stop_timeout,
     };
     let starts = match recorded.starts {
         1 => String::new(),

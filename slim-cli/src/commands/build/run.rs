@@ -81,6 +81,8 @@ pub struct RunOutcome {
     /// was then (running, or exited with a code): what a run with no probes is compared by.
     pub ran_ms: u128,
     pub state_at_end: Option<crate::engine::ContainerState>,
+    /// The exit code it ended with when stopped with its stop signal (`stopped_gracefully`).
+    pub exit_after_stop: Option<i64>,
 }
 
 /// A run that failed, with what the recorder saw until then (to name what a profile denied).
@@ -252,6 +254,7 @@ impl Run<'_> {
         let state_at_end = self.engine.container_state(id).await.ok();
         let mut probes = probes;
         let mut stopped_gracefully = false;
+        let mut exit_after_stop = None;
         if let Some(recorder) = progress.recorder.as_mut() {
             // What its threads wait in now (a call entered long ago is marked at entry too).
             let in_flight = recorder.add_in_flight(progress.mntns);
@@ -265,6 +268,14 @@ impl Run<'_> {
             }
             if let Some(timeout) = self.stop_timeout {
                 stopped_gracefully = self.stop_recorded(id, init_pid, timeout).await;
+                if stopped_gracefully {
+                    exit_after_stop = self
+                        .engine
+                        .container_state(id)
+                        .await
+                        .ok()
+                        .map(|s| s.exit_code);
+                }
             }
         } else if let (Some(held_out), None) = (self.held_out, self.replay) {
             probes.extend(held_out_checks(held_out, &target).await);
@@ -282,6 +293,7 @@ impl Run<'_> {
             stopped_gracefully,
             ran_ms,
             state_at_end,
+            exit_after_stop,
         })
     }
 

@@ -156,7 +156,11 @@ async fn verify_start(
         },
         shutdown,
         show_logs: false,
-        stop_timeout: None,
+        // Stopped as the original was, when it stopped on its stop signal: the exit code it
+        // ends with is compared too.
+        stop_timeout: recorded
+            .stop_timeout
+            .filter(|_| recorded.fat_run.stopped_gracefully),
         load_cpu,
         console,
     };
@@ -165,6 +169,9 @@ async fn verify_start(
             let mut verify = compare(&recorded.fat_run.probes, &outcome.probes);
             if no_probes {
                 ran_like(&recorded.fat_run, &outcome, stay_up, &mut verify);
+            }
+            if recorded.fat_run.stopped_gracefully {
+                stopped_like(&recorded.fat_run, &outcome, &mut verify);
             }
             (verify, outcome.recording, outcome.mntns)
         }
@@ -244,6 +251,25 @@ fn ran_like(fat: &RunOutcome, checked: &RunOutcome, ran: Duration, verify: &mut 
             fat: describe(fat.state_at_end.as_ref()),
             slim: describe(checked.state_at_end.as_ref()),
         });
+    }
+}
+
+/// For an original that stopped on its stop signal: the checked container must stop on it
+/// too, with the same exit code (a shutdown path that lost a file fails here).
+fn stopped_like(fat: &RunOutcome, checked: &RunOutcome, verify: &mut Verify) {
+    let describe = |run: &RunOutcome| match (run.stopped_gracefully, run.exit_after_stop) {
+        (true, Some(code)) => format!("stopped on its stop signal, exit code {code}"),
+        (true, None) => "stopped on its stop signal".to_owned(),
+        (false, _) => "did not stop on its stop signal".to_owned(),
+    };
+    let same = checked.stopped_gracefully && checked.exit_after_stop == fat.exit_after_stop;
+    match same {
+        true => verify.stopped_like_original = true,
+        false => verify.failed.push(Mismatch {
+            name: "stop".into(),
+            fat: describe(fat),
+            slim: describe(checked),
+        }),
     }
 }
 
