@@ -162,6 +162,11 @@ fn blocked_calls_are_allowed_and_the_app_starts_20_of_20_under_load() {
         report["recorder"]["stop_recorded"], true,
         "dumb-init handles SIGTERM: its stop is recorded"
     );
+    assert_eq!(
+        report["verify"]["stopped_like_original"], true,
+        "the slim image stops on its stop signal with the original's exit code: {}",
+        report["verify"]
+    );
     assert_eq!(report["verify"]["starts"], 2, "{}", report["verify"]);
     assert_eq!(report["verify"]["loaded_starts"], 1, "{}", report["verify"]);
     // The shutdown path: dumb-init forwards the signal (kill) and reaps its child (wait4).
