@@ -206,8 +206,20 @@ fn package_root(tree: &FileTree, path: &Path) -> Option<PathBuf> {
     None
 }
 
+/// Whether `dir` holds a language package manager's packages: `node_modules`, pip's
+/// `site-packages`/`dist-packages`, composer's or bundler's `vendor`.
+fn is_package_tree(tree: &FileTree, dir: &Path) -> bool {
+    match dir.file_name().and_then(|n| n.to_str()) {
+        Some("node_modules" | "site-packages" | "dist-packages") => true,
+        Some("vendor") => ["composer", "bundle"]
+            .iter()
+            .any(|inside| tree.get(&dir.join(inside)).is_some()),
+        _ => false,
+    }
+}
+
 /// The files, symlinks and directories under `dir` that no OS package owns (VCS directories
-/// left out), with their bytes.
+/// and language package trees left out: see [`is_package_tree`]), with their bytes.
 fn unowned_under(
     tree: &FileTree,
     dir: &Path,
@@ -224,7 +236,12 @@ fn unowned_under(
             continue;
         }
         let name = path.file_name().map(|n| n.to_string_lossy());
-        if entry.kind == Kind::Dir && name.is_some_and(|n| VCS_DIRS.contains(&n.as_ref())) {
+        let vcs = name
+            .as_ref()
+            .is_some_and(|n| VCS_DIRS.contains(&n.as_ref()));
+        // A language package manager's tree: its packages are kept one by one, when used.
+        let packages = path != dir && is_package_tree(tree, path);
+        if entry.kind == Kind::Dir && (vcs || packages) {
             skipped = Some(path.clone());
             continue;
         }
@@ -265,7 +282,6 @@ pub(super) fn keep_app_owned(
         .keys()
         .filter_map(|p| package_root(tree, p))
         .filter(|root| tree.get(root).is_some_and(|e| e.kind == Kind::Dir))
-        .filter(|root| !candidates.keys().any(|app| root.starts_with(app)))
         .collect();
     candidates.extend(packages.into_iter().map(|p| (p, TreeKind::Package)));
     for (dir, kind) in candidates {
@@ -468,5 +484,36 @@ mod tests {
         )));
         let over: Vec<&str> = report.over_budget().map(|t| t.path.as_str()).collect();
         assert_eq!(over, ["/usr/lib/python3/site-packages/requests"]);
+    }
+
+    #[test]
+    fn an_app_trees_packages_are_kept_one_by_one_not_with_the_tree() {
+        let tree = image(&[
+            ("srv/server.js", 100),
+            ("srv/views/index.html", 50),
+            ("srv/node_modules/mime/index.js", 10),
+            ("srv/node_modules/mime/types.js", 30),
+            ("srv/node_modules/big/huge.js", 100_000),
+        ]);
+        let mut set = KeepSet::default();
+        for used in ["srv/server.js", "srv/node_modules/mime/index.js"] {
+            set.keep(PathBuf::from(used), Reason::Opened, || Why::Rule("test"));
+        }
+        let report = keep_app_owned(
+            &tree,
+            &mut set,
+            (&dirs("/srv", &["node", "server.js"]), None, 1000),
+            &mut no_closure(),
+        );
+        assert!(set.paths.contains_key(Path::new("srv/views/index.html")));
+        assert!(set
+            .paths
+            .contains_key(Path::new("srv/node_modules/mime/types.js")));
+        // An unused package is not the app's tree: its 100 KB neither kept nor counted.
+        assert!(!set
+            .paths
+            .contains_key(Path::new("srv/node_modules/big/huge.js")));
+        assert!(report.over_budget().next().is_none(), "{report:?}");
+        assert_eq!(report.trees[0].bytes, 150, "{report:?}");
     }
 }
