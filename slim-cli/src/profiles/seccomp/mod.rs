@@ -18,6 +18,7 @@ use crate::syscalls::Arch;
 pub mod diff;
 mod failed;
 mod limits;
+pub mod merge;
 
 pub use limits::{clone_flags_index, ArgOp, ArgRule, Policy, CLONE_NAMESPACE_FLAGS};
 
@@ -289,17 +290,27 @@ pub struct SeccompProfile {
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
 struct DockerProfile<'a> {
-    default_action: &'static str,
-    default_errno_ret: u32,
-    architectures: Vec<&'static str>,
+    default_action: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    default_errno_ret: Option<u32>,
+    architectures: Vec<&'a str>,
     syscalls: Vec<DockerRule<'a>>,
+}
+
+impl DockerProfile<'_> {
+    /// Pretty-printed, with a final newline.
+    fn render(&self) -> String {
+        let mut text = serde_json::to_string_pretty(self).expect("plain data serializes");
+        text.push('\n');
+        text
+    }
 }
 
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
 struct DockerRule<'a> {
     names: Vec<&'a str>,
-    action: &'static str,
+    action: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
     errno_ret: Option<u32>,
     #[serde(skip_serializing_if = "<[_]>::is_empty")]
@@ -536,15 +547,13 @@ impl SeccompProfile {
                 args: &[],
             });
         }
-        let profile = DockerProfile {
+        DockerProfile {
             default_action,
-            default_errno_ret: EPERM,
+            default_errno_ret: Some(EPERM),
             architectures: self.scmp_arches(),
             syscalls,
-        };
-        let mut text = serde_json::to_string_pretty(&profile).expect("plain data serializes");
-        text.push('\n');
-        text
+        }
+        .render()
     }
 
     /// The same profile as a security-profiles-operator `SeccompProfile` object named `name`.
@@ -567,11 +576,7 @@ impl SeccompProfile {
         }
         for (name, rules) in &self.conditions {
             for rule in rules {
-                let op = match rule.op {
-                    ArgOp::Equal => "SCMP_CMP_EQ",
-                    ArgOp::MaskedEqual => "SCMP_CMP_MASKED_EQ",
-                    ArgOp::NotEqual => "SCMP_CMP_NE",
-                };
+                let op = rule.op.scmp_name();
                 out.push_str(&format!(
                     "  - action: SCMP_ACT_ALLOW\n    names:\n    - {name}\n    args:\n    \
                      - index: {}\n      value: {}\n      valueTwo: {}\n      op: {op}\n",
