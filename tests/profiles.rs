@@ -571,6 +571,9 @@ fn profile_merge_unions_two_profiles_and_counts_each_call() {
         serde_json::from_slice(&std::fs::read(out.join("seccomp.log.json")).unwrap()).unwrap();
     assert_eq!(log["defaultAction"], "SCMP_ACT_LOG");
     assert_eq!(log["syscalls"], profile["syscalls"]);
+    let operator = std::fs::read_to_string(out.join("seccomp-profile.yaml")).unwrap();
+    assert!(operator.contains("kind: SeccompProfile\n"), "{operator}");
+    assert!(operator.contains("  name: slim-merged\n"), "{operator}");
     let counts: serde_json::Value =
         serde_json::from_slice(&std::fs::read(out.join("merge.json")).unwrap()).unwrap();
     assert_eq!(counts["inputs"].as_array().unwrap().len(), 2, "{counts}");

@@ -1,5 +1,6 @@
 //! `slim profile merge OUT DIR...`: the union of the seccomp profiles of several recordings
-//! (replicas, probe sets), written into OUT with how many inputs allowed each call. Inputs of
+//! (replicas, probe sets), written into OUT (seccomp.json, seccomp.log.json,
+//! seccomp-profile.yaml) with how many inputs allowed each call (merge.json). Inputs of
 //! different primary architectures are refused unless `--per-arch` (one merged profile per
 //! architecture, in OUT/ARCH/). Exit 0, or 2 for input it cannot read or merge.
 
@@ -11,12 +12,15 @@ use std::{
 use anyhow::Result;
 
 use super::{
-    build::{APPARMOR_FILE, SECCOMP_FILE, SECCOMP_LOG_FILE},
+    build::{APPARMOR_FILE, OPERATOR_FILE, SECCOMP_FILE, SECCOMP_LOG_FILE},
     UsageError,
 };
 use crate::{
     cli::ProfileMergeArgs,
-    profiles::seccomp::merge::{self, MergeError, Merged, Profile},
+    profiles::{
+        profile_name,
+        seccomp::merge::{self, MergeError, Merged, Profile},
+    },
 };
 
 /// The counts file written next to the merged profile.
@@ -43,21 +47,25 @@ pub fn run(args: ProfileMergeArgs) -> Result<ExitCode> {
         inputs.push((file.display().to_string(), profile));
     }
     refuse_overwriting_an_input(&args.out, &args.inputs)?;
-    let groups: Vec<(PathBuf, Vec<(String, Profile)>)> = if args.per_arch {
+    let name = operator_name(&args.out, &args.inputs);
+    let groups: Vec<(PathBuf, String, Vec<(String, Profile)>)> = if args.per_arch {
         merge::group_by_arch(inputs)
             .into_iter()
-            .map(|(arch, group)| (args.out.join(merge::arch_dir(&arch)), group))
+            .map(|(arch, group)| {
+                let arch = merge::arch_dir(&arch);
+                (args.out.join(&arch), format!("{name}-{arch}"), group)
+            })
             .collect()
     } else {
-        vec![(args.out.clone(), inputs)]
+        vec![(args.out.clone(), name, inputs)]
     };
     let mut merged_groups = Vec::new();
-    for (dir, group) in groups {
+    for (dir, name, group) in groups {
         let merged = merge::merge(&group).map_err(merge_error)?;
-        merged_groups.push((dir, merged));
+        merged_groups.push((dir, name, merged));
     }
-    for (dir, merged) in &merged_groups {
-        let written = write(dir, merged)?;
+    for (dir, name, merged) in &merged_groups {
+        let written = write(dir, name, merged)?;
         print!("{}", summary(dir, merged, &written));
     }
     if has_apparmor {
@@ -90,6 +98,25 @@ fn profile_file(path: &Path) -> Result<PathBuf> {
         .into());
     }
     Ok(path.to_path_buf())
+}
+
+/// The name of the security-profiles-operator object: the first input's (replicas of one app
+/// share it), else one made from OUT's name.
+fn operator_name(out: &Path, inputs: &[PathBuf]) -> String {
+    let from_input = inputs.iter().find_map(|input| {
+        let text = std::fs::read_to_string(input.join(OPERATOR_FILE)).ok()?;
+        let name = text
+            .lines()
+            .find_map(|l| l.strip_prefix("  name: "))?
+            .trim();
+        (!name.is_empty()).then(|| name.to_owned())
+    });
+    from_input.unwrap_or_else(|| {
+        let base = out
+            .file_name()
+            .map_or("merged".into(), |n| n.to_string_lossy());
+        profile_name(&base)
+    })
 }
 
 /// OUT must not be an input's directory: the merge would replace its seccomp.json and leave
@@ -139,9 +166,9 @@ fn merge_error(err: MergeError) -> anyhow::Error {
     UsageError::new(format!("cannot merge: {err}"), hint).into()
 }
 
-/// Writes seccomp.json, seccomp.log.json (unless the inputs allow by default) and merge.json
-/// into `dir`; returns the names written.
-fn write(dir: &Path, merged: &Merged) -> Result<Vec<&'static str>> {
+/// Writes seccomp.json, seccomp.log.json (unless the inputs allow by default),
+/// seccomp-profile.yaml (object `name`) and merge.json into `dir`; returns the names written.
+fn write(dir: &Path, name: &str, merged: &Merged) -> Result<Vec<&'static str>> {
     let cannot = |err: std::io::Error| {
         UsageError::new(
             format!("cannot write into {}: {err}", dir.display()),
@@ -154,6 +181,7 @@ fn write(dir: &Path, merged: &Merged) -> Result<Vec<&'static str>> {
     if merged.default_action != "SCMP_ACT_ALLOW" {
         files.push((SECCOMP_LOG_FILE, merged.to_log_json()));
     }
+    files.push((OPERATOR_FILE, merged.to_operator_yaml(name)));
     let mut report = serde_json::to_string_pretty(&merged.report())?;
     report.push('\n');
     files.push((MERGE_FILE, report));

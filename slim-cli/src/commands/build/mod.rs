@@ -31,7 +31,7 @@ use super::{
 };
 
 pub use console::Console;
-pub(super) use profiles::{APPARMOR_FILE, SECCOMP_FILE, SECCOMP_LOG_FILE};
+pub(super) use profiles::{APPARMOR_FILE, OPERATOR_FILE, SECCOMP_FILE, SECCOMP_LOG_FILE};
 pub use run::RunError;
 
 /// Exit code when the checked image does not answer like the original.

@@ -422,7 +422,17 @@ impl Merged {
         self.docker_json("SCMP_ACT_LOG")
     }
 
+    /// The same rules as a security-profiles-operator `SeccompProfile` object named `name`.
+    pub fn to_operator_yaml(&self, name: &str) -> String {
+        self.docker_profile(&self.default_action)
+            .operator_yaml(name)
+    }
+
     fn docker_json(&self, default_action: &str) -> String {
+        self.docker_profile(default_action).render()
+    }
+
+    fn docker_profile<'a>(&'a self, default_action: &'a str) -> DockerProfile<'a> {
         let unconditional: Vec<&str> = self
             .calls
             .iter()
@@ -471,7 +481,6 @@ impl Merged {
             architectures: self.architectures.iter().map(String::as_str).collect(),
             syscalls,
         }
-        .render()
     }
 
     /// The allowed calls that not every input allowed, with their counts, fewest first.
@@ -694,6 +703,16 @@ mod tests {
         assert_eq!(again.calls, merged.calls);
         assert_eq!(again.default_action, "SCMP_ACT_ERRNO");
         assert_eq!(again.default_errno_ret, Some(1));
+        let yaml = merged.to_operator_yaml("slim-app");
+        assert!(yaml.contains("kind: SeccompProfile\n"));
+        assert!(yaml.contains("  name: slim-app\n"));
+        assert!(yaml.contains("  defaultAction: SCMP_ACT_ERRNO\n"));
+        assert!(yaml.contains("  - SCMP_ARCH_X86\n"));
+        assert_eq!(yaml.matches("    - index: 0\n").count(), 2, "{yaml}");
+        assert!(
+            yaml.contains("    errnoRet: 13\n    names:\n    - keyctl\n"),
+            "{yaml}"
+        );
         let log = parse(&merged.to_log_json()).unwrap();
         assert_eq!(log.default_action, "SCMP_ACT_LOG");
         assert_eq!(log.calls, merged.calls);

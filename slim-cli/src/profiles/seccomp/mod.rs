@@ -304,6 +304,45 @@ impl DockerProfile<'_> {
         text.push('\n');
         text
     }
+
+    /// The same rules as a security-profiles-operator `SeccompProfile` object named `name`.
+    fn operator_yaml(&self, name: &str) -> String {
+        let mut out = String::new();
+        out.push_str("apiVersion: security-profiles-operator.x-k8s.io/v1beta1\n");
+        out.push_str("kind: SeccompProfile\n");
+        out.push_str("metadata:\n");
+        out.push_str(&format!("  name: {name}\n"));
+        out.push_str("spec:\n");
+        out.push_str(&format!("  defaultAction: {}\n", self.default_action));
+        out.push_str("  architectures:\n");
+        for arch in &self.architectures {
+            out.push_str(&format!("  - {arch}\n"));
+        }
+        out.push_str("  syscalls:\n");
+        for rule in &self.syscalls {
+            out.push_str(&format!("  - action: {}\n", rule.action));
+            if let Some(errno) = rule.errno_ret {
+                out.push_str(&format!("    errnoRet: {errno}\n"));
+            }
+            out.push_str("    names:\n");
+            for name in &rule.names {
+                out.push_str(&format!("    - {name}\n"));
+            }
+            if !rule.args.is_empty() {
+                out.push_str("    args:\n");
+            }
+            for arg in rule.args {
+                out.push_str(&format!(
+                    "    - index: {}\n      value: {}\n      valueTwo: {}\n      op: {}\n",
+                    arg.index,
+                    arg.value,
+                    arg.value_two,
+                    arg.op.scmp_name()
+                ));
+            }
+        }
+        out
+    }
 }
 
 #[derive(Serialize)]
@@ -515,6 +554,11 @@ impl SeccompProfile {
     }
 
     fn docker_json(&self, default_action: &'static str) -> String {
+        self.docker_profile(default_action).render()
+    }
+
+    /// The rules in the order both formats write them.
+    fn docker_profile(&self, default_action: &'static str) -> DockerProfile<'_> {
         let mut syscalls = vec![DockerRule {
             names: self.unconditional_names(),
             action: "SCMP_ACT_ALLOW",
@@ -553,54 +597,11 @@ impl SeccompProfile {
             architectures: self.scmp_arches(),
             syscalls,
         }
-        .render()
     }
 
     /// The same profile as a security-profiles-operator `SeccompProfile` object named `name`.
     pub fn to_operator_yaml(&self, name: &str) -> String {
-        let mut out = String::new();
-        out.push_str("apiVersion: security-profiles-operator.x-k8s.io/v1beta1\n");
-        out.push_str("kind: SeccompProfile\n");
-        out.push_str("metadata:\n");
-        out.push_str(&format!("  name: {name}\n"));
-        out.push_str("spec:\n");
-        out.push_str("  defaultAction: SCMP_ACT_ERRNO\n");
-        out.push_str("  architectures:\n");
-        for arch in self.scmp_arches() {
-            out.push_str(&format!("  - {arch}\n"));
-        }
-        out.push_str("  syscalls:\n");
-        out.push_str("  - action: SCMP_ACT_ALLOW\n    names:\n");
-        for name in self.unconditional_names() {
-            out.push_str(&format!("    - {name}\n"));
-        }
-        for (name, rules) in &self.conditions {
-            for rule in rules {
-                let op = rule.op.scmp_name();
-                out.push_str(&format!(
-                    "  - action: SCMP_ACT_ALLOW\n    names:\n    - {name}\n    args:\n    \
-                     - index: {}\n      value: {}\n      valueTwo: {}\n      op: {op}\n",
-                    rule.index, rule.value, rule.value_two
-                ));
-            }
-        }
-        if !self.enosys.is_empty() {
-            out.push_str(&format!(
-                "  - action: SCMP_ACT_ERRNO\n    errnoRet: {ENOSYS}\n    names:\n"
-            ));
-            for name in &self.enosys {
-                out.push_str(&format!("    - {name}\n"));
-            }
-        }
-        for (errno, names) in self.errno_answers() {
-            out.push_str(&format!(
-                "  - action: SCMP_ACT_ERRNO\n    errnoRet: {errno}\n    names:\n"
-            ));
-            for name in names {
-                out.push_str(&format!("    - {name}\n"));
-            }
-        }
-        out
+        self.docker_profile("SCMP_ACT_ERRNO").operator_yaml(name)
     }
 }
 
