@@ -551,6 +551,10 @@ fn profile_merge_unions_two_profiles_and_counts_each_call() {
     assert_eq!(merge.status.code(), Some(0), "{stdout}{stderr}");
     assert!(stdout.contains("merged 2 seccomp profiles"), "{stdout}");
     assert!(stdout.contains("2 allowed by only some"), "{stdout}");
+    assert!(
+        stdout.contains("AppArmor profiles are not merged"),
+        "{stdout}"
+    );
     let profile: serde_json::Value =
         serde_json::from_slice(&std::fs::read(out.join("seccomp.json")).unwrap()).unwrap();
     assert_eq!(profile["defaultAction"], "SCMP_ACT_ERRNO");

@@ -5,6 +5,7 @@
 //! architecture, in OUT/ARCH/). Exit 0, or 2 for input it cannot read or merge.
 
 use std::{
+    collections::BTreeMap,
     path::{Path, PathBuf},
     process::ExitCode,
 };
@@ -12,16 +13,22 @@ use std::{
 use anyhow::Result;
 
 use super::{
-    build::{APPARMOR_FILE, OPERATOR_FILE, SECCOMP_FILE, SECCOMP_LOG_FILE},
+    build::{
+        parse_check, APPARMOR_COMPLAIN_FILE, APPARMOR_FILE, OPERATOR_FILE, SECCOMP_FILE,
+        SECCOMP_LOG_FILE,
+    },
     UsageError,
 };
 use crate::{
     cli::ProfileMergeArgs,
     profiles::{
-        profile_name,
+        apparmor_merge, profile_name,
         seccomp::merge::{self, MergeError, Merged, Profile},
     },
 };
+
+/// Labelled input profiles (their paths), in order.
+type Inputs = Vec<(String, Profile)>;
 
 /// The counts file written next to the merged profile.
 pub const MERGE_FILE: &str = "merge.json";
@@ -30,11 +37,11 @@ const INPUT_HINT: &str = "give output dirs of `slim build` or `slim profile` (th
                           seccomp.json), or seccomp profiles in Docker's JSON format";
 
 pub fn run(args: ProfileMergeArgs) -> Result<ExitCode> {
-    let mut inputs: Vec<(String, Profile)> = Vec::new();
-    let mut has_apparmor = false;
+    let mut inputs: Inputs = Vec::new();
+    // Each input's AppArmor profile (by its seccomp label), when it is an output dir with one.
+    let mut apparmor: BTreeMap<String, Option<(String, String)>> = BTreeMap::new();
     for path in &args.inputs {
         let file = profile_file(path)?;
-        has_apparmor |= path.is_dir() && path.join(APPARMOR_FILE).is_file();
         let text = std::fs::read_to_string(&file).map_err(|err| {
             UsageError::new(format!("cannot read {}: {err}", file.display()), INPUT_HINT)
         })?;
@@ -44,11 +51,19 @@ pub fn run(args: ProfileMergeArgs) -> Result<ExitCode> {
                 INPUT_HINT,
             )
         })?;
-        inputs.push((file.display().to_string(), profile));
+        let label = file.display().to_string();
+        let apparmor_file = path.join(APPARMOR_FILE);
+        let apparmor_text = path
+            .is_dir()
+            .then(|| std::fs::read_to_string(&apparmor_file).ok())
+            .flatten()
+            .map(|text| (apparmor_file.display().to_string(), text));
+        apparmor.insert(label.clone(), apparmor_text);
+        inputs.push((label, profile));
     }
     refuse_overwriting_an_input(&args.out, &args.inputs)?;
     let name = operator_name(&args.out, &args.inputs);
-    let groups: Vec<(PathBuf, String, Vec<(String, Profile)>)> = if args.per_arch {
+    let groups: Vec<(PathBuf, String, Inputs)> = if args.per_arch {
         merge::group_by_arch(inputs)
             .into_iter()
             .map(|(arch, group)| {
@@ -62,17 +77,35 @@ pub fn run(args: ProfileMergeArgs) -> Result<ExitCode> {
     let mut merged_groups = Vec::new();
     for (dir, name, group) in groups {
         let merged = merge::merge(&group).map_err(merge_error)?;
-        merged_groups.push((dir, name, merged));
+        let apparmor = merge_apparmor(&group, &apparmor);
+        merged_groups.push((dir, name, merged, apparmor));
     }
-    for (dir, name, merged) in &merged_groups {
-        let written = write(dir, name, merged)?;
-        print!("{}", summary(dir, merged, &written));
-    }
-    if has_apparmor {
-        println!(
-            "  AppArmor profiles are not merged (load one input's {APPARMOR_FILE}, or record \
-             the replicas' probes in one run)"
-        );
+    for (dir, name, merged, apparmor) in &merged_groups {
+        let mut written = write(dir, name, merged)?;
+        let apparmor_line = match apparmor {
+            Ok(profile) => {
+                for (file, text) in [
+                    (APPARMOR_FILE, &profile.text),
+                    (APPARMOR_COMPLAIN_FILE, &profile.complain_text),
+                ] {
+                    std::fs::write(dir.join(file), text).map_err(|err| {
+                        UsageError::new(
+                            format!("cannot write into {}: {err}", dir.display()),
+                            "give a directory slim can create and write for OUT",
+                        )
+                    })?;
+                    written.push(file);
+                }
+                format!(
+                    "  {APPARMOR_FILE} merged: the first input's rules and {} rule lines only \
+                     other inputs had; apparmor_parser check {}\n",
+                    profile.added,
+                    parse_check(&dir.join(APPARMOR_FILE))
+                )
+            }
+            Err(why) => format!("  AppArmor profiles are not merged: {why}\n"),
+        };
+        print!("{}{apparmor_line}", summary(dir, merged, &written));
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -98,6 +131,26 @@ fn profile_file(path: &Path) -> Result<PathBuf> {
         .into());
     }
     Ok(path.to_path_buf())
+}
+
+/// The inputs' AppArmor profiles merged, or why not.
+fn merge_apparmor(
+    group: &[(String, Profile)],
+    apparmor: &BTreeMap<String, Option<(String, String)>>,
+) -> std::result::Result<apparmor_merge::Merged, String> {
+    let texts: Vec<(String, String)> = group
+        .iter()
+        .filter_map(|(label, _)| apparmor.get(label)?.clone())
+        .collect();
+    if texts.len() < group.len() {
+        return Err(format!(
+            "only {} of the {} inputs {} an {APPARMOR_FILE}",
+            texts.len(),
+            group.len(),
+            if texts.len() == 1 { "has" } else { "have" }
+        ));
+    }
+    apparmor_merge::merge(&texts)
 }
 
 /// The name of the security-profiles-operator object: the first input's (replicas of one app
