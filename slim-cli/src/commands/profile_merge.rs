@@ -61,7 +61,6 @@ pub fn run(args: ProfileMergeArgs) -> Result<ExitCode> {
         apparmor.insert(label.clone(), apparmor_text);
         inputs.push((label, profile));
     }
-    refuse_overwriting_an_input(&args.out, &args.inputs)?;
     let name = operator_name(&args.out, &args.inputs);
     let groups: Vec<(PathBuf, String, Inputs)> = if args.per_arch {
         merge::group_by_arch(inputs)
@@ -76,6 +75,7 @@ pub fn run(args: ProfileMergeArgs) -> Result<ExitCode> {
     };
     let mut merged_groups = Vec::new();
     for (dir, name, group) in groups {
+        refuse_overwriting_an_input(&dir, &args.inputs)?;
         let merged = merge::merge(&group).map_err(merge_error)?;
         let apparmor = merge_apparmor(&group, &apparmor);
         merged_groups.push((dir, name, merged, apparmor));
@@ -172,24 +172,36 @@ fn operator_name(out: &Path, inputs: &[PathBuf]) -> String {
     })
 }
 
-/// OUT must not be an input's directory: the merge would replace its seccomp.json and leave
-/// the rest of it (report.json, apparmor.profile) describing another profile.
+/// The files a merge writes into its directory.
+const WRITTEN: &[&str] = &[
+    SECCOMP_FILE,
+    SECCOMP_LOG_FILE,
+    OPERATOR_FILE,
+    MERGE_FILE,
+    APPARMOR_FILE,
+    APPARMOR_COMPLAIN_FILE,
+];
+
+/// A merge must not write where an input is: not into an input's output dir (the rest of it,
+/// report.json and the rest, would describe another profile), nor over an input file.
 fn refuse_overwriting_an_input(out: &Path, inputs: &[PathBuf]) -> Result<()> {
     let Ok(out_real) = out.canonicalize() else {
         return Ok(()); // does not exist yet
     };
     for input in inputs {
-        let dir = if input.is_dir() {
-            input.clone()
+        let overwritten = if input.is_dir() {
+            input.canonicalize().is_ok_and(|d| d == out_real)
         } else {
-            input.parent().map(Path::to_path_buf).unwrap_or_default()
+            let parent = match input.parent() {
+                Some(p) if !p.as_os_str().is_empty() => p,
+                _ => Path::new("."),
+            };
+            parent.canonicalize().is_ok_and(|d| d == out_real)
+                && input
+                    .file_name()
+                    .is_some_and(|n| WRITTEN.iter().any(|w| n == *w))
         };
-        let dir = if dir.as_os_str().is_empty() {
-            PathBuf::from(".")
-        } else {
-            dir
-        };
-        if dir.canonicalize().is_ok_and(|d| d == out_real) {
+        if overwritten {
             return Err(UsageError::new(
                 format!(
                     "{} is where input {} is: the merge would overwrite it",
