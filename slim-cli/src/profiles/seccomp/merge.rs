@@ -697,6 +697,25 @@ mod tests {
     }
 
     #[test]
+    fn an_errno_answer_gives_way_to_argument_rules_and_is_reported() {
+        let enosys = r#"{"defaultAction": "SCMP_ACT_ERRNO", "syscalls": [
+            {"names": ["clone3"], "action": "SCMP_ACT_ERRNO", "errnoRet": 38}]}"#;
+        let rules = r#"{"defaultAction": "SCMP_ACT_ERRNO", "syscalls": [
+            {"names": ["clone3"], "action": "SCMP_ACT_ALLOW",
+             "args": [{"index": 1, "value": 88, "op": "SCMP_CMP_EQ"}]}]}"#;
+        let merged = merge(&labelled(&[enosys, rules])).unwrap();
+        let clone3 = &merged.calls["clone3"];
+        assert_eq!(clone3.alternatives, [vec![eq(1, 88)]]);
+        assert_eq!(clone3.errno, None);
+        assert_eq!(merged.errno_dropped, ["clone3"]);
+        assert_eq!(merged.counts["clone3"], 1);
+        let json: serde_json::Value = serde_json::from_str(&merged.to_docker_json()).unwrap();
+        let rules = json["syscalls"].as_array().unwrap();
+        assert_eq!(rules.len(), 1, "{json}");
+        assert_eq!(rules[0]["action"], "SCMP_ACT_ALLOW");
+    }
+
+    #[test]
     fn the_merged_profile_reads_back_and_its_log_twin_logs() {
         let merged = merge(&labelled(&[A, B])).unwrap();
         let again = parse(&merged.to_docker_json()).unwrap();
