@@ -518,15 +518,16 @@ pub enum ProfileAction {
     Diff(ProfileDiffArgs),
     /// Merge the seccomp profiles of several recordings (replicas, probe sets) into one that
     /// allows the union of what they allow, and count how many of them allowed each call:
-    /// `slim profile merge OUT DIR...` writes OUT/seccomp.json, OUT/seccomp.log.json and
-    /// OUT/merge.json.
+    /// `slim profile merge OUT DIR...` writes OUT/seccomp.json, seccomp.log.json,
+    /// seccomp-profile.yaml and merge.json (the counts), and apparmor.profile when every input
+    /// has one of the same name.
     Merge(ProfileMergeArgs),
 }
 
 #[derive(Debug, Args)]
 pub struct ProfileMergeArgs {
-    /// Where the merged seccomp.json, seccomp.log.json and merge.json go (created if missing;
-    /// not one of the inputs).
+    /// Where the merged profiles and merge.json go (created if missing; not one of the
+    /// inputs).
     pub out: std::path::PathBuf,
     /// Output dirs of `slim build` or `slim profile` (their seccomp.json is read), or seccomp
     /// profiles in Docker's JSON format.
