@@ -507,6 +507,110 @@ fn profile_diff_names_what_a_profile_allows_beyond_dockers_default() {
     }
 }
 
+/// `slim profile merge OUT DIR...`: two profiles (an output dir and a plain file) merge into the
+/// union of what they allow, with per-call counts; still nowhere weaker than Docker's default.
+/// Needs no engine.
+#[test]
+fn profile_merge_unions_two_profiles_and_counts_each_call() {
+    let dir = TempDir::new("profile-merge");
+    let replica = dir.0.join("replica-1");
+    std::fs::create_dir_all(&replica).unwrap();
+    std::fs::write(
+        replica.join("seccomp.json"),
+        r#"{"defaultAction": "SCMP_ACT_ERRNO", "defaultErrnoRet": 1,
+            "architectures": ["SCMP_ARCH_X86_64"],
+            "syscalls": [
+              {"names": ["read", "write", "accept4"], "action": "SCMP_ACT_ALLOW"},
+              {"names": ["socket"], "action": "SCMP_ACT_ALLOW",
+               "args": [{"index": 0, "value": 1, "valueTwo": 0, "op": "SCMP_CMP_EQ"}]},
+              {"names": ["clone3", "statx"], "action": "SCMP_ACT_ERRNO", "errnoRet": 38}]}"#,
+    )
+    .unwrap();
+    let second = dir.0.join("replica-2.json");
+    std::fs::write(
+        &second,
+        r#"{"defaultAction": "SCMP_ACT_ERRNO", "defaultErrnoRet": 1,
+            "architectures": ["SCMP_ARCH_X86_64"],
+            "syscalls": [
+              {"names": ["read", "write", "statx"], "action": "SCMP_ACT_ALLOW"},
+              {"names": ["socket"], "action": "SCMP_ACT_ALLOW",
+               "args": [{"index": 0, "value": 2, "valueTwo": 0, "op": "SCMP_CMP_EQ"}]},
+              {"names": ["clone3"], "action": "SCMP_ACT_ERRNO", "errnoRet": 38}]}"#,
+    )
+    .unwrap();
+    let out = dir.0.join("merged");
+    let merge = slim()
+        .args(["profile", "merge"])
+        .arg(&out)
+        .arg(&replica)
+        .arg(&second)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&merge.stdout);
+    let stderr = String::from_utf8_lossy(&merge.stderr);
+    assert_eq!(merge.status.code(), Some(0), "{stdout}{stderr}");
+    assert!(stdout.contains("merged 2 seccomp profiles"), "{stdout}");
+    assert!(stdout.contains("2 allowed by only some"), "{stdout}");
+    assert!(
+        stdout.contains("AppArmor profiles are not merged"),
+        "{stdout}"
+    );
+    let profile: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("seccomp.json")).unwrap()).unwrap();
+    assert_eq!(profile["defaultAction"], "SCMP_ACT_ERRNO");
+    assert_eq!(
+        unconditional(&profile),
+        ["accept4", "read", "statx", "write"],
+        "statx: ENOSYS in one, allowed in the other"
+    );
+    let families: Vec<u64> = profile["syscalls"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|rule| rule["names"] == serde_json::json!(["socket"]))
+        .map(|rule| rule["args"][0]["value"].as_u64().unwrap())
+        .collect();
+    assert_eq!(families, [1, 2], "the union of the socket rules");
+    let log: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("seccomp.log.json")).unwrap()).unwrap();
+    assert_eq!(log["defaultAction"], "SCMP_ACT_LOG");
+    assert_eq!(log["syscalls"], profile["syscalls"]);
+    let operator = std::fs::read_to_string(out.join("seccomp-profile.yaml")).unwrap();
+    assert!(operator.contains("kind: SeccompProfile\n"), "{operator}");
+    assert!(operator.contains("  name: slim-merged\n"), "{operator}");
+    let counts: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("merge.json")).unwrap()).unwrap();
+    assert_eq!(counts["inputs"].as_array().unwrap().len(), 2, "{counts}");
+    assert_eq!(counts["calls"]["read"], 2, "{counts}");
+    assert_eq!(counts["calls"]["socket"], 2, "{counts}");
+    assert_eq!(counts["calls"]["accept4"], 1, "{counts}");
+    assert_eq!(counts["calls"]["statx"], 1, "{counts}");
+    assert_eq!(counts["errno"]["clone3"], 38, "{counts}");
+    assert_not_weaker_than_dockers_default(&out.join("seccomp.json"));
+    // Bad input: exit 2, one line and a hint, nothing panics.
+    let other_arch = dir.0.join("arm64.json");
+    std::fs::write(
+        &other_arch,
+        r#"{"defaultAction": "SCMP_ACT_ERRNO", "architectures": ["SCMP_ARCH_AARCH64"]}"#,
+    )
+    .unwrap();
+    let junk = dir.0.join("junk.json");
+    std::fs::write(&junk, "{").unwrap();
+    for bad in [junk, dir.0.join("missing"), other_arch] {
+        let out = slim()
+            .args(["profile", "merge"])
+            .arg(dir.0.join("bad"))
+            .arg(&replica)
+            .arg(&bad)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{stderr}");
+        assert!(stderr.contains("hint:"), "{stderr}");
+        assert!(!stderr.contains("panicked"), "{stderr}");
+    }
+}
+
 fn pid_errno(output: &std::process::Output) -> (i64, i64) {
     let text = String::from_utf8_lossy(&output.stdout);
     let mut fields = text.split_whitespace().map(|f| f.parse::<i64>().unwrap());

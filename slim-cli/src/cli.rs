@@ -521,6 +521,27 @@ pub enum ProfileAction {
     /// profile: the calls it allows that the other refuses (exit 1 when there are any), and the
     /// calls it takes away, in one table.
     Diff(ProfileDiffArgs),
+    /// Merge the seccomp profiles of several recordings (replicas, probe sets) into one that
+    /// allows the union of what they allow, and count how many of them allowed each call:
+    /// `slim profile merge OUT DIR...` writes OUT/seccomp.json, seccomp.log.json,
+    /// seccomp-profile.yaml and merge.json (the counts), and apparmor.profile when every input
+    /// has one of the same name.
+    Merge(ProfileMergeArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ProfileMergeArgs {
+    /// Where the merged profiles and merge.json go (created if missing; not one of the
+    /// inputs).
+    pub out: std::path::PathBuf,
+    /// Output dirs of `slim build` or `slim profile` (their seccomp.json is read), or seccomp
+    /// profiles in Docker's JSON format.
+    #[arg(required = true, value_name = "DIR")]
+    pub inputs: Vec<std::path::PathBuf>,
+    /// Inputs of different architectures: merge each architecture's apart, into OUT/ARCH/
+    /// (x86_64, aarch64...). Without it they are refused.
+    #[arg(long)]
+    pub per_arch: bool,
 }
 
 #[derive(Debug, Args)]

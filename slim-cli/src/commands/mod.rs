@@ -4,6 +4,7 @@
 mod build;
 pub(crate) mod pipeline;
 mod profile_diff;
+mod profile_merge;
 pub mod prune;
 mod report;
 mod squash;
@@ -34,6 +35,7 @@ pub fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::Build(args) => run_async(|shutdown| build::run(*args, shutdown)),
         Command::Profile(args) => match args.action {
             Some(crate::cli::ProfileAction::Diff(diff)) => profile_diff::run(diff),
+            Some(crate::cli::ProfileAction::Merge(merge)) => profile_merge::run(merge),
             None => run_async(|shutdown| build::profile(*args, shutdown)),
         },
         Command::Prune(args) => run_async(|shutdown| interruptible(shutdown, prune::run(args))),

@@ -3,6 +3,7 @@
 //! in, file text out; nothing here touches the kernel or the engine.
 
 pub mod apparmor;
+pub mod apparmor_merge;
 pub mod docker_default;
 pub mod seccomp;
 

@@ -31,6 +31,10 @@ use super::{
 };
 
 pub use console::Console;
+pub(super) use profiles::{
+    parse_check, APPARMOR_COMPLAIN_FILE, APPARMOR_FILE, OPERATOR_FILE, SECCOMP_FILE,
+    SECCOMP_LOG_FILE,
+};
 pub use run::RunError;
 
 /// Exit code when the checked image does not answer like the original.

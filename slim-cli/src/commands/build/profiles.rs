@@ -201,7 +201,7 @@ fn write(dir: &Path, file: &str, text: &str) -> Result<()> {
 }
 
 /// `passed`, `failed: <first error line>`, or `skipped: ...` when the parser is not installed.
-fn parse_check(profile: &Path) -> String {
+pub(crate) fn parse_check(profile: &Path) -> String {
     let output = Command::new("apparmor_parser")
         .args(["-Q", "-K"])
         .arg(profile)

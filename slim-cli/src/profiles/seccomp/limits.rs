@@ -6,7 +6,7 @@
 
 use std::collections::BTreeSet;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::{Origin, SeccompProfile};
 use crate::{
@@ -29,7 +29,8 @@ pub struct Policy {
 }
 
 /// How a syscall argument is compared (libseccomp's operators, as Docker's JSON spells them).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+/// slim writes the first three; the others are read from profiles it merges.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ArgOp {
     #[serde(rename = "SCMP_CMP_EQ")]
     Equal,
@@ -39,14 +40,39 @@ pub enum ArgOp {
     /// `arg != value`.
     #[serde(rename = "SCMP_CMP_NE")]
     NotEqual,
+    #[serde(rename = "SCMP_CMP_LT")]
+    LessThan,
+    #[serde(rename = "SCMP_CMP_LE")]
+    LessOrEqual,
+    #[serde(rename = "SCMP_CMP_GE")]
+    GreaterOrEqual,
+    #[serde(rename = "SCMP_CMP_GT")]
+    GreaterThan,
+}
+
+impl ArgOp {
+    /// libseccomp's name, as Docker's JSON and the operator's YAML spell it.
+    pub fn scmp_name(self) -> &'static str {
+        match self {
+            ArgOp::Equal => "SCMP_CMP_EQ",
+            ArgOp::MaskedEqual => "SCMP_CMP_MASKED_EQ",
+            ArgOp::NotEqual => "SCMP_CMP_NE",
+            ArgOp::LessThan => "SCMP_CMP_LT",
+            ArgOp::LessOrEqual => "SCMP_CMP_LE",
+            ArgOp::GreaterOrEqual => "SCMP_CMP_GE",
+            ArgOp::GreaterThan => "SCMP_CMP_GT",
+        }
+    }
 }
 
 /// One argument condition of a rule.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ArgRule {
     pub index: u32,
     pub value: u64,
+    /// Read as 0 when a profile leaves it out (only SCMP_CMP_MASKED_EQ uses it).
+    #[serde(default)]
     pub value_two: u64,
     pub op: ArgOp,
 }
@@ -199,6 +225,10 @@ mod tests {
             ArgOp::Equal => arg == rule.value,
             ArgOp::MaskedEqual => arg & rule.value == rule.value_two,
             ArgOp::NotEqual => arg != rule.value,
+            ArgOp::LessThan => arg < rule.value,
+            ArgOp::LessOrEqual => arg <= rule.value,
+            ArgOp::GreaterOrEqual => arg >= rule.value,
+            ArgOp::GreaterThan => arg > rule.value,
         }
     }
 

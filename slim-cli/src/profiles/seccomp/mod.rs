@@ -18,6 +18,7 @@ use crate::syscalls::Arch;
 pub mod diff;
 mod failed;
 mod limits;
+pub mod merge;
 
 pub use limits::{clone_flags_index, ArgOp, ArgRule, Policy, CLONE_NAMESPACE_FLAGS};
 
@@ -289,17 +290,66 @@ pub struct SeccompProfile {
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
 struct DockerProfile<'a> {
-    default_action: &'static str,
-    default_errno_ret: u32,
-    architectures: Vec<&'static str>,
+    default_action: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    default_errno_ret: Option<u32>,
+    architectures: Vec<&'a str>,
     syscalls: Vec<DockerRule<'a>>,
+}
+
+impl DockerProfile<'_> {
+    /// Pretty-printed, with a final newline.
+    fn render(&self) -> String {
+        let mut text = serde_json::to_string_pretty(self).expect("plain data serializes");
+        text.push('\n');
+        text
+    }
+
+    /// The same rules as a security-profiles-operator `SeccompProfile` object named `name`.
+    fn operator_yaml(&self, name: &str) -> String {
+        let mut out = String::new();
+        out.push_str("apiVersion: security-profiles-operator.x-k8s.io/v1beta1\n");
+        out.push_str("kind: SeccompProfile\n");
+        out.push_str("metadata:\n");
+        out.push_str(&format!("  name: {name}\n"));
+        out.push_str("spec:\n");
+        out.push_str(&format!("  defaultAction: {}\n", self.default_action));
+        out.push_str("  architectures:\n");
+        for arch in &self.architectures {
+            out.push_str(&format!("  - {arch}\n"));
+        }
+        out.push_str("  syscalls:\n");
+        for rule in &self.syscalls {
+            out.push_str(&format!("  - action: {}\n", rule.action));
+            if let Some(errno) = rule.errno_ret {
+                out.push_str(&format!("    errnoRet: {errno}\n"));
+            }
+            out.push_str("    names:\n");
+            for name in &rule.names {
+                out.push_str(&format!("    - {name}\n"));
+            }
+            if !rule.args.is_empty() {
+                out.push_str("    args:\n");
+            }
+            for arg in rule.args {
+                out.push_str(&format!(
+                    "    - index: {}\n      value: {}\n      valueTwo: {}\n      op: {}\n",
+                    arg.index,
+                    arg.value,
+                    arg.value_two,
+                    arg.op.scmp_name()
+                ));
+            }
+        }
+        out
+    }
 }
 
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
 struct DockerRule<'a> {
     names: Vec<&'a str>,
-    action: &'static str,
+    action: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
     errno_ret: Option<u32>,
     #[serde(skip_serializing_if = "<[_]>::is_empty")]
@@ -504,6 +554,11 @@ impl SeccompProfile {
     }
 
     fn docker_json(&self, default_action: &'static str) -> String {
+        self.docker_profile(default_action).render()
+    }
+
+    /// The rules in the order both formats write them.
+    fn docker_profile(&self, default_action: &'static str) -> DockerProfile<'_> {
         let mut syscalls = vec![DockerRule {
             names: self.unconditional_names(),
             action: "SCMP_ACT_ALLOW",
@@ -536,66 +591,17 @@ impl SeccompProfile {
                 args: &[],
             });
         }
-        let profile = DockerProfile {
+        DockerProfile {
             default_action,
-            default_errno_ret: EPERM,
+            default_errno_ret: Some(EPERM),
             architectures: self.scmp_arches(),
             syscalls,
-        };
-        let mut text = serde_json::to_string_pretty(&profile).expect("plain data serializes");
-        text.push('\n');
-        text
+        }
     }
 
     /// The same profile as a security-profiles-operator `SeccompProfile` object named `name`.
     pub fn to_operator_yaml(&self, name: &str) -> String {
-        let mut out = String::new();
-        out.push_str("apiVersion: security-profiles-operator.x-k8s.io/v1beta1\n");
-        out.push_str("kind: SeccompProfile\n");
-        out.push_str("metadata:\n");
-        out.push_str(&format!("  name: {name}\n"));
-        out.push_str("spec:\n");
-        out.push_str("  defaultAction: SCMP_ACT_ERRNO\n");
-        out.push_str("  architectures:\n");
-        for arch in self.scmp_arches() {
-            out.push_str(&format!("  - {arch}\n"));
-        }
-        out.push_str("  syscalls:\n");
-        out.push_str("  - action: SCMP_ACT_ALLOW\n    names:\n");
-        for name in self.unconditional_names() {
-            out.push_str(&format!("    - {name}\n"));
-        }
-        for (name, rules) in &self.conditions {
-            for rule in rules {
-                let op = match rule.op {
-                    ArgOp::Equal => "SCMP_CMP_EQ",
-                    ArgOp::MaskedEqual => "SCMP_CMP_MASKED_EQ",
-                    ArgOp::NotEqual => "SCMP_CMP_NE",
-                };
-                out.push_str(&format!(
-                    "  - action: SCMP_ACT_ALLOW\n    names:\n    - {name}\n    args:\n    \
-                     - index: {}\n      value: {}\n      valueTwo: {}\n      op: {op}\n",
-                    rule.index, rule.value, rule.value_two
-                ));
-            }
-        }
-        if !self.enosys.is_empty() {
-            out.push_str(&format!(
-                "  - action: SCMP_ACT_ERRNO\n    errnoRet: {ENOSYS}\n    names:\n"
-            ));
-            for name in &self.enosys {
-                out.push_str(&format!("    - {name}\n"));
-            }
-        }
-        for (errno, names) in self.errno_answers() {
-            out.push_str(&format!(
-                "  - action: SCMP_ACT_ERRNO\n    errnoRet: {errno}\n    names:\n"
-            ));
-            for name in names {
-                out.push_str(&format!("    - {name}\n"));
-            }
-        }
-        out
+        self.docker_profile("SCMP_ACT_ERRNO").operator_yaml(name)
     }
 }
 
