@@ -15,8 +15,8 @@ mod ruby_imports;
 
 use std::path::{Path, PathBuf};
 
-use super::{KeepSet, Reason};
-use crate::image::tree::FileTree;
+use super::{resolve::resolve, KeepSet, Reason, Why};
+use crate::image::tree::{FileTree, Kind};
 
 /// Runs every runtime's closure over the kept set. `env` is the image's environment (`K=V`);
 /// `keep_closure` keeps a native file's ELF dependencies (an extension module's libraries).
@@ -51,6 +51,28 @@ fn attribute(set: &mut KeepSet, runtime: &'static str) {
     for path in new {
         set.imported_for.insert(path, runtime);
     }
+}
+
+/// Keeps the regular file `path` (absolute) leads to, with the symlinks on the way; its tree
+/// path, or None when there is none.
+pub(super) fn keep_file(
+    tree: &FileTree,
+    set: &mut KeepSet,
+    path: &Path,
+    why: &Why,
+) -> Option<PathBuf> {
+    let resolution = resolve(tree, path);
+    let target = resolution.target?;
+    if !matches!(tree.get(&target)?.kind, Kind::File | Kind::Hardlink) {
+        return None;
+    }
+    for link in resolution.links {
+        set.keep(link, Reason::Symlink, || Why::OnTheWayTo {
+            target: path.to_path_buf(),
+        });
+    }
+    set.keep(target.clone(), Reason::StaticImport, || why.clone());
+    Some(target)
 }
 
 /// The largest source file read for its imports.

@@ -6,10 +6,10 @@ use std::{
     path::{Path, PathBuf},
 };
 
-use super::{perl_imports, SOURCE_LIMIT};
+use super::{keep_file, perl_imports, SOURCE_LIMIT};
 use crate::{
     image::tree::{FileTree, Kind},
-    minify::{glob, resolve::resolve, Import, KeepSet, Reason, Why},
+    minify::{glob, resolve::resolve, Import, KeepSet, Why},
 };
 
 /// Perl's `@INC` directories, in the order Perl searches them, as distributions lay them out:
@@ -157,28 +157,6 @@ pub(super) fn keep_perl_modules(
             }
         }
     }
-}
-
-/// Keeps the regular file `path` (absolute) leads to, with the symlinks on the way; its tree
-/// path, or None when there is none. (PHP's closure uses it too.)
-pub(super) fn keep_file(
-    tree: &FileTree,
-    set: &mut KeepSet,
-    path: &Path,
-    why: &Why,
-) -> Option<PathBuf> {
-    let resolution = resolve(tree, path);
-    let target = resolution.target?;
-    if !matches!(tree.get(&target)?.kind, Kind::File | Kind::Hardlink) {
-        return None;
-    }
-    for link in resolution.links {
-        set.keep(link, Reason::Symlink, || Why::OnTheWayTo {
-            target: path.to_path_buf(),
-        });
-    }
-    set.keep(target.clone(), Reason::StaticImport, || why.clone());
-    Some(target)
 }
 
 fn same_dir(tree: &FileTree, a: &Path, b: &Path) -> bool {

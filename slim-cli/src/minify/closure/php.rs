@@ -6,7 +6,7 @@ use std::{
     path::{Path, PathBuf},
 };
 
-use super::{perl::keep_file, php_imports, SOURCE_LIMIT};
+use super::{keep_file, php_imports, SOURCE_LIMIT};
 use crate::{
     image::tree::FileTree,
     minify::{resolve::resolve, Import, KeepSet, Why},
