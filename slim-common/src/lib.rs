@@ -49,7 +49,18 @@ pub mod op {
     pub const SYMLINK: u8 = 10;
     pub const LINK: u8 = 11;
     pub const FCHDIR: u8 = 12;
+    /// bind(2) of an AF_UNIX socket to a path (the path argument is a `sockaddr_un`).
+    pub const BIND: u8 = 13;
+    /// connect(2) of an AF_UNIX socket to a path (the path argument is a `sockaddr_un`).
+    pub const CONNECT: u8 = 14;
+    /// mknod(2)/mknodat(2): a FIFO, socket or device node made at a path.
+    pub const MKNOD: u8 = 15;
 }
+
+/// `sa_family` of a `sockaddr_un`; its path starts at [`SUN_PATH_OFFSET`].
+pub const AF_UNIX: u16 = 1;
+/// Offset of `sun_path` in `struct sockaddr_un` (after the 16-bit family).
+pub const SUN_PATH_OFFSET: u64 = 2;
 
 /// Where a syscall keeps its arguments: one entry per syscall number, filled by user space for
 /// the running architecture. Argument indexes are 0..=5; `NO_ARG` means "absent".

@@ -413,10 +413,21 @@ fn emit_path(task: &Task, spec: &SyscallSpec, call: &Call, ret: i64, second: boo
         submit(event);
         return;
     }
-    let Some(ptr) = arg(call, path_arg) else {
+    let Some(mut ptr) = arg(call, path_arg) else {
         return;
     };
-    if !read_path(event, ptr as *const u8, Source::User) {
+    if spec.op == op::BIND || spec.op == op::CONNECT {
+        // A socket address: only AF_UNIX ones name a path (abstract names start with a NUL,
+        // which reads as an empty path and is dropped below).
+        let family =
+            unsafe { aya_ebpf::helpers::bpf_probe_read_user(ptr as *const u16) }.unwrap_or(0);
+        if family != slim_common::AF_UNIX {
+            return;
+        }
+        ptr += slim_common::SUN_PATH_OFFSET;
+    }
+    let socket = spec.op == op::BIND || spec.op == op::CONNECT;
+    if !read_path(event, ptr as *const u8, Source::User) || (socket && event.header.path_len == 0) {
         return;
     }
     // Directory changes and directory opens feed state user space tracks (cwd, fd table): they

@@ -553,11 +553,28 @@ fn state_top(path: &Path) -> Option<PathBuf> {
         .map(|a| a.to_path_buf())
 }
 
-/// Keeps every tree the app keeps state in whole (see [`StateRoot`]). Written files are grouped
-/// by their top directory below the system directories; a group with at least one file that was
-/// already in the image is state, and its root is the deepest directory holding all of the
-/// group's written and created files (a database's data directory, not all of /var/lib).
-fn keep_state(tree: &FileTree, recording: &Recording, options: &Options, set: &mut KeepSet) {
+/// A tree the recording shows the app keeps state in (see [`StateRoot`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StateTree {
+    /// The tree's root (a tree path: no leading `/`).
+    pub root: PathBuf,
+    /// Files of the image the app wrote there, and how many it created.
+    pub written: u64,
+    pub created: u64,
+    /// Programs that wrote them.
+    pub writers: Vec<String>,
+}
+
+/// The trees the app keeps state in. Written files are grouped by their top directory below the
+/// system directories; a group with at least one file that was already in the image is state,
+/// and its root is the deepest directory holding all of the group's written and created files
+/// (a database's data directory, not all of /var/lib). Declared volumes are left out: they are
+/// kept whole anyway.
+pub fn state_trees(
+    tree: &FileTree,
+    recording: &Recording,
+    image_volumes: &[String],
+) -> Vec<StateTree> {
     #[derive(Default)]
     struct Group {
         written: Vec<PathBuf>,
@@ -569,7 +586,7 @@ fn keep_state(tree: &FileTree, recording: &Recording, options: &Options, set: &m
         if !touched.ok.contains(&Use::Write)
             || runtime_path(path)
             || SCRATCH_DIRS.iter().any(|d| path.starts_with(d))
-            || options.image_volumes.iter().any(|v| path.starts_with(v))
+            || image_volumes.iter().any(|v| path.starts_with(v))
         {
             continue;
         }
@@ -602,6 +619,7 @@ fn keep_state(tree: &FileTree, recording: &Recording, options: &Options, set: &m
             group.created.push(real);
         }
     }
+    let mut trees = Vec::new();
     for (top, group) in groups {
         if group.written.is_empty() {
             continue; // only new files (logs, sockets): nothing of the image to keep whole
@@ -616,11 +634,24 @@ fn keep_state(tree: &FileTree, recording: &Recording, options: &Options, set: &m
         if !root.starts_with(&top) {
             root = top.clone();
         }
-        let writers: Vec<String> = group.writers.into_iter().collect();
+        trees.push(StateTree {
+            root,
+            written: group.written.len() as u64,
+            created: group.created.len() as u64,
+            writers: group.writers.into_iter().collect(),
+        });
+    }
+    trees
+}
+
+/// Keeps every tree the app keeps state in whole (see [`state_trees`]).
+fn keep_state(tree: &FileTree, recording: &Recording, options: &Options, set: &mut KeepSet) {
+    for state in state_trees(tree, recording, &options.image_volumes) {
+        let root = &state.root;
         let why = Why::StateWrittenBy {
-            writers: writers.clone(),
+            writers: state.writers.clone(),
         };
-        let shown = Path::new("/").join(&root);
+        let shown = Path::new("/").join(root);
         // Paths already kept for another reason keep it; the tree is state all the same.
         set.keep_tree(tree, &shown, Reason::State, &why);
         let mut files = 0;
@@ -631,7 +662,7 @@ fn keep_state(tree: &FileTree, recording: &Recording, options: &Options, set: &m
                 std::ops::Bound::Included(root.as_path()),
                 std::ops::Bound::Unbounded,
             ))
-            .take_while(|(p, _)| p.starts_with(&root))
+            .take_while(|(p, _)| p.starts_with(root))
         {
             files += 1;
             if entry.kind == Kind::File {
@@ -642,9 +673,9 @@ fn keep_state(tree: &FileTree, recording: &Recording, options: &Options, set: &m
             root: shown.display().to_string(),
             files,
             bytes,
-            written: group.written.len() as u64,
-            created: group.created.len() as u64,
-            writers,
+            written: state.written,
+            created: state.created,
+            writers: state.writers,
         });
     }
 }

@@ -56,6 +56,9 @@ impl Perms {
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct RuleCounts {
     pub file: usize,
+    /// Unix socket paths bound or connected to, and state directories.
+    pub socket: usize,
+    pub state: usize,
     pub network: usize,
     pub capability: usize,
     pub deny: usize,
@@ -86,6 +89,9 @@ pub struct Context<'a> {
     pub app_syscalls: &'a BTreeSet<String>,
     /// Container ports the app serves (privileged ones need `net_bind_service`).
     pub ports: &'a [u16],
+    /// Directories the app keeps state in (absolute paths in the image: a database's data
+    /// directory, a declared VOLUME it wrote in): it creates files there after the recording.
+    pub state_dirs: &'a [PathBuf],
 }
 
 /// Capabilities the app's syscalls show it may use, each with the calls that need it. AppArmor
@@ -211,11 +217,14 @@ const DENY_RULES: &[&str] = &[
 pub fn generate(recording: &Recording, context: &Context) -> AppArmorProfile {
     let mut rules: BTreeMap<String, Perms> = BTreeMap::new();
     let mut created_in: BTreeMap<PathBuf, usize> = BTreeMap::new();
+    let mut nested_temp: BTreeSet<&'static str> = BTreeSet::new();
+    let mut sockets: BTreeMap<String, Perms> = BTreeMap::new();
     for (path, touched) in &recording.paths {
         let in_image = context.files.real_path(path);
         let real = in_image.clone().unwrap_or_else(|| path.clone());
         let mut perms = Perms::default();
         let mut directory = false;
+        let mut socket_paths = false;
         for usage in &touched.ok {
             match usage {
                 Use::Exec => {
@@ -243,11 +252,18 @@ pub fn generate(recording: &Recording, context: &Context) -> AppArmorProfile {
                     perms.write = true;
                     perms.link = true;
                 }
+                // AppArmor mediates a path socket's bind and connect as a write of its file.
+                Use::Bind | Use::Connect => {
+                    perms.read = true;
+                    perms.write = true;
+                    socket_paths = true;
+                }
+                Use::Mknod => perms.write = true,
                 // Not mediated by AppArmor's file rules.
                 Use::ExecAttempt | Use::Stat | Use::Access | Use::Readlink | Use::Chdir => {}
             }
         }
-        if perms.read && !perms.map && context.files.is_elf(&real) {
+        if perms.read && !perms.map && !socket_paths && context.files.is_elf(&real) {
             perms.map = true; // a library or plug-in the loader maps
         }
         let Some(glob) = glob_path(&real) else {
@@ -270,16 +286,42 @@ pub fn generate(recording: &Recording, context: &Context) -> AppArmorProfile {
         if perms == Perms::default() {
             continue;
         }
+        if socket_paths {
+            sockets.entry(glob).or_default().merge(perms);
+            continue;
+        }
         if perms.write && in_image.is_none() {
             if let Some(parent) = real.parent() {
                 *created_in.entry(parent.to_path_buf()).or_default() += 1;
+            }
+            if let Some(temp) = nested_in_temp(&real, context.files) {
+                nested_temp.insert(temp);
             }
         }
         rules.entry(glob).or_default().merge(perms);
     }
     collapse_created(&mut rules, &created_in);
+    for temp in &nested_temp {
+        collapse_tree(&mut rules, temp);
+    }
+    let state_dirs: BTreeSet<String> = context
+        .state_dirs
+        .iter()
+        .filter_map(|dir| glob_path(dir))
+        .map(|dir| dir.trim_end_matches('/').to_owned())
+        .filter(|dir| !dir.is_empty())
+        .collect();
+    for dir in &state_dirs {
+        // The tree rule covers reads, writes and locks below; mapping, linking and executing
+        // keep their own rules.
+        let below = format!("{dir}/");
+        rules.retain(|path, perms| {
+            !(path.starts_with(&below) && !perms.map && !perms.exec && !perms.link)
+        });
+    }
 
     let mut network: BTreeSet<String> = BTreeSet::new();
+    let mut unix: BTreeSet<String> = BTreeSet::new();
     let mut unnamed_families = BTreeSet::new();
     for &(family, kind) in &recording.sockets {
         match (family_name(family), type_name(kind)) {
@@ -287,34 +329,17 @@ pub fn generate(recording: &Recording, context: &Context) -> AppArmorProfile {
             (Some(family), None) => network.insert(format!("network {family},")),
             (None, _) => unnamed_families.insert(family),
         };
+        if family == AF_UNIX {
+            // Under ABI 3.0, kernels that mediate Unix sockets finely (Ubuntu's, AppArmor 4.1's)
+            // read `unix` rules, not `network unix`.
+            unix.insert(match type_name(kind) {
+                Some(kind) => format!("unix type={kind},"),
+                None => "unix,".to_owned(),
+            });
+        }
     }
-    let has = |name: &str| context.app_syscalls.contains(name);
-    let mut capabilities: Vec<&'static str> = CAPABILITY_EVIDENCE
-        .iter()
-        .filter(|(_, calls)| calls.iter().any(|c| has(c)))
-        .map(|(cap, _)| *cap)
-        .collect();
-    if has("bind") && context.ports.iter().any(|&p| p < 1024) {
-        capabilities.push("net_bind_service");
-    }
-    if recording
-        .sockets
-        .iter()
-        .any(|&(family, kind)| (kind == 3 && (family == 2 || family == 10)) || family == 17)
-    {
-        capabilities.push("net_raw");
-    }
-    let dropped_privileges = has("setuid") || has("setresuid") || has("setreuid");
-    if dropped_privileges && (has("kill") || has("tgkill") || has("tkill")) {
-        capabilities.push("kill"); // signals between the root master and its unprivileged workers
-    }
-    if dropped_privileges {
-        // A root master that drops privileges still opens what its workers own (logs, sockets,
-        // state) as root.
-        capabilities.push("dac_override");
-    }
-    capabilities.sort_unstable();
-    capabilities.dedup();
+    let evidence = capability_evidence(recording, context);
+    let capabilities: Vec<&'static str> = evidence.keys().copied().collect();
 
     let name = context.name;
     let mut text = String::new();
@@ -323,6 +348,10 @@ pub fn generate(recording: &Recording, context: &Context) -> AppArmorProfile {
          # Load it: apparmor_parser -r -W apparmor.profile\n\
          # Use it:  docker run --security-opt apparmor={name} IMAGE\n\n"
     ));
+    text.push_str(
+        "# ABI 3.0: the rule semantics of AppArmor 3 (parsers since 3.0 know it; on AppArmor 4.1\n\
+         # kernels an undeclared ABI changes what the unix rules mean).\nabi <abi/3.0>,\n\n",
+    );
     text.push_str("#include <tunables/global>\n\n");
     text.push_str(&format!(
         "profile {name} flags=(attach_disconnected,mediate_deleted) {{\n"
@@ -330,19 +359,15 @@ pub fn generate(recording: &Recording, context: &Context) -> AppArmorProfile {
     text.push_str("  #include <abstractions/base>\n\n");
     if !network.is_empty() {
         text.push_str("  # Sockets the app created (family, type).\n");
-        for rule in &network {
+        for rule in network.iter().chain(&unix) {
             text.push_str(&format!("  {rule}\n"));
         }
         text.push('\n');
     }
     if !capabilities.is_empty() {
-        text.push_str(
-            "  # Capabilities its syscalls need: changing users and groups, owners and modes,\n  \
-             # privileged ports, raw sockets; dac_override and kill when a root process drops\n  \
-             # privileges and still manages what its workers own.\n",
-        );
-        for cap in &capabilities {
-            text.push_str(&format!("  capability {cap},\n"));
+        text.push_str("  # Capabilities, each with the evidence the recording gave for it.\n");
+        for (cap, why) in &evidence {
+            text.push_str(&format!("  capability {cap},  # {why}\n"));
         }
         text.push('\n');
     }
@@ -365,6 +390,22 @@ pub fn generate(recording: &Recording, context: &Context) -> AppArmorProfile {
     for (path, perms) in &rules {
         text.push_str(&format!("  {} {},\n", quote(path), perms.render()));
     }
+    if !sockets.is_empty() {
+        text.push_str("\n  # Unix sockets the app bound or connected to, by path.\n");
+        for (path, perms) in &sockets {
+            text.push_str(&format!("  {} {},\n", quote(path), perms.render()));
+        }
+    }
+    if !state_dirs.is_empty() {
+        text.push_str(
+            "\n  # State directories, kept whole in the image: the app creates files there after\n  \
+             # the recording (a database's new tables), so the whole tree is allowed.\n",
+        );
+        for dir in &state_dirs {
+            text.push_str(&format!("  {} r,\n", quote(&format!("{dir}/"))));
+            text.push_str(&format!("  {} rwk,\n", quote(&format!("{dir}/**"))));
+        }
+    }
     text.push_str("\n  # Never, whatever the rules above say.\n");
     for rule in DENY_RULES {
         text.push_str(&format!("  {rule}\n"));
@@ -382,12 +423,119 @@ pub fn generate(recording: &Recording, context: &Context) -> AppArmorProfile {
         unnamed_families: unnamed_families.into_iter().collect(),
         rules: RuleCounts {
             file: rules.len(),
-            network: network.len(),
+            socket: sockets.len(),
+            state: state_dirs.len(),
+            network: network.len() + unix.len(),
             capability: capabilities.len(),
             deny: DENY_RULES.len(),
         },
         capabilities,
     }
+}
+
+/// `AF_UNIX`.
+const AF_UNIX: u32 = 1;
+
+/// The capabilities the recording gives evidence for, each with that evidence in words.
+fn capability_evidence(recording: &Recording, context: &Context) -> BTreeMap<&'static str, String> {
+    let has = |name: &str| context.app_syscalls.contains(name);
+    let mut evidence: BTreeMap<&'static str, String> = BTreeMap::new();
+    for (cap, calls) in CAPABILITY_EVIDENCE {
+        let made: Vec<&str> = calls.iter().copied().filter(|c| has(c)).collect();
+        if !made.is_empty() {
+            evidence.insert(cap, format!("called {}", made.join(", ")));
+        }
+    }
+    let low_ports: Vec<String> = context
+        .ports
+        .iter()
+        .filter(|&&p| p < 1024)
+        .map(u16::to_string)
+        .collect();
+    if has("bind") && !low_ports.is_empty() {
+        evidence.insert(
+            "net_bind_service",
+            format!("bind with privileged port {}", low_ports.join(", ")),
+        );
+    }
+    if recording
+        .sockets
+        .iter()
+        .any(|&(family, kind)| (kind == 3 && (family == 2 || family == 10)) || family == 17)
+    {
+        evidence.insert("net_raw", "created raw or packet sockets".into());
+    }
+    let dropped: Vec<&str> = ["setuid", "setresuid", "setreuid"]
+        .into_iter()
+        .filter(|c| has(c))
+        .collect();
+    if !dropped.is_empty() {
+        let signals: Vec<&str> = ["kill", "tgkill", "tkill"]
+            .into_iter()
+            .filter(|c| has(c))
+            .collect();
+        if !signals.is_empty() {
+            // Signals between the root master and its unprivileged workers.
+            evidence.insert(
+                "kill",
+                format!(
+                    "{} after {}: a root master signals workers of another user",
+                    signals.join(", "),
+                    dropped.join(", ")
+                ),
+            );
+        }
+        // A root master that drops privileges still opens what its workers own (logs,
+        // sockets, state) as root.
+        evidence.insert(
+            "dac_override",
+            format!(
+                "{}: a root master opens what its unprivileged workers own",
+                dropped.join(", ")
+            ),
+        );
+    }
+    evidence
+}
+
+/// The temp directory `path` sits in at least two levels down, below a directory the image does
+/// not have (`/tmp/tmpab12cd/x`: made inside a directory created with a changing name).
+fn nested_in_temp(path: &Path, files: &dyn ImageFiles) -> Option<&'static str> {
+    TEMP_DIRS.iter().copied().find(|temp| {
+        let Ok(rest) = path.strip_prefix(temp) else {
+            return false;
+        };
+        let mut parts = rest.components();
+        match (parts.next(), parts.next()) {
+            (Some(first), Some(_)) => files.real_path(&Path::new(temp).join(first)).is_none(),
+            _ => false,
+        }
+    })
+}
+
+/// Replaces every rule below `dir` that only reads, writes, locks or links by one `dir/**`
+/// rule with their permissions.
+fn collapse_tree(rules: &mut BTreeMap<String, Perms>, dir: &str) {
+    let prefix = format!("{dir}/");
+    let mut merged = Perms::default();
+    rules.retain(|path, perms| {
+        if path.starts_with(&prefix) && !perms.map && !perms.exec {
+            merged.merge(*perms);
+            false
+        } else {
+            true
+        }
+    });
+    merged.merge(Perms {
+        read: true,
+        write: true,
+        lock: true,
+        ..Default::default()
+    });
+    rules
+        .entry(format!("{prefix}**"))
+        .or_default()
+        .merge(merged);
 }
 
 /// Files created at run time with changing names: two or more in one directory, or any in a
@@ -456,8 +604,14 @@ fn is_digits(text: &str) -> bool {
 }
 
 /// One path component: runs of 6+ digits, or 8+ hex digits holding both digits and letters,
-/// become `*`; AppArmor's pattern characters are escaped.
+/// become `*`; Kubernetes' `..data`-style names become `..*`; AppArmor's pattern characters are
+/// escaped.
 fn glob_component(part: &str) -> String {
+    if part.len() > 2 && part.starts_with("..") && part != "..." {
+        // Kubernetes ConfigMap and Secret volumes: `..data` links to a `..2024_05_01_...`
+        // directory that is replaced on every update.
+        return "..*".into();
+    }
     let bytes = part.as_bytes();
     let mut out = String::new();
     let mut i = 0;
@@ -560,6 +714,7 @@ mod tests {
                 files: &FakeImage,
                 app_syscalls: &app_syscalls,
                 ports,
+                state_dirs: &[],
             },
         )
     }
@@ -594,7 +749,10 @@ mod tests {
         assert!(p.text.contains("  network inet stream,\n"));
         assert!(p.text.contains("  network inet6 stream,\n"));
         assert!(p.text.contains("  network unix dgram,\n"));
-        assert_eq!(p.rules.network, 3, "unknown family 99 is not written");
+        assert_eq!(
+            p.rules.network, 4,
+            "unknown family 99 is not written; unix dgram twice"
+        );
         assert!(!p.text.contains("network packet"));
         assert_eq!(p.unnamed_families, [99], "and it is reported");
         assert_eq!(family_name(38), Some("alg"));
@@ -647,9 +805,159 @@ mod tests {
                 "setuid"
             ]
         );
-        assert!(server.text.contains("  capability setuid,\n"));
+        assert!(server
+            .text
+            .contains("  capability setuid,  # called setuid\n"));
         let high_port = profile(&["bind"], &[8080]);
         assert!(!high_port.capabilities.contains(&"net_bind_service"));
+    }
+
+    fn profile_of(recording: &Recording, state_dirs: &[PathBuf]) -> AppArmorProfile {
+        generate(
+            recording,
+            &Context {
+                name: "slim-app",
+                files: &FakeImage,
+                app_syscalls: &BTreeSet::new(),
+                ports: &[],
+                state_dirs,
+            },
+        )
+    }
+
+    #[test]
+    fn abi_and_unix_rules_for_the_unix_sockets_seen() {
+        let p = profile(&[], &[]);
+        assert!(p.text.contains("\nabi <abi/3.0>,\n"), "{}", p.text);
+        assert!(
+            p.text.find("abi <abi/3.0>") < p.text.find("#include <tunables/global>"),
+            "the ABI comes first"
+        );
+        assert!(p.text.contains("  unix type=dgram,\n"), "{}", p.text);
+        assert!(
+            !p.text.contains("unix type=stream"),
+            "no unix stream socket was made"
+        );
+        assert_eq!(p.rules.network, 4);
+    }
+
+    #[test]
+    fn socket_paths_bound_or_connected_get_their_own_rules() {
+        let mut recording = Recording::default();
+        for (path, uses) in [
+            ("/run/php/php-fpm.sock", Use::Bind),
+            ("/run/mysqld/mysqld.sock", Use::Connect),
+            ("/var/run/app/fifo", Use::Mknod),
+        ] {
+            recording
+                .paths
+                .insert(PathBuf::from(path), touched(&[uses]));
+        }
+        let p = profile_of(&recording, &[]);
+        assert!(
+            p.text.contains("  /run/php/php-fpm.sock rw,\n"),
+            "{}",
+            p.text
+        );
+        assert!(p.text.contains("  /run/mysqld/mysqld.sock rw,\n"));
+        assert!(p.text.contains("  /var/run/app/fifo w,\n"));
+        assert_eq!(p.rules.socket, 2);
+        let sockets_section = p.text.find("# Unix sockets").unwrap();
+        assert!(p.text.find("/run/php/php-fpm.sock").unwrap() > sockets_section);
+    }
+
+    #[test]
+    fn state_directories_are_allowed_whole() {
+        let mut recording = Recording::default();
+        for (path, uses) in [
+            ("/var/lib/app/state.db", &[Use::Write][..]),
+            ("/var/lib/app/base/1/1259", &[Use::Write]),
+            ("/var/lib/app/ext.so", &[Use::Read]),
+            ("/etc/app.conf", &[Use::Read]),
+        ] {
+            recording.paths.insert(PathBuf::from(path), touched(uses));
+        }
+        let p = profile_of(&recording, &[PathBuf::from("/var/lib/app")]);
+        assert!(p.text.contains("  /var/lib/app/ r,\n"), "{}", p.text);
+        assert!(p.text.contains("  /var/lib/app/** rwk,\n"));
+        assert!(
+            !p.text.contains("/var/lib/app/state.db"),
+            "covered by the tree"
+        );
+        assert!(
+            !p.text.contains("/var/lib/app/base/1/1259"),
+            "covered by the tree"
+        );
+        assert!(
+            p.text.contains("  /var/lib/app/ext.so mr,\n"),
+            "mapping keeps its own rule"
+        );
+        assert_eq!(p.rules.state, 1);
+        let check = parse_check(&p.text);
+        assert!(check.is_none() || check == Some(true), "{}", p.text);
+    }
+
+    #[test]
+    fn nested_temp_trees_and_configmaps_become_globs() {
+        let mut recording = Recording::default();
+        for (path, uses) in [
+            ("/tmp/tmpq8z_w1/sub/data.bin", &[Use::Write][..]),
+            ("/tmp/tmpq8z_w1", &[Use::Mkdir]),
+            (
+                "/etc/config/..2024_05_01_10_20_30.123456789/key",
+                &[Use::Read],
+            ),
+        ] {
+            recording.paths.insert(PathBuf::from(path), touched(uses));
+        }
+        let p = profile_of(&recording, &[]);
+        assert!(p.text.contains("  /tmp/** rwk,\n"), "{}", p.text);
+        assert!(!p.text.contains("tmpq8z_w1"), "{}", p.text);
+        assert!(p.text.contains("  /etc/config/..*/key r,\n"), "{}", p.text);
+        assert_eq!(glob_component("..data"), "..*");
+        assert_eq!(glob_component("..."), "...");
+    }
+
+    #[test]
+    fn each_capability_names_its_evidence() {
+        let server = profile(&["bind", "setuid", "kill", "chown"], &[80]);
+        assert!(
+            server
+                .text
+                .contains("  capability chown,  # called chown\n"),
+            "{}",
+            server.text
+        );
+        assert!(server
+            .text
+            .contains("  capability net_bind_service,  # bind with privileged port 80\n"));
+        assert!(server
+            .text
+            .contains("  capability kill,  # kill after setuid"));
+    }
+
+    /// `apparmor_parser -Q` on the text: `None` where the parser is not installed.
+    fn parse_check(text: &str) -> Option<bool> {
+        use std::{
+            io::Write as _,
+            process::{Command, Stdio},
+        };
+        let mut child = Command::new("apparmor_parser")
+            .args(["-Q", "-K"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .ok()?;
+        child.stdin.take()?.write_all(text.as_bytes()).ok()?;
+        Some(child.wait().ok()?.success())
+    }
+
+    #[test]
+    fn the_profile_parses_where_the_parser_is_installed() {
+        let p = profile(&["bind", "setuid", "kill", "chown"], &[80]);
+        assert_ne!(parse_check(&p.text), Some(false), "{}", p.text);
+        assert_ne!(parse_check(&p.complain_text), Some(false));
     }
 
     #[test]

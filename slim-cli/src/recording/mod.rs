@@ -47,6 +47,12 @@ pub enum Use {
     Rename,
     Symlink,
     Link,
+    /// A Unix socket bound to the path (the socket file is created).
+    Bind,
+    /// A Unix socket connected to the path.
+    Connect,
+    /// A FIFO, socket or device node made at the path (mknod).
+    Mknod,
 }
 
 impl Use {
@@ -67,6 +73,9 @@ impl Use {
             Self::Rename => "rename",
             Self::Symlink => "symlink",
             Self::Link => "link",
+            Self::Bind => "bind",
+            Self::Connect => "connect",
+            Self::Mknod => "mknod",
         }
     }
 }
@@ -538,6 +547,9 @@ fn access_of(event: &RawEvent, dir_open_flags: u32) -> Use {
         op::UNLINK => Use::Unlink,
         op::RENAME => Use::Rename,
         op::SYMLINK => Use::Symlink,
+        op::BIND => Use::Bind,
+        op::CONNECT => Use::Connect,
+        op::MKNOD => Use::Mknod,
         _ => Use::Link,
     }
 }

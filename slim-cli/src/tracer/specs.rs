@@ -42,6 +42,10 @@ const PATH_SYSCALLS: &[(&str, u8, u8, u8, u8, u8, u8)] = &[
     ("symlinkat", op::SYMLINK, 2, 1, N, N, N),
     ("link", op::LINK, 0, N, N, 1, N),
     ("linkat", op::LINK, 1, 0, 4, 3, 2),
+    ("bind", op::BIND, 1, N, N, N, N),
+    ("connect", op::CONNECT, 1, N, N, N, N),
+    ("mknod", op::MKNOD, 0, N, N, N, N),
+    ("mknodat", op::MKNOD, 1, 0, N, N, N),
 ];
 
 /// The per-number table for `arch`: index = syscall number.

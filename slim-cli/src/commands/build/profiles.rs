@@ -5,7 +5,7 @@
 
 use std::{
     collections::BTreeSet,
-    path::Path,
+    path::{Path, PathBuf},
     process::{Command, Stdio},
 };
 
@@ -154,6 +154,7 @@ pub fn write_profiles(
     }
 
     let app_syscalls: BTreeSet<String> = recording.app_syscall_names();
+    let state_dirs = state_dirs(recorded);
     let apparmor = apparmor::generate(
         recording,
         &apparmor::Context {
@@ -161,6 +162,7 @@ pub fn write_profiles(
             files: &*recorded.fat.tree,
             app_syscalls: &app_syscalls,
             ports: &recorded.spec.ports,
+            state_dirs: &state_dirs,
         },
     );
     let apparmor_path = dir.join(APPARMOR_FILE);
@@ -193,6 +195,26 @@ pub fn write_profiles(
         apparmor,
         report,
     })
+}
+
+/// Directories the app keeps state in: the state trees of the recording, and the declared
+/// volumes it wrote in.
+fn state_dirs(recorded: &Recorded) -> Vec<PathBuf> {
+    let volumes = recorded.image_volumes();
+    let mut dirs: Vec<PathBuf> =
+        crate::minify::state_trees(&recorded.fat.tree, &recorded.recording, &volumes)
+            .into_iter()
+            .map(|state| Path::new("/").join(state.root))
+            .collect();
+    for volume in volumes {
+        let written = recorded.recording.paths.iter().any(|(path, touched)| {
+            path.starts_with(&volume) && touched.ok.contains(&crate::recording::Use::Write)
+        });
+        if written {
+            dirs.push(PathBuf::from(volume));
+        }
+    }
+    dirs
 }
 
 fn write(dir: &Path, file: &str, text: &str) -> Result<()> {

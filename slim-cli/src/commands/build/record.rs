@@ -56,6 +56,14 @@ pub struct Recorded {
 }
 
 impl Recorded {
+    /// The image's declared volumes (`VOLUME` in its Dockerfile).
+    pub fn image_volumes(&self) -> Vec<String> {
+        self.fat.config["config"]["Volumes"]
+            .as_object()
+            .map(|volumes| volumes.keys().cloned().collect())
+            .unwrap_or_default()
+    }
+
     /// The command line the container ran: entrypoint then cmd, as given or as the image says
     /// (a given entrypoint drops the image's cmd, as the engine does).
     pub fn command(&self) -> Vec<String> {

@@ -123,10 +123,9 @@ pub fn select(recorded: &Recorded, mut options: minify::Options) -> Selected {
     options.workdir = Some(recorded.workdir.clone());
     options.env = recorded.env.clone();
     options.command = recorded.command();
-    if let Some(volumes) = recorded.fat.config["config"]["Volumes"].as_object() {
-        options.volumes.extend(volumes.keys().cloned());
-        options.image_volumes.extend(volumes.keys().cloned());
-    }
+    let image_volumes = recorded.image_volumes();
+    options.volumes.extend(image_volumes.iter().cloned());
+    options.image_volumes.extend(image_volumes);
     let keep = minify::select(&recorded.fat.tree, &recorded.recording, &options);
     let summary = minify::summarize(&recorded.fat.tree, &keep);
     Selected { keep, summary }
