@@ -38,6 +38,51 @@ fn python_import_lists_module_libc_and_interpreter() {
 }
 
 #[test]
+fn unix_socket_paths_bound_and_connected_and_fifos_are_listed() {
+    if !is_root("unix_socket_paths_bound_and_connected_and_fifos_are_listed") {
+        return;
+    }
+    let dir = TempDir::new("slim-trace-unix");
+    let script = "import os, socket, sys\n\
+        d = sys.argv[1]\n\
+        server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)\n\
+        server.bind(d + '/app.sock')\n\
+        server.listen(1)\n\
+        client = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)\n\
+        client.connect(d + '/app.sock')\n\
+        hidden = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)\n\
+        hidden.bind('\\0slim-abstract')\n\
+        tcp = socket.socket(socket.AF_INET, socket.SOCK_STREAM)\n\
+        tcp.bind(('127.0.0.1', 0))\n\
+        os.mkfifo(d + '/app.fifo')\n";
+    let trace = run_json(
+        slim()
+            .args(["trace", "--json", "--", "python3", "-c", script])
+            .arg(&dir.0),
+    );
+    let paths = found_paths(&trace);
+    let uses_of = |name: &str| -> Vec<String> {
+        let path = dir.0.join(name).display().to_string();
+        paths
+            .iter()
+            .find(|(p, _)| *p == path)
+            .map(|(_, u)| u.clone())
+            .unwrap_or_else(|| panic!("{path} not listed: {paths:?}"))
+    };
+    let socket = uses_of("app.sock");
+    assert!(socket.contains(&"bind".to_owned()), "{socket:?}");
+    assert!(socket.contains(&"connect".to_owned()), "{socket:?}");
+    assert!(uses_of("app.fifo").contains(&"mknod".to_owned()));
+    assert!(
+        !paths
+            .iter()
+            .any(|(p, _)| p.contains("slim-abstract") || p.is_empty()),
+        "abstract names and inet addresses are not paths: {paths:?}"
+    );
+    assert_eq!(trace["exit_code"], 0);
+}
+
+#[test]
 fn relative_paths_are_made_absolute() {
     if !is_root("relative_paths_are_made_absolute") {
         return;
