@@ -509,14 +509,19 @@ pub struct SeenKey {
 
 const _: () = assert!(core::mem::size_of::<SeenKey>() == 16);
 
+/// Open flags that make an open a write: `O_WRONLY`/`O_RDWR`, `O_CREAT`, `O_TRUNC`.
+pub const OPEN_WRITE_FLAGS: u64 = 0o1103;
+
 /// [`SeenKey::op`] of an event: the operation, whether it succeeded, whether it is the second
-/// path, and the [`phase`] (what the runtime opened before the exec must not hide the app's own
+/// path, the [`phase`] (what the runtime opened before the exec must not hide the app's own
 /// later opens of the same path; what the recording saw must not hide what held-out checks
-/// use, and the other way round).
+/// use, and the other way round), and for opens whether it writes (`flags`: a file read first
+/// and written later is a written file).
 #[inline(always)]
-pub fn seen_op(op: u8, ok: bool, second: bool, phase: u8) -> u32 {
+pub fn seen_op(op: u8, ok: bool, second: bool, phase: u8, flags: u64) -> u32 {
     let phase = phase as u32 & (phase::APP | phase::HELD_OUT);
-    op as u32 | (ok as u32) << 8 | (second as u32) << 9 | phase << 10
+    let writes = op == op::OPEN && flags & OPEN_WRITE_FLAGS != 0;
+    op as u32 | (ok as u32) << 8 | (second as u32) << 9 | phase << 10 | (writes as u32) << 16
 }
 const _: () = assert!(core::mem::size_of::<SocketKey>() == 16);
 

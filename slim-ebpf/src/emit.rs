@@ -99,7 +99,13 @@ pub fn submit_deduplicated(event: &Event, salt: u64) {
     let header = &event.header;
     let key = SeenKey {
         mntns: header.mntns,
-        op: seen_op(header.op, header.ret >= 0, header.second != 0, header.phase),
+        op: seen_op(
+            header.op,
+            header.ret >= 0,
+            header.second != 0,
+            header.phase,
+            header.flags,
+        ),
         hash: path_hash(event, salt),
     };
     if let Some(count) = SEEN.get_ptr_mut(&key) {

@@ -366,7 +366,7 @@ impl Recording {
             let salt = if requested.is_absolute() { 0 } else { salt };
             let key = SeenKey {
                 mntns: event.mntns,
-                op: slim_common::seen_op(event.op, ok, event.second, event.phase),
+                op: slim_common::seen_op(event.op, ok, event.second, event.phase, event.flags),
                 hash: path_hash(&event.path, salt),
             };
             raw.seen.get(&key).copied().unwrap_or(1).max(1) as u64
@@ -531,12 +531,9 @@ fn bytes_path(bytes: &[u8]) -> &Path {
 
 /// The use an event stands for.
 fn access_of(event: &RawEvent, dir_open_flags: u32) -> Use {
-    const O_ACCMODE: u64 = 0o3;
-    const O_CREAT: u64 = 0o100;
-    const O_TRUNC: u64 = 0o1000;
     match event.op {
         op::OPEN if event.flags & dir_open_flags as u64 != 0 => Use::Directory,
-        op::OPEN if event.flags & (O_ACCMODE | O_CREAT | O_TRUNC) != 0 => Use::Write,
+        op::OPEN if event.flags & slim_common::OPEN_WRITE_FLAGS != 0 => Use::Write,
         op::OPEN => Use::Read,
         op::EXEC => Use::ExecAttempt,
         op::STAT => Use::Stat,

@@ -108,13 +108,42 @@ fn write_intent_and_kernel_counts() {
     ]);
     let key = SeenKey {
         mntns: 1,
-        op: slim_common::seen_op(op::OPEN, true, false, slim_common::phase::APP as u8),
+        op: slim_common::seen_op(op::OPEN, true, false, slim_common::phase::APP as u8, 0),
         hash: path_hash(b"/etc/hosts", 0),
     };
     r.seen.insert(key, 7);
     let rec = Recording::build(&r, &filter());
     assert!(rec.paths[Path::new("/tmp/out")].ok.contains(&Use::Write));
     assert_eq!(rec.paths[Path::new("/etc/hosts")].count, 7);
+}
+
+#[test]
+fn a_file_read_then_written_counts_reads_and_writes_apart() {
+    let read =
+        |flags| slim_common::seen_op(op::OPEN, true, false, slim_common::phase::APP as u8, flags);
+    assert_ne!(
+        read(0),
+        read(0o1101),
+        "a write is not deduplicated against a read"
+    );
+    assert_ne!(read(0), read(0o2), "O_RDWR writes");
+    assert_eq!(read(0), read(0o2000000), "O_CLOEXEC changes nothing");
+    let mut r = raw(vec![
+        path_event(10, op::OPEN, CWD, "/var/lib/app/counter", 3, 0),
+        path_event(10, op::OPEN, CWD, "/var/lib/app/counter", 4, 0o1101),
+    ]);
+    for (flags, count) in [(0, 5), (0o1101, 4)] {
+        let key = SeenKey {
+            mntns: 1,
+            op: read(flags),
+            hash: path_hash(b"/var/lib/app/counter", 0),
+        };
+        r.seen.insert(key, count);
+    }
+    let rec = Recording::build(&r, &filter());
+    let counter = &rec.paths[Path::new("/var/lib/app/counter")];
+    assert!(counter.ok.contains(&Use::Read) && counter.ok.contains(&Use::Write));
+    assert_eq!(counter.count, 9);
 }
 
 #[test]
@@ -178,7 +207,7 @@ fn relative_repeats_are_counted_per_base() {
     ]);
     let key = |generation| SeenKey {
         mntns: 1,
-        op: slim_common::seen_op(op::OPEN, true, false, slim_common::phase::APP as u8),
+        op: slim_common::seen_op(op::OPEN, true, false, slim_common::phase::APP as u8, 0),
         hash: path_hash(b"x", relative_salt(10, CWD, generation)),
     };
     r.seen.insert(key(1), 5);
