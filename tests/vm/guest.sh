@@ -12,7 +12,7 @@ OUT=/tmp/slim-out
 ARCH=$(sed -n 's/^arch=//p' $P/machine)
 BASE_IMAGE=$(sed -n 's/^base_image=//p' $P/machine)
 
-TESTS=(trace build_python apparmor_python build_nginx apparmor_nginx
+TESTS=(trace build_python apparmor_python build_nginx apparmor_nginx build_unix apparmor_unix
     trace_no_btf build_python_no_btf build_32bit)
 
 say() { echo "slim-vm: $*"; }
@@ -170,6 +170,24 @@ test_build_nginx() {
 test_apparmor_nginx() {
     [ -n "$(app_image nginx)" ] || { say "skipped: no nginx image for $ARCH"; return 2; }
     apparmor_app nginx 80 "/" "nginx -t -c /etc/ssl/certs/ca-certificates.crt"
+}
+
+test_build_unix() {
+    [ -n "$(app_image python-unix)" ] || { say "skipped: no python-unix image for $ARCH"; return 2; }
+    build_app python-unix python-unix.json
+}
+
+# The front talks to its backend over a Unix socket bound at run time, and a table made after
+# the recording (`second`, never seen) is a new file in the state directory: both must work
+# under the AppArmor profile, which names the socket's path and allows the state tree whole.
+test_apparmor_unix() {
+    [ -n "$(app_image python-unix)" ] || { say "skipped: no python-unix image for $ARCH"; return 2; }
+    grep -q '^  /run/app/backend.sock rw,' "$OUT/python-unix/apparmor.profile" ||
+        { say "no rule for the backend's socket"; return 1; }
+    grep -q '^  /var/lib/app/\*\* rwk,' "$OUT/python-unix/apparmor.profile" ||
+        { say "no rule for the state tree"; return 1; }
+    apparmor_app python-unix 8000 "/ /table?name=second /table?name=third" \
+        "python3 -c open('/etc/passwd').read()"
 }
 
 test_trace_no_btf() {

@@ -61,6 +61,7 @@ pub const MACHINES: &[Machine] = &[
         apps: &[
             ("python-http", "slim-test/python-http:fat"),
             ("nginx", "slim-test/nginx:fat"),
+            ("python-unix", "slim-test/python-unix:fat"),
         ],
         base_image: fixtures::BASE_IMAGE,
         compat_arch: "i386",
