@@ -33,6 +33,8 @@ pub struct RunSpec {
     pub cap_drop: Vec<String>,
     /// `seccomp=...` security option: `unconfined` while recording, a profile when verifying.
     pub seccomp: Option<String>,
+    /// `apparmor=...` security option: the name of a profile loaded in the kernel.
+    pub apparmor: Option<String>,
     /// Container runtime registered with the engine (`runc`, `crun`); the engine's default when
     /// unset.
     pub runtime: Option<String>,
@@ -76,6 +78,9 @@ impl Engine {
         let mut security_opt = Vec::new();
         if let Some(seccomp) = &spec.seccomp {
             security_opt.push(format!("seccomp={seccomp}"));
+        }
+        if let Some(apparmor) = &spec.apparmor {
+            security_opt.push(format!("apparmor={apparmor}"));
         }
         let host_config = HostConfig {
             port_bindings: Some(bindings),

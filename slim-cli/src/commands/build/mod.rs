@@ -1,6 +1,7 @@
 //! `slim build`: inspect -> record (while the fat image is read) -> select -> write image ->
 //! profiles -> verify -> report. Each phase is one file and hands plain data to the next.
 
+mod apparmor_host;
 mod console;
 mod cpu_load;
 mod input;
@@ -247,12 +248,14 @@ impl Finish<'_> {
                 ..Default::default()
             }
         } else {
+            let apparmor = load_apparmor(&profiles, &staging, console);
             let check = verify::Check {
                 image: work_tag,
                 shown: tag,
                 seccomp: profiles
                     .enforceable_seccomp()
                     .map(|p| (p, profiles::SECCOMP_FILE)),
+                apparmor: apparmor.as_ref().map(|a| a.name.as_str()),
                 selection: Some((&recorded.fat.tree, &selected.keep)),
             };
             verify::verify(
@@ -410,10 +413,12 @@ pub async fn profile(args: ProfileArgs, shutdown: Shutdown) -> Result<ExitCode> 
     let checkable = profiles.enforceable_seccomp();
     let verify = match (checkable, args.no_verify) {
         (Some(seccomp), false) => {
+            let apparmor = load_apparmor(&profiles, &staging, console);
             let check = verify::Check {
                 image: &inspected.info.id,
                 shown: &target,
                 seccomp: Some((seccomp, profiles::SECCOMP_FILE)),
+                apparmor: apparmor.as_ref().map(|a| a.name.as_str()),
                 selection: None,
             };
             verify::verify(
@@ -504,6 +509,29 @@ async fn inspect_and_record(
     let recorded = record::record(&inspected, input, via, &work, shutdown, console).await?;
     record_timings(timings, &recorded);
     Ok((inspected, work, recorded))
+}
+
+/// The AppArmor profile loaded into this host's kernel for the verification run, where the
+/// kernel enforces AppArmor (not for an emulated image: the emulator would run under it). A
+/// profile the parser refuses is said and the run goes on without it.
+fn load_apparmor(
+    profiles: &profiles::Profiles,
+    dir: &Path,
+    console: Console,
+) -> Option<apparmor_host::Loaded> {
+    if profiles.emulated.is_some() {
+        return None;
+    }
+    match apparmor_host::load(&dir.join(profiles::APPARMOR_FILE), &profiles.apparmor.name) {
+        Ok(loaded) => Some(loaded),
+        Err(apparmor_host::NotLoaded::NotEnforced) => None,
+        Err(refused) => {
+            console.say(format!(
+                "          {refused}: verifying without it (check the profile with `apparmor_parser -Q`)"
+            ));
+            None
+        }
+    }
 }
 
 /// Phase 5, shared by build and profile: write the profiles and say what they allow.

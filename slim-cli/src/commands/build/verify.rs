@@ -23,6 +23,7 @@ use crate::{
 use super::{
     console::Console,
     inspect::Inspected,
+    profiles::APPARMOR_FILE,
     record::{describe, Recorded},
     run::{ContinueAfter, Run, RunOutcome},
 };
@@ -35,6 +36,8 @@ pub struct Check<'a> {
     pub shown: &'a str,
     /// Run it under this profile (written as `file` in the output dir).
     pub seccomp: Option<(&'a SeccompProfile, &'a str)>,
+    /// And under this AppArmor profile, loaded into the kernel (its name).
+    pub apparmor: Option<&'a str>,
     /// The slim image's selection from the fat tree, to name missing paths.
     pub selection: Option<(&'a FileTree, &'a KeepSet)>,
 }
@@ -50,10 +53,16 @@ pub async fn verify(
     shutdown: &Shutdown,
     console: Console,
 ) -> Result<Verify> {
-    let under = check
+    let under_files: Vec<&str> = check
         .seccomp
-        .map(|(_, file)| format!(" under {file}"))
-        .unwrap_or_default();
+        .map(|(_, file)| file)
+        .into_iter()
+        .chain(check.apparmor.map(|_| APPARMOR_FILE))
+        .collect();
+    let under = match under_files.is_empty() {
+        true => String::new(),
+        false => format!(" under {}", under_files.join(" and ")),
+    };
     let times = match starts {
         0 | 1 => String::new(),
         n => format!(", {n} starts ({} with the CPU loaded)", n - 1),
@@ -100,9 +109,9 @@ pub async fn verify(
             used_and_dropped(tree, keep, &recorded.held_out),
         );
     }
-    if let Some((_, file)) = check.seccomp {
-        verify.under.push(file.to_owned());
-    }
+    verify
+        .under
+        .extend(under_files.iter().map(|f| f.to_string()));
     Ok(verify)
 }
 
@@ -142,6 +151,7 @@ async fn verify_start(
     let mut spec = recorded.spec.clone();
     spec.image = check.image.to_owned();
     spec.seccomp = check.seccomp.map(|(profile, _)| profile.to_docker_json());
+    spec.apparmor = check.apparmor.map(str::to_owned);
     let run = Run {
         engine: &inspected.engine,
         spec,
