@@ -14,57 +14,6 @@ use serde::Serialize;
 use super::{resolve::resolve, KeepSet, Reason, Why};
 use crate::image::tree::{FileTree, Kind};
 
-/// Directories that are the system's, not an app's, even when the app runs from them: there
-/// the programs and scripts themselves are the app, not the tree around them.
-const SYSTEM_DIRS: &[&str] = &[
-    "",
-    "bin",
-    "boot",
-    "dev",
-    "etc",
-    "home",
-    "lib",
-    "lib32",
-    "lib64",
-    "libx32",
-    "media",
-    "mnt",
-    "opt",
-    "proc",
-    "root",
-    "run",
-    "sbin",
-    "sys",
-    "tmp",
-    "usr",
-    "usr/bin",
-    "usr/games",
-    "usr/include",
-    "usr/lib",
-    "usr/lib32",
-    "usr/lib64",
-    "usr/libexec",
-    "usr/local",
-    "usr/local/bin",
-    "usr/local/games",
-    "usr/local/include",
-    "usr/local/lib",
-    "usr/local/libexec",
-    "usr/local/sbin",
-    "usr/local/share",
-    "usr/sbin",
-    "usr/share",
-    "usr/src",
-    "var",
-    "var/cache",
-    "var/lib",
-    "var/local",
-    "var/log",
-    "var/opt",
-    "var/spool",
-    "var/tmp",
-];
-
 /// Version-control directories: never what an app reads at run time, often large.
 const VCS_DIRS: &[&str] = &[".git", ".hg", ".svn"];
 
@@ -122,7 +71,7 @@ pub fn app_dirs(tree: &FileTree, dirs: &AppDirs) -> BTreeSet<PathBuf> {
     let workdir = dirs.workdir.as_deref().map(tree_path).unwrap_or_default();
     let mut found = BTreeSet::new();
     let mut add = |dir: PathBuf| {
-        let system = SYSTEM_DIRS.iter().any(|s| Path::new(s) == dir);
+        let system = super::system_dirs::is_system_dir(&dir);
         if !system {
             found.insert(dir);
         }

@@ -9,6 +9,7 @@ mod closure;
 mod elf_deps;
 pub mod glob;
 pub mod resolve;
+mod system_dirs;
 mod why;
 
 use std::{
@@ -483,63 +484,14 @@ pub fn select(tree: &FileTree, recording: &Recording, options: &Options) -> Keep
     set
 }
 
-/// Directories that are never a state root, whatever is written below them (tree paths).
-const SYSTEM_DIRS: &[&str] = &[
-    "",
-    "bin",
-    "boot",
-    "dev",
-    "etc",
-    "home",
-    "lib",
-    "lib32",
-    "lib64",
-    "libx32",
-    "media",
-    "mnt",
-    "opt",
-    "proc",
-    "root",
-    "run",
-    "sbin",
-    "srv",
-    "sys",
-    "tmp",
-    "usr",
-    "usr/bin",
-    "usr/include",
-    "usr/lib",
-    "usr/lib32",
-    "usr/lib64",
-    "usr/libexec",
-    "usr/local",
-    "usr/local/bin",
-    "usr/local/lib",
-    "usr/local/share",
-    "usr/sbin",
-    "usr/share",
-    "usr/src",
-    "var",
-    "var/backups",
-    "var/cache",
-    "var/lib",
-    "var/local",
-    "var/log",
-    "var/mail",
-    "var/opt",
-    "var/spool",
-    "var/tmp",
-    "var/www",
-];
-
 /// Where written files are scratch, not state.
 const SCRATCH_DIRS: &[&str] = &["/tmp", "/var/tmp", "/run", "/var/run", "/dev/shm"];
 
+/// Never a state root, whatever is written below them: the system's directories and the
+/// served-content ones.
 fn is_system_dir(path: &Path) -> bool {
-    let text = path.to_string_lossy();
-    SYSTEM_DIRS.contains(&text.as_ref())
-        // Multiarch library directories (usr/lib/x86_64-linux-gnu, ...).
-        || (path.parent() == Some(Path::new("usr/lib")) && text.ends_with("-linux-gnu"))
+    system_dirs::is_system_dir(path)
+        || system_dirs::SERVED_DIRS.contains(&path.to_string_lossy().as_ref())
 }
 
 /// The top directory of `path` below the system directories: its shallowest ancestor that is
