@@ -259,6 +259,7 @@ const APPS: &[BenchApp] = &[
     // An init wrapper and idle threads blocked in poll/epoll_wait/sigtimedwait.
     bench_app("init-poll", ""),
     bench_app("nginx", "nginx.json"),
+    bench_app("python-unix", "python-unix.json"),
     bench_app("perl-echo", "echo.json"),
     // The python app on arm64, run through qemu-user (slower, not comparable in time).
     bench_app("python-http-arm64", "python-http.json"),
@@ -354,6 +355,7 @@ fn apps(slim: &Path) -> Result<Value> {
         let added_wall =
             (ms("read_image") - ms("record_and_probe")).max(0.0) + ms("select") + ms("write_image");
         let slim_bytes = report["slim"]["size_bytes"].as_u64().unwrap_or(0);
+        let against_docker = profile_diff(slim, &out_dir.join("seccomp.json"));
         let row = json!({
             "app": row_name,
             "shrink": report["shrink"],
@@ -392,6 +394,17 @@ fn apps(slim: &Path) -> Result<Value> {
                 "apparmor_rules": report["profiles"]["apparmor"]["rules"],
                 "apparmor_parse_check": report["profiles"]["apparmor"]["parse_check"],
                 "verified_under": report["profiles"]["verified_under"],
+                "failed_only_denied": report["profiles"]["seccomp"]["answered_failed_only"]
+                    .as_object()
+                    .map(|o| o.len())
+                    .or_else(|| report["profiles"]["seccomp"]["answered_failed_only"]
+                        .as_array()
+                        .map(|a| a.len())),
+                "argument_rules": report["profiles"]["seccomp"]["argument_rules"]
+                    .as_object()
+                    .map(|o| o.keys().cloned().collect::<Vec<_>>()),
+                "docker_denied_recorded": report["profiles"]["seccomp"]["docker_denied_recorded"],
+                "against_docker_default": against_docker,
             },
             "read_image_alone_seconds": read_alone,
             "read_image_via_save_alone_seconds": read_alone_via_save,
@@ -666,7 +679,7 @@ fn apps_tables(apps: &[Value]) -> String {
             f(&a["non_probe_via_save_over_docker"]),
         ));
     }
-    md.push_str("\nSecurity profiles (Docker's default seccomp profile allows about 350 syscalls).\n\n| app | seccomp allowed | from the app | runtime | fixed | ENOSYS | AppArmor file / network / capability rules | parse check | verified under |\n|---|---|---|---|---|---|---|---|---|\n");
+    md.push_str("\nSecurity profiles (Docker's default seccomp profile allows about 350 syscalls). `slim profile diff` against Docker's default: allowed here and refused there (must be 0) / taken away.\n\n| app | seccomp allowed | from the app | runtime | fixed | ENOSYS | denied, only failed | argument rules | vs Docker's default | AppArmor file / socket / state / network / capability rules | parse check | verified under |\n|---|---|---|---|---|---|---|---|---|---|---|---|\n");
     for a in apps {
         let p = &a["profiles"];
         let r = &p["apparmor_rules"];
@@ -679,15 +692,30 @@ fn apps_tables(apps: &[Value]) -> String {
         } else {
             p["seccomp_allowed"].to_string()
         };
+        let argument_rules: Vec<&str> = p["argument_rules"]
+            .as_array()
+            .map(|u| u.iter().filter_map(|v| v.as_str()).collect())
+            .unwrap_or_default();
+        let d = &p["against_docker_default"];
         md.push_str(&format!(
-            "| {} | {} | {} | {} | {} | {} | {} / {} / {} | {} | {} |\n",
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} / {} | {} / {} / {} / {} / {} | {} | {} |\n",
             a["app"].as_str().unwrap_or(""),
             allowed,
             p["from_app"],
             p["from_runtime"],
             p["fixed_extras"],
             p["enosys"],
+            p["failed_only_denied"],
+            if argument_rules.is_empty() {
+                "-".to_owned()
+            } else {
+                argument_rules.join(", ")
+            },
+            d["weaker"],
+            d["removed"],
             r["file"],
+            r["socket"],
+            r["state"],
             r["network"],
             r["capability"],
             p["apparmor_parse_check"].as_str().unwrap_or(""),
@@ -721,4 +749,23 @@ fn flatten(prefix: &str, value: &Value, rows: &mut Vec<(String, String)>) {
         Value::String(s) => rows.push((prefix.to_owned(), s.clone())),
         other => rows.push((prefix.to_owned(), other.to_string())),
     }
+}
+
+/// `slim profile diff PROFILE --json` against Docker's default: how many calls the profile
+/// allows that Docker's default refuses (`weaker`), and how many it takes away.
+fn profile_diff(slim: &Path, profile: &Path) -> Value {
+    let Ok(output) = Command::new(slim)
+        .args(["profile", "diff", "--json"])
+        .arg(profile)
+        .output()
+    else {
+        return Value::Null;
+    };
+    let Ok(diff) = serde_json::from_slice::<Value>(&output.stdout) else {
+        return Value::Null;
+    };
+    let removed = diff["differences"]
+        .as_array()
+        .map(|d| d.iter().filter(|x| x["change"] == "removed").count());
+    json!({ "weaker": diff["weaker"], "removed": removed })
 }
