@@ -94,7 +94,18 @@ build_app() {
     local code=$?
     cat "/tmp/build-$app$suffix.txt"
     say "build time $app$suffix: $(awk -v a="$start" -v b="$(uptime_s)" 'BEGIN { printf "%.1f", b - a }')s"
-    [ $code -eq 0 ] && grep -q "probes under seccomp.json" "/tmp/build-$app$suffix.txt"
+    [ $code -eq 0 ] || return 1
+    # Where the kernel enforces AppArmor, verification runs under both profiles.
+    local under="seccomp.json"
+    grep -q apparmor /sys/kernel/security/lsm && under="seccomp.json and apparmor.profile"
+    grep -q "probes under $under" "/tmp/build-$app$suffix.txt" ||
+        { say "$app was not verified under $under"; return 1; }
+    # The profile loaded for the verification is gone again.
+    local name
+    name=$(python3 -c "import json,sys; print(json.load(open(sys.argv[1]))['profiles']['apparmor']['name'])" "$OUT/$app$suffix/report.json")
+    if grep -q "^$name " /sys/kernel/security/apparmor/profiles 2>/dev/null; then
+        say "$name was left loaded after the build"; return 1
+    fi
 }
 
 # Hides the kernel's BTF (an empty file over it), as on a kernel built without it.
@@ -141,6 +152,7 @@ apparmor_app() {
         *"Permission denied"*) say "denied even without $name: $never: $out"; ok=1 ;;
     esac
     docker rm -f "$container" >/dev/null
+    echo -n "$name" >/sys/kernel/security/apparmor/.remove
     return $ok
 }
 
