@@ -648,6 +648,26 @@ impl clap::ValueEnum for crate::minify::KeepGroup {
     }
 }
 
+/// `--package-db` values (the mode lives in `packages`, which knows nothing of clap).
+impl clap::ValueEnum for crate::packages::Mode {
+    fn value_variants<'a>() -> &'a [Self] {
+        &[Self::Pruned, Self::Full, Self::None]
+    }
+
+    fn to_possible_value(&self) -> Option<clap::builder::PossibleValue> {
+        use clap::builder::PossibleValue;
+        Some(match self {
+            Self::Pruned => PossibleValue::new("pruned")
+                .help("Only the packages that keep a file, cut to their kept files"),
+            Self::Full => PossibleValue::new("full").help(
+                "The fat image's database as it is (scanners then list packages that are gone)",
+            ),
+            Self::None => PossibleValue::new("none")
+                .help("No package database (unless the app itself read it)"),
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use clap::CommandFactory as _;

@@ -78,7 +78,7 @@ impl Engine {
 
     /// Tags image `id` as `reference` (`repo:tag`), moving the tag if another image had it.
     pub async fn tag_image(&self, id: &str, reference: &str) -> Result<(), EngineError> {
-        let (repo, tag) = split_reference(reference);
+        let (repo, tag) = crate::image::reference::split_reference(reference);
         let options = TagImageOptions {
             repo: Some(repo.to_owned()),
             tag: Some(tag.to_owned()),
@@ -238,15 +238,6 @@ impl Engine {
                 source,
             }),
         }
-    }
-}
-
-/// `repo:tag` -> (`repo`, `tag`); `latest` when no tag is given (a `:` in a registry port is
-/// not a tag).
-pub fn split_reference(reference: &str) -> (&str, &str) {
-    match reference.rsplit_once(':') {
-        Some((repo, tag)) if !tag.contains('/') => (repo, tag),
-        _ => (reference, "latest"),
     }
 }
 

@@ -8,7 +8,7 @@ mod images;
 use bollard::Docker;
 
 pub use containers::{ContainerState, RunSpec, Started};
-pub use images::{split_reference, ImageInfo};
+pub use images::ImageInfo;
 
 /// Why talking to the engine failed, with what to do about it.
 #[derive(Debug, thiserror::Error)]

@@ -9,6 +9,15 @@ pub const VALID_FORMS: &str = "NAME[:TAG][@DIGEST], as in app:1.0, \
      localhost:5000/team/app:1.0 or app@sha256:<64 hex>; or an image id: sha256:<hex> \
      (as `docker build -q` prints it) or its 64 hex digits";
 
+/// `repo:tag` -> (`repo`, `tag`); `latest` when no tag is given (a `:` in a registry port is
+/// not a tag).
+pub fn split_reference(reference: &str) -> (&str, &str) {
+    match reference.rsplit_once(':') {
+        Some((repo, tag)) if !tag.contains('/') => (repo, tag),
+        _ => (reference, "latest"),
+    }
+}
+
 /// A parsed image reference.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Reference {

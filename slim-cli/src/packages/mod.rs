@@ -20,7 +20,7 @@ use crate::{
 };
 
 /// What to do with the image's package database.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum Mode {
     /// Only the packages that keep a file, cut to their kept files.
     #[default]

@@ -21,7 +21,7 @@ pub struct Described<'a> {
 /// The SPDX document for `report`'s kept packages.
 pub fn document(image: &Described, report: &Report) -> Value {
     let hex = image.id.strip_prefix("sha256:").unwrap_or(image.id);
-    let (repo, _) = crate::engine::split_reference(image.name);
+    let (repo, _) = crate::image::reference::split_reference(image.name);
     let image_name = repo.rsplit('/').next().unwrap_or(repo);
     let mut packages = vec![json!({
         "name": image.name,

@@ -56,7 +56,7 @@ const MAX_TAG_LEN: usize = 128;
 /// engine's 128 characters.
 pub fn unverified_tag(tag: &str) -> String {
     const SUFFIX: &str = "-unverified";
-    let (repo, part) = crate::engine::split_reference(tag);
+    let (repo, part) = crate::image::reference::split_reference(tag);
     let kept: String = part.chars().take(MAX_TAG_LEN - SUFFIX.len()).collect();
     format!("{repo}:{kept}{SUFFIX}")
 }
