@@ -468,8 +468,11 @@ pub async fn write_image(
     let layer = {
         let file = std::fs::File::create(&layer_path).context("create the slim layer file")?;
         let out = std::io::BufWriter::with_capacity(1 << 20, file);
+        let tree = Arc::clone(tree);
         let (layer, mut out) =
-            tokio::task::block_in_place(|| writer::write_layer(tree, &selection, out))
+            tokio::task::spawn_blocking(move || writer::write_layer(&tree, &selection, out))
+                .await
+                .context("the layer writer stopped")?
                 .with_context(|| format!("cannot write the slim layer {}", layer_path.display()))?;
         std::io::Write::flush(&mut out).context("write the slim layer file")?;
         layer

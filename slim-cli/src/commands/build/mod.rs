@@ -113,7 +113,7 @@ pub async fn run(mut args: BuildArgs, shutdown: Shutdown) -> Result<ExitCode> {
             }
         ));
     }
-    let (tree, shrink) = shrink_phase(&args, &recorded, &selected, &work, console)?;
+    let (tree, shrink) = shrink_phase(&args, &recorded, &selected, &work, console).await?;
     let phase = Instant::now();
     let (tree, packages) = package_phase(args.package_db, tree, &recorded, &mut selected, &work)?;
     timings.insert("packages".into(), phase.elapsed().as_millis());
@@ -720,7 +720,7 @@ pub fn default_tag(target: &Reference) -> String {
 }
 
 /// `--strip-executables` / `--compress-executables`: the tree to write the image from.
-fn shrink_phase(
+async fn shrink_phase(
     args: &BuildArgs,
     recorded: &record::Recorded,
     selected: &select::Selected,
@@ -737,15 +737,15 @@ fn shrink_phase(
     let arch = recorded.fat.config["architecture"]
         .as_str()
         .and_then(crate::syscalls::Arch::from_name);
-    let (tree, report) = tokio::task::block_in_place(|| {
-        shrink::shrink(
-            &recorded.fat.tree,
-            &selected.keep,
-            arch,
-            options,
-            work.path(),
-        )
-    })?;
+    let (fat_tree, keep, dir) = (
+        Arc::clone(&recorded.fat.tree),
+        selected.keep.clone(),
+        work.path().to_owned(),
+    );
+    let (tree, report) =
+        tokio::task::spawn_blocking(move || shrink::shrink(&fat_tree, &keep, arch, options, &dir))
+            .await
+            .context("the shrink task stopped")??;
     let count = |action: &str| report.shrunk.iter().filter(|s| s.action == action).count();
     console.say(format!(
         "      shrink    {} stripped, {} packed: {} -> {} ({} left as they were)",
