@@ -3,7 +3,11 @@
 //! version, so older engines work too.
 
 mod containers;
+#[cfg(test)]
+pub mod fake;
 mod images;
+
+use std::{future::Future, time::Duration};
 
 use bollard::Docker;
 
@@ -75,6 +79,87 @@ impl EngineError {
     /// Whether the engine itself is gone (not answering), as opposed to refusing a call.
     pub fn engine_gone(&self) -> bool {
         matches!(self, Self::Stopped { .. } | Self::Unreachable { .. })
+    }
+}
+
+/// What one run of a container asks of an engine: the seam between `slim build`'s runs and the
+/// engine, implemented by [`Engine`] (the Docker Engine API) and, in tests, by an in-memory fake
+/// whose containers are small local servers.
+pub trait ContainerEngine: Clone + Send + Sync + 'static {
+    /// Creates the container (not started yet); returns its id.
+    fn create_container(
+        &self,
+        spec: &RunSpec,
+    ) -> impl Future<Output = Result<String, EngineError>> + Send;
+    /// Starts it; returns its published ports and address.
+    fn start_container(
+        &self,
+        id: &str,
+    ) -> impl Future<Output = Result<Started, EngineError>> + Send;
+    fn container_state(
+        &self,
+        id: &str,
+    ) -> impl Future<Output = Result<ContainerState, EngineError>> + Send;
+    /// Copies its output to stderr until it ends (`--show-clogs`).
+    fn stream_logs(&self, id: &str) -> impl Future<Output = ()> + Send;
+    /// Its last `lines` lines of output (empty when they cannot be had).
+    fn logs_tail(&self, id: &str, lines: usize) -> impl Future<Output = String> + Send;
+    /// Runs `command` (through `sh -c`) in it: exit code and output.
+    fn exec(
+        &self,
+        id: &str,
+        command: &str,
+    ) -> impl Future<Output = Result<(i64, Vec<u8>), EngineError>> + Send;
+    /// The signal the engine stops it with (`None`: the engine's default, SIGTERM).
+    fn stop_signal(
+        &self,
+        id: &str,
+    ) -> impl Future<Output = Result<Option<String>, EngineError>> + Send;
+    /// Stops it: its stop signal, then SIGKILL after `timeout`.
+    fn stop_container(
+        &self,
+        id: &str,
+        timeout: Duration,
+    ) -> impl Future<Output = Result<(), EngineError>> + Send;
+    /// Removes it (forcibly), waiting a while for an engine that stopped answering.
+    fn remove_container(&self, id: &str) -> impl Future<Output = Result<(), EngineError>> + Send;
+}
+
+impl ContainerEngine for Engine {
+    async fn create_container(&self, spec: &RunSpec) -> Result<String, EngineError> {
+        Engine::create_container(self, spec).await
+    }
+
+    async fn start_container(&self, id: &str) -> Result<Started, EngineError> {
+        Engine::start_container(self, id).await
+    }
+
+    async fn container_state(&self, id: &str) -> Result<ContainerState, EngineError> {
+        Engine::container_state(self, id).await
+    }
+
+    async fn stream_logs(&self, id: &str) {
+        Engine::stream_logs(self, id).await
+    }
+
+    async fn logs_tail(&self, id: &str, lines: usize) -> String {
+        Engine::logs_tail(self, id, lines).await
+    }
+
+    async fn exec(&self, id: &str, command: &str) -> Result<(i64, Vec<u8>), EngineError> {
+        Engine::exec(self, id, command).await
+    }
+
+    async fn stop_signal(&self, id: &str) -> Result<Option<String>, EngineError> {
+        Engine::stop_signal(self, id).await
+    }
+
+    async fn stop_container(&self, id: &str, timeout: Duration) -> Result<(), EngineError> {
+        Engine::stop_container(self, id, timeout).await
+    }
+
+    async fn remove_container(&self, id: &str) -> Result<(), EngineError> {
+        self.patiently(|| Engine::remove_container(self, id)).await
     }
 }
 

@@ -7,6 +7,8 @@
 mod btf;
 pub mod calibrate;
 mod event;
+#[cfg(test)]
+pub mod fake;
 pub mod inflight;
 mod specs;
 mod tracefs;
@@ -169,7 +171,7 @@ pub struct RecorderStats {
 }
 
 /// Everything a recording produced.
-#[derive(Debug, Default)]
+#[derive(Clone, Debug, Default)]
 pub struct RawRecording {
     /// Architecture of the recorded syscall numbers.
     pub arch: Option<Arch>,
@@ -386,6 +388,57 @@ fn privileged() -> bool {
         .unwrap_or(0);
     let has = |cap: u32| effective & (1 << cap) != 0;
     has(CAP_SYS_ADMIN) || (has(CAP_BPF) && has(CAP_PERFMON))
+}
+
+/// A recording in progress, as a run drives it: the seam between `slim build`'s runs and the
+/// eBPF recorder ([`Recorder`]); tests use a scripted fake.
+pub trait RecordingSession: Send {
+    /// Records only this mount namespace from now on (the container's, once known).
+    fn lock_to_mntns(&mut self, mntns: u32) -> Result<(), TracerError>;
+    /// Marks the calls the namespace's threads are blocked in now (entered before the
+    /// recorder could see them).
+    fn note_in_flight(&mut self, mntns: u32);
+    /// Files what follows apart (checks held out of the recording), or stops doing so.
+    fn hold_out(&mut self, held_out: bool) -> Result<(), TracerError>;
+    /// Detaches and returns what was recorded.
+    fn finish(self) -> Result<RawRecording, TracerError>;
+}
+
+/// Starts the recording of a run, before its container exists.
+pub trait StartRecording: Send + Sync {
+    type Session: RecordingSession;
+    fn start(&self) -> Result<Self::Session, TracerError>;
+}
+
+/// The eBPF recorder, scoped to the mount namespaces created after it starts.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct EbpfRecorder;
+
+impl StartRecording for EbpfRecorder {
+    type Session = Recorder;
+
+    fn start(&self) -> Result<Recorder, TracerError> {
+        Recorder::start(Scope::NewMountNamespaces)
+    }
+}
+
+impl RecordingSession for Recorder {
+    fn lock_to_mntns(&mut self, mntns: u32) -> Result<(), TracerError> {
+        Recorder::lock_to_mntns(self, mntns)
+    }
+
+    fn note_in_flight(&mut self, mntns: u32) {
+        let in_flight = self.add_in_flight(mntns);
+        tracing::debug!(?in_flight, "calls in flight at the end of the probes");
+    }
+
+    fn hold_out(&mut self, held_out: bool) -> Result<(), TracerError> {
+        Recorder::hold_out(self, held_out)
+    }
+
+    fn finish(self) -> Result<RawRecording, TracerError> {
+        Recorder::finish(self)
+    }
 }
 
 /// Inode of the mount namespace of `pid` ("self" for slim itself).

@@ -22,6 +22,7 @@ use crate::{
     minify::resolve::resolve,
     prober::{Plan, ProbeResult},
     recording::{FileSource, Filter, Recording},
+    tracer::EbpfRecorder,
 };
 
 use super::{
@@ -146,7 +147,7 @@ pub async fn record(
         plan: &plan,
         replay: None,
         held_out: input.held_out.as_ref(),
-        record: true,
+        recorder: Some(&EbpfRecorder),
         probe_wait: input.probe_wait,
         continue_after,
         shutdown,
@@ -172,7 +173,7 @@ pub async fn record(
             plan: &plan,
             replay: None,
             held_out: None,
-            record: true,
+            recorder: Some(&EbpfRecorder),
             probe_wait: input.probe_wait,
             continue_after: ContinueAfter::Probe,
             shutdown,

@@ -10,9 +10,9 @@ use std::{
 use anyhow::Result;
 
 use crate::{
-    engine::{Engine, RunSpec},
+    engine::{ContainerEngine, Engine, RunSpec},
     prober::{self, http, Plan, ProbeResult, Scheme, Target},
-    tracer::{mount_namespace, RawRecording, Recorder, Scope},
+    tracer::{mount_namespace, EbpfRecorder, RawRecording, RecordingSession, StartRecording},
 };
 
 use crate::commands::{Interrupted, Shutdown};
@@ -99,22 +99,32 @@ impl From<RunFailure> for anyhow::Error {
 }
 
 /// What a run holds until it ends, kept by [`Run::execute`] so a failure still has it.
-#[derive(Default)]
-struct Progress {
-    recorder: Option<Recorder>,
+struct Progress<S> {
+    recorder: Option<S>,
     mntns: u32,
 }
 
-/// How to run and probe.
-pub struct Run<'a> {
-    pub engine: &'a Engine,
+impl<S> Default for Progress<S> {
+    fn default() -> Self {
+        Self {
+            recorder: None,
+            mntns: 0,
+        }
+    }
+}
+
+/// How to run and probe: through an engine (Docker's API, or a fake in tests), recorded by a
+/// recorder (the eBPF one, or a scripted fake) when one is given.
+pub struct Run<'a, E: ContainerEngine = Engine, R: StartRecording = EbpfRecorder> {
+    pub engine: &'a E,
+    /// Record the run with it (`None`: run and probe only).
+    pub recorder: Option<&'a R>,
     pub spec: RunSpec,
     pub plan: &'a Plan,
     /// Replay these probes instead of running the plan afresh.
     pub replay: Option<&'a [ProbeResult]>,
     /// Checks run after the recording stopped (not replayed: a replay repeats them anyway).
     pub held_out: Option<&'a Plan>,
-    pub record: bool,
     pub probe_wait: Duration,
     pub continue_after: ContinueAfter,
     pub shutdown: &'a Shutdown,
@@ -136,13 +146,13 @@ impl Drop for AbortOnDrop {
     }
 }
 
-impl Run<'_> {
+impl<E: ContainerEngine, R: StartRecording> Run<'_, E, R> {
     pub async fn execute(self) -> Result<RunOutcome, RunFailure> {
         let mut progress = Progress::default();
         // Attach before the container exists, so its first exec is seen.
-        if self.record {
-            match Recorder::start(Scope::NewMountNamespaces) {
-                Ok(recorder) => progress.recorder = Some(recorder),
+        if let Some(recorder) = self.recorder {
+            match recorder.start() {
+                Ok(session) => progress.recorder = Some(session),
                 Err(err) => return Err(failure(err.into(), progress)),
             }
         }
@@ -155,10 +165,7 @@ impl Run<'_> {
             _ = self.shutdown.requested() => Err(Interrupted.into()),
         };
         let outcome = outcome.map_err(|error| failure(error, std::mem::take(&mut progress)));
-        let removed = self
-            .engine
-            .patiently(|| self.engine.remove_container(&id))
-            .await;
+        let removed = self.engine.remove_container(&id).await;
         if let Err(err) = removed {
             tracing::warn!(
                 "container {} is left behind ({err}); the next slim run or `slim prune` removes \
@@ -169,7 +176,7 @@ impl Run<'_> {
         outcome
     }
 
-    async fn inside(&self, id: &str, progress: &mut Progress) -> Result<RunOutcome> {
+    async fn inside(&self, id: &str, progress: &mut Progress<R::Session>) -> Result<RunOutcome> {
         let started_at = Instant::now();
         let load = self.load_cpu.then(CpuLoad::start);
         let started = self.engine.start_container(id).await?;
@@ -257,8 +264,7 @@ impl Run<'_> {
         let mut exit_after_stop = None;
         if let Some(recorder) = progress.recorder.as_mut() {
             // What its threads wait in now (a call entered long ago is marked at entry too).
-            let in_flight = recorder.add_in_flight(progress.mntns);
-            tracing::debug!(?in_flight, "calls in flight at the end of the probes");
+            recorder.note_in_flight(progress.mntns);
             if let (Some(held_out), None) = (self.held_out, self.replay) {
                 // Checks held out of the recording: what they use is filed apart (to name
                 // what the slim image lacks if it fails them), not kept.
@@ -540,7 +546,7 @@ async fn held_out_checks(held_out: &Plan, target: &Target<'_>) -> Vec<ProbeResul
     results
 }
 
-fn failure(error: anyhow::Error, progress: Progress) -> RunFailure {
+fn failure<S: RecordingSession>(error: anyhow::Error, progress: Progress<S>) -> RunFailure {
     RunFailure {
         error,
         recording: progress.recorder.and_then(|r| r.finish().ok()),
@@ -658,5 +664,276 @@ mod tests {
         // nothing.
         assert!(!handles_signal(std::process::id(), "SIGWINCH"));
         assert!(!handles_signal(u32::MAX, "SIGTERM"));
+    }
+
+    /// The run's orchestration through the fakes: no root, no engine, no kernel.
+    mod orchestration {
+        use super::*;
+        use crate::{
+            commands::{Interrupted, Shutdown},
+            engine::fake::{App, FakeEngine, Op},
+            prober::HttpCommand,
+            tracer::fake::ScriptedRecorder,
+        };
+
+        fn get(path: &str) -> HttpCommand {
+            serde_json::from_value(serde_json::json!({
+                "protocol": "http", "method": "GET", "resource": path, "port": 80
+            }))
+            .expect("a probe command")
+        }
+
+        fn plan() -> Plan {
+            Plan {
+                http: vec![get("/"), get("/about")],
+                attempts: 1,
+                timeout: Duration::from_secs(2),
+                rounds: 1,
+                ..Default::default()
+            }
+        }
+
+        /// A shutdown that is never requested, and the sender that would request it.
+        fn shutdown() -> (tokio::sync::watch::Sender<bool>, Shutdown) {
+            let (tx, rx) = tokio::sync::watch::channel(false);
+            (tx, Shutdown(rx))
+        }
+
+        fn run<'a>(
+            engine: &'a FakeEngine,
+            recorder: &'a ScriptedRecorder,
+            plan: &'a Plan,
+            shutdown: &'a Shutdown,
+        ) -> Run<'a, FakeEngine, ScriptedRecorder> {
+            Run {
+                engine,
+                recorder: Some(recorder),
+                spec: RunSpec {
+                    image: "app:fat".into(),
+                    ports: vec![80],
+                    ..Default::default()
+                },
+                plan,
+                replay: None,
+                held_out: None,
+                probe_wait: Duration::from_secs(5),
+                continue_after: ContinueAfter::Probe,
+                shutdown,
+                show_logs: false,
+                stop_timeout: None,
+                load_cpu: false,
+                console: Console { quiet: true },
+            }
+        }
+
+        fn http_app() -> FakeEngine {
+            FakeEngine::new(App::Http {
+                body: "hello from the fake app".into(),
+            })
+        }
+
+        #[tokio::test]
+        async fn a_run_records_probes_and_removes_its_container() {
+            let engine = http_app();
+            let recorder = ScriptedRecorder::default();
+            let (_tx, shutdown) = shutdown();
+            let plan = plan();
+            let outcome = run(&engine, &recorder, &plan, &shutdown)
+                .execute()
+                .await
+                .unwrap_or_else(|f| panic!("{:#}", f.error));
+            assert_eq!(outcome.probes.len(), 2, "{:?}", outcome.probes);
+            assert!(
+                outcome.probes.iter().all(ProbeResult::ok),
+                "{:?}",
+                outcome.probes
+            );
+            assert!(outcome.recording.is_some());
+            assert_ne!(outcome.mntns, 0, "the container's namespace was read");
+            assert_eq!(
+                engine.journal(),
+                ["create c1 app:fat", "start c1", "remove c1"],
+                "created, started, removed: nothing else asked of the engine"
+            );
+            assert!(engine.containers().is_empty());
+            let asked = recorder.journal();
+            assert_eq!(asked.first().map(String::as_str), Some("start"));
+            assert!(
+                asked.contains(&format!("lock {}", outcome.mntns)),
+                "{asked:?}"
+            );
+            assert!(
+                asked.contains(&format!("in-flight {}", outcome.mntns)),
+                "{asked:?}"
+            );
+            assert_eq!(asked.last().map(String::as_str), Some("finish"));
+        }
+
+        #[tokio::test]
+        async fn held_out_checks_are_filed_apart() {
+            let engine = http_app();
+            let recorder = ScriptedRecorder::default();
+            let (_tx, shutdown) = shutdown();
+            let plan = plan();
+            let held_out = Plan {
+                http: vec![get("/later")],
+                ..plan.clone()
+            };
+            let mut this = run(&engine, &recorder, &plan, &shutdown);
+            this.held_out = Some(&held_out);
+            let outcome = this
+                .execute()
+                .await
+                .unwrap_or_else(|f| panic!("{:#}", f.error));
+            let held: Vec<&ProbeResult> = outcome.probes.iter().filter(|p| p.held_out).collect();
+            assert_eq!(held.len(), 1, "{:?}", outcome.probes);
+            assert!(held[0].name.ends_with("(held out)"), "{}", held[0].name);
+            let asked = recorder.journal();
+            let on = asked.iter().position(|l| l == "hold-out on");
+            let off = asked.iter().position(|l| l == "hold-out off");
+            assert!(on.is_some() && on < off, "{asked:?}");
+        }
+
+        #[tokio::test]
+        async fn a_container_that_fails_to_start_is_removed_and_the_recording_kept() {
+            let engine = http_app();
+            engine.fail(Op::Start);
+            let recorder = ScriptedRecorder::default();
+            let (_tx, shutdown) = shutdown();
+            let plan = plan();
+            let failure = match run(&engine, &recorder, &plan, &shutdown).execute().await {
+                Ok(_) => panic!("a start the engine refused succeeded"),
+                Err(failure) => failure,
+            };
+            assert!(
+                failure.recording.is_some(),
+                "what was recorded until then is kept"
+            );
+            assert_eq!(
+                engine.journal(),
+                ["create c1 app:fat", "start c1", "remove c1"]
+            );
+            assert!(engine.containers().is_empty(), "nothing left behind");
+            assert_eq!(
+                recorder.journal().last().map(String::as_str),
+                Some("finish")
+            );
+        }
+
+        #[tokio::test]
+        async fn a_refused_create_leaves_nothing_and_detaches_the_recorder() {
+            let engine = http_app();
+            engine.fail(Op::Create);
+            let recorder = ScriptedRecorder::default();
+            let (_tx, shutdown) = shutdown();
+            let plan = plan();
+            assert!(run(&engine, &recorder, &plan, &shutdown)
+                .execute()
+                .await
+                .is_err());
+            assert_eq!(engine.journal(), ["create c1 app:fat"]);
+            assert!(engine.containers().is_empty());
+            assert_eq!(recorder.journal(), ["start", "finish"]);
+        }
+
+        #[tokio::test]
+        async fn a_recorder_that_cannot_start_creates_no_container() {
+            let engine = http_app();
+            let recorder = ScriptedRecorder::refusing();
+            let (_tx, shutdown) = shutdown();
+            let plan = plan();
+            let failure = match run(&engine, &recorder, &plan, &shutdown).execute().await {
+                Ok(_) => panic!("ran without its recorder"),
+                Err(failure) => failure,
+            };
+            assert!(
+                format!("{:#}", failure.error).contains("needs root"),
+                "{:#}",
+                failure.error
+            );
+            assert!(engine.journal().is_empty(), "{:?}", engine.journal());
+        }
+
+        #[tokio::test]
+        async fn an_app_that_exits_at_start_fails_with_its_logs_and_is_removed() {
+            let engine = FakeEngine::new(App::ExitsAtStart {
+                code: 3,
+                logs: "error: no DATABASE_URL\n".into(),
+            });
+            let recorder = ScriptedRecorder::default();
+            let (_tx, shutdown) = shutdown();
+            let plan = plan();
+            let failure = match run(&engine, &recorder, &plan, &shutdown).execute().await {
+                Ok(_) => panic!("an app that exited was probed"),
+                Err(failure) => failure,
+            };
+            match failure.error.downcast_ref::<RunError>() {
+                Some(RunError::Exited { code: 3, logs }) => {
+                    assert!(logs.contains("no DATABASE_URL"), "{logs}")
+                }
+                other => panic!("{other:?}: {:#}", failure.error),
+            }
+            assert!(engine.containers().is_empty());
+            assert_eq!(
+                engine.journal().last().map(String::as_str),
+                Some("remove c1")
+            );
+        }
+
+        #[tokio::test]
+        async fn a_stop_request_interrupts_the_run_and_still_removes_the_container() {
+            let engine = http_app();
+            let recorder = ScriptedRecorder::default();
+            let (tx, shutdown) = shutdown();
+            let plan = plan();
+            let mut this = run(&engine, &recorder, &plan, &shutdown);
+            // Recording for a minute after the probes: the stop request comes first.
+            this.continue_after = ContinueAfter::Timeout(Duration::from_secs(60));
+            let stopper = tokio::spawn(async move {
+                tokio::time::sleep(Duration::from_millis(300)).await;
+                let _ = tx.send(true);
+                tx
+            });
+            let started = std::time::Instant::now();
+            let failure = match this.execute().await {
+                Ok(_) => panic!("the run ignored the stop request"),
+                Err(failure) => failure,
+            };
+            let _tx = stopper.await;
+            assert!(
+                failure.error.downcast_ref::<Interrupted>().is_some(),
+                "{:#}",
+                failure.error
+            );
+            assert!(
+                started.elapsed() < Duration::from_secs(30),
+                "it did not wait out the minute"
+            );
+            assert!(engine.containers().is_empty(), "{:?}", engine.journal());
+            assert_eq!(
+                engine.journal().last().map(String::as_str),
+                Some("remove c1")
+            );
+            assert_eq!(
+                recorder.journal().last().map(String::as_str),
+                Some("finish")
+            );
+        }
+
+        #[tokio::test]
+        async fn a_removal_the_engine_refuses_is_reported_not_fatal() {
+            let engine = http_app();
+            engine.fail(Op::Remove);
+            let recorder = ScriptedRecorder::default();
+            let (_tx, shutdown) = shutdown();
+            let plan = plan();
+            let outcome = run(&engine, &recorder, &plan, &shutdown).execute().await;
+            assert!(outcome.is_ok(), "the run's result stands");
+            assert_eq!(
+                engine.containers(),
+                ["c1"],
+                "the fake keeps what it refused to remove"
+            );
+        }
     }
 }

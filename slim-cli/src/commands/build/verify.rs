@@ -18,6 +18,7 @@ use crate::{
     prober::{ProbeKind, ProbeResult},
     profiles::seccomp::SeccompProfile,
     recording::{Filter, Recording},
+    tracer::EbpfRecorder,
 };
 
 use super::{
@@ -158,7 +159,7 @@ async fn verify_start(
         plan: &recorded.plan,
         replay: Some(&recorded.fat_run.probes),
         held_out: None,
-        record: true,
+        recorder: Some(&EbpfRecorder),
         probe_wait,
         continue_after: match no_probes {
             true => ContinueAfter::Timeout(stay_up),
