@@ -185,6 +185,10 @@ fn a_32bit_app_is_slimmed_and_verified_under_its_seccomp_profile() {
         serde_json::from_slice(&std::fs::read(out_dir.0.join("seccomp.json")).unwrap()).unwrap();
     let arches = seccomp["architectures"].as_array().unwrap();
     assert!(arches.iter().any(|a| a == scmp_arch), "{arches:?}");
+    // Its listening socket is made through socketcall on i386: the AppArmor profile must still
+    // name it, or the server cannot start where AppArmor is enforced.
+    let apparmor = std::fs::read_to_string(out_dir.0.join("apparmor.profile")).unwrap();
+    assert!(apparmor.contains("  network inet"), "{apparmor}");
     assert_eq!(arches.len(), 2, "{arches:?}");
     assert_eq!(
         report["verify"]["under"],

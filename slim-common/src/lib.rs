@@ -129,6 +129,9 @@ pub struct Config {
     /// Non-zero while checks held out of the recording run: every task's phase then carries
     /// [`phase::HELD_OUT`].
     pub held_out: u32,
+    /// socketcall(2) in the 32-bit table (i386) plus `MAX_SYSCALLS`, `u32::MAX` where there is
+    /// none: 32-bit programs built for old kernels create their sockets through it.
+    pub compat_socketcall_nr: u32,
 }
 
 /// One CPU's cache of the scope verdict for the task that last ran a syscall on it: deciding
@@ -486,7 +489,7 @@ pub struct Event {
 const _: () = assert!(core::mem::size_of::<EventHeader>() == 56);
 const _: () = assert!(core::mem::size_of::<Event>() == 56 + PATH_CAP);
 const _: () = assert!(core::mem::size_of::<SyscallSpec>() == 8);
-const _: () = assert!(core::mem::size_of::<Config>() == 72);
+const _: () = assert!(core::mem::size_of::<Config>() == 76);
 const _: () = assert!(core::mem::size_of::<MntnsCache>() == 32);
 const _: () =
     assert!(namespace_key(3838, u32::MAX) < FIRST_NAMESPACE_INUM && namespace_key(0, 0) != 0);

@@ -221,6 +221,19 @@ fn try_sys_exit(ctx: &RawTracePointContext) -> Option<()> {
         count_socket(&task, arg_word(0), arg_word(1));
         return None;
     }
+    if ret >= 0 && any_nr == compat_socketcall(any_nr) {
+        // socketcall(call, args): SYS_SOCKET (1) and SYS_SOCKETPAIR (8) take the family and
+        // type as the first two 32-bit words of `args`.
+        let call = arg_word(0) as u32;
+        if call == 1 || call == 8 {
+            let args = arg_word(1);
+            let read = |at: u64| unsafe {
+                aya_ebpf::helpers::bpf_probe_read_user(at as *const u32).unwrap_or(0)
+            };
+            count_socket(&task, read(args) as u64, read(args + 4) as u64);
+        }
+        return None;
+    }
     let spec = *SYSCALL_SPECS.get(any_nr)?;
     if spec.op == op::NONE {
         return None;
@@ -277,6 +290,15 @@ fn socket_or_socketpair(nr: u32) -> u32 {
         {
             nr
         }
+        _ => u32::MAX,
+    }
+}
+
+/// `nr` (both tables' space) when it is the 32-bit socketcall, else a value no syscall has.
+#[inline(always)]
+fn compat_socketcall(nr: u32) -> u32 {
+    match CONFIG.get(0) {
+        Some(c) if nr == c.compat_socketcall_nr => nr,
         _ => u32::MAX,
     }
 }

@@ -659,6 +659,7 @@ impl Recorder {
                     compat_clone_nr: compat_number("clone"),
                     compat_clone3_nr: compat_number("clone3"),
                     held_out: 0,
+                    compat_socketcall_nr: compat_number("socketcall"),
                 },
                 0,
             )
