@@ -13,7 +13,7 @@ use bollard::{
 };
 use futures_util::StreamExt as _;
 
-use super::{is_not_found, Engine, EngineError};
+use super::{is_not_found, Engine, EngineError, EngineKind};
 
 /// How to run the target container.
 #[derive(Clone, Debug, Default)]
@@ -76,8 +76,18 @@ impl Engine {
             );
         }
         let mut security_opt = Vec::new();
+        // Podman's API reads `seccomp=` as a file name, Docker's as the profile itself: for
+        // Podman the profile goes through a file that lives until the container is created.
+        let mut profile_file = None;
         if let Some(seccomp) = &spec.seccomp {
-            security_opt.push(format!("seccomp={seccomp}"));
+            match self.kind {
+                EngineKind::Podman if seccomp != "unconfined" => {
+                    let file = ProfileFile::write(seccomp)?;
+                    security_opt.push(format!("seccomp={}", file.path.display()));
+                    profile_file = Some(file);
+                }
+                _ => security_opt.push(format!("seccomp={seccomp}")),
+            }
         }
         if let Some(apparmor) = &spec.apparmor {
             security_opt.push(format!("apparmor={apparmor}"));
@@ -109,6 +119,7 @@ impl Engine {
             .create_container(None::<CreateContainerOptions>, body)
             .await
             .map_err(|source| EngineError::api("create container", source))?;
+        drop(profile_file);
         Ok(created.id)
     }
 
@@ -305,5 +316,43 @@ impl Engine {
             Err(err) if is_not_found(&err) => Ok(()),
             Err(source) => Err(EngineError::api("remove container", source)),
         }
+    }
+}
+
+/// A seccomp profile written for an engine that reads it from a file (Podman): created new
+/// (never through an existing name or link) in the temp dir, removed on drop.
+struct ProfileFile {
+    path: std::path::PathBuf,
+}
+
+impl ProfileFile {
+    fn write(profile: &str) -> Result<Self, EngineError> {
+        use std::{io::Write as _, sync::atomic::Ordering};
+        static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let path = std::env::temp_dir().join(format!(
+            "slim-seccomp-{}-{}.json",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        ));
+        let what = format!("writing the seccomp profile {}", path.display());
+        let mut file = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&path)
+            .map_err(|source| EngineError::Io {
+                what: what.clone(),
+                source,
+            })?;
+        // From here on the guard removes it, also when the write fails.
+        let guard = Self { path };
+        file.write_all(profile.as_bytes())
+            .map_err(|source| EngineError::Io { what, source })?;
+        Ok(guard)
+    }
+}
+
+impl Drop for ProfileFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
     }
 }

@@ -163,10 +163,20 @@ impl ContainerEngine for Engine {
     }
 }
 
+/// Which engine answers the Docker API.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EngineKind {
+    Docker,
+    /// Podman's Docker-compatible service (`podman system service`).
+    Podman,
+}
+
 /// A connection to the engine.
 #[derive(Clone)]
 pub struct Engine {
     docker: Docker,
+    /// Docker or Podman, where their APIs differ.
+    kind: EngineKind,
     /// Set once a clean-up waited for the engine in vain: later ones do not wait again.
     waited_in_vain: std::sync::Arc<std::sync::atomic::AtomicBool>,
 }
@@ -238,10 +248,30 @@ impl Engine {
         };
         let docker = Docker::connect_with_defaults().map_err(unreachable)?;
         let docker = docker.negotiate_version().await.map_err(unreachable)?;
+        let version = docker
+            .version()
+            .await
+            .map_err(|source| EngineError::api("version", source))?;
+        let podman = version
+            .components
+            .unwrap_or_default()
+            .iter()
+            .any(|c| c.name.to_ascii_lowercase().contains("podman"));
+        let kind = match podman {
+            true => EngineKind::Podman,
+            false => EngineKind::Docker,
+        };
+        tracing::debug!(?kind, version = version.version, "connected to the engine");
         Ok(Self {
             docker,
+            kind,
             waited_in_vain: Default::default(),
         })
+    }
+
+    /// Docker or Podman.
+    pub fn kind(&self) -> EngineKind {
+        self.kind
     }
 
     /// The bollard client, for the modules that stream images and run containers.
