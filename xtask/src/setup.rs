@@ -27,6 +27,7 @@ const PACKAGES: &[(&str, &str)] = &[
     ("qemu-user-static", "qemu-aarch64-static"),
     ("binfmt-support", "update-binfmts"),
     ("crun", "crun"),
+    ("podman", "podman"),
     ("kmod", "depmod"),
     ("e2fsprogs", "mkfs.ext4"),
     ("gcc-aarch64-linux-gnu", "aarch64-linux-gnu-gcc"),
@@ -81,6 +82,7 @@ pub fn run() -> Result<()> {
         if registered {
             reload_dockerd()?;
         }
+        podman_service()?;
     }
     println!("setup: ready in {:.1}s", started.elapsed().as_secs_f64());
     Ok(())
@@ -413,6 +415,68 @@ fn engine_answers() -> bool {
         .status()
         .map(|s| s.success())
         .unwrap_or(false)
+}
+
+/// Podman's Docker-compatible API, the second engine the tests drive slim through.
+pub const PODMAN_SOCKET: &str = "/run/podman/podman.sock";
+
+fn podman_answers() -> bool {
+    Command::new("docker")
+        .args([
+            "-H",
+            &format!("unix://{PODMAN_SOCKET}"),
+            "version",
+            "--format",
+            "{{.Server.Version}}",
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+/// Starts `podman system service` on [`PODMAN_SOCKET`]. Podman's default ulimits ask for more
+/// than this machine's hard limits (setrlimit is refused here), so containers.conf sets lower
+/// ones first.
+fn podman_service() -> Result<()> {
+    const CONF: &str = "/etc/containers/containers.conf";
+    let conf = fs::read_to_string(CONF).unwrap_or_default();
+    if !conf.contains("default_ulimits") {
+        fs::create_dir_all("/etc/containers")?;
+        let limits = "default_ulimits = [\"nofile=20000:20000\", \"nproc=20000:20000\"]\n";
+        let text = match conf.contains("[containers]") {
+            true => conf.replacen("[containers]\n", &format!("[containers]\n{limits}"), 1),
+            false => format!("{conf}\n[containers]\n{limits}"),
+        };
+        fs::write(CONF, text)?;
+        println!("setup: podman: default ulimits set in {CONF}");
+    }
+    if podman_answers() {
+        println!("setup: podman service: answering on {PODMAN_SOCKET}");
+        return Ok(());
+    }
+    fs::create_dir_all("/run/podman")?;
+    let log = fs::File::create("/var/log/podman-service.log")?;
+    let status = Command::new("setsid")
+        .args(["-f", "podman", "system", "service", "--time=0"])
+        .arg(format!("unix://{PODMAN_SOCKET}"))
+        .stdin(Stdio::null())
+        .stdout(log.try_clone()?)
+        .stderr(log)
+        .status()
+        .context("cannot start podman system service")?;
+    if !status.success() {
+        bail!("podman system service failed ({status}); see /var/log/podman-service.log");
+    }
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while Instant::now() < deadline {
+        if podman_answers() {
+            println!("setup: podman service: answering on {PODMAN_SOCKET}");
+            return Ok(());
+        }
+        thread::sleep(Duration::from_millis(250));
+    }
+    bail!("podman system service did not answer within 30s; see /var/log/podman-service.log")
 }
 
 fn dockerd() -> Result<()> {

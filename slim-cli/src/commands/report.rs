@@ -21,6 +21,9 @@ pub struct ImageSummary {
     /// How the fat image was read: `storage` (the engine's overlay directories) or `save`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub read_from: Option<&'static str>,
+    /// The engine that ran it: `docker` or `podman`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub engine: Option<&'static str>,
 }
 
 /// A probe the slim image answered differently.

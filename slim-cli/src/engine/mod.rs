@@ -171,6 +171,15 @@ pub enum EngineKind {
     Podman,
 }
 
+impl EngineKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Docker => "docker",
+            Self::Podman => "podman",
+        }
+    }
+}
+
 /// A connection to the engine.
 #[derive(Clone)]
 pub struct Engine {
