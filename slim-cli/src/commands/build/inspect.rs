@@ -14,9 +14,8 @@ pub struct Inspected {
     pub info: ImageInfo,
 }
 
-/// Connects to the engine (removing what killed slim runs left) and inspects `target`.
-pub async fn inspect(target: &str, console: super::Console) -> Result<Inspected> {
-    let engine = Engine::connect().await?;
+/// Removes what killed slim runs left in the engine, and inspects `target`.
+pub async fn inspect(engine: Engine, target: &str, console: super::Console) -> Result<Inspected> {
     crate::commands::prune::reap_at_start(&engine, console).await;
     let info = engine.image(target).await?;
     Ok(Inspected {

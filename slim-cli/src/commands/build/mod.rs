@@ -20,6 +20,7 @@ use anyhow::{Context as _, Result};
 
 use crate::{
     cli::{BuildArgs, ProfileArgs},
+    engine::Engine,
     image::{reference::Reference, tree::FileTree, xray::human_bytes},
     shrink,
 };
@@ -84,9 +85,11 @@ pub async fn run(mut args: BuildArgs, shutdown: Shutdown) -> Result<ExitCode> {
     let _tag_lock = tag_lock::TagLock::acquire(&tag)?;
     let mut timings = Timings::new();
 
+    // The engine is connected to once, here at the edge, and handed to the phases.
+    let engine = Engine::connect().await?;
     let (inspected, work, recorded) = inspect_and_record(
-        &args.target,
-        Some(&tag),
+        engine,
+        (&args.target, Some(&tag)),
         &input,
         args.read.via,
         &shutdown,
@@ -389,9 +392,10 @@ pub async fn profile(args: ProfileArgs, shutdown: Shutdown) -> Result<ExitCode> 
     let output_dir = output::output_dir(args.output_dir.as_deref(), &target)?;
     let mut timings = Timings::new();
 
+    let engine = Engine::connect().await?;
     let (inspected, work, recorded) = inspect_and_record(
-        &target,
-        None,
+        engine,
+        (&target, None),
         &input,
         args.read.via,
         &shutdown,
@@ -493,8 +497,8 @@ pub async fn profile(args: ProfileArgs, shutdown: Shutdown) -> Result<ExitCode> 
 /// will get), then run, record and probe while the image is read. The work dir holds the read
 /// image: it lives as long as the recording is used.
 async fn inspect_and_record(
-    target: &str,
-    tag: Option<&str>,
+    engine: Engine,
+    (target, tag): (&str, Option<&str>),
     input: &input::Input,
     via: super::pipeline::ReadVia,
     shutdown: &Shutdown,
@@ -502,7 +506,7 @@ async fn inspect_and_record(
     timings: &mut Timings,
 ) -> Result<(inspect::Inspected, WorkDir, record::Recorded)> {
     let phase = Instant::now();
-    let inspected = inspect::inspect(target, console).await?;
+    let inspected = inspect::inspect(engine, target, console).await?;
     if let Some(tag) = tag {
         inspect::check_tag(&inspected, tag).await?;
     }
