@@ -15,6 +15,7 @@ use crate::{
     engine::{Engine, ImageInfo},
     image::{
         archive::read_saved_image,
+        config::ImageConfig,
         flatten::{flatten, LayerStats},
         overlay::{flatten_dirs, LayerDir},
         tree::FileTree,
@@ -145,8 +146,10 @@ pub enum ReadVia {
 pub struct FatImage {
     pub name: String,
     pub id: String,
-    /// The image config as stored.
+    /// The image config as stored (the slim image's is written from it).
     pub config: serde_json::Value,
+    /// What the build reads of it, typed.
+    pub image: ImageConfig,
     pub tree: Arc<FileTree>,
     pub layers: Vec<LayerStats>,
     pub info: Option<ImageInfo>,
@@ -257,6 +260,7 @@ pub async fn read_image(
     Ok(FatImage {
         name: source.name(),
         id,
+        image: ImageConfig::from_json(&saved.config),
         config: saved.config,
         tree: Arc::new(tree),
         layers,
@@ -374,6 +378,7 @@ async fn flatten_stored(
     Ok(FatImage {
         name: source.name(),
         id: info.id.clone(),
+        image: ImageConfig::from_json(&config),
         config,
         tree: Arc::new(tree),
         layers,
@@ -388,16 +393,10 @@ async fn flatten_stored(
 impl FatImage {
     /// Names each layer after the history entry that made it (empty layers have no tar).
     fn with_layer_history(mut self) -> Self {
-        if let Some(history) = self.config["history"].as_array() {
-            let made: Vec<&str> = history
-                .iter()
-                .filter(|h| h["empty_layer"].as_bool() != Some(true))
-                .map(|h| h["created_by"].as_str().unwrap_or(""))
-                .collect();
-            if made.len() == self.layers.len() {
-                for (layer, by) in self.layers.iter_mut().zip(made) {
-                    layer.created_by = by.to_owned();
-                }
+        let made = &self.image.layer_history;
+        if made.len() == self.layers.len() {
+            for (layer, by) in self.layers.iter_mut().zip(made) {
+                layer.created_by = by.clone();
             }
         }
         self

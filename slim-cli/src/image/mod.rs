@@ -6,6 +6,7 @@
 //! stored and never followed, hard links must point at entries that exist, sizes must fit.
 
 pub mod archive;
+pub mod config;
 pub mod flatten;
 pub mod overlay;
 pub mod reference;

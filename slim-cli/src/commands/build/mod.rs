@@ -741,9 +741,7 @@ async fn shrink_phase(
     if !options.any() {
         return Ok((recorded.fat.tree.clone(), None));
     }
-    let arch = recorded.fat.config["architecture"]
-        .as_str()
-        .and_then(crate::syscalls::Arch::from_name);
+    let arch = recorded.fat.image.arch();
     let (fat_tree, keep, dir) = (
         Arc::clone(&recorded.fat.tree),
         selected.keep.clone(),

@@ -19,7 +19,6 @@ use crate::{
         profile_name,
         seccomp::{Origin, Policy, SeccompProfile, UPX_STUB},
     },
-    syscalls::Arch,
 };
 
 use super::record::Recorded;
@@ -61,9 +60,7 @@ pub fn write_profiles(
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     let recording = &recorded.recording;
     let name = profile_name(image);
-    let image_arch = recorded.fat.config["architecture"]
-        .as_str()
-        .and_then(Arch::from_name);
+    let image_arch = recorded.fat.image.arch();
     let policy = Policy {
         allow: recorded.seccomp_allow.clone(),
         capabilities: Capabilities::of_container(&recorded.spec.cap_add, &recorded.spec.cap_drop),

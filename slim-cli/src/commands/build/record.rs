@@ -18,7 +18,7 @@ use crate::{
         AppFailed, Fault, Shutdown,
     },
     engine::RunSpec,
-    image::tree::FileTree,
+    image::{config::ImageConfig, tree::FileTree},
     minify::resolve::resolve,
     prober::{Plan, ProbeResult},
     recording::{FileSource, Filter, Recording},
@@ -59,34 +59,21 @@ pub struct Recorded {
 impl Recorded {
     /// The image's declared volumes (`VOLUME` in its Dockerfile).
     pub fn image_volumes(&self) -> Vec<String> {
-        self.fat.config["config"]["Volumes"]
-            .as_object()
-            .map(|volumes| volumes.keys().cloned().collect())
-            .unwrap_or_default()
+        self.fat.image.volumes.clone()
     }
 
     /// The command line the container ran: entrypoint then cmd, as given or as the image says
     /// (a given entrypoint drops the image's cmd, as the engine does).
     pub fn command(&self) -> Vec<String> {
-        let config = &self.fat.config["config"];
-        let words = |value: &serde_json::Value| -> Vec<String> {
-            value
-                .as_array()
-                .map(|a| {
-                    a.iter()
-                        .filter_map(|w| w.as_str().map(str::to_owned))
-                        .collect()
-                })
-                .unwrap_or_default()
-        };
+        let image = &self.fat.image;
         let entrypoint = match &self.spec.entrypoint {
             Some(given) => given.clone(),
-            None => words(&config["Entrypoint"]),
+            None => image.entrypoint.clone().unwrap_or_default(),
         };
         let cmd = match (&self.spec.cmd, &self.spec.entrypoint) {
             (Some(given), _) => given.clone(),
             (None, Some(_)) => Vec::new(),
-            (None, None) => words(&config["Cmd"]),
+            (None, None) => image.cmd.clone().unwrap_or_default(),
         };
         entrypoint.into_iter().chain(cmd).collect()
     }
@@ -194,12 +181,7 @@ pub async fn record(
     let workdir = spec
         .workdir
         .clone()
-        .or_else(|| {
-            fat.config["config"]["WorkingDir"]
-                .as_str()
-                .filter(|w| !w.is_empty())
-                .map(str::to_owned)
-        })
+        .or_else(|| fat.image.working_dir.clone())
         .unwrap_or_else(|| "/".into());
     let mut recording = Recording::build(raw, &Filter::started_container(fat_run.mntns, &workdir));
     for start in &more_starts {
@@ -215,7 +197,7 @@ pub async fn record(
         &raw.held_out(),
         &Filter::running_container(fat_run.mntns, &workdir),
     );
-    let env = image_env(&fat.config, &spec.env);
+    let env = image_env(&fat.image, &spec.env);
     let mut recorded = Recorded {
         fat_run,
         fat,
@@ -362,15 +344,8 @@ pub fn describe(probe: &ProbeResult) -> String {
 }
 
 /// The container's environment: the image's `Env` overridden by `--env`.
-fn image_env(config: &serde_json::Value, overrides: &[String]) -> Vec<String> {
-    let mut env: Vec<String> = config["config"]["Env"]
-        .as_array()
-        .map(|a| {
-            a.iter()
-                .filter_map(|v| v.as_str().map(str::to_owned))
-                .collect()
-        })
-        .unwrap_or_default();
+fn image_env(image: &ImageConfig, overrides: &[String]) -> Vec<String> {
+    let mut env = image.env.clone();
     for entry in overrides {
         let key = entry.split('=').next().unwrap_or_default();
         env.retain(|e| e.split('=').next() != Some(key));
