@@ -1,7 +1,7 @@
 //! slim driven through Podman's Docker-compatible API (`podman system service`, which
 //! `cargo xtask setup` starts): the image is recorded, slimmed and loaded into Podman, verified
 //! under its seccomp profile with Podman's own runtime, and nothing of the run is left in
-//! Podman or in the temp dir afterwards.
+//! Podman or in the temp dir afterwards; `slim trace --container` records a Podman container.
 
 mod support;
 
@@ -135,6 +135,85 @@ fn python_http_is_slimmed_and_verified_through_podman() {
         temp_before,
         "seccomp files left in the temp dir"
     );
+}
+
+#[test]
+fn a_podman_container_is_traced_by_its_mount_namespace() {
+    if !is_root("a_podman_container_is_traced_by_its_mount_namespace") {
+        return;
+    }
+    let _serial = serial();
+    let fat = app_image("python-http");
+    load_into_podman(&fat);
+    let name = format!("slim-test-trace-podman-{}", std::process::id());
+    let run = podman(&[
+        "run",
+        "-d",
+        "--name",
+        &name,
+        &fat,
+        "sh",
+        "-c",
+        "while true; do cat /etc/debian_version >/dev/null; sleep 0.1; done",
+    ]);
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let _container = PodmanContainer(name.clone());
+    let mut child = slim()
+        .env("DOCKER_HOST", PODMAN_HOST)
+        .args(["trace", "--json", "--container", &name])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let reader = std::thread::spawn(move || {
+        use std::io::BufRead as _;
+        let mut lines = Vec::new();
+        for line in std::io::BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+        {
+            if line.starts_with("recording container") {
+                let _ = tx.send(());
+            }
+            lines.push(line);
+        }
+        lines
+    });
+    let recording = rx.recv_timeout(std::time::Duration::from_secs(60)).is_ok();
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    // SIGINT to our own child stops the recording.
+    let _ = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status();
+    let out = child.wait_with_output().unwrap();
+    let stderr = reader.join().unwrap().join("\n");
+    assert!(recording, "slim never started recording: {stderr}");
+    assert!(
+        out.status.success(),
+        "slim failed ({}): {stderr}",
+        out.status
+    );
+    let trace: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let paths = found_paths(&trace);
+    assert!(
+        paths
+            .iter()
+            .any(|(p, u)| p == "/etc/debian_version" && u.contains(&"read".to_owned())),
+        "{paths:?}"
+    );
+    assert!(
+        paths
+            .iter()
+            .any(|(p, u)| p == "/usr/bin/cat" && u.contains(&"exec".to_owned())),
+        "{paths:?}"
+    );
+    assert_eq!(trace["recorder"]["lost"], 0);
 }
 
 /// The seccomp profile files slim writes for Podman, in the temp dir.

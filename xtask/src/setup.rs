@@ -436,20 +436,25 @@ fn podman_answers() -> bool {
 }
 
 /// Starts `podman system service` on [`PODMAN_SOCKET`]. Podman's default ulimits ask for more
-/// than this machine's hard limits (setrlimit is refused here), so containers.conf sets lower
-/// ones first.
+/// than this machine's hard limits (setrlimit is refused here), so a containers.conf with lower
+/// ones is written first where there is none.
 fn podman_service() -> Result<()> {
     const CONF: &str = "/etc/containers/containers.conf";
-    let conf = fs::read_to_string(CONF).unwrap_or_default();
-    if !conf.contains("default_ulimits") {
-        fs::create_dir_all("/etc/containers")?;
-        let limits = "default_ulimits = [\"nofile=20000:20000\", \"nproc=20000:20000\"]\n";
-        let text = match conf.contains("[containers]") {
-            true => conf.replacen("[containers]\n", &format!("[containers]\n{limits}"), 1),
-            false => format!("{conf}\n[containers]\n{limits}"),
-        };
-        fs::write(CONF, text)?;
-        println!("setup: podman: default ulimits set in {CONF}");
+    match fs::read_to_string(CONF) {
+        Err(_) => {
+            fs::create_dir_all("/etc/containers")?;
+            fs::write(
+                CONF,
+                "[containers]\ndefault_ulimits = [\"nofile=20000:20000\", \"nproc=20000:20000\"]\n",
+            )?;
+            println!("setup: podman: wrote {CONF} (ulimits within this host's hard limits)");
+        }
+        // The user's own file is never rewritten.
+        Ok(conf) if !conf.contains("default_ulimits") => println!(
+            "setup: podman: {CONF} sets no default_ulimits: if containers fail with \"setrlimit\", \
+             add default_ulimits = [\"nofile=20000:20000\", \"nproc=20000:20000\"] under [containers]"
+        ),
+        Ok(_) => {}
     }
     if podman_answers() {
         println!("setup: podman service: answering on {PODMAN_SOCKET}");
