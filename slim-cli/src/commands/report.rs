@@ -245,6 +245,19 @@ pub struct RemovedDir {
     pub bytes: u64,
 }
 
+/// report.json of `slim profile`: the run and its profiles, no image written.
+#[derive(Debug, Serialize)]
+pub struct ProfileReport {
+    pub target: ImageSummary,
+    pub probes: Vec<ProbeResult>,
+    pub verify: Verify,
+    pub recorder: RecorderReport,
+    pub timings_ms: BTreeMap<String, u128>,
+    /// Every syscall the app made (libseccomp names).
+    pub syscalls: Vec<String>,
+    pub profiles: ProfilesReport,
+}
+
 /// report.json.
 #[derive(Clone, Debug, Serialize)]
 pub struct Report {
@@ -351,5 +364,49 @@ impl Report {
                 .with_context(|| format!("write {MISSING_PATHS_FILE}"))?;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_verification_summary_says_how_and_under_what() {
+        let passed = Verify {
+            probes: 3,
+            matched: 3,
+            under: vec!["seccomp.json".into(), "apparmor.profile".into()],
+            ..Default::default()
+        };
+        assert_eq!(
+            passed.summary(),
+            "verified 3/3 probes under seccomp.json and apparmor.profile"
+        );
+        let failed = Verify {
+            probes: 3,
+            matched: 1,
+            failed: vec![Mismatch {
+                name: "GET /".into(),
+                fat: "200".into(),
+                slim: "500".into(),
+            }],
+            ..Default::default()
+        };
+        assert_eq!(failed.summary(), "VERIFICATION FAILED: 1/3 probes matched");
+        let no_probes = Verify {
+            ran_like_original_s: Some(10),
+            under: vec!["seccomp.json".into()],
+            ..Default::default()
+        };
+        assert_eq!(
+            no_probes.summary(),
+            "started and ran 10 s like the original under seccomp.json; no probes"
+        );
+        let skipped = Verify {
+            skipped: true,
+            ..Default::default()
+        };
+        assert_eq!(skipped.summary(), "not verified (--no-verify)");
     }
 }

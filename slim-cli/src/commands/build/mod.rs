@@ -27,7 +27,7 @@ use crate::{
 
 use super::{
     pipeline::{write_image, LayerContent, WorkDir},
-    report::{Floor, ImageSummary, RecorderReport, Report, Verify},
+    report::{Floor, ImageSummary, ProfileReport, RecorderReport, Report, Verify},
     xray::short_id,
     Shutdown,
 };
@@ -451,27 +451,27 @@ pub async fn profile(args: ProfileArgs, shutdown: Shutdown) -> Result<ExitCode> 
     timings.insert("total".into(), total.elapsed().as_millis());
     profiles.report.verified_under = verify.under.clone();
 
-    let report = serde_json::json!({
-        "target": ImageSummary {
+    let report = ProfileReport {
+        target: ImageSummary {
             image: target.clone(),
             id: inspected.info.id.clone(),
             size_bytes: inspected.info.size,
             read_from: Some(recorded.fat.read_from),
             engine: Some(inspected.engine.kind().as_str()),
         },
-        "probes": recorded.fat_run.probes,
-        "verify": verify,
-        "recorder": RecorderReport {
+        probes: recorded.fat_run.probes.clone(),
+        verify: verify.clone(),
+        recorder: RecorderReport {
             stats: recorded.recording.stats,
             unresolved: recorded.recording.unresolved,
             kernel_offsets: recorded.recording.offsets_source,
             starts: recorded.starts,
             stop_recorded: recorded.fat_run.stopped_gracefully,
         },
-        "timings_ms": timings,
-        "syscalls": recorded.recording.syscall_names(),
-        "profiles": profiles.report,
-    });
+        timings_ms: timings,
+        syscalls: recorded.recording.syscall_names(),
+        profiles: profiles.report,
+    };
     shutdown.check()?;
     std::fs::write(
         staging.join("report.json"),
