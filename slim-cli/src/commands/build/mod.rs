@@ -116,7 +116,11 @@ pub async fn run(mut args: BuildArgs, shutdown: Shutdown) -> Result<ExitCode> {
             }
         ));
     }
-    let (tree, shrink) = shrink_phase(&args, &recorded, &selected, &work, console).await?;
+    let shrink_options = shrink::Options {
+        strip: args.strip_executables,
+        compress: args.compress_executables,
+    };
+    let (tree, shrink) = shrink_phase(shrink_options, &recorded, &selected, &work, console).await?;
     let phase = Instant::now();
     let (tree, packages) = package_phase(args.package_db, tree, &recorded, &mut selected, &work)?;
     timings.insert("packages".into(), phase.elapsed().as_millis());
@@ -132,7 +136,8 @@ pub async fn run(mut args: BuildArgs, shutdown: Shutdown) -> Result<ExitCode> {
     // verified and its report written: stopped or failed before, it is removed again.
     let work_tag = crate::owner::Owner::current().work_tag();
     let finished = Finish {
-        args: &args,
+        target: &args.target,
+        no_verify: args.no_verify,
         tag: &tag,
         work_tag: &work_tag,
         output_dir: &output_dir,
@@ -170,7 +175,10 @@ pub async fn run(mut args: BuildArgs, shutdown: Shutdown) -> Result<ExitCode> {
 /// temporary tag, write the profiles, verify, write the report, publish the output files and
 /// move the tag into place.
 struct Finish<'a> {
-    args: &'a BuildArgs,
+    /// The fat image as the user named it.
+    target: &'a str,
+    /// `--no-verify`.
+    no_verify: bool,
     tag: &'a str,
     work_tag: &'a str,
     output_dir: &'a Path,
@@ -194,7 +202,8 @@ impl Finish<'_> {
         total: Instant,
     ) -> Result<ExitCode> {
         let Self {
-            args,
+            target,
+            no_verify,
             tag,
             work_tag,
             output_dir,
@@ -217,7 +226,7 @@ impl Finish<'_> {
                 Some(work_tag),
                 &outputs,
                 work,
-                format!("slim build {}", args.target),
+                format!("slim build {}", target),
             ))
             .await?;
         let slim_info = inspected.engine.image(work_tag).await?;
@@ -236,7 +245,7 @@ impl Finish<'_> {
             .is_some_and(|r| r.shrunk.iter().any(|s| s.action == "upx"));
         let mut profiles = profile_phase(
             recorded,
-            &args.target,
+            target,
             (&staging, output_dir),
             packed,
             console,
@@ -245,7 +254,7 @@ impl Finish<'_> {
         shutdown.check()?;
 
         let phase = Instant::now();
-        let verify = if args.no_verify {
+        let verify = if no_verify {
             Verify {
                 skipped: true,
                 ..Default::default()
@@ -284,7 +293,7 @@ impl Finish<'_> {
         let recording = &recorded.recording;
         let report = Report {
             target: ImageSummary {
-                image: args.target.clone(),
+                image: target.to_owned(),
                 id: inspected.info.id.clone(),
                 size_bytes: inspected.info.size,
                 read_from: Some(recorded.fat.read_from),
@@ -365,7 +374,7 @@ impl Finish<'_> {
                 );
                 report.verify.explain(
                     &format!("the slim image {unverified}"),
-                    &args.target,
+                    target,
                     Some(output_dir),
                 );
                 return Ok(ExitCode::from(EXIT_VERIFY_FAILED));
@@ -728,16 +737,12 @@ pub fn default_tag(target: &Reference) -> String {
 
 /// `--strip-executables` / `--compress-executables`: the tree to write the image from.
 async fn shrink_phase(
-    args: &BuildArgs,
+    options: shrink::Options,
     recorded: &record::Recorded,
     selected: &select::Selected,
     work: &WorkDir,
     console: Console,
 ) -> Result<(Arc<FileTree>, Option<shrink::Report>)> {
-    let options = shrink::Options {
-        strip: args.strip_executables,
-        compress: args.compress_executables,
-    };
     if !options.any() {
         return Ok((recorded.fat.tree.clone(), None));
     }
