@@ -670,7 +670,9 @@ mod tests {
     mod orchestration {
         use super::*;
         use crate::{
-            commands::{Interrupted, Shutdown},
+            commands::{
+                exit_code, Interrupted, Shutdown, EXIT_APP_FAILED, EXIT_FAULT, EXIT_INTERRUPTED,
+            },
             engine::fake::{App, FakeEngine, Op},
             prober::HttpCommand,
             tracer::fake::ScriptedRecorder,
@@ -810,6 +812,12 @@ mod tests {
                 "what was recorded until then is kept"
             );
             assert_eq!(
+                exit_code(&failure.error),
+                std::process::ExitCode::from(EXIT_FAULT),
+                "an engine that stopped answering is a fault: {:#}",
+                failure.error
+            );
+            assert_eq!(
                 engine.journal(),
                 ["create c1 app:fat", "start c1", "remove c1"]
             );
@@ -873,6 +881,11 @@ mod tests {
                 }
                 other => panic!("{other:?}: {:#}", failure.error),
             }
+            assert_eq!(
+                exit_code(&failure.error),
+                std::process::ExitCode::from(EXIT_APP_FAILED),
+                "the app failing on its own is exit 4"
+            );
             assert!(engine.containers().is_empty());
             assert_eq!(
                 engine.journal().last().map(String::as_str),
@@ -904,6 +917,10 @@ mod tests {
                 failure.error.downcast_ref::<Interrupted>().is_some(),
                 "{:#}",
                 failure.error
+            );
+            assert_eq!(
+                exit_code(&failure.error),
+                std::process::ExitCode::from(EXIT_INTERRUPTED)
             );
             assert!(
                 started.elapsed() < Duration::from_secs(30),
