@@ -297,6 +297,18 @@ fn apps(slim: &Path) -> Result<Value> {
     let work = tempdir("slim-bench-apps")?;
     let root = workspace_root();
     let mut rows = Vec::new();
+    // The previous run's build time of each app, shown beside this run's.
+    let previous: Value = fs::read(root.join("bench/results.json"))
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .unwrap_or(Value::Null);
+    let previous_build = |row: &str| -> Value {
+        previous["apps"]["apps"]
+            .as_array()
+            .and_then(|apps| apps.iter().find(|a| a["app"] == row))
+            .map(|a| a["build_seconds"].clone())
+            .unwrap_or(Value::Null)
+    };
     for BenchApp {
         app,
         probes,
@@ -313,8 +325,13 @@ fn apps(slim: &Path) -> Result<Value> {
                 .arg(root.join("tests/apps").join(app)),
         )?;
         let out_dir = work.join(row_name.replace(' ', "_"));
-        let mut build = Command::new(slim);
+        // GNU time measures the build's peak RSS.
+        let rss_file = work.join(format!("{app}.rss"));
+        let mut build = Command::new("/usr/bin/time");
         build
+            .args(["-f", "%M", "-o"])
+            .arg(&rss_file)
+            .arg(slim)
             .args(["build", "--quiet", "--tag", &tag, "--output-dir"])
             .arg(&out_dir)
             .args(*flags);
@@ -326,6 +343,10 @@ fn apps(slim: &Path) -> Result<Value> {
         let started = Instant::now();
         run_cmd(build.arg(&image))?;
         let build_seconds = secs(started);
+        let peak_rss_mb = fs::read_to_string(&rss_file)
+            .ok()
+            .and_then(|t| t.trim().lines().last()?.trim().parse::<f64>().ok())
+            .map(|kb| kb / 1024.0);
         let report: Value = serde_json::from_slice(&fs::read(out_dir.join("report.json"))?)?;
         // The engine's own cost for the image I/O slim does: save the fat image, load the slim one.
         let slim_tar = work.join(format!("{app}-slim.tar"));
@@ -374,14 +395,27 @@ fn apps(slim: &Path) -> Result<Value> {
             "packages": report["packages"]["counts"],
             "package_db": report["packages"]["database"],
             "build_seconds": build_seconds,
+            "previous_build_seconds": previous_build(row_name),
+            "peak_rss_mb": peak_rss_mb,
             "phase_seconds": {
                 "inspect": ms("inspect"),
                 "read_image": ms("read_image"),
                 "record_and_probe": ms("record_and_probe"),
                 "probe": ms("probe"),
+                "start_until_ready": ms("start_until_ready"),
                 "select": ms("select"),
+                "packages": ms("packages"),
                 "write_image": ms("write_image"),
+                "profiles": ms("profiles"),
                 "verify": ms("verify"),
+                // What the named phases leave of the wall time: connecting, the report,
+                // publishing the files, tagging, clean-up.
+                "rest": (build_seconds
+                    - ["inspect", "record_and_probe", "select", "packages", "write_image", "profiles", "verify"]
+                        .iter()
+                        .map(|k| ms(k))
+                        .sum::<f64>())
+                .max(0.0),
             },
             "read_from": report["target"]["read_from"],
             "profiles": {
@@ -677,6 +711,32 @@ fn apps_tables(apps: &[Value]) -> String {
             f(&a["docker_save_plus_load_seconds"]),
             f(&a["non_probe_over_docker"]),
             f(&a["non_probe_via_save_over_docker"]),
+        ));
+    }
+    md.push_str("\nBuild time by phase (seconds; the named phases and the rest sum to the build's wall time) and the build's peak RSS.\n\n| app | build | previous | inspect | record+probe | select | packages | write+load | profiles | verify | rest | peak RSS MB |\n|---|---|---|---|---|---|---|---|---|---|---|---|\n");
+    for a in apps {
+        let p = &a["phase_seconds"];
+        let opt = |v: &Value| match v.as_f64() {
+            Some(x) => format!("{x:.2}"),
+            None => "-".to_owned(),
+        };
+        md.push_str(&format!(
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |\n",
+            a["app"].as_str().unwrap_or(""),
+            f(&a["build_seconds"]),
+            opt(&a["previous_build_seconds"]),
+            f(&p["inspect"]),
+            f(&p["record_and_probe"]),
+            f(&p["select"]),
+            f(&p["packages"]),
+            f(&p["write_image"]),
+            f(&p["profiles"]),
+            f(&p["verify"]),
+            f(&p["rest"]),
+            match a["peak_rss_mb"].as_f64() {
+                Some(x) => format!("{x:.0}"),
+                None => "-".to_owned(),
+            },
         ));
     }
     md.push_str("\nSecurity profiles (Docker's default seccomp profile allows about 350 syscalls). `slim profile diff` against Docker's default: allowed here and refused there (must be 0) / taken away.\n\n| app | seccomp allowed | from the app | runtime | fixed | ENOSYS | denied, only failed | argument rules | vs Docker's default | AppArmor file / socket / state / network / capability rules | parse check | verified under |\n|---|---|---|---|---|---|---|---|---|---|---|---|\n");
