@@ -220,6 +220,8 @@ pub struct RecorderReport {
     /// Whether the app's stop (its stop signal) was recorded: false when its init does not
     /// handle the signal, or with `--stop-timeout 0`.
     pub stop_recorded: bool,
+    /// Times this build loaded the eBPF object into the kernel (recorders and calibrations).
+    pub object_loads: u32,
 }
 
 #[derive(Clone, Debug, Serialize)]

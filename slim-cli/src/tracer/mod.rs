@@ -32,8 +32,8 @@ use aya::{
     Ebpf, EbpfLoader,
 };
 use slim_common::{
-    outcome, phase, scope_mode, stat, Config, LocalSyscalls, RegsLayout, SeenKey, SocketKey,
-    OUTCOME_SHIFT, SYSCALL_WORDS,
+    outcome, phase, scope_mode, stat, Config, KernelOffsets, LocalSyscalls, RegsLayout, SeenKey,
+    SocketKey, OUTCOME_SHIFT, SYSCALL_WORDS,
 };
 
 pub use event::RawEvent;
@@ -390,6 +390,20 @@ fn privileged() -> bool {
     has(CAP_SYS_ADMIN) || (has(CAP_BPF) && has(CAP_PERFMON))
 }
 
+/// Mount-namespace offsets an earlier recorder of this process confirmed, by BTF source: the
+/// kernel does not change under a process, so later recorders skip the calibration load.
+static CONFIRMED_OFFSETS: std::sync::Mutex<Option<(String, KernelOffsets, OffsetsSource)>> =
+    std::sync::Mutex::new(None);
+
+/// How many times this process loaded the eBPF object into the kernel (recorders and
+/// calibrations): each load costs the kernel's verifier.
+static OBJECT_LOADS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+
+/// The eBPF object loads of this process so far.
+pub fn object_loads() -> u32 {
+    OBJECT_LOADS.load(std::sync::atomic::Ordering::Relaxed)
+}
+
 /// A recording in progress, as a run drives it: the seam between `slim build`'s runs and the
 /// eBPF recorder ([`Recorder`]); tests use a scripted fake.
 pub trait RecordingSession: Send {
@@ -518,9 +532,20 @@ impl Recorder {
                 (Ok(btf), _) => btf.kernel_offsets().ok(),
                 (Err(_), _) => None,
             };
+        let cache_key = format!("{source:?}");
+        let confirmed = CONFIRMED_OFFSETS.lock().ok().and_then(|cache| {
+            cache
+                .as_ref()
+                .filter(|(key, ..)| *key == cache_key)
+                .cloned()
+        });
         let (offsets, offsets_source) = if scope == Scope::Pids {
             (known.unwrap_or_default(), OffsetsSource::Unused)
+        } else if let Some((_, offsets, source)) = confirmed {
+            // Confirmed by an earlier recorder of this process: the kernel has not changed.
+            (offsets, source)
         } else {
+            OBJECT_LOADS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             let calibrated = calibrate::calibrate(OBJECT, known).map_err(|err| match err {
                 calibrate::CalibrationError::Mismatch { .. }
                     if matches!(source, KernelBtf::File(_)) =>
@@ -547,6 +572,9 @@ impl Recorder {
             } else {
                 OffsetsSource::Calibrated
             };
+            if let Ok(mut cache) = CONFIRMED_OFFSETS.lock() {
+                *cache = Some((cache_key, calibrated.offsets, source));
+            }
             (calibrated.offsets, source)
         };
         let regs = match btf.as_ref().map(|btf| btf.regs_layout(arch)) {
@@ -572,6 +600,7 @@ impl Recorder {
             KernelBtf::File(path) => aya::Btf::parse_file(path, aya::Endianness::default()).ok(),
             KernelBtf::None => None,
         };
+        OBJECT_LOADS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let mut ebpf = EbpfLoader::new()
             .btf(loader_btf.as_ref())
             .map_max_entries("EVENTS", ring_buffer_size())
