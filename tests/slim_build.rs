@@ -101,6 +101,15 @@ fn python_http_server_is_slimmed_and_verified() {
         ],
     );
     check_report(&report, 5.0);
+    // One calibration for the whole build, then one object load per recorded start.
+    let starts = report["recorder"]["starts"].as_u64().unwrap()
+        + report["verify"]["starts"].as_u64().unwrap();
+    assert_eq!(
+        report["recorder"]["object_loads"].as_u64(),
+        Some(1 + starts),
+        "{}",
+        report["recorder"]
+    );
     // Three probes, two rounds (the default), each answered.
     let probes = report["probes"].as_array().unwrap();
     assert_eq!(probes.len(), 6);
