@@ -595,14 +595,12 @@ impl Recorder {
         let host_mntns = mount_namespace("self").unwrap_or(0);
         let dir_open_flags = dir_open_flags(arch);
 
-        let loader_btf = match &source {
-            KernelBtf::System => aya::Btf::from_sys_fs().ok(),
-            KernelBtf::File(path) => aya::Btf::parse_file(path, aya::Endianness::default()).ok(),
-            KernelBtf::None => None,
-        };
         OBJECT_LOADS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        // No target BTF for the loader: the object has no CO-RE relocations (the offsets it
+        // needs come from OFFSETS, FIELDS and REGS above), and parsing the kernel's whole BTF
+        // into aya's types costs about 35 MB of memory and a tenth of a second per load.
         let mut ebpf = EbpfLoader::new()
-            .btf(loader_btf.as_ref())
+            .btf(None)
             .map_max_entries("EVENTS", ring_buffer_size())
             .override_global("OFFSETS", &offsets, true)
             .override_global("FIELDS", &fields, true)
