@@ -123,7 +123,7 @@ apparmor_app() {
     [ -f "$OUT/$app/apparmor.profile" ] || { say "no profile for $app (its build test failed?)"; return 1; }
     grep -q apparmor /sys/kernel/security/lsm || { say "AppArmor is not enabled in this kernel"; return 1; }
     name=$(python3 -c "import json,sys; print(json.load(open(sys.argv[1]))['profiles']['apparmor']['name'])" "$OUT/$app/report.json")
-    apparmor_parser -r -W "$OUT/$app/apparmor.profile" || return 1
+    apparmor_parser -r -K "$OUT/$app/apparmor.profile" || return 1
     grep -q "^$name (enforce)" /sys/kernel/security/apparmor/profiles || { say "$name is not loaded in enforce mode"; return 1; }
     container=$(docker run -d -p "127.0.0.1::$port" --security-opt "apparmor=$name" \
         --security-opt "seccomp=$OUT/$app/seccomp.json" "vm/$app:slim") || return 1

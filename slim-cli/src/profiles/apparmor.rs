@@ -196,6 +196,10 @@ const SIGNALLING_PEERS: &[&str] = &["unconfined", "runc", "crun", "podman", "con
 /// Directories whose files the app creates with names that change from run to run.
 const TEMP_DIRS: &[&str] = &["/tmp", "/var/tmp", "/dev/shm", "/run"];
 
+/// Temp directories whose whole tree is allowed when the app made a directory with a changing
+/// name there (`/tmp/tmpab12cd/...`).
+const NESTED_TEMP_DIRS: &[&str] = &["/tmp", "/var/tmp", "/dev/shm"];
+
 /// Always denied, even where a recorded rule would allow it: kernel knobs, raw memory, firmware
 /// and the security filesystem, and mounts.
 const DENY_RULES: &[&str] = &[
@@ -219,9 +223,14 @@ pub fn generate(recording: &Recording, context: &Context) -> AppArmorProfile {
     let mut created_in: BTreeMap<PathBuf, usize> = BTreeMap::new();
     let mut nested_temp: BTreeSet<&'static str> = BTreeSet::new();
     let mut sockets: BTreeMap<String, Perms> = BTreeMap::new();
+    let mut sockets_created_in: BTreeMap<PathBuf, usize> = BTreeMap::new();
+    let mut sockets_nested: BTreeSet<&'static str> = BTreeSet::new();
     for (path, touched) in &recording.paths {
         let in_image = context.files.real_path(path);
-        let real = in_image.clone().unwrap_or_else(|| path.clone());
+        // Not in the image (created at run time, a socket): where its directory really is.
+        let real = in_image
+            .clone()
+            .unwrap_or_else(|| real_via_ancestor(context.files, path));
         let mut perms = Perms::default();
         let mut directory = false;
         let mut socket_paths = false;
@@ -287,6 +296,14 @@ pub fn generate(recording: &Recording, context: &Context) -> AppArmorProfile {
             continue;
         }
         if socket_paths {
+            if in_image.is_none() {
+                if let Some(parent) = real.parent() {
+                    *sockets_created_in.entry(parent.to_path_buf()).or_default() += 1;
+                }
+                if let Some(temp) = nested_in_temp(&real, context.files) {
+                    sockets_nested.insert(temp);
+                }
+            }
             sockets.entry(glob).or_default().merge(perms);
             continue;
         }
@@ -300,7 +317,13 @@ pub fn generate(recording: &Recording, context: &Context) -> AppArmorProfile {
         }
         rules.entry(glob).or_default().merge(perms);
     }
-    collapse_created(&mut rules, &created_in);
+    collapse_created(&mut rules, &created_in, true);
+    // Sockets with changing names (several in one directory, or in a directory made with a
+    // changing name): a fixed name in /run (php-fpm.sock) keeps its own rule.
+    collapse_created(&mut sockets, &sockets_created_in, false);
+    for temp in &sockets_nested {
+        collapse_tree(&mut sockets, temp);
+    }
     for temp in &nested_temp {
         collapse_tree(&mut rules, temp);
     }
@@ -345,12 +368,13 @@ pub fn generate(recording: &Recording, context: &Context) -> AppArmorProfile {
     let mut text = String::new();
     text.push_str(&format!(
         "# AppArmor profile {name}, written by slim from what the app did while it was recorded.\n\
-         # Load it: apparmor_parser -r -W apparmor.profile\n\
+         # Load it: apparmor_parser -r -K apparmor.profile\n\
          # Use it:  docker run --security-opt apparmor={name} IMAGE\n\n"
     ));
     text.push_str(
         "# ABI 3.0: the rule semantics of AppArmor 3 (parsers since 3.0 know it; on AppArmor 4.1\n\
-         # kernels an undeclared ABI changes what the unix rules mean).\nabi <abi/3.0>,\n\n",
+         # kernels an undeclared ABI changes what the unix rules mean). AppArmor 2.x parsers\n\
+         # (Debian 11, Ubuntu 20.04) refuse the line: delete it there.\nabi <abi/3.0>,\n\n",
     );
     text.push_str("#include <tunables/global>\n\n");
     text.push_str(&format!(
@@ -436,6 +460,17 @@ pub fn generate(recording: &Recording, context: &Context) -> AppArmorProfile {
 /// `AF_UNIX`.
 const AF_UNIX: u32 = 1;
 
+/// Where a path the image does not have really is: its deepest ancestor the image has, resolved,
+/// with the rest appended (`/var/run/app.sock` is `/run/app.sock` where `/var/run -> /run`).
+fn real_via_ancestor(files: &dyn ImageFiles, path: &Path) -> PathBuf {
+    for ancestor in path.ancestors().skip(1) {
+        if let (Some(real), Ok(rest)) = (files.real_path(ancestor), path.strip_prefix(ancestor)) {
+            return real.join(rest);
+        }
+    }
+    path.to_path_buf()
+}
+
 /// The capabilities the recording gives evidence for, each with that evidence in words.
 fn capability_evidence(recording: &Recording, context: &Context) -> BTreeMap<&'static str, String> {
     let has = |name: &str| context.app_syscalls.contains(name);
@@ -501,7 +536,8 @@ fn capability_evidence(recording: &Recording, context: &Context) -> BTreeMap<&'s
 /// The temp directory `path` sits in at least two levels down, below a directory the image does
 /// not have (`/tmp/tmpab12cd/x`: made inside a directory created with a changing name).
 fn nested_in_temp(path: &Path, files: &dyn ImageFiles) -> Option<&'static str> {
-    TEMP_DIRS.iter().copied().find(|temp| {
+    // Not /run: a tree rule there would cover /run/secrets and a mounted engine socket.
+    NESTED_TEMP_DIRS.iter().copied().find(|temp| {
         let Ok(rest) = path.strip_prefix(temp) else {
             return false;
         };
@@ -538,11 +574,15 @@ fn collapse_tree(rules: &mut BTreeMap<String, Perms>, dir: &str) {
         .merge(merged);
 }
 
-/// Files created at run time with changing names: two or more in one directory, or any in a
-/// temp directory, become `dir/*`.
-fn collapse_created(rules: &mut BTreeMap<String, Perms>, created_in: &BTreeMap<PathBuf, usize>) {
+/// Files created at run time with changing names: two or more in one directory, or (with
+/// `any_in_temp`) any in a temp directory, become `dir/*`.
+fn collapse_created(
+    rules: &mut BTreeMap<String, Perms>,
+    created_in: &BTreeMap<PathBuf, usize>,
+    any_in_temp: bool,
+) {
     for (dir, &count) in created_in {
-        let temp = TEMP_DIRS.iter().any(|t| dir.starts_with(t));
+        let temp = any_in_temp && TEMP_DIRS.iter().any(|t| dir.starts_with(t));
         if count < 2 && !temp {
             continue;
         }
@@ -658,12 +698,16 @@ mod tests {
     impl ImageFiles for FakeImage {
         fn real_path(&self, path: &Path) -> Option<PathBuf> {
             let text = path.to_str()?;
+            if text == "/var/run" {
+                return Some(PathBuf::from("/run"));
+            }
             let real = match text {
                 "/bin/python3" | "/usr/bin/python3" => "/usr/bin/python3.11",
                 "/lib64/ld-linux-x86-64.so.2" => "/usr/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2",
                 "/usr/lib/x86_64-linux-gnu/libc.so.6"
                 | "/etc/app.conf"
                 | "/srv"
+                | "/run"
                 | "/var/lib/app/state.db" => text,
                 _ => return None,
             };
@@ -860,10 +904,38 @@ mod tests {
             p.text
         );
         assert!(p.text.contains("  /run/mysqld/mysqld.sock rw,\n"));
-        assert!(p.text.contains("  /var/run/app/fifo w,\n"));
+        assert!(
+            p.text.contains("  /run/app/* w,\n"),
+            "/var/run -> /run is resolved for what the image lacks: {}",
+            p.text
+        );
         assert_eq!(p.rules.socket, 2);
         let sockets_section = p.text.find("# Unix sockets").unwrap();
         assert!(p.text.find("/run/php/php-fpm.sock").unwrap() > sockets_section);
+    }
+
+    #[test]
+    fn sockets_with_changing_names_are_globbed_and_run_never_gets_a_tree_rule() {
+        let mut recording = Recording::default();
+        for (path, uses) in [
+            ("/tmp/pymp-k2j4x9/listener-a8f", Use::Bind),
+            ("/tmp/pymp-k2j4x9/listener-q1z", Use::Connect),
+            ("/run/app/backend.sock", Use::Bind),
+            ("/run/newdir/state.pid", Use::Write),
+        ] {
+            recording
+                .paths
+                .insert(PathBuf::from(path), touched(&[uses]));
+        }
+        let p = profile_of(&recording, &[]);
+        assert!(p.text.contains("  /tmp/** rwk,\n"), "{}", p.text);
+        assert!(!p.text.contains("pymp"), "{}", p.text);
+        assert!(
+            p.text.contains("  /run/app/backend.sock rw,\n"),
+            "a fixed socket name keeps its rule: {}",
+            p.text
+        );
+        assert!(!p.text.contains("/run/**"), "{}", p.text);
     }
 
     #[test]

@@ -260,7 +260,7 @@ impl Finish<'_> {
                 ..Default::default()
             }
         } else {
-            let apparmor = load_apparmor(&profiles, &staging, console);
+            let apparmor = load_apparmor(&profiles, console);
             let check = verify::Check {
                 image: work_tag,
                 shown: tag,
@@ -429,7 +429,7 @@ pub async fn profile(args: ProfileArgs, shutdown: Shutdown) -> Result<ExitCode> 
     let checkable = profiles.enforceable_seccomp();
     let verify = match (checkable, args.no_verify) {
         (Some(seccomp), false) => {
-            let apparmor = load_apparmor(&profiles, &staging, console);
+            let apparmor = load_apparmor(&profiles, console);
             let check = verify::Check {
                 image: &inspected.info.id,
                 shown: &target,
@@ -532,15 +532,11 @@ async fn inspect_and_record(
 /// The AppArmor profile loaded into this host's kernel for the verification run, where the
 /// kernel enforces AppArmor (not for an emulated image: the emulator would run under it). A
 /// profile the parser refuses is said and the run goes on without it.
-fn load_apparmor(
-    profiles: &profiles::Profiles,
-    dir: &Path,
-    console: Console,
-) -> Option<apparmor_host::Loaded> {
+fn load_apparmor(profiles: &profiles::Profiles, console: Console) -> Option<apparmor_host::Loaded> {
     if profiles.emulated.is_some() {
         return None;
     }
-    match apparmor_host::load(&dir.join(profiles::APPARMOR_FILE), &profiles.apparmor.name) {
+    match apparmor_host::load(&profiles.apparmor.text, &profiles.apparmor.name) {
         Ok(loaded) => Some(loaded),
         Err(apparmor_host::NotLoaded::NotEnforced) => None,
         Err(refused) => {
