@@ -67,7 +67,11 @@ fn python_http_is_slimmed_and_verified_through_podman() {
     let fat = app_image("python-http");
     load_into_podman(&fat);
     let tag = "slim-test/python-http.slim:podman";
-    let _images = PodmanImages(vec![tag.into(), format!("{tag}-unverified")]);
+    let _images = PodmanImages(vec![
+        tag.into(),
+        format!("{tag}-unverified"),
+        format!("localhost/{fat}"),
+    ]);
     let out_dir = TempDir::new("podman");
     let temp_before = seccomp_temp_files();
     let out = slim()
@@ -90,7 +94,7 @@ fn python_http_is_slimmed_and_verified_through_podman() {
     );
     assert!(verify["probes"].as_u64().unwrap_or(0) >= 3, "{verify}");
     assert_eq!(verify["matched"], verify["probes"]);
-    assert_eq!(verify["under"], serde_json::json!(["seccomp.json"]));
+    assert_eq!(verify["under"], verified_under());
     assert_eq!(report["recorder"]["lost"], 0);
 
     // The slim image is Podman's now, and answers under its profile with Podman's runtime.
@@ -145,6 +149,7 @@ fn a_podman_container_is_traced_by_its_mount_namespace() {
     let _serial = serial();
     let fat = app_image("python-http");
     load_into_podman(&fat);
+    let _images = PodmanImages(vec![format!("localhost/{fat}")]);
     let name = format!("slim-test-trace-podman-{}", std::process::id());
     let run = podman(&[
         "run",

@@ -337,3 +337,20 @@ pub fn tar_member(out: &mut Vec<u8>, name: &str, kind: u8, link: &str, data: &[u
     out.extend_from_slice(data);
     out.extend(std::iter::repeat_n(0u8, (512 - data.len() % 512) % 512));
 }
+
+/// What a verified native build runs under on this host: its seccomp.json, and its AppArmor
+/// profile too where the kernel enforces AppArmor and `apparmor_parser` is installed (as slim
+/// decides).
+pub fn verified_under() -> serde_json::Value {
+    let enforced = std::fs::read_to_string("/sys/module/apparmor/parameters/enabled")
+        .is_ok_and(|e| e.trim() == "Y")
+        && std::path::Path::new("/sys/kernel/security/apparmor/profiles").exists()
+        && Command::new("sh")
+            .args(["-c", "command -v apparmor_parser"])
+            .output()
+            .is_ok_and(|o| o.status.success());
+    match enforced {
+        true => serde_json::json!(["seccomp.json", "apparmor.profile"]),
+        false => serde_json::json!(["seccomp.json"]),
+    }
+}

@@ -440,7 +440,11 @@ fn emit_path(task: &Task, spec: &SyscallSpec, call: &Call, ret: i64, second: boo
     };
     if spec.op == op::BIND || spec.op == op::CONNECT {
         // A socket address: only AF_UNIX ones name a path (abstract names start with a NUL,
-        // which reads as an empty path and is dropped below).
+        // which reads as an empty path and is dropped below). `flags` holds the address
+        // length: no longer than the family means no path (autobind).
+        if header.flags <= slim_common::SUN_PATH_OFFSET {
+            return;
+        }
         let family =
             unsafe { aya_ebpf::helpers::bpf_probe_read_user(ptr as *const u16) }.unwrap_or(0);
         if family != slim_common::AF_UNIX {

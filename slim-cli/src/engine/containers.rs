@@ -329,20 +329,36 @@ impl ProfileFile {
     fn write(profile: &str) -> Result<Self, EngineError> {
         use std::{io::Write as _, sync::atomic::Ordering};
         static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
-        let path = std::env::temp_dir().join(format!(
-            "slim-seccomp-{}-{}.json",
-            std::process::id(),
-            NEXT.fetch_add(1, Ordering::Relaxed)
-        ));
+        let mut attempt = 0;
+        let (path, mut file) = loop {
+            // The pid and a counter, and the clock: a file a crashed run of the same pid left
+            // is skipped, not failed on.
+            let nanos = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.subsec_nanos());
+            let path = std::env::temp_dir().join(format!(
+                "slim-seccomp-{}-{}-{nanos}.json",
+                std::process::id(),
+                NEXT.fetch_add(1, Ordering::Relaxed)
+            ));
+            match std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(&path)
+            {
+                Ok(file) => break (path, file),
+                Err(err) if err.kind() == std::io::ErrorKind::AlreadyExists && attempt < 8 => {
+                    attempt += 1;
+                }
+                Err(source) => {
+                    return Err(EngineError::Io {
+                        what: format!("writing the seccomp profile {}", path.display()),
+                        source,
+                    })
+                }
+            }
+        };
         let what = format!("writing the seccomp profile {}", path.display());
-        let mut file = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(&path)
-            .map_err(|source| EngineError::Io {
-                what: what.clone(),
-                source,
-            })?;
         // From here on the guard removes it, also when the write fails.
         let guard = Self { path };
         file.write_all(profile.as_bytes())

@@ -42,8 +42,9 @@ const PATH_SYSCALLS: &[(&str, u8, u8, u8, u8, u8, u8)] = &[
     ("symlinkat", op::SYMLINK, 2, 1, N, N, N),
     ("link", op::LINK, 0, N, N, 1, N),
     ("linkat", op::LINK, 1, 0, 4, 3, 2),
-    ("bind", op::BIND, 1, N, N, N, N),
-    ("connect", op::CONNECT, 1, N, N, N, N),
+    // The flags argument of these two is the address length (`addrlen`).
+    ("bind", op::BIND, 1, N, 2, N, N),
+    ("connect", op::CONNECT, 1, N, 2, N, N),
     ("mknod", op::MKNOD, 0, N, N, N, N),
     ("mknodat", op::MKNOD, 1, 0, N, N, N),
 ];
