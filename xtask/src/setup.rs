@@ -461,27 +461,49 @@ fn podman_service() -> Result<()> {
         return Ok(());
     }
     fs::create_dir_all("/run/podman")?;
-    let log = fs::File::create("/var/log/podman-service.log")?;
+    let service = format!("unix://{PODMAN_SOCKET}");
+    start_daemon(
+        "podman system service",
+        &["podman", "system", "service", "--time=0", &service],
+        "/var/log/podman-service.log",
+        (podman_answers, Duration::from_secs(30)),
+    )?;
+    println!("setup: podman service: answering on {PODMAN_SOCKET}");
+    Ok(())
+}
+
+/// Starts `command` in its own session (`setsid -f` forks, so the daemon is nobody's child here:
+/// when a test stops it, init reaps it rather than it being left a zombie of this process,
+/// which would look like it still runs), logging to `log`, and waits until `answers` says so.
+fn start_daemon(
+    name: &str,
+    command: &[&str],
+    log: &str,
+    (answers, patience): (fn() -> bool, Duration),
+) -> Result<()> {
+    let log_file = fs::File::create(log)?;
     let status = Command::new("setsid")
-        .args(["-f", "podman", "system", "service", "--time=0"])
-        .arg(format!("unix://{PODMAN_SOCKET}"))
+        .arg("-f")
+        .args(command)
         .stdin(Stdio::null())
-        .stdout(log.try_clone()?)
-        .stderr(log)
+        .stdout(log_file.try_clone()?)
+        .stderr(log_file)
         .status()
-        .context("cannot start podman system service")?;
+        .with_context(|| format!("cannot start {name}"))?;
     if !status.success() {
-        bail!("podman system service failed ({status}); see /var/log/podman-service.log");
+        bail!("{name} failed to start ({status}); see {log}");
     }
-    let deadline = Instant::now() + Duration::from_secs(30);
+    let deadline = Instant::now() + patience;
     while Instant::now() < deadline {
-        if podman_answers() {
-            println!("setup: podman service: answering on {PODMAN_SOCKET}");
+        if answers() {
             return Ok(());
         }
         thread::sleep(Duration::from_millis(250));
     }
-    bail!("podman system service did not answer within 30s; see /var/log/podman-service.log")
+    bail!(
+        "{name} did not answer within {}s; see {log}",
+        patience.as_secs()
+    )
 }
 
 fn dockerd() -> Result<()> {
@@ -490,26 +512,12 @@ fn dockerd() -> Result<()> {
         return Ok(());
     }
     println!("setup: docker engine: starting dockerd (log: /var/log/dockerd.log)");
-    let log = fs::File::create("/var/log/dockerd.log")?;
-    // `setsid -f` forks, so dockerd is nobody's child here: when a test stops it, it is reaped
-    // by init rather than left a zombie of this process (which would look like it still runs).
-    let status = Command::new("setsid")
-        .args(["-f", "dockerd"])
-        .stdin(Stdio::null())
-        .stdout(log.try_clone()?)
-        .stderr(log)
-        .status()
-        .context("cannot start dockerd")?;
-    if !status.success() {
-        bail!("setsid -f dockerd failed ({status}); see /var/log/dockerd.log");
-    }
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while Instant::now() < deadline {
-        if engine_answers() {
-            println!("setup: docker engine: answering");
-            return Ok(());
-        }
-        thread::sleep(Duration::from_millis(250));
-    }
-    bail!("dockerd did not answer within 60s; see /var/log/dockerd.log")
+    start_daemon(
+        "dockerd",
+        &["dockerd"],
+        "/var/log/dockerd.log",
+        (engine_answers, Duration::from_secs(60)),
+    )?;
+    println!("setup: docker engine: answering");
+    Ok(())
 }
