@@ -167,44 +167,13 @@ fn a_podman_container_is_traced_by_its_mount_namespace() {
         String::from_utf8_lossy(&run.stderr)
     );
     let _container = PodmanContainer(name.clone());
-    let mut child = slim()
+    let mut trace = slim();
+    trace
         .env("DOCKER_HOST", PODMAN_HOST)
-        .args(["trace", "--json", "--container", &name])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stderr = child.stderr.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    let reader = std::thread::spawn(move || {
-        use std::io::BufRead as _;
-        let mut lines = Vec::new();
-        for line in std::io::BufReader::new(stderr)
-            .lines()
-            .map_while(Result::ok)
-        {
-            if line.starts_with("recording container") {
-                let _ = tx.send(());
-            }
-            lines.push(line);
-        }
-        lines
+        .args(["trace", "--json", "--container", &name]);
+    let trace = trace_until_interrupted(trace, || {
+        std::thread::sleep(std::time::Duration::from_millis(1500))
     });
-    let recording = rx.recv_timeout(std::time::Duration::from_secs(60)).is_ok();
-    std::thread::sleep(std::time::Duration::from_millis(1500));
-    // SIGINT to our own child stops the recording.
-    let _ = Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
-        .status();
-    let out = child.wait_with_output().unwrap();
-    let stderr = reader.join().unwrap().join("\n");
-    assert!(recording, "slim never started recording: {stderr}");
-    assert!(
-        out.status.success(),
-        "slim failed ({}): {stderr}",
-        out.status
-    );
-    let trace: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let paths = found_paths(&trace);
     assert!(
         paths

@@ -354,3 +354,45 @@ pub fn verified_under() -> serde_json::Value {
         false => serde_json::json!(["seccomp.json"]),
     }
 }
+
+/// Runs `trace` (a `slim trace --json --container ...` command), calls `during` once it
+/// records, stops it with SIGINT as Ctrl-C would, and returns the trace; fails the test when it
+/// never records or does not succeed.
+pub fn trace_until_interrupted(mut trace: Command, during: impl FnOnce()) -> serde_json::Value {
+    let mut child = trace
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("slim trace starts");
+    // Wait until it records (slow under emulation): SIGINT stops it from then on.
+    let stderr = child.stderr.take().expect("its stderr");
+    let (tx, rx) = std::sync::mpsc::channel();
+    let reader = std::thread::spawn(move || {
+        use std::io::BufRead as _;
+        let mut lines = Vec::new();
+        for line in std::io::BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+        {
+            if line.starts_with("recording container") {
+                let _ = tx.send(());
+            }
+            lines.push(line);
+        }
+        lines
+    });
+    let recording = rx.recv_timeout(std::time::Duration::from_secs(60)).is_ok();
+    during();
+    let _ = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status();
+    let out = child.wait_with_output().expect("slim trace ends");
+    let stderr = reader.join().expect("stderr reader").join("\n");
+    assert!(recording, "slim never started recording: {stderr}");
+    assert!(
+        out.status.success(),
+        "slim failed ({}): {stderr}",
+        out.status
+    );
+    serde_json::from_slice(&out.stdout).expect("the trace is JSON")
+}

@@ -344,43 +344,11 @@ fn trace_container(
     extra: &[&str],
     during: impl FnOnce(),
 ) -> serde_json::Value {
-    let mut child = slim()
+    let mut trace = slim();
+    trace
         .args(extra)
-        .args(["trace", "--json", "--container", &container.0])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    // Wait until it records (slow under emulation): Ctrl-C stops it from then on.
-    let stderr = child.stderr.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    let reader = thread::spawn(move || {
-        use std::io::BufRead as _;
-        let mut lines = Vec::new();
-        for line in std::io::BufReader::new(stderr)
-            .lines()
-            .map_while(Result::ok)
-        {
-            if line.starts_with("recording container") {
-                let _ = tx.send(());
-            }
-            lines.push(line);
-        }
-        lines
-    });
-    let recording = rx.recv_timeout(std::time::Duration::from_secs(60)).is_ok();
-    during();
-    // SAFETY: sending SIGINT to our own child.
-    unsafe { libc_kill(child.id() as i32, 2) };
-    let out = child.wait_with_output().unwrap();
-    let stderr = reader.join().unwrap().join("\n");
-    assert!(recording, "slim never started recording: {stderr}");
-    assert!(
-        out.status.success(),
-        "slim failed ({}): {stderr}",
-        out.status
-    );
-    let trace: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        .args(["trace", "--json", "--container", &container.0]);
+    let trace = trace_until_interrupted(trace, during);
     assert_eq!(trace["stopped_by"], "interrupted");
     trace
 }
@@ -451,9 +419,4 @@ fn unknown_container_is_a_clear_error() {
         stderr.starts_with("error: no such container: no-such-container-slim"),
         "{stderr}"
     );
-}
-
-unsafe extern "C" {
-    #[link_name = "kill"]
-    fn libc_kill(pid: i32, sig: i32) -> i32;
 }
