@@ -12,7 +12,7 @@ use std::{
 use anyhow::{bail, Context as _, Result};
 
 use crate::{
-    engine::{Engine, ImageInfo},
+    engine::{ContainerEngine, ImageInfo},
     image::{
         archive::read_saved_image,
         config::ImageConfig,
@@ -187,8 +187,8 @@ fn write_archive_file(
 /// Reads `source`: an engine image straight from the engine's overlay storage when `via`
 /// allows and slim can reach it, else saved from the engine into `work`; an archive as is.
 /// The layers are then indexed and flattened.
-pub async fn read_image(
-    engine: Option<&Engine>,
+pub async fn read_image<E: ContainerEngine>(
+    engine: Option<&E>,
     source: &ImageSource,
     work: &WorkDir,
     via: ReadVia,
@@ -299,8 +299,8 @@ enum StorageUnreadable {
 
 /// The image's config (checked against its id) and its layer directories, from a local
 /// engine's overlay storage; why not, when they cannot be reached or do not match.
-async fn read_from_storage(
-    engine: &Engine,
+async fn read_from_storage<E: ContainerEngine>(
+    engine: &E,
     info: &ImageInfo,
 ) -> Result<(serde_json::Value, Vec<LayerDir>), StorageUnreadable> {
     use StorageUnreadable as Why;
@@ -422,8 +422,8 @@ pub struct LayerContent<'a> {
 /// Writes the image made of `content.selection` from `fat`: loads it into the engine as `tag` (when
 /// given) and writes each of `outputs`. With only a tag, the layer is generated straight into
 /// the engine's load stream (no layer file).
-pub async fn write_image(
-    engine: Option<&Engine>,
+pub async fn write_image<E: ContainerEngine>(
+    engine: Option<&E>,
     fat: &FatImage,
     content: LayerContent<'_>,
     tag: Option<&str>,

@@ -1,10 +1,13 @@
-//! An in-memory engine for tests of the build's orchestration (no root, no engine): each
-//! container's "app" is a small HTTP server on 127.0.0.1 that its published ports point at, or
-//! an app that exits at once; every operation is written to a journal the tests read, and any
-//! operation can be made to fail.
+//! An in-memory engine for tests of the build's orchestration (no root, no engine): images are
+//! docker-archives held in memory (loaded, saved, tagged as the engine does), each container's
+//! "app" is a small HTTP server on 127.0.0.1 that its published ports point at (answering from
+//! its image's files), or an app that exits at once; every operation is written to a journal
+//! the tests read, any operation can be made to fail, and a stop can be requested at any one.
 
 use std::{
     collections::{BTreeMap, BTreeSet},
+    io::{Read as _, Write},
+    path::Path,
     sync::{Arc, Mutex},
     time::Duration,
 };
@@ -14,39 +17,66 @@ use tokio::{
     net::TcpListener,
 };
 
-use super::{ContainerEngine, ContainerState, EngineError, RunSpec, Started};
+use super::{
+    ContainerEngine, ContainerState, EngineError, EngineKind, ImageInfo, RunSpec, Started,
+    StorageRoot,
+};
+use crate::image::writer::sha256_digest;
 
 /// What a fake container runs.
 #[derive(Clone, Debug)]
 pub enum App {
     /// Answers every HTTP request with 200 and this body.
     Http { body: String },
+    /// Answers every HTTP request with the content of this file of its image (200), or 500
+    /// when the image lacks it: an app that breaks when the slim image dropped its data.
+    ServesFile { path: String },
     /// Exits with this code as soon as it starts, printing `logs`.
     ExitsAtStart { code: i64, logs: String },
 }
 
-/// Operations the fake can be told to refuse.
+/// Operations the fake can be told to refuse, or to request a stop at.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Op {
     Create,
     Start,
     Remove,
+    Load,
+    Tag,
+    Untag,
 }
 
 #[derive(Debug)]
 struct Container {
+    image: String,
     running: bool,
     exit_code: i64,
     logs: String,
     server: Option<tokio::task::JoinHandle<()>>,
 }
 
+/// An image the fake holds: its docker-archive and what the build asks of it.
+#[derive(Debug)]
+struct Image {
+    archive: Vec<u8>,
+    tcp_ports: Vec<u16>,
+    /// Regular files of its layers by absolute path (later layers win).
+    files: BTreeMap<String, Vec<u8>>,
+}
+
 #[derive(Debug, Default)]
 struct State {
     next_id: u32,
     containers: BTreeMap<String, Container>,
+    /// Images by id (`sha256:...`).
+    images: BTreeMap<String, Image>,
+    /// `repo:tag` -> image id.
+    tags: BTreeMap<String, String>,
     journal: Vec<String>,
     failing: BTreeSet<Op>,
+    /// A stop is requested (through the sender) when this operation happens for the n-th time.
+    stop_at: Option<(Op, u32, tokio::sync::watch::Sender<bool>)>,
+    seen: BTreeMap<Op, u32>,
 }
 
 /// The fake engine; clones share their containers and journal.
@@ -68,6 +98,54 @@ impl FakeEngine {
     /// Makes `op` fail from now on (as an engine that refuses it).
     pub fn fail(&self, op: Op) {
         self.lock().failing.insert(op);
+    }
+
+    /// Requests a stop through `stop` (as Ctrl-C does) when `op` happens for the `nth` time
+    /// (from 1); the operation itself still succeeds.
+    pub fn stop_at(&self, op: Op, nth: u32, stop: tokio::sync::watch::Sender<bool>) {
+        self.lock().stop_at = Some((op, nth, stop));
+    }
+
+    /// Adds an image of one layer holding `files` (path, content; mode 0755) under `tag`, its
+    /// config's `config` section being `config` (Cmd, ExposedPorts...); returns its id.
+    pub fn add_image(
+        &self,
+        tag: &str,
+        files: &[(&str, &[u8])],
+        config: serde_json::Value,
+    ) -> String {
+        let archive = archive_of(tag, files, config).expect("an in-memory archive");
+        let id = self.store(archive).expect("an archive this module made");
+        self.lock().tags.insert(full_reference(tag), id.clone());
+        id
+    }
+
+    /// Tags that exist now, with the image ids they name.
+    pub fn tags(&self) -> BTreeMap<String, String> {
+        self.lock().tags.clone()
+    }
+
+    /// Ids of the images the engine holds.
+    pub fn images(&self) -> Vec<String> {
+        self.lock().images.keys().cloned().collect()
+    }
+
+    /// The files of image `name` (a tag or id), when it exists.
+    pub fn files_of(&self, name: &str) -> Option<BTreeMap<String, Vec<u8>>> {
+        let state = self.lock();
+        let id = resolve(&state, name)?;
+        state.images.get(&id).map(|image| image.files.clone())
+    }
+
+    /// Stores a docker-archive (its tags from its manifest); returns the image id.
+    fn store(&self, archive: Vec<u8>) -> std::io::Result<String> {
+        let (id, tags, image) = parse_archive(archive)?;
+        let mut state = self.lock();
+        state.images.insert(id.clone(), image);
+        for tag in tags {
+            state.tags.insert(full_reference(&tag), id.clone());
+        }
+        Ok(id)
     }
 
     /// Every operation so far, as `create c1`, `start c1`, `remove c1`...
@@ -96,15 +174,167 @@ impl FakeEngine {
     fn note(&self, op: Option<Op>, line: String) -> Result<(), EngineError> {
         let mut state = self.lock();
         state.journal.push(line);
-        match op {
-            Some(op) if state.failing.contains(&op) => Err(Self::refused("fake")),
-            _ => Ok(()),
+        let Some(op) = op else {
+            return Ok(());
+        };
+        let count = {
+            let seen = state.seen.entry(op).or_default();
+            *seen += 1;
+            *seen
+        };
+        if let Some((at, nth, stop)) = &state.stop_at {
+            if *at == op && *nth == count {
+                let _ = stop.send(true);
+            }
+        }
+        match state.failing.contains(&op) {
+            true => Err(Self::refused("fake")),
+            false => Ok(()),
         }
     }
 }
 
-/// Answers every request on `listener` with 200 and `body` (one request per connection).
-async fn serve(listener: TcpListener, body: String) {
+/// `name` as the engine stores tags: `repo:tag`, `latest` when untagged.
+fn full_reference(name: &str) -> String {
+    let (repo, tag) = crate::image::reference::split_reference(name);
+    format!("{repo}:{tag}")
+}
+
+/// The image id `name` (an id, or a tag) names.
+fn resolve(state: &State, name: &str) -> Option<String> {
+    if state.images.contains_key(name) {
+        return Some(name.to_owned());
+    }
+    state.tags.get(&full_reference(name)).cloned()
+}
+
+/// A docker-archive (as `docker save` writes) of one layer holding `files`.
+fn archive_of(
+    tag: &str,
+    files: &[(&str, &[u8])],
+    config: serde_json::Value,
+) -> std::io::Result<Vec<u8>> {
+    let mut layer = tar::Builder::new(Vec::new());
+    let mut dirs = BTreeSet::new();
+    for (path, _) in files {
+        let mut at = Path::new(path.trim_start_matches('/'));
+        while let Some(parent) = at.parent().filter(|p| !p.as_os_str().is_empty()) {
+            dirs.insert(parent.to_path_buf());
+            at = parent;
+        }
+    }
+    for dir in &dirs {
+        let mut header = tar::Header::new_gnu();
+        header.set_entry_type(tar::EntryType::Directory);
+        header.set_mode(0o755);
+        header.set_size(0);
+        layer.append_data(&mut header, format!("{}/", dir.display()), std::io::empty())?;
+    }
+    for (path, content) in files {
+        let mut header = tar::Header::new_gnu();
+        header.set_mode(0o755);
+        header.set_size(content.len() as u64);
+        layer.append_data(&mut header, path.trim_start_matches('/'), *content)?;
+    }
+    let layer = layer.into_inner()?;
+    let diff_id = sha256_digest(&layer);
+    let config = serde_json::json!({
+        "architecture": "amd64",
+        "os": "linux",
+        "config": config,
+        "rootfs": { "type": "layers", "diff_ids": [diff_id] },
+    });
+    let config = serde_json::to_vec(&config)?;
+    let hex = sha256_digest(&config)["sha256:".len()..].to_owned();
+    let manifest = serde_json::json!([{
+        "Config": format!("{hex}.json"),
+        "RepoTags": [full_reference(tag)],
+        "Layers": [format!("{hex}/layer.tar")],
+    }]);
+    let mut archive = tar::Builder::new(Vec::new());
+    for (name, bytes) in [
+        (format!("{hex}.json"), config),
+        (format!("{hex}/layer.tar"), layer),
+        ("manifest.json".to_owned(), serde_json::to_vec(&manifest)?),
+    ] {
+        let mut header = tar::Header::new_gnu();
+        header.set_mode(0o644);
+        header.set_size(bytes.len() as u64);
+        archive.append_data(&mut header, name, bytes.as_slice())?;
+    }
+    archive.into_inner()
+}
+
+/// Reads a docker-archive: its image id, its tags and the image.
+fn parse_archive(archive: Vec<u8>) -> std::io::Result<(String, Vec<String>, Image)> {
+    let invalid =
+        |what: &str| std::io::Error::new(std::io::ErrorKind::InvalidData, what.to_owned());
+    let mut members = BTreeMap::new();
+    for entry in tar::Archive::new(archive.as_slice()).entries()? {
+        let mut entry = entry?;
+        let name = entry.path()?.to_string_lossy().into_owned();
+        let mut bytes = Vec::new();
+        entry.read_to_end(&mut bytes)?;
+        members.insert(name, bytes);
+    }
+    let manifest: serde_json::Value = serde_json::from_slice(
+        members
+            .get("manifest.json")
+            .ok_or_else(|| invalid("no manifest.json"))?,
+    )?;
+    let manifest = &manifest[0];
+    let config_bytes = manifest["Config"]
+        .as_str()
+        .and_then(|name| members.get(name))
+        .ok_or_else(|| invalid("no config"))?;
+    let id = sha256_digest(config_bytes);
+    let config: serde_json::Value = serde_json::from_slice(config_bytes)?;
+    let mut files = BTreeMap::new();
+    for layer in manifest["Layers"].as_array().into_iter().flatten() {
+        let layer = layer
+            .as_str()
+            .and_then(|name| members.get(name))
+            .ok_or_else(|| invalid("a layer is missing"))?;
+        for entry in tar::Archive::new(layer.as_slice()).entries()? {
+            let mut entry = entry?;
+            if entry.header().entry_type() != tar::EntryType::Regular {
+                continue;
+            }
+            let path = format!(
+                "/{}",
+                entry.path()?.to_string_lossy().trim_start_matches("./")
+            );
+            let mut bytes = Vec::new();
+            entry.read_to_end(&mut bytes)?;
+            files.insert(path, bytes);
+        }
+    }
+    let mut tcp_ports: Vec<u16> = config["config"]["ExposedPorts"]
+        .as_object()
+        .into_iter()
+        .flat_map(|ports| ports.keys())
+        .filter_map(|port| port.strip_suffix("/tcp")?.parse().ok())
+        .collect();
+    tcp_ports.sort();
+    let tags = manifest["RepoTags"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|t| t.as_str().map(str::to_owned))
+        .collect();
+    Ok((
+        id,
+        tags,
+        Image {
+            archive,
+            tcp_ports,
+            files,
+        },
+    ))
+}
+
+/// Answers every request on `listener` with `status` and `body` (one request per connection).
+async fn serve(listener: TcpListener, status: u16, body: String) {
     loop {
         let Ok((mut stream, _)) = listener.accept().await else {
             return;
@@ -121,7 +351,8 @@ async fn serve(listener: TcpListener, body: String) {
             }
             let head = request.starts_with(b"HEAD ");
             let answer = format!(
-                "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{}",
+                "HTTP/1.1 {status} {}\r\nContent-Type: text/plain\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{}",
+                if status == 200 { "OK" } else { "Internal Server Error" },
                 body.len(),
                 if head { "" } else { body.as_str() }
             );
@@ -132,6 +363,80 @@ async fn serve(listener: TcpListener, body: String) {
 }
 
 impl ContainerEngine for FakeEngine {
+    fn kind(&self) -> EngineKind {
+        EngineKind::Docker
+    }
+
+    async fn image(&self, name: &str) -> Result<ImageInfo, EngineError> {
+        let state = self.lock();
+        let id = resolve(&state, name).ok_or_else(|| EngineError::NoSuchImage(name.to_owned()))?;
+        let image = &state.images[&id];
+        Ok(ImageInfo {
+            size: image.files.values().map(|f| f.len() as u64).sum(),
+            tcp_ports: image.tcp_ports.clone(),
+            layer_dirs: None,
+            healthcheck: None,
+            id,
+        })
+    }
+
+    async fn storage_root(&self) -> Result<Option<StorageRoot>, EngineError> {
+        Ok(None)
+    }
+
+    async fn save_image(&self, name: &str, dest: &Path) -> Result<u64, EngineError> {
+        self.note(None, format!("save {name}"))?;
+        let archive = {
+            let state = self.lock();
+            let id =
+                resolve(&state, name).ok_or_else(|| EngineError::NoSuchImage(name.to_owned()))?;
+            state.images[&id].archive.clone()
+        };
+        std::fs::write(dest, &archive).map_err(|source| EngineError::Io {
+            what: format!("write {}", dest.display()),
+            source,
+        })?;
+        Ok(archive.len() as u64)
+    }
+
+    async fn load_image<F, T>(&self, produce: F) -> Result<T, EngineError>
+    where
+        F: FnOnce(&mut dyn Write) -> std::io::Result<T> + Send + 'static,
+        T: Send + 'static,
+    {
+        let io = |source| EngineError::Io {
+            what: "load the image".into(),
+            source,
+        };
+        let mut archive = Vec::new();
+        let produced = produce(&mut archive).map_err(io)?;
+        let (id, _, _) = parse_archive(archive.clone()).map_err(io)?;
+        self.note(Some(Op::Load), format!("load {id}"))?;
+        self.store(archive).map_err(io)?;
+        Ok(produced)
+    }
+
+    async fn tag_image(&self, id: &str, reference: &str) -> Result<(), EngineError> {
+        self.note(Some(Op::Tag), format!("tag {reference}"))?;
+        let mut state = self.lock();
+        let id = resolve(&state, id).ok_or_else(|| EngineError::NoSuchImage(id.to_owned()))?;
+        state.tags.insert(full_reference(reference), id);
+        Ok(())
+    }
+
+    async fn untag_image(&self, reference: &str) -> Result<(), EngineError> {
+        self.note(Some(Op::Untag), format!("untag {reference}"))?;
+        let mut state = self.lock();
+        if let Some(id) = state.tags.remove(&full_reference(reference)) {
+            let tagged = state.tags.values().any(|other| *other == id);
+            let used = state.containers.values().any(|c| c.image == id);
+            if !tagged && !used {
+                state.images.remove(&id);
+            }
+        }
+        Ok(())
+    }
+
     async fn create_container(&self, spec: &RunSpec) -> Result<String, EngineError> {
         let id = {
             let mut state = self.lock();
@@ -139,9 +444,15 @@ impl ContainerEngine for FakeEngine {
             format!("c{}", state.next_id)
         };
         self.note(Some(Op::Create), format!("create {id} {}", spec.image))?;
+        let image = {
+            let state = self.lock();
+            resolve(&state, &spec.image)
+                .ok_or_else(|| EngineError::NoSuchImage(spec.image.clone()))?
+        };
         self.lock().containers.insert(
             id.clone(),
             Container {
+                image,
                 running: false,
                 exit_code: 0,
                 logs: String::new(),
@@ -154,8 +465,24 @@ impl ContainerEngine for FakeEngine {
     async fn start_container(&self, id: &str) -> Result<Started, EngineError> {
         self.note(Some(Op::Start), format!("start {id}"))?;
         let mut ports = BTreeMap::new();
-        let (running, exit_code, logs, server) = match &self.app {
-            App::Http { body } => {
+        let answer = match &self.app {
+            App::Http { body } => Some((200, body.clone())),
+            App::ServesFile { path } => {
+                let state = self.lock();
+                let file = state
+                    .containers
+                    .get(id)
+                    .and_then(|c| state.images.get(&c.image))
+                    .and_then(|image| image.files.get(path));
+                Some(match file {
+                    Some(content) => (200, String::from_utf8_lossy(content).into_owned()),
+                    None => (500, format!("{path}: no such file\n")),
+                })
+            }
+            App::ExitsAtStart { .. } => None,
+        };
+        let (running, exit_code, logs, server) = match (&self.app, answer) {
+            (_, Some((status, body))) => {
                 let listener = TcpListener::bind(("127.0.0.1", 0))
                     .await
                     .map_err(|source| EngineError::Io {
@@ -166,10 +493,11 @@ impl ContainerEngine for FakeEngine {
                 for exposed in [80, 8000, 8080] {
                     ports.insert(exposed, port);
                 }
-                let server = tokio::spawn(serve(listener, body.clone()));
+                let server = tokio::spawn(serve(listener, status, body));
                 (true, 0, "listening\n".to_owned(), Some(server))
             }
-            App::ExitsAtStart { code, logs } => (false, *code, logs.clone(), None),
+            (App::ExitsAtStart { code, logs }, None) => (false, *code, logs.clone(), None),
+            (_, None) => unreachable!("every app but ExitsAtStart answers"),
         };
         let mut state = self.lock();
         let container = state

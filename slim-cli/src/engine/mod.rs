@@ -7,12 +7,12 @@ mod containers;
 pub mod fake;
 mod images;
 
-use std::{future::Future, time::Duration};
+use std::{future::Future, io::Write, path::Path, time::Duration};
 
 use bollard::Docker;
 
 pub use containers::{ContainerState, RunSpec, Started};
-pub use images::ImageInfo;
+pub use images::{ImageInfo, StorageRoot};
 
 /// Why talking to the engine failed, with what to do about it.
 #[derive(Debug, thiserror::Error)]
@@ -82,10 +82,39 @@ impl EngineError {
     }
 }
 
-/// What one run of a container asks of an engine: the seam between `slim build`'s runs and the
-/// engine, implemented by [`Engine`] (the Docker Engine API) and, in tests, by an in-memory fake
+/// What `slim build` and `slim profile` ask of an engine, images and containers: the seam
+/// between the build's phases and the engine, implemented by [`Engine`] (the Docker Engine API,
+/// Docker or Podman) and, in tests, by an in-memory fake whose images are archives in memory and
 /// whose containers are small local servers.
 pub trait ContainerEngine: Clone + Send + Sync + 'static {
+    /// Which engine this is, where their APIs differ.
+    fn kind(&self) -> EngineKind;
+    /// Inspects an image present in the engine ([`EngineError::NoSuchImage`] when absent).
+    fn image(&self, name: &str) -> impl Future<Output = Result<ImageInfo, EngineError>> + Send;
+    /// Where the engine keeps its images, when it says.
+    fn storage_root(&self)
+        -> impl Future<Output = Result<Option<StorageRoot>, EngineError>> + Send;
+    /// Writes `docker save NAME` to the file at `dest`; returns its size.
+    fn save_image(
+        &self,
+        name: &str,
+        dest: &Path,
+    ) -> impl Future<Output = Result<u64, EngineError>> + Send;
+    /// Loads the docker-archive that `produce` writes (on a blocking thread, streamed).
+    fn load_image<F, T>(&self, produce: F) -> impl Future<Output = Result<T, EngineError>> + Send
+    where
+        F: FnOnce(&mut dyn Write) -> std::io::Result<T> + Send + 'static,
+        T: Send + 'static;
+    /// Tags image `id` as `reference`, moving the tag if another image had it.
+    fn tag_image(
+        &self,
+        id: &str,
+        reference: &str,
+    ) -> impl Future<Output = Result<(), EngineError>> + Send;
+    /// Removes the tag `reference` (and the image when it was its last tag; gone is fine),
+    /// waiting a while for an engine that stopped answering.
+    fn untag_image(&self, reference: &str) -> impl Future<Output = Result<(), EngineError>> + Send;
+
     /// Creates the container (not started yet); returns its id.
     fn create_container(
         &self,
@@ -126,6 +155,39 @@ pub trait ContainerEngine: Clone + Send + Sync + 'static {
 }
 
 impl ContainerEngine for Engine {
+    fn kind(&self) -> EngineKind {
+        self.kind
+    }
+
+    async fn image(&self, name: &str) -> Result<ImageInfo, EngineError> {
+        Engine::image(self, name).await
+    }
+
+    async fn storage_root(&self) -> Result<Option<StorageRoot>, EngineError> {
+        Engine::storage_root(self).await
+    }
+
+    async fn save_image(&self, name: &str, dest: &Path) -> Result<u64, EngineError> {
+        Engine::save_image(self, name, dest).await
+    }
+
+    async fn load_image<F, T>(&self, produce: F) -> Result<T, EngineError>
+    where
+        F: FnOnce(&mut dyn Write) -> std::io::Result<T> + Send + 'static,
+        T: Send + 'static,
+    {
+        Engine::load_image(self, produce).await
+    }
+
+    async fn tag_image(&self, id: &str, reference: &str) -> Result<(), EngineError> {
+        Engine::tag_image(self, id, reference).await
+    }
+
+    async fn untag_image(&self, reference: &str) -> Result<(), EngineError> {
+        self.patiently(|| Engine::untag_image(self, reference))
+            .await
+    }
+
     async fn create_container(&self, spec: &RunSpec) -> Result<String, EngineError> {
         Engine::create_container(self, spec).await
     }

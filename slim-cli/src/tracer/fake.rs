@@ -23,6 +23,14 @@ impl ScriptedRecorder {
         }
     }
 
+    /// A recorder whose every session ends with `recording`.
+    pub fn with(recording: RawRecording) -> Self {
+        Self {
+            recording,
+            ..Default::default()
+        }
+    }
+
     /// What the runs asked: `start`, `lock N`, `in-flight N`, `hold-out on|off`, `finish`.
     pub fn journal(&self) -> Vec<String> {
         self.journal.lock().map(|j| j.clone()).unwrap_or_default()

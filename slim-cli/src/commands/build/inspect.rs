@@ -4,22 +4,27 @@ use anyhow::Result;
 
 use crate::{
     commands::UsageError,
-    engine::{Engine, ImageInfo},
+    engine::{ContainerEngine, Engine, ImageInfo},
+    tracer::{EbpfRecorder, StartRecording},
 };
 
-/// The target as the engine knows it.
-pub struct Inspected {
-    pub engine: Engine,
+/// The target as the engine knows it, with the engine and the recorder the build's runs use.
+pub struct Inspected<E = Engine, R = EbpfRecorder> {
+    pub engine: E,
+    pub recorder: R,
     pub name: String,
     pub info: ImageInfo,
 }
 
-/// Removes what killed slim runs left in the engine, and inspects `target`.
-pub async fn inspect(engine: Engine, target: &str, console: super::Console) -> Result<Inspected> {
-    crate::commands::prune::reap_at_start(&engine, console).await;
+/// Inspects `target`.
+pub async fn inspect<E: ContainerEngine, R: StartRecording>(
+    (engine, recorder): (E, R),
+    target: &str,
+) -> Result<Inspected<E, R>> {
     let info = engine.image(target).await?;
     Ok(Inspected {
         engine,
+        recorder,
         name: target.to_owned(),
         info,
     })
@@ -27,7 +32,10 @@ pub async fn inspect(engine: Engine, target: &str, console: super::Console) -> R
 
 /// Refuses a tag that names the image being slimmed, itself or as `TAG-unverified` (the tag a
 /// slim image that fails verification gets): slim never modifies its input.
-pub async fn check_tag(inspected: &Inspected, tag: &str) -> Result<()> {
+pub async fn check_tag<E: ContainerEngine, R>(
+    inspected: &Inspected<E, R>,
+    tag: &str,
+) -> Result<()> {
     for candidate in [tag.to_owned(), unverified_tag(tag)] {
         let same = candidate == inspected.name
             || inspected

@@ -6,7 +6,10 @@ mod console;
 mod cpu_load;
 mod input;
 mod inspect;
+#[cfg(test)]
+mod orchestration_tests;
 mod output;
+mod plan;
 mod profiles;
 mod record;
 mod run;
@@ -20,9 +23,10 @@ use anyhow::{Context as _, Result};
 
 use crate::{
     cli::{BuildArgs, ProfileArgs},
-    engine::Engine,
+    engine::{ContainerEngine, Engine},
     image::{reference::Reference, tree::FileTree, xray::human_bytes},
     shrink,
+    tracer::{EbpfRecorder, StartRecording},
 };
 
 use super::{
@@ -33,6 +37,7 @@ use super::{
 };
 
 pub use console::Console;
+pub use plan::BuildPlan;
 pub(super) use profiles::{
     parse_check, APPARMOR_COMPLAIN_FILE, APPARMOR_FILE, OPERATOR_FILE, SECCOMP_FILE,
     SECCOMP_LOG_FILE,
@@ -45,62 +50,55 @@ pub const EXIT_VERIFY_FAILED: u8 = 3;
 /// Milliseconds per phase, for report.json.
 type Timings = BTreeMap<String, u128>;
 
-pub async fn run(mut args: BuildArgs, shutdown: Shutdown) -> Result<ExitCode> {
+pub async fn run(args: BuildArgs, shutdown: Shutdown) -> Result<ExitCode> {
     let total = Instant::now();
-    if let Some((flag, instead)) = args.docker_slim.given().first() {
-        return Err(super::UsageError::new(
-            format!("{flag} is a docker-slim flag for what slim does not do"),
-            *instead,
-        )
-        .into());
-    }
-    if args.target.is_empty() {
-        args.target = args.target_flag.take().ok_or_else(|| {
-            super::UsageError::new(
-                "no image to slim",
-                "give it: slim build IMAGE (or --target IMAGE)",
-            )
-        })?;
-    }
-    let console = Console { quiet: args.quiet };
-    let target = super::image_reference(&args.target)?;
-    let input = input::Input::parse(&args.run)?; // all input checked before any container starts
-    let keep_options = select::options(&args, &input)?;
-    let outputs = select::outputs(&args)?;
-    let tag = match &args.tag {
-        Some(tag) => tag.clone(),
-        None => default_tag(&target),
-    };
-    super::tag_reference(&tag).map_err(|err| match &args.tag {
-        Some(_) => err,
-        None => super::UsageError::new(
-            format!(
-                "the default tag for {} would be {tag}, too long a name",
-                args.target
-            ),
-            "give the slim image a name with --tag NAME[:TAG]",
-        ),
-    })?;
-    let output_dir = output::output_dir(args.output_dir.as_deref(), &args.target)?;
-    let _tag_lock = tag_lock::TagLock::acquire(&tag)?;
-    let mut timings = Timings::new();
-
+    let plan = BuildPlan::from_args(args)?; // all input checked before any container starts
+    let _tag_lock = tag_lock::TagLock::acquire(&plan.tag)?;
     // The engine is connected to once, here at the edge, and handed to the phases.
     let engine = Engine::connect().await?;
+    crate::commands::prune::reap_at_start(&engine, plan.console).await;
+    build(plan, (engine, EbpfRecorder), Host::THIS, &shutdown, total).await
+}
+
+/// What the build may do to the host it runs on besides the engine.
+#[derive(Clone, Copy, Debug)]
+pub struct Host {
+    /// Load the AppArmor profile for the verification run, where the kernel enforces AppArmor.
+    pub load_apparmor: bool,
+}
+
+impl Host {
+    /// This host, as `slim build` uses it.
+    pub const THIS: Self = Self {
+        load_apparmor: true,
+    };
+}
+
+/// `slim build` of a checked plan through `engine` and `recorder`: every phase, then the
+/// clean-up of the run's temporary tag, whatever happened.
+pub async fn build<E: ContainerEngine, R: StartRecording>(
+    plan: BuildPlan,
+    (engine, recorder): (E, R),
+    host: Host,
+    shutdown: &Shutdown,
+    total: Instant,
+) -> Result<ExitCode> {
+    let console = plan.console;
+    let mut timings = Timings::new();
     let (inspected, work, recorded) = inspect_and_record(
-        engine,
-        (&args.target, Some(&tag)),
-        &input,
-        args.read.via,
-        &shutdown,
+        (engine, recorder),
+        (&plan.target, Some(&plan.tag)),
+        &plan.input,
+        plan.read_via,
+        shutdown,
         console,
         &mut timings,
     )
     .await?;
 
-    crate::commands::hold("select", &shutdown).await?;
+    crate::commands::hold("select", shutdown).await?;
     let phase = Instant::now();
-    let mut selected = select::select(&recorded, keep_options);
+    let mut selected = select::select(&recorded, plan.keep.clone());
     timings.insert("select".into(), phase.elapsed().as_millis());
     console.say(selected.line());
     for state in &selected.keep.state {
@@ -116,13 +114,9 @@ pub async fn run(mut args: BuildArgs, shutdown: Shutdown) -> Result<ExitCode> {
             }
         ));
     }
-    let shrink_options = shrink::Options {
-        strip: args.strip_executables,
-        compress: args.compress_executables,
-    };
-    let (tree, shrink) = shrink_phase(shrink_options, &recorded, &selected, &work, console).await?;
+    let (tree, shrink) = shrink_phase(plan.shrink, &recorded, &selected, &work, console).await?;
     let phase = Instant::now();
-    let (tree, packages) = package_phase(args.package_db, tree, &recorded, &mut selected, &work)?;
+    let (tree, packages) = package_phase(plan.package_db, tree, &recorded, &mut selected, &work)?;
     timings.insert("packages".into(), phase.elapsed().as_millis());
     if let Some(packages) = &packages {
         console.say(format!("      {}", packages.line()));
@@ -136,33 +130,26 @@ pub async fn run(mut args: BuildArgs, shutdown: Shutdown) -> Result<ExitCode> {
     // verified and its report written: stopped or failed before, it is removed again.
     let work_tag = crate::owner::Owner::current().work_tag();
     let finished = Finish {
-        target: &args.target,
-        no_verify: args.no_verify,
-        tag: &tag,
+        plan: &plan,
+        host,
         work_tag: &work_tag,
-        output_dir: &output_dir,
         inspected: &inspected,
         recorded: &recorded,
         selected: &selected,
         work: &work,
-        shutdown: &shutdown,
-        console,
-        probe_wait: input.probe_wait,
-        verify_starts: input.verify_starts,
+        shutdown,
     }
     .run(
         LayerContent {
             tree: &tree,
             selection: selected.selection(),
         },
-        outputs,
         (shrink, packages),
         timings,
         total,
     )
     .await;
-    let engine = &inspected.engine;
-    if let Err(err) = engine.patiently(|| engine.untag_image(&work_tag)).await {
+    if let Err(err) = inspected.engine.untag_image(&work_tag).await {
         tracing::warn!(
             "the unverified image {work_tag} is left behind ({err}); the next slim run or \
              `slim prune` removes it"
@@ -174,48 +161,38 @@ pub async fn run(mut args: BuildArgs, shutdown: Shutdown) -> Result<ExitCode> {
 /// Phases 4 to 7 of `slim build`, after the selection: write the image under the run's
 /// temporary tag, write the profiles, verify, write the report, publish the output files and
 /// move the tag into place.
-struct Finish<'a> {
-    /// The fat image as the user named it.
-    target: &'a str,
-    /// `--no-verify`.
-    no_verify: bool,
-    tag: &'a str,
+struct Finish<'a, E, R> {
+    plan: &'a BuildPlan,
+    host: Host,
     work_tag: &'a str,
-    output_dir: &'a Path,
-    inspected: &'a inspect::Inspected,
+    inspected: &'a inspect::Inspected<E, R>,
     recorded: &'a record::Recorded,
     selected: &'a select::Selected,
     work: &'a WorkDir,
     shutdown: &'a Shutdown,
-    console: Console,
-    probe_wait: std::time::Duration,
-    verify_starts: u32,
 }
 
-impl Finish<'_> {
+impl<E: ContainerEngine, R: StartRecording> Finish<'_, E, R> {
     async fn run(
         self,
         content: LayerContent<'_>,
-        outputs: Vec<super::pipeline::Output>,
         (shrink, packages): (Option<shrink::Report>, Option<crate::packages::Report>),
         mut timings: Timings,
         total: Instant,
     ) -> Result<ExitCode> {
         let Self {
-            target,
-            no_verify,
-            tag,
+            plan,
+            host,
             work_tag,
-            output_dir,
             inspected,
             recorded,
             selected,
             work,
             shutdown,
-            console,
-            probe_wait: self_probe_wait,
-            verify_starts,
         } = self;
+        let (target, tag, output_dir, console) =
+            (&plan.target, &plan.tag, &plan.output_dir, plan.console);
+        let outputs = &plan.outputs;
         let phase = Instant::now();
         // Writing owns nothing outside slim until the engine has the image: a stop drops it.
         let slim = shutdown
@@ -224,7 +201,7 @@ impl Finish<'_> {
                 &recorded.fat,
                 content,
                 Some(work_tag),
-                &outputs,
+                outputs,
                 work,
                 format!("slim build {}", target),
             ))
@@ -254,13 +231,13 @@ impl Finish<'_> {
         shutdown.check()?;
 
         let phase = Instant::now();
-        let verify = if no_verify {
+        let verify = if plan.no_verify {
             Verify {
                 skipped: true,
                 ..Default::default()
             }
         } else {
-            let apparmor = load_apparmor(&profiles, console);
+            let apparmor = load_apparmor(&profiles, host, console);
             let check = verify::Check {
                 image: work_tag,
                 shown: tag,
@@ -274,7 +251,7 @@ impl Finish<'_> {
                 inspected,
                 recorded,
                 check,
-                (self_probe_wait, verify_starts),
+                (plan.input.probe_wait, plan.input.verify_starts),
                 shutdown,
                 console,
             )
@@ -389,26 +366,66 @@ impl Finish<'_> {
 /// seccomp profile) -> report. No image is written.
 pub async fn profile(args: ProfileArgs, shutdown: Shutdown) -> Result<ExitCode> {
     let total = Instant::now();
-    let Some(target) = args.target.clone() else {
-        return Err(super::UsageError::new(
-            "slim profile needs an image to record",
-            "give one (`slim profile IMAGE`), or compare a profile with `slim profile diff FILE`",
-        )
-        .into());
-    };
-    let console = Console { quiet: args.quiet };
-    super::image_reference(&target)?;
-    let input = input::Input::parse(&args.run)?;
-    let output_dir = output::output_dir(args.output_dir.as_deref(), &target)?;
-    let mut timings = Timings::new();
-
+    let plan = ProfilePlan::from_args(args)?;
     let engine = Engine::connect().await?;
+    crate::commands::prune::reap_at_start(&engine, plan.console).await;
+    profile_image(plan, (engine, EbpfRecorder), Host::THIS, &shutdown, total).await
+}
+
+/// `slim profile`'s arguments, checked.
+pub struct ProfilePlan {
+    pub target: String,
+    pub input: input::Input,
+    pub output_dir: std::path::PathBuf,
+    pub read_via: super::pipeline::ReadVia,
+    pub no_verify: bool,
+    pub console: Console,
+}
+
+impl ProfilePlan {
+    pub fn from_args(args: ProfileArgs) -> Result<Self> {
+        let Some(target) = args.target.clone() else {
+            return Err(super::UsageError::new(
+                "slim profile needs an image to record",
+                "give one (`slim profile IMAGE`), or compare a profile with `slim profile diff FILE`",
+            )
+            .into());
+        };
+        super::image_reference(&target)?;
+        Ok(Self {
+            input: input::Input::parse(&args.run)?,
+            output_dir: output::output_dir(args.output_dir.as_deref(), &target)?,
+            read_via: args.read.via,
+            no_verify: args.no_verify,
+            console: Console { quiet: args.quiet },
+            target,
+        })
+    }
+}
+
+/// `slim profile` of a checked plan through `engine` and `recorder`.
+pub async fn profile_image<E: ContainerEngine, R: StartRecording>(
+    plan: ProfilePlan,
+    engine_and_recorder: (E, R),
+    host: Host,
+    shutdown: &Shutdown,
+    total: Instant,
+) -> Result<ExitCode> {
+    let ProfilePlan {
+        target,
+        input,
+        output_dir,
+        read_via,
+        no_verify,
+        console,
+    } = plan;
+    let mut timings = Timings::new();
     let (inspected, work, recorded) = inspect_and_record(
-        engine,
+        engine_and_recorder,
         (&target, None),
         &input,
-        args.read.via,
-        &shutdown,
+        read_via,
+        shutdown,
         console,
         &mut timings,
     )
@@ -427,9 +444,9 @@ pub async fn profile(args: ProfileArgs, shutdown: Shutdown) -> Result<ExitCode> 
 
     let phase = Instant::now();
     let checkable = profiles.enforceable_seccomp();
-    let verify = match (checkable, args.no_verify) {
+    let verify = match (checkable, no_verify) {
         (Some(seccomp), false) => {
-            let apparmor = load_apparmor(&profiles, console);
+            let apparmor = load_apparmor(&profiles, host, console);
             let check = verify::Check {
                 image: &inspected.info.id,
                 shown: &target,
@@ -442,7 +459,7 @@ pub async fn profile(args: ProfileArgs, shutdown: Shutdown) -> Result<ExitCode> 
                 &recorded,
                 check,
                 (input.probe_wait, input.verify_starts),
-                &shutdown,
+                shutdown,
                 console,
             )
             .await?
@@ -507,17 +524,17 @@ pub async fn profile(args: ProfileArgs, shutdown: Shutdown) -> Result<ExitCode> 
 /// Phases 1 and 2, shared by build and profile: inspect (and check the tag the slim image
 /// will get), then run, record and probe while the image is read. The work dir holds the read
 /// image: it lives as long as the recording is used.
-async fn inspect_and_record(
-    engine: Engine,
+async fn inspect_and_record<E: ContainerEngine, R: StartRecording>(
+    engine_and_recorder: (E, R),
     (target, tag): (&str, Option<&str>),
     input: &input::Input,
     via: super::pipeline::ReadVia,
     shutdown: &Shutdown,
     console: Console,
     timings: &mut Timings,
-) -> Result<(inspect::Inspected, WorkDir, record::Recorded)> {
+) -> Result<(inspect::Inspected<E, R>, WorkDir, record::Recorded)> {
     let phase = Instant::now();
-    let inspected = inspect::inspect(engine, target, console).await?;
+    let inspected = inspect::inspect(engine_and_recorder, target).await?;
     if let Some(tag) = tag {
         inspect::check_tag(&inspected, tag).await?;
     }
@@ -532,8 +549,12 @@ async fn inspect_and_record(
 /// The AppArmor profile loaded into this host's kernel for the verification run, where the
 /// kernel enforces AppArmor (not for an emulated image: the emulator would run under it). A
 /// profile the parser refuses is said and the run goes on without it.
-fn load_apparmor(profiles: &profiles::Profiles, console: Console) -> Option<apparmor_host::Loaded> {
-    if profiles.emulated.is_some() {
+fn load_apparmor(
+    profiles: &profiles::Profiles,
+    host: Host,
+    console: Console,
+) -> Option<apparmor_host::Loaded> {
+    if profiles.emulated.is_some() || !host.load_apparmor {
         return None;
     }
     match apparmor_host::load(&profiles.apparmor.text, &profiles.apparmor.name) {
@@ -565,7 +586,7 @@ fn profile_phase(
     Ok(written)
 }
 
-fn say_inspected(console: Console, inspected: &inspect::Inspected) {
+fn say_inspected<E, R>(console: Console, inspected: &inspect::Inspected<E, R>) {
     console.say(format!(
         "[1/7] inspect   {}  {}  {}",
         inspected.name,

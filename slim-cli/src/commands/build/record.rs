@@ -17,12 +17,12 @@ use crate::{
         xray::short_id,
         AppFailed, Fault, Shutdown,
     },
-    engine::RunSpec,
+    engine::{ContainerEngine, RunSpec},
     image::{config::ImageConfig, tree::FileTree},
     minify::resolve::resolve,
     prober::{Plan, ProbeResult},
     recording::{FileSource, Filter, Recording},
-    tracer::EbpfRecorder,
+    tracer::StartRecording,
 };
 
 use super::{
@@ -85,8 +85,8 @@ impl Recorded {
 }
 
 /// Runs, records and probes `inspected` while its image is read into `work`.
-pub async fn record(
-    inspected: &Inspected,
+pub async fn record<E: ContainerEngine, R: StartRecording>(
+    inspected: &Inspected<E, R>,
     input: &Input,
     via: ReadVia,
     work: &WorkDir,
@@ -134,7 +134,7 @@ pub async fn record(
         plan: &plan,
         replay: None,
         held_out: input.held_out.as_ref(),
-        recorder: Some(&EbpfRecorder),
+        recorder: Some(&inspected.recorder),
         probe_wait: input.probe_wait,
         continue_after,
         shutdown,
@@ -160,7 +160,7 @@ pub async fn record(
             plan: &plan,
             replay: None,
             held_out: None,
-            recorder: Some(&EbpfRecorder),
+            recorder: Some(&inspected.recorder),
             probe_wait: input.probe_wait,
             continue_after: ContinueAfter::Probe,
             shutdown,
@@ -239,7 +239,7 @@ pub async fn record(
 }
 
 /// A failed read of an image that is gone meanwhile is that, not a broken read.
-fn read_failed(inspected: &Inspected, err: anyhow::Error) -> anyhow::Error {
+fn read_failed<E, R>(inspected: &Inspected<E, R>, err: anyhow::Error) -> anyhow::Error {
     let gone = err.chain().any(|cause| {
         matches!(
             cause.downcast_ref::<crate::engine::EngineError>(),
@@ -262,7 +262,7 @@ fn read_failed(inspected: &Inspected, err: anyhow::Error) -> anyhow::Error {
 
 /// Warns when the target's name no longer names the image that was inspected (retagged or
 /// removed while slim ran): what was slimmed is the image inspected at the start.
-async fn say_if_moved(inspected: &Inspected) {
+async fn say_if_moved<E: ContainerEngine, R>(inspected: &Inspected<E, R>) {
     let now = match inspected.engine.image(&inspected.name).await {
         Ok(info) if info.id == inspected.info.id => return,
         Ok(info) => format!("now names another image ({})", short_id(&info.id)),

@@ -729,9 +729,15 @@ mod tests {
         }
 
         fn http_app() -> FakeEngine {
-            FakeEngine::new(App::Http {
+            with_fat_image(FakeEngine::new(App::Http {
                 body: "hello from the fake app".into(),
-            })
+            }))
+        }
+
+        /// `engine` holding the image the runs start, `app:fat`.
+        fn with_fat_image(engine: FakeEngine) -> FakeEngine {
+            engine.add_image("app:fat", &[], serde_json::json!({}));
+            engine
         }
 
         #[tokio::test]
@@ -864,10 +870,10 @@ mod tests {
 
         #[tokio::test]
         async fn an_app_that_exits_at_start_fails_with_its_logs_and_is_removed() {
-            let engine = FakeEngine::new(App::ExitsAtStart {
+            let engine = with_fat_image(FakeEngine::new(App::ExitsAtStart {
                 code: 3,
                 logs: "error: no DATABASE_URL\n".into(),
-            });
+            }));
             let recorder = ScriptedRecorder::default();
             let (_tx, shutdown) = shutdown();
             let plan = plan();

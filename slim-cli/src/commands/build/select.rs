@@ -4,19 +4,12 @@
 
 use std::{collections::BTreeSet, path::PathBuf};
 
-use anyhow::Result;
-
 use crate::{
-    cli::BuildArgs,
-    commands::{pipeline::Output, UsageError},
     image::xray::human_bytes,
     minify::{self, app_owned::TreeKind, KeepSet, Reason, Summary},
 };
 
-use super::{
-    input::{read_lines, Input},
-    record::Recorded,
-};
+use super::record::Recorded;
 
 /// The selection and its sizes.
 pub struct Selected {
@@ -129,69 +122,4 @@ pub fn select(recorded: &Recorded, mut options: minify::Options) -> Selected {
     let keep = minify::select(&recorded.fat.tree, &recorded.recording, &options);
     let summary = minify::summarize(&recorded.fat.tree, &keep);
     Selected { keep, summary }
-}
-
-/// The keep flags, checked.
-pub fn options(args: &BuildArgs, input: &Input) -> Result<minify::Options> {
-    let volumes = input.volumes.clone();
-    let include_paths = with_listed(
-        &args.include_path,
-        &args.include_path_file,
-        "--include-path-file",
-    )?;
-    let include_bins = with_listed(
-        &args.include_bin,
-        &args.include_bin_file,
-        "--include-bin-file",
-    )?;
-    let include_exes = with_listed(
-        &args.include_exe,
-        &args.include_exe_file,
-        "--include-exe-file",
-    )?;
-    let preserve_paths = with_listed(
-        &args.preserve_path,
-        &args.preserve_path_file,
-        "--preserve-path-file",
-    )?;
-    Ok(minify::Options {
-        skip_groups: args.skip_keep.iter().copied().collect(),
-        include_paths,
-        preserve_paths,
-        include_bins,
-        include_exes,
-        include_shell: args.include_shell,
-        include_cert_all: args.include_cert_all,
-        exclude_patterns: args.exclude_pattern.clone(),
-        volumes,
-        static_imports: args.static_imports == "on",
-        app_budget: args.app_budget,
-        ..Default::default()
-    })
-}
-
-/// The values of a repeatable flag plus every line of its `-file` flag's files.
-fn with_listed(
-    given: &[String],
-    files: &[std::path::PathBuf],
-    flag: &str,
-) -> Result<Vec<String>, UsageError> {
-    let mut all = given.to_vec();
-    for file in files {
-        all.extend(read_lines(
-            file,
-            flag,
-            "give a file with one entry per line",
-        )?);
-    }
-    Ok(all)
-}
-
-/// The `--output` destinations, checked.
-pub fn outputs(args: &BuildArgs) -> Result<Vec<Output>> {
-    Ok(args
-        .output
-        .iter()
-        .map(|o| Output::parse(o))
-        .collect::<Result<Vec<_>, _>>()?)
 }

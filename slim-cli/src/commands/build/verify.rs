@@ -12,13 +12,13 @@ use crate::{
         report::{Mismatch, Verify},
         Interrupted, Shutdown,
     },
-    engine::ContainerState,
+    engine::{ContainerEngine, ContainerState},
     image::tree::{FileTree, Kind},
     minify::{resolve::resolve, KeepSet},
     prober::{ProbeKind, ProbeResult},
     profiles::seccomp::SeccompProfile,
     recording::{Filter, Recording},
-    tracer::EbpfRecorder,
+    tracer::StartRecording,
 };
 
 use super::{
@@ -46,8 +46,8 @@ pub struct Check<'a> {
 /// Runs the check `starts` times (every start after the first with the CPU kept busy), stopping
 /// at the first start that fails; errors only when interrupted or when the engine is gone, a
 /// failed start is a failed verification.
-pub async fn verify(
-    inspected: &Inspected,
+pub async fn verify<E: ContainerEngine, R: StartRecording>(
+    inspected: &Inspected<E, R>,
     recorded: &Recorded,
     check: Check<'_>,
     (probe_wait, starts): (Duration, u32),
@@ -126,8 +126,8 @@ fn extend_unique(list: &mut Vec<String>, more: Vec<String>) {
 
 /// One start of the checked image: replay the probes and compare; name what the slim run
 /// missed and what its profile denied (also when it did not even start).
-async fn verify_start(
-    inspected: &Inspected,
+async fn verify_start<E: ContainerEngine, R: StartRecording>(
+    inspected: &Inspected<E, R>,
     recorded: &Recorded,
     check: &Check<'_>,
     probe_wait: Duration,
@@ -159,7 +159,7 @@ async fn verify_start(
         plan: &recorded.plan,
         replay: Some(&recorded.fat_run.probes),
         held_out: None,
-        recorder: Some(&EbpfRecorder),
+        recorder: Some(&inspected.recorder),
         probe_wait,
         continue_after: match no_probes {
             true => ContinueAfter::Timeout(stay_up),
