@@ -294,6 +294,41 @@ fn reason_for(uses: &BTreeSet<Use>) -> Reason {
 /// Computes what to keep.
 pub fn select(tree: &FileTree, recording: &Recording, options: &Options) -> KeepSet {
     let mut set = KeepSet::default();
+    let executables = keep_touched(tree, recording, &mut set);
+
+    let loader = elf_deps::Loader::new(tree, &options.env);
+    let mut keep_closure = |set: &mut KeepSet, binary: &Path| keep_libraries(&loader, set, binary);
+    for (binary, _) in &executables {
+        keep_closure(&mut set, binary);
+    }
+    if options.static_imports {
+        closure::keep_static_imports(tree, &mut set, &options.env, &mut keep_closure);
+    }
+    if !options.skip_groups.contains(&KeepGroup::App) {
+        keep_app_trees(tree, options, &mut set, &mut keep_closure);
+    }
+
+    keep_mount_points(tree, options, &mut set);
+    if !options.skip_groups.contains(&KeepGroup::State) {
+        keep_state(tree, recording, options, &mut set);
+    }
+    always_keep(tree, options, &mut set, &mut keep_closure);
+
+    keep_include_paths(tree, options, &mut set);
+    keep_include_bins(tree, options, &mut set, &mut keep_closure);
+    keep_include_exes(tree, options, &mut set, &mut keep_closure);
+
+    exclude(options, &mut set);
+    set
+}
+
+/// Keeps every path the app touched that the image has (and the directories of those it
+/// created); returns the executables and interpreters among them, with the path they ran as.
+fn keep_touched(
+    tree: &FileTree,
+    recording: &Recording,
+    set: &mut KeepSet,
+) -> Vec<(PathBuf, String)> {
     let mut executables: Vec<(PathBuf, String)> = Vec::new();
     for (path, touched) in &recording.paths {
         if !touched.exists() || runtime_path(path) || path == Path::new("/") {
@@ -328,47 +363,53 @@ pub fn select(tree: &FileTree, recording: &Recording, options: &Options) -> Keep
             }
         }
     }
+    executables
+}
 
-    let loader = elf_deps::Loader::new(tree, &options.env);
-    let mut keep_closure = |set: &mut KeepSet, binary: &Path| {
-        for (library, links, needed_by) in loader.closure(binary) {
-            for link in links {
-                set.keep(link, Reason::Symlink, || Why::OnTheWayToLibraryOf {
-                    binary: PathBuf::from(&needed_by),
-                });
-            }
-            set.keep(library, Reason::Library, || Why::NeededBy {
-                by: PathBuf::from(needed_by),
+/// Keeps the libraries `binary` needs, as `loader` finds them, and the symlinks to them.
+fn keep_libraries(loader: &elf_deps::Loader, set: &mut KeepSet, binary: &Path) {
+    for (library, links, needed_by) in loader.closure(binary) {
+        for link in links {
+            set.keep(link, Reason::Symlink, || Why::OnTheWayToLibraryOf {
+                binary: PathBuf::from(&needed_by),
             });
         }
-    };
-    for (binary, _) in &executables {
-        keep_closure(&mut set, binary);
+        set.keep(library, Reason::Library, || Why::NeededBy {
+            by: PathBuf::from(needed_by),
+        });
     }
-    if options.static_imports {
-        closure::keep_static_imports(tree, &mut set, &options.env, &mut keep_closure);
-    }
-    if !options.skip_groups.contains(&KeepGroup::App) {
-        // After the closure, so that the packages it imported from are kept whole too; and
-        // the closure again, for the imports of the app's own code kept so.
-        let owned = crate::packages::owned_paths(tree);
-        let dirs = app_owned::AppDirs {
-            workdir: options.workdir.clone(),
-            command: options.command.clone(),
-        };
-        set.app_owned = app_owned::keep_app_owned(
-            tree,
-            &mut set,
-            (&dirs, owned.as_ref(), options.app_budget),
-            &mut keep_closure,
-        );
-        if options.static_imports && set.app_owned.trees.iter().any(|t| t.kept) {
-            closure::keep_static_imports(tree, &mut set, &options.env, &mut keep_closure);
-            let mut seen = BTreeSet::new();
-            set.dynamic_imports.retain(|d| seen.insert(d.clone()));
-        }
-    }
+}
 
+/// Keeps the app's own trees (the app-owned rule), then follows the imports of its code.
+fn keep_app_trees(
+    tree: &FileTree,
+    options: &Options,
+    set: &mut KeepSet,
+    keep_closure: &mut dyn FnMut(&mut KeepSet, &Path),
+) {
+    // After the closure, so that the packages it imported from are kept whole too; and
+    // the closure again, for the imports of the app's own code kept so.
+    let owned = crate::packages::owned_paths(tree);
+    let dirs = app_owned::AppDirs {
+        workdir: options.workdir.clone(),
+        command: options.command.clone(),
+    };
+    set.app_owned = app_owned::keep_app_owned(
+        tree,
+        set,
+        (&dirs, owned.as_ref(), options.app_budget),
+        keep_closure,
+    );
+    if options.static_imports && set.app_owned.trees.iter().any(|t| t.kept) {
+        closure::keep_static_imports(tree, set, &options.env, keep_closure);
+        let mut seen = BTreeSet::new();
+        set.dynamic_imports.retain(|d| seen.insert(d.clone()));
+    }
+}
+
+/// Keeps the working directory and the volume mount points; the image's declared volumes
+/// whole.
+fn keep_mount_points(tree: &FileTree, options: &Options, set: &mut KeepSet) {
     if let Some(workdir) = &options.workdir {
         set.keep_resolved(
             tree,
@@ -393,11 +434,10 @@ pub fn select(tree: &FileTree, recording: &Recording, options: &Options) -> Keep
             &Why::Rule("declared VOLUME: the engine copies its content into a new volume"),
         );
     }
-    if !options.skip_groups.contains(&KeepGroup::State) {
-        keep_state(tree, recording, options, &mut set);
-    }
-    always_keep(tree, options, &mut set, &mut keep_closure);
+}
 
+/// Keeps the trees of `--include-path` and `--preserve-path`.
+fn keep_include_paths(tree: &FileTree, options: &Options, set: &mut KeepSet) {
     for path in &options.include_paths {
         set.keep_tree(
             tree,
@@ -414,15 +454,34 @@ pub fn select(tree: &FileTree, recording: &Recording, options: &Options) -> Keep
             &Why::flag("--preserve-path"),
         );
     }
+}
+
+/// Keeps the programs of `--include-bin`, with their libraries and interpreters.
+fn keep_include_bins(
+    tree: &FileTree,
+    options: &Options,
+    set: &mut KeepSet,
+    keep_closure: &mut dyn FnMut(&mut KeepSet, &Path),
+) {
     for bin in &options.include_bins {
         let why = Why::flag("--include-bin");
         if set.keep_resolved(tree, Path::new(bin), Reason::IncludeBin, &why) {
             if let Some(target) = resolve(tree, Path::new(bin)).target {
-                keep_closure(&mut set, &target);
-                keep_interpreter(tree, &target, &mut set);
+                keep_closure(set, &target);
+                keep_interpreter(tree, &target, set);
             }
         }
     }
+}
+
+/// Keeps the programs of `--include-exe` and `--include-shell`, found on the container's PATH,
+/// with their libraries and interpreters.
+fn keep_include_exes(
+    tree: &FileTree,
+    options: &Options,
+    set: &mut KeepSet,
+    keep_closure: &mut dyn FnMut(&mut KeepSet, &Path),
+) {
     let search_path: Vec<String> = options
         .env
         .iter()
@@ -455,14 +514,17 @@ pub fn select(tree: &FileTree, recording: &Recording, options: &Options) -> Keep
         for candidate in candidates {
             if set.keep_resolved(tree, &candidate, reason, &why) {
                 if let Some(target) = resolve(tree, &candidate).target {
-                    keep_closure(&mut set, &target);
-                    keep_interpreter(tree, &target, &mut set);
+                    keep_closure(set, &target);
+                    keep_interpreter(tree, &target, set);
                 }
                 break;
             }
         }
     }
+}
 
+/// Moves the kept paths that match an `--exclude-pattern` to the excluded ones.
+fn exclude(options: &Options, set: &mut KeepSet) {
     if !options.exclude_patterns.is_empty() {
         let excluded: Vec<PathBuf> = set
             .paths
@@ -481,7 +543,6 @@ pub fn select(tree: &FileTree, recording: &Recording, options: &Options) -> Keep
             set.excluded.insert(path);
         }
     }
-    set
 }
 
 /// Where written files are scratch, not state.

@@ -11,7 +11,7 @@ use std::{
 use serde::Serialize;
 
 use super::ImageFiles;
-use crate::recording::{Recording, Use};
+use crate::recording::{Recording, Touched, Use};
 
 /// File permissions of one rule, as AppArmor spells them.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -219,64 +219,81 @@ const DENY_RULES: &[&str] = &[
 
 /// Writes the profile for what `recording` shows the app did.
 pub fn generate(recording: &Recording, context: &Context) -> AppArmorProfile {
-    let mut rules: BTreeMap<String, Perms> = BTreeMap::new();
-    let mut created_in: BTreeMap<PathBuf, usize> = BTreeMap::new();
-    let mut nested_temp: BTreeSet<&'static str> = BTreeSet::new();
-    let mut sockets: BTreeMap<String, Perms> = BTreeMap::new();
-    let mut sockets_created_in: BTreeMap<PathBuf, usize> = BTreeMap::new();
-    let mut sockets_nested: BTreeSet<&'static str> = BTreeSet::new();
+    let mut files = FileRules::default();
     for (path, touched) in &recording.paths {
-        let in_image = context.files.real_path(path);
+        files.add(path, touched, context.files);
+    }
+    files.collapse();
+    let FileRules {
+        mut rules, sockets, ..
+    } = files;
+    let state_dirs = state_dir_globs(context);
+    drop_rules_under(&mut rules, &state_dirs);
+    let network = NetworkRules::new(recording);
+    let evidence = capability_evidence(recording, context);
+    let capabilities: Vec<&'static str> = evidence.keys().copied().collect();
+
+    let name = context.name;
+    let mut text = String::new();
+    push_preamble(&mut text, name);
+    push_network_rules(&mut text, &network);
+    push_capability_rules(&mut text, &evidence);
+    push_peer_rules(&mut text, name);
+    push_file_rules(&mut text, &rules, &sockets);
+    push_state_dir_rules(&mut text, &state_dirs);
+    push_deny_rules(&mut text);
+    let complain_text = text.replacen(
+        "flags=(attach_disconnected,mediate_deleted)",
+        "flags=(complain,attach_disconnected,mediate_deleted)",
+        1,
+    );
+    AppArmorProfile {
+        name: name.to_owned(),
+        text,
+        complain_text,
+        unnamed_families: network.unnamed_families.into_iter().collect(),
+        rules: RuleCounts {
+            file: rules.len(),
+            socket: sockets.len(),
+            state: state_dirs.len(),
+            network: network.network.len() + network.unix.len(),
+            capability: capabilities.len(),
+            deny: DENY_RULES.len(),
+        },
+        capabilities,
+    }
+}
+
+/// File and socket-path rules as they are collected, with where the app created files (whose
+/// names may change from run to run).
+#[derive(Default)]
+struct FileRules {
+    rules: BTreeMap<String, Perms>,
+    created_in: BTreeMap<PathBuf, usize>,
+    nested_temp: BTreeSet<&'static str>,
+    sockets: BTreeMap<String, Perms>,
+    sockets_created_in: BTreeMap<PathBuf, usize>,
+    sockets_nested: BTreeSet<&'static str>,
+}
+
+impl FileRules {
+    /// Adds the rules for one path the app touched.
+    fn add(&mut self, path: &Path, touched: &Touched, files: &dyn ImageFiles) {
+        let in_image = files.real_path(path);
         // Not in the image (created at run time, a socket): where its directory really is.
         let real = in_image
             .clone()
-            .unwrap_or_else(|| real_via_ancestor(context.files, path));
-        let mut perms = Perms::default();
-        let mut directory = false;
-        let mut socket_paths = false;
-        for usage in &touched.ok {
-            match usage {
-                Use::Exec => {
-                    perms.exec = true;
-                    perms.read = true;
-                    perms.map = true;
-                }
-                Use::Interpreter => {
-                    perms.read = true;
-                    perms.map = true;
-                }
-                Use::Read => perms.read = true,
-                Use::Write => {
-                    perms.read = true;
-                    perms.write = true;
-                    perms.lock = true;
-                }
-                Use::Directory => directory = true,
-                Use::Mkdir => {
-                    directory = true;
-                    perms.write = true;
-                }
-                Use::Unlink | Use::Rename | Use::Symlink => perms.write = true,
-                Use::Link => {
-                    perms.write = true;
-                    perms.link = true;
-                }
-                // AppArmor mediates a path socket's bind and connect as a write of its file.
-                Use::Bind | Use::Connect => {
-                    perms.read = true;
-                    perms.write = true;
-                    socket_paths = true;
-                }
-                Use::Mknod => perms.write = true,
-                // Not mediated by AppArmor's file rules.
-                Use::ExecAttempt | Use::Stat | Use::Access | Use::Readlink | Use::Chdir => {}
-            }
-        }
-        if perms.read && !perms.map && !socket_paths && context.files.is_elf(&real) {
+            .unwrap_or_else(|| real_via_ancestor(files, path));
+        let PathAccess {
+            mut perms,
+            directory,
+            socket_paths,
+        } = path_access(&touched.ok);
+        if perms.read && !perms.map && !socket_paths && files.is_elf(&real) {
             perms.map = true; // a library or plug-in the loader maps
         }
         let Some(glob) = glob_path(&real) else {
-            continue;
+            return;
         };
         if directory {
             let dir_perms = Perms {
@@ -284,57 +301,131 @@ pub fn generate(recording: &Recording, context: &Context) -> AppArmorProfile {
                 write: perms.write && touched.ok.contains(&Use::Mkdir),
                 ..Default::default()
             };
-            rules
+            self.rules
                 .entry(format!("{}/", glob.trim_end_matches('/')))
                 .or_default()
                 .merge(dir_perms);
             if !perms.write || touched.ok.contains(&Use::Mkdir) {
-                continue;
+                return;
             }
         }
         if perms == Perms::default() {
-            continue;
+            return;
         }
         if socket_paths {
             if in_image.is_none() {
                 if let Some(parent) = real.parent() {
-                    *sockets_created_in.entry(parent.to_path_buf()).or_default() += 1;
+                    *self
+                        .sockets_created_in
+                        .entry(parent.to_path_buf())
+                        .or_default() += 1;
                 }
-                if let Some(temp) = nested_in_temp(&real, context.files) {
-                    sockets_nested.insert(temp);
+                if let Some(temp) = nested_in_temp(&real, files) {
+                    self.sockets_nested.insert(temp);
                 }
             }
-            sockets.entry(glob).or_default().merge(perms);
-            continue;
+            self.sockets.entry(glob).or_default().merge(perms);
+            return;
         }
         if perms.write && in_image.is_none() {
             if let Some(parent) = real.parent() {
-                *created_in.entry(parent.to_path_buf()).or_default() += 1;
+                *self.created_in.entry(parent.to_path_buf()).or_default() += 1;
             }
-            if let Some(temp) = nested_in_temp(&real, context.files) {
-                nested_temp.insert(temp);
+            if let Some(temp) = nested_in_temp(&real, files) {
+                self.nested_temp.insert(temp);
             }
         }
-        rules.entry(glob).or_default().merge(perms);
+        self.rules.entry(glob).or_default().merge(perms);
     }
-    collapse_created(&mut rules, &created_in, true);
-    // Sockets with changing names (several in one directory, or in a directory made with a
-    // changing name): a fixed name in /run (php-fpm.sock) keeps its own rule.
-    collapse_created(&mut sockets, &sockets_created_in, false);
-    for temp in &sockets_nested {
-        collapse_tree(&mut sockets, temp);
+
+    /// Replaces the rules of files created with changing names by rules for their directories.
+    fn collapse(&mut self) {
+        collapse_created(&mut self.rules, &self.created_in, true);
+        // Sockets with changing names (several in one directory, or in a directory made with a
+        // changing name): a fixed name in /run (php-fpm.sock) keeps its own rule.
+        collapse_created(&mut self.sockets, &self.sockets_created_in, false);
+        for temp in &self.sockets_nested {
+            collapse_tree(&mut self.sockets, temp);
+        }
+        for temp in &self.nested_temp {
+            collapse_tree(&mut self.rules, temp);
+        }
     }
-    for temp in &nested_temp {
-        collapse_tree(&mut rules, temp);
+}
+
+/// What the app's successful uses of one path ask of AppArmor.
+struct PathAccess {
+    perms: Perms,
+    /// Used as a directory.
+    directory: bool,
+    /// Bound or connected to as a Unix socket.
+    socket_paths: bool,
+}
+
+/// The permissions, in AppArmor's terms, that the uses `ok` of one path need.
+fn path_access(ok: &BTreeSet<Use>) -> PathAccess {
+    let mut perms = Perms::default();
+    let mut directory = false;
+    let mut socket_paths = false;
+    for usage in ok {
+        match usage {
+            Use::Exec => {
+                perms.exec = true;
+                perms.read = true;
+                perms.map = true;
+            }
+            Use::Interpreter => {
+                perms.read = true;
+                perms.map = true;
+            }
+            Use::Read => perms.read = true,
+            Use::Write => {
+                perms.read = true;
+                perms.write = true;
+                perms.lock = true;
+            }
+            Use::Directory => directory = true,
+            Use::Mkdir => {
+                directory = true;
+                perms.write = true;
+            }
+            Use::Unlink | Use::Rename | Use::Symlink => perms.write = true,
+            Use::Link => {
+                perms.write = true;
+                perms.link = true;
+            }
+            // AppArmor mediates a path socket's bind and connect as a write of its file.
+            Use::Bind | Use::Connect => {
+                perms.read = true;
+                perms.write = true;
+                socket_paths = true;
+            }
+            Use::Mknod => perms.write = true,
+            // Not mediated by AppArmor's file rules.
+            Use::ExecAttempt | Use::Stat | Use::Access | Use::Readlink | Use::Chdir => {}
+        }
     }
-    let state_dirs: BTreeSet<String> = context
+    PathAccess {
+        perms,
+        directory,
+        socket_paths,
+    }
+}
+
+/// The app's state directories as AppArmor paths, without their trailing slash.
+fn state_dir_globs(context: &Context) -> BTreeSet<String> {
+    context
         .state_dirs
         .iter()
         .filter_map(|dir| glob_path(dir))
         .map(|dir| dir.trim_end_matches('/').to_owned())
         .filter(|dir| !dir.is_empty())
-        .collect();
-    for dir in &state_dirs {
+        .collect()
+}
+
+/// Drops the file rules a state directory's tree rule covers.
+fn drop_rules_under(rules: &mut BTreeMap<String, Perms>, state_dirs: &BTreeSet<String>) {
+    for dir in state_dirs {
         // The tree rule covers reads, writes and locks below; mapping, linking and executing
         // keep their own rules.
         let below = format!("{dir}/");
@@ -342,30 +433,48 @@ pub fn generate(recording: &Recording, context: &Context) -> AppArmorProfile {
             !(path.starts_with(&below) && !perms.map && !perms.exec && !perms.link)
         });
     }
+}
 
-    let mut network: BTreeSet<String> = BTreeSet::new();
-    let mut unix: BTreeSet<String> = BTreeSet::new();
-    let mut unnamed_families = BTreeSet::new();
-    for &(family, kind) in &recording.sockets {
-        match (family_name(family), type_name(kind)) {
-            (Some(family), Some(kind)) => network.insert(format!("network {family} {kind},")),
-            (Some(family), None) => network.insert(format!("network {family},")),
-            (None, _) => unnamed_families.insert(family),
-        };
-        if family == AF_UNIX {
-            // Under ABI 3.0, kernels that mediate Unix sockets finely (Ubuntu's, AppArmor 4.1's)
-            // read `unix` rules, not `network unix`.
-            unix.insert(match type_name(kind) {
-                Some(kind) => format!("unix type={kind},"),
-                None => "unix,".to_owned(),
-            });
+/// The network and unix rules for the sockets the app created, and the families AppArmor
+/// cannot name.
+struct NetworkRules {
+    network: BTreeSet<String>,
+    unix: BTreeSet<String>,
+    unnamed_families: BTreeSet<u32>,
+}
+
+impl NetworkRules {
+    /// The rules for the sockets `recording` shows.
+    fn new(recording: &Recording) -> Self {
+        let mut network: BTreeSet<String> = BTreeSet::new();
+        let mut unix: BTreeSet<String> = BTreeSet::new();
+        let mut unnamed_families = BTreeSet::new();
+        for &(family, kind) in &recording.sockets {
+            match (family_name(family), type_name(kind)) {
+                (Some(family), Some(kind)) => network.insert(format!("network {family} {kind},")),
+                (Some(family), None) => network.insert(format!("network {family},")),
+                (None, _) => unnamed_families.insert(family),
+            };
+            if family == AF_UNIX {
+                // Under ABI 3.0, kernels that mediate Unix sockets finely (Ubuntu's, AppArmor
+                // 4.1's) read `unix` rules, not `network unix`.
+                unix.insert(match type_name(kind) {
+                    Some(kind) => format!("unix type={kind},"),
+                    None => "unix,".to_owned(),
+                });
+            }
+        }
+        Self {
+            network,
+            unix,
+            unnamed_families,
         }
     }
-    let evidence = capability_evidence(recording, context);
-    let capabilities: Vec<&'static str> = evidence.keys().copied().collect();
+}
 
-    let name = context.name;
-    let mut text = String::new();
+/// Writes the comments on loading and using the profile, the ABI, the includes and the
+/// profile's opening line.
+fn push_preamble(text: &mut String, name: &str) {
     text.push_str(&format!(
         "# AppArmor profile {name}, written by slim from what the app did while it was recorded.\n\
          # Load it: apparmor_parser -r -K apparmor.profile\n\
@@ -381,20 +490,32 @@ pub fn generate(recording: &Recording, context: &Context) -> AppArmorProfile {
         "profile {name} flags=(attach_disconnected,mediate_deleted) {{\n"
     ));
     text.push_str("  #include <abstractions/base>\n\n");
-    if !network.is_empty() {
+}
+
+/// Writes the network and unix rules, if any.
+fn push_network_rules(text: &mut String, network: &NetworkRules) {
+    if !network.network.is_empty() {
         text.push_str("  # Sockets the app created (family, type).\n");
-        for rule in network.iter().chain(&unix) {
+        for rule in network.network.iter().chain(&network.unix) {
             text.push_str(&format!("  {rule}\n"));
         }
         text.push('\n');
     }
-    if !capabilities.is_empty() {
+}
+
+/// Writes the capability rules, each with its evidence, if any.
+fn push_capability_rules(text: &mut String, evidence: &BTreeMap<&'static str, String>) {
+    if !evidence.is_empty() {
         text.push_str("  # Capabilities, each with the evidence the recording gave for it.\n");
-        for (cap, why) in &evidence {
+        for (cap, why) in evidence {
             text.push_str(&format!("  capability {cap},  # {why}\n"));
         }
         text.push('\n');
     }
+}
+
+/// Writes the signal and ptrace rules: within the profile itself, and from the engine.
+fn push_peer_rules(text: &mut String, name: &str) {
     text.push_str(
         "  # Signals and tracing only within the container's own profile; the engine and the\n  \
          # container runtimes (unconfined, or under their own profiles as on Ubuntu 23.10+)\n  \
@@ -407,54 +528,50 @@ pub fn generate(recording: &Recording, context: &Context) -> AppArmorProfile {
     text.push_str(&format!(
         "  ptrace (read,readby,trace,tracedby) peer={name},\n\n"
     ));
+}
+
+/// Writes the file rules, then the socket-path rules if any.
+fn push_file_rules(
+    text: &mut String,
+    rules: &BTreeMap<String, Perms>,
+    sockets: &BTreeMap<String, Perms>,
+) {
     text.push_str(
         "  # Files the app used: r read, w written or created, k locked, l linked,\n  \
                    # ix executed, m mapped (ELF objects).\n",
     );
-    for (path, perms) in &rules {
+    for (path, perms) in rules {
         text.push_str(&format!("  {} {},\n", quote(path), perms.render()));
     }
     if !sockets.is_empty() {
         text.push_str("\n  # Unix sockets the app bound or connected to, by path.\n");
-        for (path, perms) in &sockets {
+        for (path, perms) in sockets {
             text.push_str(&format!("  {} {},\n", quote(path), perms.render()));
         }
     }
+}
+
+/// Writes the tree rules of the state directories, if any.
+fn push_state_dir_rules(text: &mut String, state_dirs: &BTreeSet<String>) {
     if !state_dirs.is_empty() {
         text.push_str(
             "\n  # State directories, kept whole in the image: the app creates files there after\n  \
              # the recording (a database's new tables), so the whole tree is allowed.\n",
         );
-        for dir in &state_dirs {
+        for dir in state_dirs {
             text.push_str(&format!("  {} r,\n", quote(&format!("{dir}/"))));
             text.push_str(&format!("  {} rwk,\n", quote(&format!("{dir}/**"))));
         }
     }
+}
+
+/// Writes the deny rules and closes the profile.
+fn push_deny_rules(text: &mut String) {
     text.push_str("\n  # Never, whatever the rules above say.\n");
     for rule in DENY_RULES {
         text.push_str(&format!("  {rule}\n"));
     }
     text.push_str("}\n");
-    let complain_text = text.replacen(
-        "flags=(attach_disconnected,mediate_deleted)",
-        "flags=(complain,attach_disconnected,mediate_deleted)",
-        1,
-    );
-    AppArmorProfile {
-        name: name.to_owned(),
-        text,
-        complain_text,
-        unnamed_families: unnamed_families.into_iter().collect(),
-        rules: RuleCounts {
-            file: rules.len(),
-            socket: sockets.len(),
-            state: state_dirs.len(),
-            network: network.len() + unix.len(),
-            capability: capabilities.len(),
-            deny: DENY_RULES.len(),
-        },
-        capabilities,
-    }
 }
 
 /// `AF_UNIX`.

@@ -487,6 +487,279 @@ fn dir_open_flags(arch: Arch) -> u32 {
     }
 }
 
+/// The host's architecture, once it is known that this process can record on it.
+fn check_can_record() -> Result<Arch, TracerError> {
+    let arch = Arch::host().ok_or(TracerError::UnsupportedArch(std::env::consts::ARCH))?;
+    if OBJECT.is_empty() {
+        return Err(TracerError::NoObject);
+    }
+    if !privileged() {
+        return Err(TracerError::NotPrivileged);
+    }
+    Ok(arch)
+}
+
+/// The kernel's BTF from `source`, or why there is none; only an unreadable BTF file is an error.
+fn load_kernel_btf(source: &KernelBtf) -> Result<Result<btf::Btf, btf::BtfError>, TracerError> {
+    let btf = match source {
+        KernelBtf::System => btf::Btf::from_sys_fs(),
+        KernelBtf::File(path) => Some(btf::Btf::from_file(path))
+            .transpose()
+            .map_err(|source| TracerError::BtfFile {
+                path: path.clone(),
+                source,
+            })?
+            .ok_or(btf::BtfError::Missing),
+        KernelBtf::None => Err(btf::BtfError::Missing),
+    };
+    if let Err(err) = &btf {
+        tracing::debug!("no kernel BTF: {err}");
+    }
+    Ok(btf)
+}
+
+/// The mount-namespace offsets `btf` gives, if any; a BTF file without them is an error.
+fn btf_offsets(
+    btf: &Result<btf::Btf, btf::BtfError>,
+    source: &KernelBtf,
+) -> Result<Option<KernelOffsets>, TracerError> {
+    Ok(match (btf, source) {
+        (Ok(btf), KernelBtf::File(path)) => {
+            Some(
+                btf.kernel_offsets()
+                    .map_err(|source| TracerError::BtfFile {
+                        path: path.clone(),
+                        source,
+                    })?,
+            )
+        }
+        (Ok(btf), _) => btf.kernel_offsets().ok(),
+        (Err(_), _) => None,
+    })
+}
+
+/// The mount-namespace offsets for `scope` and where they came from: unused by pid, else those
+/// an earlier recorder of this process confirmed, else confirmed now.
+fn mount_namespace_offsets(
+    scope: &Scope,
+    known: Option<KernelOffsets>,
+    source: &KernelBtf,
+) -> Result<(KernelOffsets, OffsetsSource), TracerError> {
+    let cache_key = format!("{source:?}");
+    let confirmed = CONFIRMED_OFFSETS.lock().ok().and_then(|cache| {
+        cache
+            .as_ref()
+            .filter(|(key, ..)| *key == cache_key)
+            .cloned()
+    });
+    Ok(if *scope == Scope::Pids {
+        (known.unwrap_or_default(), OffsetsSource::Unused)
+    } else if let Some((_, offsets, source)) = confirmed {
+        // Confirmed by an earlier recorder of this process: the kernel has not changed.
+        (offsets, source)
+    } else {
+        confirm_offsets(known, source, cache_key)?
+    })
+}
+
+/// Calibrates (or confirms the `known`) offsets on the running kernel, and caches them under
+/// `cache_key` for later recorders of this process.
+fn confirm_offsets(
+    known: Option<KernelOffsets>,
+    source: &KernelBtf,
+    cache_key: String,
+) -> Result<(KernelOffsets, OffsetsSource), TracerError> {
+    OBJECT_LOADS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let calibrated = calibrate::calibrate(OBJECT, known).map_err(|err| match err {
+        calibrate::CalibrationError::Mismatch { .. } if matches!(source, KernelBtf::File(_)) => {
+            let KernelBtf::File(path) = source else {
+                unreachable!()
+            };
+            TracerError::BtfFile {
+                path: path.clone(),
+                source: btf::BtfError::WrongKernel(err.to_string()),
+            }
+        }
+        err => explain_calibration(err),
+    })?;
+    tracing::debug!(
+        offsets = ?calibrated.offsets,
+        reads = calibrated.reads,
+        ms = calibrated.elapsed.as_millis() as u64,
+        from_btf = known.is_some(),
+        "mount namespace offsets confirmed"
+    );
+    let source = if known.is_some() {
+        OffsetsSource::Btf
+    } else {
+        OffsetsSource::Calibrated
+    };
+    if let Ok(mut cache) = CONFIRMED_OFFSETS.lock() {
+        *cache = Some((cache_key, calibrated.offsets, source));
+    }
+    Ok((calibrated.offsets, source))
+}
+
+/// The `struct pt_regs` layout from `btf`, or the architecture's own when BTF has none that fits.
+fn pick_regs_layout(btf: &Result<btf::Btf, btf::BtfError>, arch: Arch) -> RegsLayout {
+    match btf.as_ref().map(|btf| btf.regs_layout(arch)) {
+        Ok(Ok(regs)) if regs.window_len as usize <= slim_common::REGS_WINDOW_CAP => regs,
+        Ok(Ok(regs)) => {
+            tracing::debug!(
+                "pt_regs layout spans {} bytes: using {arch}'s",
+                regs.window_len
+            );
+            fixed_regs_layout(arch)
+        }
+        Ok(Err(err)) => {
+            tracing::debug!("pt_regs layout not in BTF ({err}): using {arch}'s");
+            fixed_regs_layout(arch)
+        }
+        Err(_) => fixed_regs_layout(arch),
+    }
+}
+
+/// Loads the embedded object with what depends on the running kernel filled in.
+fn load_object(
+    offsets: &KernelOffsets,
+    fields: &slim_common::TracepointFields,
+    regs: &RegsLayout,
+) -> Result<Ebpf, TracerError> {
+    OBJECT_LOADS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    // No target BTF for the loader: the object has no CO-RE relocations (the offsets it
+    // needs come from OFFSETS, FIELDS and REGS), and parsing the kernel's whole BTF
+    // into aya's types costs about 35 MB of memory and a tenth of a second per load.
+    EbpfLoader::new()
+        .btf(None)
+        .map_max_entries("EVENTS", ring_buffer_size())
+        .override_global("OFFSETS", offsets, true)
+        .override_global("FIELDS", fields, true)
+        .override_global("REGS", regs, true)
+        .load(OBJECT)
+        .map_err(|err| match &err {
+            aya::EbpfError::MapError(aya::maps::MapError::CreateError { io_error, .. })
+                if io_error.raw_os_error() == Some(libc::EPERM) =>
+            {
+                TracerError::NotPrivileged
+            }
+            _ => explain_load_error(err),
+        })
+}
+
+/// Writes the syscall table of `arch` (native, then compat) into `SYSCALL_SPECS`.
+fn write_syscall_specs(
+    specs: &mut Array<MapData, slim_common::SyscallSpec>,
+    arch: Arch,
+) -> Result<(), TracerError> {
+    let native = specs::table(arch);
+    let compat = arch.compat().map(specs::table).unwrap_or_default();
+    for (nr, spec) in native.iter().chain(&compat).enumerate() {
+        if spec.op != slim_common::op::NONE {
+            specs
+                .set(nr as u32, spec, 0)
+                .map_err(|source| TracerError::Map {
+                    map: "SYSCALL_SPECS",
+                    source,
+                })?;
+        }
+    }
+    Ok(())
+}
+
+/// Fills the scope maps for `scope` and returns its mode, with the mount namespaces held open
+/// (those ignored in [`Scope::NewMountNamespaces`]).
+fn fill_scope(
+    scope: &Scope,
+    scope_mntns: &mut BpfHashMap<MapData, u32, u32>,
+    ignored: &mut BpfHashMap<MapData, u32, u32>,
+) -> Result<(u32, BTreeMap<u32, fs::File>), TracerError> {
+    let mut held_namespaces = BTreeMap::new();
+    let mode = match scope {
+        Scope::Pids => scope_mode::PIDS,
+        Scope::NewMountNamespaces => {
+            held_namespaces = existing_mount_namespaces();
+            for &ns in held_namespaces.keys() {
+                ignored
+                    .insert(ns, 1, 0)
+                    .map_err(|source| TracerError::Map {
+                        map: "IGNORED_MNTNS",
+                        source,
+                    })?;
+            }
+            scope_mode::NEW_MNTNS
+        }
+        Scope::MountNamespaces(namespaces) => {
+            for &ns in namespaces {
+                scope_mntns
+                    .insert(ns, 1, 0)
+                    .map_err(|source| TracerError::Map {
+                        map: "SCOPE_MNTNS",
+                        source,
+                    })?;
+            }
+            scope_mode::MNTNS
+        }
+    };
+    Ok((mode, held_namespaces))
+}
+
+/// A compat syscall's number in the kernel side's space (after the native table), `u32::MAX`
+/// when `arch` has no compat table or no such call.
+fn compat_number(arch: Arch, name: &str) -> u32 {
+    arch.compat()
+        .and_then(|c| c.number(name))
+        .map_or(u32::MAX, |nr| nr + slim_common::MAX_SYSCALLS as u32)
+}
+
+/// The recorder's config at start: scope `mode` and the syscall numbers of `arch`.
+fn initial_config(arch: Arch, mode: u32, host_mntns: u32, dir_open_flags: u32) -> Config {
+    Config {
+        mode,
+        host_mntns,
+        dir_open_flags,
+        setns_nr: arch.number("setns").unwrap_or(u32::MAX),
+        unshare_nr: arch.number("unshare").unwrap_or(u32::MAX),
+        generation: 0,
+        socket_nr: arch.number("socket").unwrap_or(u32::MAX),
+        socketpair_nr: arch.number("socketpair").unwrap_or(u32::MAX),
+        compat_setns_nr: compat_number(arch, "setns"),
+        compat_unshare_nr: compat_number(arch, "unshare"),
+        compat_socket_nr: compat_number(arch, "socket"),
+        compat_socketpair_nr: compat_number(arch, "socketpair"),
+        exec_return_native: (arch == Arch::Aarch64) as u32,
+        clone_nr: arch.number("clone").unwrap_or(u32::MAX),
+        clone3_nr: arch.number("clone3").unwrap_or(u32::MAX),
+        compat_clone_nr: compat_number(arch, "clone"),
+        compat_clone3_nr: compat_number(arch, "clone3"),
+        held_out: 0,
+        compat_socketcall_nr: compat_number(arch, "socketcall"),
+    }
+}
+
+/// Loads every tracepoint and raw tracepoint program and attaches it.
+fn attach_programs(ebpf: &mut Ebpf) -> Result<(), TracerError> {
+    for &(program, category, name) in PROGRAMS {
+        let prog: &mut TracePoint = ebpf
+            .program_mut(program)
+            .and_then(|p| p.try_into().ok())
+            .ok_or(TracerError::MapMissing { map: program })?;
+        prog.load()
+            .map_err(|source| TracerError::Program { program, source })?;
+        prog.attach(category, name)
+            .map_err(|source| TracerError::Program { program, source })?;
+    }
+    for &(program, tracepoint) in RAW_PROGRAMS {
+        let raw: &mut RawTracePoint = ebpf
+            .program_mut(program)
+            .and_then(|p| p.try_into().ok())
+            .ok_or(TracerError::MapMissing { map: program })?;
+        raw.load()
+            .map_err(|source| TracerError::Program { program, source })?;
+        raw.attach(tracepoint).map_err(TracerError::NoBpfEvents)?;
+    }
+    Ok(())
+}
+
 impl Recorder {
     /// Loads and attaches the recorder for `scope`. Attach happens before this returns, so a
     /// process started afterwards is seen from its first exec.
@@ -497,199 +770,29 @@ impl Recorder {
     /// [`Recorder::start`]; `hold_namespaces` false leaves namespaces free to end, so tests can
     /// see their numbers reused while recording.
     fn start_holding(scope: Scope, hold_namespaces: bool) -> Result<Self, TracerError> {
-        let arch = Arch::host().ok_or(TracerError::UnsupportedArch(std::env::consts::ARCH))?;
-        if OBJECT.is_empty() {
-            return Err(TracerError::NoObject);
-        }
-        if !privileged() {
-            return Err(TracerError::NotPrivileged);
-        }
+        let arch = check_can_record()?;
         let tracefs = tracefs::ensure_mounted()?;
         let fields = tracefs::read_fields(&tracefs)?;
         let source = KERNEL_BTF.get().cloned().unwrap_or_default();
-        let btf = match &source {
-            KernelBtf::System => btf::Btf::from_sys_fs(),
-            KernelBtf::File(path) => Some(btf::Btf::from_file(path))
-                .transpose()
-                .map_err(|source| TracerError::BtfFile {
-                    path: path.clone(),
-                    source,
-                })?
-                .ok_or(btf::BtfError::Missing),
-            KernelBtf::None => Err(btf::BtfError::Missing),
-        };
-        if let Err(err) = &btf {
-            tracing::debug!("no kernel BTF: {err}");
-        }
-        let known =
-            match (&btf, &source) {
-                (Ok(btf), KernelBtf::File(path)) => Some(btf.kernel_offsets().map_err(
-                    |source| TracerError::BtfFile {
-                        path: path.clone(),
-                        source,
-                    },
-                )?),
-                (Ok(btf), _) => btf.kernel_offsets().ok(),
-                (Err(_), _) => None,
-            };
-        let cache_key = format!("{source:?}");
-        let confirmed = CONFIRMED_OFFSETS.lock().ok().and_then(|cache| {
-            cache
-                .as_ref()
-                .filter(|(key, ..)| *key == cache_key)
-                .cloned()
-        });
-        let (offsets, offsets_source) = if scope == Scope::Pids {
-            (known.unwrap_or_default(), OffsetsSource::Unused)
-        } else if let Some((_, offsets, source)) = confirmed {
-            // Confirmed by an earlier recorder of this process: the kernel has not changed.
-            (offsets, source)
-        } else {
-            OBJECT_LOADS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            let calibrated = calibrate::calibrate(OBJECT, known).map_err(|err| match err {
-                calibrate::CalibrationError::Mismatch { .. }
-                    if matches!(source, KernelBtf::File(_)) =>
-                {
-                    let KernelBtf::File(path) = &source else {
-                        unreachable!()
-                    };
-                    TracerError::BtfFile {
-                        path: path.clone(),
-                        source: btf::BtfError::WrongKernel(err.to_string()),
-                    }
-                }
-                err => explain_calibration(err),
-            })?;
-            tracing::debug!(
-                offsets = ?calibrated.offsets,
-                reads = calibrated.reads,
-                ms = calibrated.elapsed.as_millis() as u64,
-                from_btf = known.is_some(),
-                "mount namespace offsets confirmed"
-            );
-            let source = if known.is_some() {
-                OffsetsSource::Btf
-            } else {
-                OffsetsSource::Calibrated
-            };
-            if let Ok(mut cache) = CONFIRMED_OFFSETS.lock() {
-                *cache = Some((cache_key, calibrated.offsets, source));
-            }
-            (calibrated.offsets, source)
-        };
-        let regs = match btf.as_ref().map(|btf| btf.regs_layout(arch)) {
-            Ok(Ok(regs)) if regs.window_len as usize <= slim_common::REGS_WINDOW_CAP => regs,
-            Ok(Ok(regs)) => {
-                tracing::debug!(
-                    "pt_regs layout spans {} bytes: using {arch}'s",
-                    regs.window_len
-                );
-                fixed_regs_layout(arch)
-            }
-            Ok(Err(err)) => {
-                tracing::debug!("pt_regs layout not in BTF ({err}): using {arch}'s");
-                fixed_regs_layout(arch)
-            }
-            Err(_) => fixed_regs_layout(arch),
-        };
+        let btf = load_kernel_btf(&source)?;
+        let known = btf_offsets(&btf, &source)?;
+        let (offsets, offsets_source) = mount_namespace_offsets(&scope, known, &source)?;
+        let regs = pick_regs_layout(&btf, arch);
         let host_mntns = mount_namespace("self").unwrap_or(0);
         let dir_open_flags = dir_open_flags(arch);
 
-        OBJECT_LOADS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        // No target BTF for the loader: the object has no CO-RE relocations (the offsets it
-        // needs come from OFFSETS, FIELDS and REGS above), and parsing the kernel's whole BTF
-        // into aya's types costs about 35 MB of memory and a tenth of a second per load.
-        let mut ebpf = EbpfLoader::new()
-            .btf(None)
-            .map_max_entries("EVENTS", ring_buffer_size())
-            .override_global("OFFSETS", &offsets, true)
-            .override_global("FIELDS", &fields, true)
-            .override_global("REGS", &regs, true)
-            .load(OBJECT)
-            .map_err(|err| match &err {
-                aya::EbpfError::MapError(aya::maps::MapError::CreateError { io_error, .. })
-                    if io_error.raw_os_error() == Some(libc::EPERM) =>
-                {
-                    TracerError::NotPrivileged
-                }
-                _ => explain_load_error(err),
-            })?;
+        let mut ebpf = load_object(&offsets, &fields, &regs)?;
 
+        // The maps taken out of `ebpf` stay open until the programs are loaded below: the
+        // programs refer to them by descriptor.
         let mut specs: Array<MapData, slim_common::SyscallSpec> = take(&mut ebpf, "SYSCALL_SPECS")?;
-        let native = specs::table(arch);
-        let compat = arch.compat().map(specs::table).unwrap_or_default();
-        for (nr, spec) in native.iter().chain(&compat).enumerate() {
-            if spec.op != slim_common::op::NONE {
-                specs
-                    .set(nr as u32, spec, 0)
-                    .map_err(|source| TracerError::Map {
-                        map: "SYSCALL_SPECS",
-                        source,
-                    })?;
-            }
-        }
-        // Compat numbers in the kernel side's space: after the native table.
-        let compat_number = |name: &str| {
-            arch.compat()
-                .and_then(|c| c.number(name))
-                .map_or(u32::MAX, |nr| nr + slim_common::MAX_SYSCALLS as u32)
-        };
+        write_syscall_specs(&mut specs, arch)?;
         let mut config: Array<MapData, Config> = take(&mut ebpf, "CONFIG")?;
         let mut scope_mntns: BpfHashMap<MapData, u32, u32> = take(&mut ebpf, "SCOPE_MNTNS")?;
         let mut ignored: BpfHashMap<MapData, u32, u32> = take(&mut ebpf, "IGNORED_MNTNS")?;
-        let mut held_namespaces = BTreeMap::new();
-        let mode = match &scope {
-            Scope::Pids => scope_mode::PIDS,
-            Scope::NewMountNamespaces => {
-                held_namespaces = existing_mount_namespaces();
-                for &ns in held_namespaces.keys() {
-                    ignored
-                        .insert(ns, 1, 0)
-                        .map_err(|source| TracerError::Map {
-                            map: "IGNORED_MNTNS",
-                            source,
-                        })?;
-                }
-                scope_mode::NEW_MNTNS
-            }
-            Scope::MountNamespaces(namespaces) => {
-                for &ns in namespaces {
-                    scope_mntns
-                        .insert(ns, 1, 0)
-                        .map_err(|source| TracerError::Map {
-                            map: "SCOPE_MNTNS",
-                            source,
-                        })?;
-                }
-                scope_mode::MNTNS
-            }
-        };
+        let (mode, held_namespaces) = fill_scope(&scope, &mut scope_mntns, &mut ignored)?;
         config
-            .set(
-                0,
-                Config {
-                    mode,
-                    host_mntns,
-                    dir_open_flags,
-                    setns_nr: arch.number("setns").unwrap_or(u32::MAX),
-                    unshare_nr: arch.number("unshare").unwrap_or(u32::MAX),
-                    generation: 0,
-                    socket_nr: arch.number("socket").unwrap_or(u32::MAX),
-                    socketpair_nr: arch.number("socketpair").unwrap_or(u32::MAX),
-                    compat_setns_nr: compat_number("setns"),
-                    compat_unshare_nr: compat_number("unshare"),
-                    compat_socket_nr: compat_number("socket"),
-                    compat_socketpair_nr: compat_number("socketpair"),
-                    exec_return_native: (arch == Arch::Aarch64) as u32,
-                    clone_nr: arch.number("clone").unwrap_or(u32::MAX),
-                    clone3_nr: arch.number("clone3").unwrap_or(u32::MAX),
-                    compat_clone_nr: compat_number("clone"),
-                    compat_clone3_nr: compat_number("clone3"),
-                    held_out: 0,
-                    compat_socketcall_nr: compat_number("socketcall"),
-                },
-                0,
-            )
+            .set(0, initial_config(arch, mode, host_mntns, dir_open_flags), 0)
             .map_err(|source| TracerError::Map {
                 map: "CONFIG",
                 source,
@@ -698,25 +801,7 @@ impl Recorder {
         let ring: RingBuf<MapData> = take(&mut ebpf, "EVENTS")?;
         let poller = Poller::start(ring, hold_namespaces);
 
-        for &(program, category, name) in PROGRAMS {
-            let prog: &mut TracePoint = ebpf
-                .program_mut(program)
-                .and_then(|p| p.try_into().ok())
-                .ok_or(TracerError::MapMissing { map: program })?;
-            prog.load()
-                .map_err(|source| TracerError::Program { program, source })?;
-            prog.attach(category, name)
-                .map_err(|source| TracerError::Program { program, source })?;
-        }
-        for &(program, tracepoint) in RAW_PROGRAMS {
-            let raw: &mut RawTracePoint = ebpf
-                .program_mut(program)
-                .and_then(|p| p.try_into().ok())
-                .ok_or(TracerError::MapMissing { map: program })?;
-            raw.load()
-                .map_err(|source| TracerError::Program { program, source })?;
-            raw.attach(tracepoint).map_err(TracerError::NoBpfEvents)?;
-        }
+        attach_programs(&mut ebpf)?;
         tracing::debug!(?offsets, ?fields, "recorder attached");
 
         Ok(Self {

@@ -50,149 +50,15 @@ impl Input {
             )
             .into());
         }
-        let attempts = match args.http_probe_retry_count {
-            Some(retries) => retries.saturating_add(1),
-            None => args.probe_retries,
-        };
-        let mut plan = Plan {
-            default_http: !args.http_probe_off && args.http_probe != Some(false),
-            http_ports: (!args.http_probe_ports.is_empty()).then(|| args.http_probe_ports.clone()),
-            crawl: args.http_probe_crawl.unwrap_or(false),
-            exec: args.exec.clone(),
-            attempts: attempts.max(1),
-            timeout: Duration::from_secs(args.probe_timeout.max(1)),
-            rounds: args.probe_rounds.max(1),
-            ..Default::default()
-        };
-        let mut held_out = Plan {
-            exec: args.verify_exec.clone(),
-            attempts: plan.attempts,
-            timeout: plan.timeout,
-            rounds: 1,
-            ..Default::default()
-        };
-        if let Some(file) = &args.verify_probe_file {
-            let probes = prober::probe_file::load(file).map_err(|e| {
-                UsageError::new(
-                    format!("--verify-probe-file: {e}"),
-                    "fix the probe file (docker-slim's format: {\"commands\": [...]})",
-                )
-            })?;
-            warnings.extend(probes.warnings);
-            held_out.http = probes.commands;
-        }
-        let held_out = (!held_out.exec.is_empty() || !held_out.http.is_empty()).then_some(held_out);
-        if let Some(file) = &args.http_probe_cmd_file {
-            let probes = prober::probe_file::load(file).map_err(|e| {
-                UsageError::new(
-                    e.to_string(),
-                    "fix the probe file (docker-slim's format: {\"commands\": [...]})",
-                )
-            })?;
-            warnings.extend(probes.warnings);
-            plan.http = probes.commands;
-        }
-        for inline in &args.http_probe_cmd {
-            let (command, crawl) = prober::probe_file::parse_inline(inline).map_err(|e| {
-                UsageError::new(
-                    format!("--http-probe-cmd {e}"),
-                    "write [PROTO:][METHOD:]PATH, e.g. --http-probe-cmd POST:/api",
-                )
-            })?;
-            plan.crawl |= crawl;
-            plan.http.push(command);
-        }
-        if let Some(file) = &args.exec_file {
-            let text = std::fs::read_to_string(file).map_err(|e| {
-                UsageError::new(
-                    format!("cannot read --exec-file {}: {e}", file.display()),
-                    "give a file with one shell command per line",
-                )
-            })?;
-            plan.exec.extend(
-                text.lines()
-                    .map(str::trim)
-                    .filter(|l| !l.is_empty() && !l.starts_with('#'))
-                    .map(str::to_owned),
-            );
-        }
-        for tcp in &args.tcp_probe {
-            plan.tcp.push(TcpProbe::parse(tcp).map_err(|e| {
-                UsageError::new(e, "--tcp-probe 6379 or --tcp-probe 6379:PING\\r\\n")
-            })?);
-        }
-        let continue_after = args
-            .continue_after
-            .as_deref()
-            .map(|c| {
-                ContinueAfter::parse(c).ok_or_else(|| {
-                    UsageError::new(
-                        format!("--continue-after {c} is not understood"),
-                        "use probe, timeout:SECS, signal or enter",
-                    )
-                })
-            })
-            .transpose()?;
-
-        let mut env = args.env.clone();
-        for file in &args.env_file {
-            env.extend(read_lines(
-                file,
-                "--env-file",
-                "give a file of KEY=VALUE lines",
-            )?);
-        }
-        for entry in &env {
-            if !entry.contains('=') {
-                return Err(UsageError::new(
-                    format!("--env {entry} is not KEY=VALUE"),
-                    "write --env KEY=VALUE",
-                )
-                .into());
-            }
-        }
-        let mut binds = args.volume.clone();
-        let mut volumes = Vec::new();
-        for volume in &args.volume {
-            if let Some(dst) = volume.split(':').nth(1) {
-                volumes.push(dst.to_owned());
-            }
-        }
-        for mount in &args.mount {
-            let (bind, dst) = mount_to_bind(mount)?;
-            binds.push(bind);
-            volumes.push(dst);
-        }
-        let mut extra_ports = args.expose.clone();
-        for publish in &args.publish {
-            extra_ports.push(parse_publish(publish)?);
-        }
-        let spec = RunSpec {
-            env,
-            binds,
-            network: args.network.clone(),
-            entrypoint: args.entrypoint.as_deref().map(split_command).transpose()?,
-            cmd: args.cmd.as_deref().map(split_command).transpose()?,
-            workdir: args.workdir.clone(),
-            user: args.user.clone(),
-            cap_add: args.cap_add.clone(),
-            cap_drop: args.cap_drop.clone(),
-            runtime: args.runtime.clone(),
-            labels: crate::owner::Owner::current().labels(),
-            ..Default::default()
-        };
-        let mut spec = spec;
-        for label in &args.label {
-            let (key, value) = label.split_once('=').unwrap_or((label, ""));
-            if key.is_empty() || key.starts_with("slim.") {
-                return Err(UsageError::new(
-                    format!("--label {label}: not KEY=VALUE, or a `slim.` label (slim's own)"),
-                    "write --label KEY=VALUE with a key outside `slim.`",
-                )
-                .into());
-            }
-            spec.labels.insert(key.to_owned(), value.to_owned());
-        }
+        let mut plan = probe_plan(args);
+        let held_out = held_out_plan(args, &plan, &mut warnings)?;
+        add_http_probes(args, &mut plan, &mut warnings)?;
+        add_exec_and_tcp_probes(args, &mut plan)?;
+        let continue_after = parse_continue_after(args)?;
+        let env = parse_env(args)?;
+        let (binds, volumes) = parse_binds(args)?;
+        let extra_ports = parse_extra_ports(args)?;
+        let spec = run_spec(args, env, binds)?;
         let seccomp_allow = parse_seccomp_allow(&args.seccomp_allow)?;
         for warning in &warnings {
             tracing::warn!("{warning}");
@@ -213,6 +79,200 @@ impl Input {
             seccomp_allow,
         })
     }
+}
+
+/// The probe plan's settings (default HTTP probe, ports, attempts, timeout, rounds), without
+/// its probes.
+fn probe_plan(args: &RunArgs) -> Plan {
+    let attempts = match args.http_probe_retry_count {
+        Some(retries) => retries.saturating_add(1),
+        None => args.probe_retries,
+    };
+    Plan {
+        default_http: !args.http_probe_off && args.http_probe != Some(false),
+        http_ports: (!args.http_probe_ports.is_empty()).then(|| args.http_probe_ports.clone()),
+        crawl: args.http_probe_crawl.unwrap_or(false),
+        exec: args.exec.clone(),
+        attempts: attempts.max(1),
+        timeout: Duration::from_secs(args.probe_timeout.max(1)),
+        rounds: args.probe_rounds.max(1),
+        ..Default::default()
+    }
+}
+
+/// The checks held out of the recording (`--verify-exec`, `--verify-probe-file`), if any;
+/// the probe file's warnings go to `warnings`.
+fn held_out_plan(
+    args: &RunArgs,
+    plan: &Plan,
+    warnings: &mut Vec<String>,
+) -> Result<Option<Plan>, UsageError> {
+    let mut held_out = Plan {
+        exec: args.verify_exec.clone(),
+        attempts: plan.attempts,
+        timeout: plan.timeout,
+        rounds: 1,
+        ..Default::default()
+    };
+    if let Some(file) = &args.verify_probe_file {
+        let probes = prober::probe_file::load(file).map_err(|e| {
+            UsageError::new(
+                format!("--verify-probe-file: {e}"),
+                "fix the probe file (docker-slim's format: {\"commands\": [...]})",
+            )
+        })?;
+        warnings.extend(probes.warnings);
+        held_out.http = probes.commands;
+    }
+    Ok((!held_out.exec.is_empty() || !held_out.http.is_empty()).then_some(held_out))
+}
+
+/// Adds the HTTP probes of `--http-probe-cmd-file` and `--http-probe-cmd` to `plan`; the probe
+/// file's warnings go to `warnings`.
+fn add_http_probes(
+    args: &RunArgs,
+    plan: &mut Plan,
+    warnings: &mut Vec<String>,
+) -> Result<(), UsageError> {
+    if let Some(file) = &args.http_probe_cmd_file {
+        let probes = prober::probe_file::load(file).map_err(|e| {
+            UsageError::new(
+                e.to_string(),
+                "fix the probe file (docker-slim's format: {\"commands\": [...]})",
+            )
+        })?;
+        warnings.extend(probes.warnings);
+        plan.http = probes.commands;
+    }
+    for inline in &args.http_probe_cmd {
+        let (command, crawl) = prober::probe_file::parse_inline(inline).map_err(|e| {
+            UsageError::new(
+                format!("--http-probe-cmd {e}"),
+                "write [PROTO:][METHOD:]PATH, e.g. --http-probe-cmd POST:/api",
+            )
+        })?;
+        plan.crawl |= crawl;
+        plan.http.push(command);
+    }
+    Ok(())
+}
+
+/// Adds the commands of `--exec-file` and the probes of `--tcp-probe` to `plan`.
+fn add_exec_and_tcp_probes(args: &RunArgs, plan: &mut Plan) -> Result<(), UsageError> {
+    if let Some(file) = &args.exec_file {
+        let text = std::fs::read_to_string(file).map_err(|e| {
+            UsageError::new(
+                format!("cannot read --exec-file {}: {e}", file.display()),
+                "give a file with one shell command per line",
+            )
+        })?;
+        plan.exec.extend(
+            text.lines()
+                .map(str::trim)
+                .filter(|l| !l.is_empty() && !l.starts_with('#'))
+                .map(str::to_owned),
+        );
+    }
+    for tcp in &args.tcp_probe {
+        plan.tcp.push(
+            TcpProbe::parse(tcp).map_err(|e| {
+                UsageError::new(e, "--tcp-probe 6379 or --tcp-probe 6379:PING\\r\\n")
+            })?,
+        );
+    }
+    Ok(())
+}
+
+/// `--continue-after`, if given.
+fn parse_continue_after(args: &RunArgs) -> Result<Option<ContinueAfter>, UsageError> {
+    args.continue_after
+        .as_deref()
+        .map(|c| {
+            ContinueAfter::parse(c).ok_or_else(|| {
+                UsageError::new(
+                    format!("--continue-after {c} is not understood"),
+                    "use probe, timeout:SECS, signal or enter",
+                )
+            })
+        })
+        .transpose()
+}
+
+/// The container's environment: `--env`, then the lines of each `--env-file`, all KEY=VALUE.
+fn parse_env(args: &RunArgs) -> Result<Vec<String>, UsageError> {
+    let mut env = args.env.clone();
+    for file in &args.env_file {
+        env.extend(read_lines(
+            file,
+            "--env-file",
+            "give a file of KEY=VALUE lines",
+        )?);
+    }
+    for entry in &env {
+        if !entry.contains('=') {
+            return Err(UsageError::new(
+                format!("--env {entry} is not KEY=VALUE"),
+                "write --env KEY=VALUE",
+            ));
+        }
+    }
+    Ok(env)
+}
+
+/// The binds of `--volume` and `--mount`, and the mount points they give (kept in the image).
+fn parse_binds(args: &RunArgs) -> Result<(Vec<String>, Vec<String>), UsageError> {
+    let mut binds = args.volume.clone();
+    let mut volumes = Vec::new();
+    for volume in &args.volume {
+        if let Some(dst) = volume.split(':').nth(1) {
+            volumes.push(dst.to_owned());
+        }
+    }
+    for mount in &args.mount {
+        let (bind, dst) = mount_to_bind(mount)?;
+        binds.push(bind);
+        volumes.push(dst);
+    }
+    Ok((binds, volumes))
+}
+
+/// The container ports of `--expose` and `--publish`.
+fn parse_extra_ports(args: &RunArgs) -> Result<Vec<u16>, UsageError> {
+    let mut extra_ports = args.expose.clone();
+    for publish in &args.publish {
+        extra_ports.push(parse_publish(publish)?);
+    }
+    Ok(extra_ports)
+}
+
+/// How the container runs: `env`, `binds` and the run flags, with slim's labels and the
+/// user's (`--label`).
+fn run_spec(args: &RunArgs, env: Vec<String>, binds: Vec<String>) -> Result<RunSpec, UsageError> {
+    let mut spec = RunSpec {
+        env,
+        binds,
+        network: args.network.clone(),
+        entrypoint: args.entrypoint.as_deref().map(split_command).transpose()?,
+        cmd: args.cmd.as_deref().map(split_command).transpose()?,
+        workdir: args.workdir.clone(),
+        user: args.user.clone(),
+        cap_add: args.cap_add.clone(),
+        cap_drop: args.cap_drop.clone(),
+        runtime: args.runtime.clone(),
+        labels: crate::owner::Owner::current().labels(),
+        ..Default::default()
+    };
+    for label in &args.label {
+        let (key, value) = label.split_once('=').unwrap_or((label, ""));
+        if key.is_empty() || key.starts_with("slim.") {
+            return Err(UsageError::new(
+                format!("--label {label}: not KEY=VALUE, or a `slim.` label (slim's own)"),
+                "write --label KEY=VALUE with a key outside `slim.`",
+            ));
+        }
+        spec.labels.insert(key.to_owned(), value.to_owned());
+    }
+    Ok(spec)
 }
 
 /// `--seccomp-allow NAME`: a syscall name libseccomp knows on some architecture slim records.
