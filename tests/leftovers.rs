@@ -297,8 +297,8 @@ fn quiet_silences_the_notes_on_leftovers() {
     );
 }
 
-/// A `slim build` held at a phase (`SLIM_TEST_HOLD`); killed when dropped, also when a test
-/// fails (SIGTERM: it cleans up).
+/// A `slim build` running in the background; killed when dropped, also when a test fails
+/// (SIGTERM: it cleans up).
 struct Held {
     child: std::process::Child,
     lines: std::sync::mpsc::Receiver<String>,
@@ -367,9 +367,6 @@ fn a_slim_in_another_pid_namespace_does_not_reap_a_live_run() {
     }
     let _serial = serial();
     let image = app_image("python-http");
-    let hold = TempDir::new("pidns-hold");
-    let hold_file = hold.0.join("hold");
-    std::fs::write(&hold_file, "").unwrap();
     let tag = "slim-test/python-http.slim:pidns";
     let _image = Image(tag.to_owned());
     let out_dir = TempDir::new("pidns");
@@ -379,12 +376,17 @@ fn a_slim_in_another_pid_namespace_does_not_reap_a_live_run() {
     first
         .args(["build", "--no-verify", "--tag", tag, "--output-dir"])
         .arg(&out_dir.0)
+        // Its app runs for a while under the recorder: the second slim comes meanwhile.
+        .args(["--http-probe-off", "--continue-after", "25"])
         .arg(&image)
-        .env("SLIM_TEST_HOLD", format!("record:{}", hold_file.display()))
         .env("SLIM_WORK_DIR", &work.0);
     let mut first = Held::start(first);
-    first.wait_for("holding at record");
+    first.wait_for("[2/7] record");
     let pid = first.child.id();
+    let deadline = std::time::Instant::now() + Duration::from_secs(120);
+    while owned_by(pid).is_empty() && std::time::Instant::now() < deadline {
+        thread::sleep(Duration::from_millis(200));
+    }
     let theirs = owned_by(pid);
     assert_eq!(theirs.len(), 1, "the first slim's container: {theirs:?}");
     let their_work = std::fs::read_dir(&work.0).unwrap().count();
@@ -423,8 +425,7 @@ fn a_slim_in_another_pid_namespace_does_not_reap_a_live_run() {
         "no note on what was left: {text}"
     );
 
-    // Released, the first goes on and finishes.
-    std::fs::remove_file(&hold_file).unwrap();
+    // The first goes on and finishes.
     let deadline = std::time::Instant::now() + Duration::from_secs(180);
     let status = loop {
         if let Some(status) = first.child.try_wait().unwrap() {

@@ -126,9 +126,11 @@ impl Shutdown {
     }
 }
 
-/// Test hook of the fault tests (`tests/faults.rs`): with `SLIM_TEST_HOLD=PHASE:FILE`, slim
-/// waits at `phase` while FILE exists, so a test can stop the engine, retag the image or send a
-/// signal at a known point. Without it, a no-op.
+/// Test hook of the host-fault tests (`tests/faults.rs`): with `SLIM_TEST_HOLD=PHASE:FILE`
+/// (`record`, `select`, `write` or `verify`), slim waits at `phase` while FILE exists, so a
+/// test can stop or restart the real engine, or fill the real disk, at a known point, which no
+/// fake shows. Stops, engine refusals and image changes in every phase are tested through the
+/// fakes instead. Without it, a no-op.
 pub async fn hold(phase: &str, shutdown: &Shutdown) -> Result<(), Interrupted> {
     let Ok(spec) = std::env::var("SLIM_TEST_HOLD") else {
         return Ok(());

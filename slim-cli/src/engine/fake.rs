@@ -44,6 +44,21 @@ pub enum Op {
     Load,
     Tag,
     Untag,
+    Save,
+}
+
+/// Something that happens meanwhile, scheduled at an operation ([`FakeEngine::at`]).
+#[derive(Debug)]
+pub enum Then {
+    /// A stop is requested through the sender, as Ctrl-C does.
+    Stop(tokio::sync::watch::Sender<bool>),
+    /// The tag (first) moves to the image the second names, as `docker tag` does.
+    Retag(String, String),
+    /// The tag goes, and the image with it unless a container uses it (`docker rmi -f`).
+    Remove(String),
+    /// The tag goes and its image with it, even one a container uses (as `docker rmi -f`
+    /// does to an image whose container was only created).
+    Delete(String),
 }
 
 #[derive(Debug)]
@@ -74,8 +89,8 @@ struct State {
     tags: BTreeMap<String, String>,
     journal: Vec<String>,
     failing: BTreeSet<Op>,
-    /// A stop is requested (through the sender) when this operation happens for the n-th time.
-    stop_at: Option<(Op, u32, tokio::sync::watch::Sender<bool>)>,
+    /// What happens when an operation happens for the n-th time.
+    scheduled: Vec<(Op, u32, Then)>,
     seen: BTreeMap<Op, u32>,
 }
 
@@ -103,7 +118,12 @@ impl FakeEngine {
     /// Requests a stop through `stop` (as Ctrl-C does) when `op` happens for the `nth` time
     /// (from 1); the operation itself still succeeds.
     pub fn stop_at(&self, op: Op, nth: u32, stop: tokio::sync::watch::Sender<bool>) {
-        self.lock().stop_at = Some((op, nth, stop));
+        self.at(op, nth, Then::Stop(stop));
+    }
+
+    /// Makes `then` happen just before `op` happens for the `nth` time (from 1).
+    pub fn at(&self, op: Op, nth: u32, then: Then) {
+        self.lock().scheduled.push((op, nth, then));
     }
 
     /// Adds an image of one layer holding `files` (path, content; mode 0755) under `tag`, its
@@ -182,9 +202,27 @@ impl FakeEngine {
             *seen += 1;
             *seen
         };
-        if let Some((at, nth, stop)) = &state.stop_at {
-            if *at == op && *nth == count {
-                let _ = stop.send(true);
+        let due: Vec<usize> = (state.scheduled.iter().enumerate())
+            .filter(|(_, (at, nth, _))| *at == op && *nth == count)
+            .map(|(index, _)| index)
+            .collect();
+        for index in due.into_iter().rev() {
+            let (_, _, then) = state.scheduled.remove(index);
+            match then {
+                Then::Stop(stop) => {
+                    let _ = stop.send(true);
+                }
+                Then::Retag(tag, to) => {
+                    if let Some(id) = resolve(&state, &to) {
+                        state.tags.insert(full_reference(&tag), id);
+                    }
+                }
+                Then::Remove(name) => remove_tag(&mut state, &name),
+                Then::Delete(name) => {
+                    if let Some(id) = state.tags.remove(&full_reference(&name)) {
+                        state.images.remove(&id);
+                    }
+                }
             }
         }
         match state.failing.contains(&op) {
@@ -206,6 +244,17 @@ fn resolve(state: &State, name: &str) -> Option<String> {
         return Some(name.to_owned());
     }
     state.tags.get(&full_reference(name)).cloned()
+}
+
+/// Removes the tag `name`, and its image when no other tag and no container has it.
+fn remove_tag(state: &mut State, name: &str) {
+    if let Some(id) = state.tags.remove(&full_reference(name)) {
+        let tagged = state.tags.values().any(|other| *other == id);
+        let used = state.containers.values().any(|c| c.image == id);
+        if !tagged && !used {
+            state.images.remove(&id);
+        }
+    }
 }
 
 /// A docker-archive (as `docker save` writes) of one layer holding `files`.
@@ -385,7 +434,7 @@ impl ContainerEngine for FakeEngine {
     }
 
     async fn save_image(&self, name: &str, dest: &Path) -> Result<u64, EngineError> {
-        self.note(None, format!("save {name}"))?;
+        self.note(Some(Op::Save), format!("save {name}"))?;
         let archive = {
             let state = self.lock();
             let id =
@@ -426,14 +475,7 @@ impl ContainerEngine for FakeEngine {
 
     async fn untag_image(&self, reference: &str) -> Result<(), EngineError> {
         self.note(Some(Op::Untag), format!("untag {reference}"))?;
-        let mut state = self.lock();
-        if let Some(id) = state.tags.remove(&full_reference(reference)) {
-            let tagged = state.tags.values().any(|other| *other == id);
-            let used = state.containers.values().any(|c| c.image == id);
-            if !tagged && !used {
-                state.images.remove(&id);
-            }
-        }
+        remove_tag(&mut self.lock(), reference);
         Ok(())
     }
 

@@ -337,7 +337,6 @@ impl<E: ContainerEngine, R: StartRecording> Finish<'_, E, R> {
             .context("write the SBOM")?;
         }
         output::publish(&staging, output_dir)?;
-        crate::commands::hold("tag", shutdown).await?;
         inspected.engine.tag_image(&slim.id, final_tag).await?;
         console.say(format!(
             "[7/7] report    {}",

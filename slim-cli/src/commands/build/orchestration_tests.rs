@@ -16,7 +16,7 @@ use super::{build, profile_image, BuildPlan, Host, ProfilePlan};
 use crate::{
     cli::{Cli, Command},
     commands::{exit_code, Shutdown},
-    engine::fake::{App, FakeEngine, Op},
+    engine::fake::{App, FakeEngine, Op, Then},
     syscalls::Arch,
     tracer::{fake::ScriptedRecorder, mount_namespace, PhaseSyscalls, RawEvent, RawRecording},
 };
@@ -455,4 +455,80 @@ async fn a_profile_run_verifies_the_target_itself_and_writes_no_image() {
     assert!(creates.iter().all(|c| c.ends_with(&fat_id)), "{creates:?}");
     assert!(out.0.join("seccomp.json").exists());
     assert_nothing_left(&engine, &fat_id);
+}
+
+/// The fat image's tag moved to another image while slim read it: what is slimmed is the image
+/// inspected at the start, by id, and the build completes.
+#[tokio::test]
+async fn the_fat_image_retagged_while_read_is_still_the_one_slimmed() {
+    let (engine, fat_id) = engine(serves_data());
+    let other = engine.add_image("other:1", &[("/other", b"o")], serde_json::json!({}));
+    engine.at(Op::Save, 1, Then::Retag(FAT.into(), other.clone()));
+    let out = OutDir::new("retagged");
+    let (_tx, stop) = shutdown();
+    let code = run_build(
+        &engine,
+        recorder(&["/usr/share/app-data/data.txt"]),
+        build_plan(&out.0, &[]),
+        &stop,
+    )
+    .await;
+    assert_eq!(code, ExitCode::SUCCESS, "{:#?}", engine.journal());
+    let report: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.0.join("report.json")).unwrap()).unwrap();
+    assert_eq!(report["target"]["id"], fat_id.as_str());
+    assert_eq!(
+        engine.tags().get(FAT),
+        Some(&other),
+        "the name left as moved"
+    );
+    let files = engine.files_of(SLIM).unwrap();
+    assert!(files.contains_key("/usr/share/app-data/data.txt"));
+    assert!(!files.contains_key("/other"));
+    assert_eq!(engine.containers(), Vec::<String>::new());
+}
+
+/// The fat image deleted while slim read it: a fault naming it (exit 5), nothing left; only
+/// untagged (a container still uses it), the build completes from its id.
+#[tokio::test]
+async fn the_fat_image_removed_while_read() {
+    let (engine, _) = engine(serves_data());
+    engine.at(Op::Save, 1, Then::Delete(FAT.into()));
+    let out = OutDir::new("deleted");
+    let (_tx, stop) = shutdown();
+    let result = build(
+        build_plan(&out.0, &[]),
+        (engine.clone(), recorder(&[])),
+        NO_HOST,
+        &stop,
+        Instant::now(),
+    )
+    .await;
+    let err = result.expect_err("nothing left to read");
+    assert_eq!(exit_code(&err), ExitCode::from(crate::commands::EXIT_FAULT));
+    assert!(
+        format!("{err:#}").contains("was removed while slim read it"),
+        "{err:#}"
+    );
+    assert_eq!(engine.containers(), Vec::<String>::new());
+    assert!(!engine.tags().contains_key(SLIM));
+    assert!(!out.0.join("report.json").exists());
+
+    let (engine, fat_id) = self::engine(serves_data());
+    engine.at(Op::Save, 1, Then::Remove(FAT.into()));
+    let out = OutDir::new("untagged");
+    let (_tx, stop) = shutdown();
+    let code = run_build(
+        &engine,
+        recorder(&["/usr/share/app-data/data.txt"]),
+        build_plan(&out.0, &[]),
+        &stop,
+    )
+    .await;
+    assert_eq!(code, ExitCode::SUCCESS, "{:#?}", engine.journal());
+    assert!(!engine.tags().contains_key(FAT));
+    let report: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.0.join("report.json")).unwrap()).unwrap();
+    assert_eq!(report["target"]["id"], fat_id.as_str());
+    assert_eq!(engine.containers(), Vec::<String>::new());
 }

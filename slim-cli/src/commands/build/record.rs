@@ -144,10 +144,7 @@ pub async fn record<E: ContainerEngine, R: StartRecording>(
         console,
     };
     let source = ImageSource::Engine(inspected.info.id.clone());
-    let read = async {
-        crate::commands::hold("read", shutdown).await?;
-        read_image(Some(&inspected.engine), &source, work, via).await
-    };
+    let read = read_image(Some(&inspected.engine), &source, work, via);
     let (fat_run, fat) = tokio::join!(run.execute(), shutdown.unless_stopped(read));
     let fat_run = fat_run?;
     // More starts, each a fresh container probed the same way: calls made only on some
