@@ -230,36 +230,22 @@ impl<E: ContainerEngine, R: StartRecording> Finish<'_, E, R> {
         )?;
         shutdown.check()?;
 
-        let phase = Instant::now();
-        let verify = if plan.no_verify {
-            Verify {
-                skipped: true,
-                ..Default::default()
-            }
-        } else {
-            let apparmor = load_apparmor(&profiles, host, console);
-            let check = verify::Check {
-                image: work_tag,
-                shown: tag,
-                seccomp: profiles
-                    .enforceable_seccomp()
-                    .map(|p| (p, profiles::SECCOMP_FILE)),
-                apparmor: apparmor.as_ref().map(|a| a.name.as_str()),
-                selection: Some((&recorded.fat.tree, &selected.keep)),
-            };
-            verify::verify(
-                inspected,
-                recorded,
-                check,
-                (plan.input.probe_wait, plan.input.verify_starts),
-                shutdown,
-                console,
-            )
-            .await?
+        let checked = Checked {
+            image: work_tag,
+            shown: tag,
+            selection: Some((&recorded.fat.tree, &selected.keep)),
+            needs_seccomp: false,
         };
-        timings.insert("verify".into(), phase.elapsed().as_millis());
+        let verify = verify_phase(
+            (inspected, recorded),
+            &mut profiles,
+            checked,
+            (plan.no_verify, host, &plan.input),
+            (shutdown, console),
+            &mut timings,
+        )
+        .await?;
         timings.insert("total".into(), total.elapsed().as_millis());
-        profiles.report.verified_under = verify.under.clone();
         shutdown.check()?;
         // A slim image that does not answer like the original never takes `tag` (a CI script
         // that pushes it would ship it and lose the good one): it is kept for inspection.
@@ -269,13 +255,7 @@ impl<E: ContainerEngine, R: StartRecording> Finish<'_, E, R> {
         let summary = &selected.summary;
         let recording = &recorded.recording;
         let report = Report {
-            target: ImageSummary {
-                image: target.to_owned(),
-                id: inspected.info.id.clone(),
-                size_bytes: inspected.info.size,
-                read_from: Some(recorded.fat.read_from),
-                engine: Some(inspected.engine.kind().as_str()),
-            },
+            target: target_summary(inspected, recorded),
             slim: ImageSummary {
                 image: final_tag.to_owned(),
                 id: slim.id.clone(),
@@ -286,14 +266,7 @@ impl<E: ContainerEngine, R: StartRecording> Finish<'_, E, R> {
             ratio: inspected.info.size as f64 / slim_info.size.max(1) as f64,
             probes: recorded.fat_run.probes.clone(),
             verify,
-            recorder: RecorderReport {
-                stats: recording.stats,
-                unresolved: recording.unresolved,
-                kernel_offsets: recording.offsets_source,
-                starts: recorded.starts,
-                stop_recorded: recorded.fat_run.stopped_gracefully,
-                object_loads: crate::tracer::object_loads(),
-            },
+            recorder: recorder_report(recorded),
             timings_ms: timings,
             kept: by_reason_name(&summary.kept_by_reason),
             kept_bytes: by_reason_name(&summary.kept_bytes_by_reason),
@@ -441,60 +414,28 @@ pub async fn profile_image<E: ContainerEngine, R: StartRecording>(
     )?;
     shutdown.check()?;
 
-    let phase = Instant::now();
-    let checkable = profiles.enforceable_seccomp();
-    let verify = match (checkable, no_verify) {
-        (Some(seccomp), false) => {
-            let apparmor = load_apparmor(&profiles, host, console);
-            let check = verify::Check {
-                image: &inspected.info.id,
-                shown: &target,
-                seccomp: Some((seccomp, profiles::SECCOMP_FILE)),
-                apparmor: apparmor.as_ref().map(|a| a.name.as_str()),
-                selection: None,
-            };
-            verify::verify(
-                &inspected,
-                &recorded,
-                check,
-                (input.probe_wait, input.verify_starts),
-                shutdown,
-                console,
-            )
-            .await?
-        }
-        (None, false) => Verify {
-            skipped: true,
-            skipped_because: Some("no seccomp profile to verify under".into()),
-            ..Default::default()
-        },
-        (_, true) => Verify {
-            skipped: true,
-            ..Default::default()
-        },
+    let checked = Checked {
+        image: &inspected.info.id,
+        shown: &target,
+        selection: None,
+        needs_seccomp: true,
     };
-    timings.insert("verify".into(), phase.elapsed().as_millis());
+    let verify = verify_phase(
+        (&inspected, &recorded),
+        &mut profiles,
+        checked,
+        (no_verify, host, &input),
+        (shutdown, console),
+        &mut timings,
+    )
+    .await?;
     timings.insert("total".into(), total.elapsed().as_millis());
-    profiles.report.verified_under = verify.under.clone();
 
     let report = ProfileReport {
-        target: ImageSummary {
-            image: target.clone(),
-            id: inspected.info.id.clone(),
-            size_bytes: inspected.info.size,
-            read_from: Some(recorded.fat.read_from),
-            engine: Some(inspected.engine.kind().as_str()),
-        },
+        target: target_summary(&inspected, &recorded),
         probes: recorded.fat_run.probes.clone(),
         verify: verify.clone(),
-        recorder: RecorderReport {
-            stats: recorded.recording.stats,
-            unresolved: recorded.recording.unresolved,
-            kernel_offsets: recorded.recording.offsets_source,
-            starts: recorded.starts,
-            stop_recorded: recorded.fat_run.stopped_gracefully,
-            object_loads: crate::tracer::object_loads(),
-        },
+        recorder: recorder_report(&recorded),
         timings_ms: timings,
         syscalls: recorded.recording.syscall_names(),
         profiles: profiles.report,
@@ -543,6 +484,91 @@ async fn inspect_and_record<E: ContainerEngine, R: StartRecording>(
     let recorded = record::record(&inspected, input, via, &work, shutdown, console).await?;
     record_timings(timings, &recorded);
     Ok((inspected, work, recorded))
+}
+
+/// What verification runs: the image, its name on the console, for a slim image its selection
+/// from the fat tree (to name missing paths), and whether it is checked only under a seccomp
+/// profile (`slim profile`, whose image is the target itself).
+struct Checked<'a> {
+    image: &'a str,
+    shown: &'a str,
+    selection: Option<(&'a FileTree, &'a crate::minify::KeepSet)>,
+    needs_seccomp: bool,
+}
+
+/// Phase 6, shared by build and profile: run the checked image under its profiles and compare
+/// its answers with the recorded run's, unless `--no-verify` (or, where it needs one, there is
+/// no seccomp profile to verify under).
+async fn verify_phase<E: ContainerEngine, R: StartRecording>(
+    (inspected, recorded): (&inspect::Inspected<E, R>, &record::Recorded),
+    profiles: &mut profiles::Profiles,
+    checked: Checked<'_>,
+    (no_verify, host, input): (bool, Host, &input::Input),
+    (shutdown, console): (&Shutdown, Console),
+    timings: &mut Timings,
+) -> Result<Verify> {
+    let phase = Instant::now();
+    let seccomp = profiles.enforceable_seccomp();
+    let verify = if no_verify {
+        Verify {
+            skipped: true,
+            ..Default::default()
+        }
+    } else if seccomp.is_none() && checked.needs_seccomp {
+        Verify {
+            skipped: true,
+            skipped_because: Some("no seccomp profile to verify under".into()),
+            ..Default::default()
+        }
+    } else {
+        let apparmor = load_apparmor(profiles, host, console);
+        let check = verify::Check {
+            image: checked.image,
+            shown: checked.shown,
+            seccomp: seccomp.map(|p| (p, profiles::SECCOMP_FILE)),
+            apparmor: apparmor.as_ref().map(|a| a.name.as_str()),
+            selection: checked.selection,
+        };
+        verify::verify(
+            inspected,
+            recorded,
+            check,
+            (input.probe_wait, input.verify_starts),
+            shutdown,
+            console,
+        )
+        .await?
+    };
+    timings.insert("verify".into(), phase.elapsed().as_millis());
+    profiles.report.verified_under = verify.under.clone();
+    Ok(verify)
+}
+
+/// The report's section on the fat image, shared by build and profile.
+fn target_summary<E: ContainerEngine, R>(
+    inspected: &inspect::Inspected<E, R>,
+    recorded: &record::Recorded,
+) -> ImageSummary {
+    ImageSummary {
+        image: inspected.name.clone(),
+        id: inspected.info.id.clone(),
+        size_bytes: inspected.info.size,
+        read_from: Some(recorded.fat.read_from),
+        engine: Some(inspected.engine.kind().as_str()),
+    }
+}
+
+/// The report's section on the recorder, shared by build and profile.
+fn recorder_report(recorded: &record::Recorded) -> RecorderReport {
+    let recording = &recorded.recording;
+    RecorderReport {
+        stats: recording.stats,
+        unresolved: recording.unresolved,
+        kernel_offsets: recording.offsets_source,
+        starts: recorded.starts,
+        stop_recorded: recorded.fat_run.stopped_gracefully,
+        object_loads: crate::tracer::object_loads(),
+    }
 }
 
 /// The AppArmor profile loaded into this host's kernel for the verification run, where the

@@ -46,11 +46,11 @@ pub fn run(args: &TraceArgs) -> Result<ExitCode> {
     if args.json {
         print_json(&recording, json!({"command": command, "exit_code": code}))?;
     } else {
-        eprintln!(
+        crate::commands::build::Console { quiet: false }.say(format!(
             "traced `{}` (exit {code}) in {:.2}s",
             command.join(" "),
             elapsed.as_secs_f64()
-        );
+        ));
         print_table(&recording, args.missing)?;
     }
     warn_if_incomplete(&recording);

@@ -25,20 +25,17 @@ pub fn run(name: &str, args: &TraceArgs) -> Result<ExitCode> {
 async fn record(name: &str, args: &TraceArgs) -> Result<ExitCode> {
     // Ctrl-C is handled from here on: once "recording" is printed, it stops the recording.
     let mut interrupt = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())?;
+    let console = crate::commands::build::Console { quiet: false };
     let engine = Engine::connect().await?;
-    crate::commands::prune::reap_at_start(
-        &engine,
-        crate::commands::build::Console { quiet: false },
-    )
-    .await;
+    crate::commands::prune::reap_at_start(&engine, console).await;
     let container = engine.running_container(name).await?;
     let mntns = mount_namespace(&container.pid.to_string())?;
     let recorder = Recorder::start(Scope::MountNamespaces(vec![mntns]))?;
-    eprintln!(
+    console.say(format!(
         "recording container {} (pid {}): Ctrl-C to stop",
         crate::commands::xray::short_id(&container.id),
         container.pid
-    );
+    ));
     let proc_dir = PathBuf::from(format!("/proc/{}", container.pid));
     let stopped = async {
         while proc_dir.exists() {
@@ -74,7 +71,7 @@ async fn record(name: &str, args: &TraceArgs) -> Result<ExitCode> {
             json!({"container": container.id, "mount_namespace": mntns, "stopped_by": reason}),
         )?;
     } else {
-        eprintln!("stopped: {reason}");
+        console.say(format!("stopped: {reason}"));
         print_table(&recording, args.missing)?;
     }
     warn_if_incomplete(&recording);
