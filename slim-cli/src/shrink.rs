@@ -35,12 +35,30 @@ impl Options {
     }
 }
 
+/// What was done to a file, or would have been.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Action {
+    /// Debug symbols and sections stripped.
+    Strip,
+    /// Packed with UPX (it unpacks itself at start).
+    Upx,
+}
+
+impl std::fmt::Display for Action {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Strip => "strip",
+            Self::Upx => "upx",
+        })
+    }
+}
+
 /// One file shrunk.
 #[derive(Clone, Debug, Serialize)]
 pub struct Shrunk {
     pub path: String,
-    /// `strip` or `upx`.
-    pub action: &'static str,
+    pub action: Action,
     pub bytes_before: u64,
     pub bytes_after: u64,
 }
@@ -49,7 +67,7 @@ pub struct Shrunk {
 #[derive(Clone, Debug, Serialize)]
 pub struct Left {
     pub path: String,
-    pub action: &'static str,
+    pub action: Action,
     pub reason: String,
 }
 
@@ -65,7 +83,7 @@ pub struct Report {
 }
 
 impl Report {
-    fn record_shrunk(&mut self, path: &str, action: &'static str, before: u64, after: u64) {
+    fn record_shrunk(&mut self, path: &str, action: Action, before: u64, after: u64) {
         self.shrunk.push(Shrunk {
             path: path.to_owned(),
             action,
@@ -74,7 +92,7 @@ impl Report {
         });
     }
 
-    fn record_left(&mut self, path: &str, action: &'static str, reason: impl Into<String>) {
+    fn record_left(&mut self, path: &str, action: Action, reason: impl Into<String>) {
         self.left.push(Left {
             path: path.to_owned(),
             action,
@@ -232,8 +250,8 @@ pub fn shrink(
         let shown = format!("/{}", path.display());
         if linked.contains(path) {
             for action in [
-                strip.is_some().then_some("strip"),
-                upx.is_some().then_some("upx"),
+                strip.is_some().then_some(Action::Strip),
+                upx.is_some().then_some(Action::Upx),
             ]
             .into_iter()
             .flatten()
@@ -254,7 +272,7 @@ pub fn shrink(
                 Ok(()) => {
                     let after = file_size(&copy);
                     if after < size {
-                        report.record_shrunk(&shown, "strip", size, after);
+                        report.record_shrunk(&shown, Action::Strip, size, after);
                         size = after;
                     } else {
                         write_copy(&copy, &bytes)?;
@@ -262,7 +280,7 @@ pub fn shrink(
                 }
                 Err(reason) => {
                     write_copy(&copy, &bytes)?;
-                    report.record_left(&shown, "strip", reason);
+                    report.record_left(&shown, Action::Strip, reason);
                 }
             }
         }
@@ -270,7 +288,7 @@ pub fn shrink(
             match pack_refusal(kept.reason, kind, entry.mode, &entry.xattrs, &head) {
                 Some(reason) => {
                     if kind == ElfKind::Executable {
-                        report.record_left(&shown, "upx", reason);
+                        report.record_left(&shown, Action::Upx, reason);
                     }
                 }
                 None => {
@@ -287,13 +305,15 @@ pub fn shrink(
                                 path: copy.display().to_string(),
                                 source,
                             })?;
-                            report.record_shrunk(&shown, "upx", size, after);
+                            report.record_shrunk(&shown, Action::Upx, size, after);
                             size = after;
                         }
-                        Ok(()) => {
-                            report.record_left(&shown, "upx", "packing did not make it smaller")
-                        }
-                        Err(reason) => report.record_left(&shown, "upx", reason),
+                        Ok(()) => report.record_left(
+                            &shown,
+                            Action::Upx,
+                            "packing did not make it smaller",
+                        ),
+                        Err(reason) => report.record_left(&shown, Action::Upx, reason),
                     }
                     let _ = std::fs::remove_file(&packed);
                 }

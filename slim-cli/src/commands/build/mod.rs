@@ -219,7 +219,7 @@ impl<E: ContainerEngine, R: StartRecording> Finish<'_, E, R> {
         // Programs packed by UPX start through its stub, whose calls the recording never saw.
         let packed = shrink
             .as_ref()
-            .is_some_and(|r| r.shrunk.iter().any(|s| s.action == "upx"));
+            .is_some_and(|r| r.shrunk.iter().any(|s| s.action == shrink::Action::Upx));
         let mut profiles = profile_phase(
             recorded,
             target,
@@ -800,11 +800,11 @@ async fn shrink_phase(
         tokio::task::spawn_blocking(move || shrink::shrink(&fat_tree, &keep, arch, options, &dir))
             .await
             .context("the shrink task stopped")??;
-    let count = |action: &str| report.shrunk.iter().filter(|s| s.action == action).count();
+    let count = |action| report.shrunk.iter().filter(|s| s.action == action).count();
     console.say(format!(
         "      shrink    {} stripped, {} packed: {} -> {} ({} left as they were)",
-        count("strip"),
-        count("upx"),
+        count(shrink::Action::Strip),
+        count(shrink::Action::Upx),
         human_bytes(report.bytes_before),
         human_bytes(report.bytes_after),
         report.left.len()
