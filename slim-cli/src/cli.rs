@@ -111,6 +111,19 @@ pub struct BuildArgs {
     /// Skip running the slim image (under its seccomp profile) against the same probes.
     #[arg(long)]
     pub no_verify: bool,
+    /// When to pull the fat image from its registry (`--pull` alone: missing).
+    #[arg(
+        long,
+        value_name = "WHEN",
+        num_args = 0..=1,
+        default_value = "missing",
+        default_missing_value = "missing"
+    )]
+    pub pull: crate::engine::registry::PullPolicy,
+    /// Push the slim image to its registry (the --tag names it) once it is verified, with the
+    /// login `docker login` keeps.
+    #[arg(long)]
+    pub push: bool,
     /// Only the final line (and errors).
     #[arg(long, short)]
     pub quiet: bool,
@@ -203,8 +216,6 @@ pub struct BuildArgs {
 /// instead (hidden from --help).
 #[derive(Debug, Args)]
 pub struct DockerSlimOnly {
-    #[arg(long, hide = true, num_args = 0..=1, default_missing_value = "true")]
-    pub pull: Option<String>,
     #[arg(long, hide = true, num_args = 0..=1, default_missing_value = "")]
     pub compose_file: Option<String>,
     #[arg(long, hide = true, num_args = 0..=1, default_missing_value = "")]
@@ -270,7 +281,6 @@ pub struct DockerSlimOnly {
 impl DockerSlimOnly {
     /// (flag, what slim does instead) for each docker-slim flag given.
     pub fn given(&self) -> Vec<(&'static str, &'static str)> {
-        let never = "slim never pulls: `docker pull IMAGE` (or build it), then `slim build IMAGE`";
         let compose = "slim slims one image at a time: `docker compose build`, then `slim build` \
                        each service's image (with its --env, --volume, --network)";
         let dockerfile = "build the fat image first (`docker build -t app:fat .`), then \
@@ -287,8 +297,7 @@ impl DockerSlimOnly {
                    names and DNS the app needs)";
         let apispec = "turn the API spec into a --http-probe-cmd-file (docker-slim's JSON \
                        format) or --http-probe-cmd flags";
-        let flags: [(&'static str, bool, &'static str); 31] = [
-            ("--pull", self.pull.is_some(), never),
+        let flags: [(&'static str, bool, &'static str); 30] = [
             ("--compose-file", self.compose_file.is_some(), compose),
             ("--target-compose-svc", self.target_compose_svc.is_some(), compose),
             ("--dockerfile", self.dockerfile.is_some(), dockerfile),
@@ -505,6 +514,15 @@ pub struct ProfileArgs {
     /// Skip running the image again under the profile against the same probes.
     #[arg(long)]
     pub no_verify: bool,
+    /// When to pull the image from its registry (`--pull` alone: missing).
+    #[arg(
+        long,
+        value_name = "WHEN",
+        num_args = 0..=1,
+        default_value = "missing",
+        default_missing_value = "missing"
+    )]
+    pub pull: crate::engine::registry::PullPolicy,
     /// Only the final line (and errors).
     #[arg(long, short)]
     pub quiet: bool,
@@ -645,6 +663,27 @@ impl clap::ValueEnum for crate::minify::KeepGroup {
 
     fn to_possible_value(&self) -> Option<clap::builder::PossibleValue> {
         Some(clap::builder::PossibleValue::new(self.name()))
+    }
+}
+
+/// `--pull` values (the policy lives in `engine::registry`, which knows nothing of clap);
+/// docker-slim's `--pull=true|false` read as missing and never.
+impl clap::ValueEnum for crate::engine::registry::PullPolicy {
+    fn value_variants<'a>() -> &'a [Self] {
+        &[Self::Missing, Self::Always, Self::Never]
+    }
+
+    fn to_possible_value(&self) -> Option<clap::builder::PossibleValue> {
+        use clap::builder::PossibleValue;
+        Some(match self {
+            Self::Missing => PossibleValue::new("missing")
+                .alias("true")
+                .help("When the engine does not have the image"),
+            Self::Always => PossibleValue::new("always").help("Every time, for the latest"),
+            Self::Never => PossibleValue::new("never")
+                .alias("false")
+                .help("Never: the image must be in the engine"),
+        })
     }
 }
 

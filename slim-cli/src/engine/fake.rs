@@ -45,6 +45,8 @@ pub enum Op {
     Tag,
     Untag,
     Save,
+    Pull,
+    Push,
 }
 
 /// Something that happens meanwhile, scheduled at an operation ([`FakeEngine::at`]).
@@ -87,6 +89,8 @@ struct State {
     images: BTreeMap<String, Image>,
     /// `repo:tag` -> image id.
     tags: BTreeMap<String, String>,
+    /// The registry: `repo:tag` -> the docker-archive pushed or served under it.
+    registry: BTreeMap<String, Vec<u8>>,
     journal: Vec<String>,
     failing: BTreeSet<Op>,
     /// What happens when an operation happens for the n-th time.
@@ -138,6 +142,31 @@ impl FakeEngine {
         let id = self.store(archive).expect("an archive this module made");
         self.lock().tags.insert(full_reference(tag), id.clone());
         id
+    }
+
+    /// Puts an image of one layer holding `files` in the fake registry under `reference` (not
+    /// in the engine: a pull brings it).
+    pub fn serve_in_registry(
+        &self,
+        reference: &str,
+        files: &[(&str, &[u8])],
+        config: serde_json::Value,
+    ) {
+        let archive = archive_of(reference, files, config).expect("an in-memory archive");
+        self.lock()
+            .registry
+            .insert(full_reference(reference), archive);
+    }
+
+    /// References the registry holds, with the files of each.
+    pub fn registry(&self) -> BTreeMap<String, BTreeMap<String, Vec<u8>>> {
+        let archives = self.lock().registry.clone();
+        archives
+            .into_iter()
+            .filter_map(|(reference, archive)| {
+                Some((reference, parse_archive(archive).ok()?.2.files))
+            })
+            .collect()
     }
 
     /// Tags that exist now, with the image ids they name.
@@ -476,6 +505,47 @@ impl ContainerEngine for FakeEngine {
     async fn untag_image(&self, reference: &str) -> Result<(), EngineError> {
         self.note(Some(Op::Untag), format!("untag {reference}"))?;
         remove_tag(&mut self.lock(), reference);
+        Ok(())
+    }
+
+    async fn pull_image(
+        &self,
+        reference: &str,
+        _credentials: Option<super::registry::Credentials>,
+    ) -> Result<(), EngineError> {
+        self.note(Some(Op::Pull), format!("pull {reference}"))?;
+        let archive = self
+            .lock()
+            .registry
+            .get(&full_reference(reference))
+            .cloned();
+        let Some(archive) = archive else {
+            return Err(EngineError::Registry {
+                operation: "pull",
+                reference: reference.to_owned(),
+                status: Some(404),
+                message: "manifest unknown".into(),
+            });
+        };
+        let id = self.store(archive).map_err(|source| EngineError::Io {
+            what: "pull".into(),
+            source,
+        })?;
+        self.lock().tags.insert(full_reference(reference), id);
+        Ok(())
+    }
+
+    async fn push_image(
+        &self,
+        reference: &str,
+        _credentials: Option<super::registry::Credentials>,
+    ) -> Result<(), EngineError> {
+        self.note(Some(Op::Push), format!("push {reference}"))?;
+        let mut state = self.lock();
+        let id = resolve(&state, reference)
+            .ok_or_else(|| EngineError::NoSuchImage(reference.to_owned()))?;
+        let archive = state.images[&id].archive.clone();
+        state.registry.insert(full_reference(reference), archive);
         Ok(())
     }
 

@@ -8,12 +8,13 @@ use std::{
 };
 
 use bollard::query_parameters::{
-    ImportImageOptions, ListImagesOptions, RemoveImageOptions, TagImageOptions,
+    CreateImageOptions, ImportImageOptions, ListImagesOptions, PushImageOptions,
+    RemoveImageOptions, TagImageOptions,
 };
 use futures_util::StreamExt as _;
 use tokio::io::AsyncWriteExt as _;
 
-use super::{is_not_found, Engine, EngineError};
+use super::{is_not_found, registry::Credentials, Engine, EngineError};
 
 /// What slim needs to know about an image before reading it.
 #[derive(Clone, Debug)]
@@ -74,6 +75,65 @@ impl Engine {
             layer_dirs,
             healthcheck,
         })
+    }
+
+    /// Pulls `reference` from its registry (`docker pull`), with `credentials` when given.
+    pub async fn pull_image(
+        &self,
+        reference: &str,
+        credentials: Option<Credentials>,
+    ) -> Result<(), EngineError> {
+        let (repository, tag) = repository_and_tag(reference);
+        let options = CreateImageOptions {
+            from_image: Some(repository.to_owned()),
+            tag: Some(tag.to_owned()),
+            ..Default::default()
+        };
+        let mut stream =
+            self.docker
+                .create_image(Some(options), None, credentials.map(docker_credentials));
+        while let Some(item) = stream.next().await {
+            let info = item.map_err(|err| registry_error("pull", reference, err))?;
+            if let Some(detail) = info.error_detail {
+                return Err(EngineError::Registry {
+                    operation: "pull",
+                    reference: reference.to_owned(),
+                    status: None,
+                    message: detail.message.unwrap_or_default(),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// Pushes `reference` (a tag in the engine) to its registry (`docker push`).
+    pub async fn push_image(
+        &self,
+        reference: &str,
+        credentials: Option<Credentials>,
+    ) -> Result<(), EngineError> {
+        let (repository, tag) = repository_and_tag(reference);
+        let options = PushImageOptions {
+            tag: Some(tag.to_owned()),
+            ..Default::default()
+        };
+        let mut stream = self.docker.push_image(
+            repository,
+            Some(options),
+            credentials.map(docker_credentials),
+        );
+        while let Some(item) = stream.next().await {
+            let info = item.map_err(|err| registry_error("push", reference, err))?;
+            if let Some(detail) = info.error_detail {
+                return Err(EngineError::Registry {
+                    operation: "push",
+                    reference: reference.to_owned(),
+                    status: None,
+                    message: detail.message.unwrap_or_default(),
+                });
+            }
+        }
+        Ok(())
     }
 
     /// Tags image `id` as `reference` (`repo:tag`), moving the tag if another image had it.
@@ -238,6 +298,47 @@ impl Engine {
                 source,
             }),
         }
+    }
+}
+
+/// `repo:tag` or `repo@digest` -> (repository, tag or digest).
+fn repository_and_tag(reference: &str) -> (&str, &str) {
+    match reference.split_once('@') {
+        Some((repository, digest)) => (repository, digest),
+        None => crate::image::reference::split_reference(reference),
+    }
+}
+
+fn docker_credentials(credentials: Credentials) -> bollard::auth::DockerCredentials {
+    bollard::auth::DockerCredentials {
+        username: Some(credentials.username),
+        password: Some(credentials.password),
+        serveraddress: Some(credentials.server),
+        ..Default::default()
+    }
+}
+
+/// A failed pull or push: what the registry (through the engine) said, unless the engine itself
+/// stopped answering.
+fn registry_error(
+    operation: &'static str,
+    reference: &str,
+    err: bollard::errors::Error,
+) -> EngineError {
+    use bollard::errors::Error as E;
+    let (status, message) = match err {
+        E::DockerResponseServerError {
+            status_code,
+            message,
+        } => (Some(status_code), message),
+        E::DockerStreamError { error } => (None, error),
+        err => return EngineError::api(operation, err),
+    };
+    EngineError::Registry {
+        operation,
+        reference: reference.to_owned(),
+        status,
+        message,
     }
 }
 

@@ -6,6 +6,7 @@ mod containers;
 #[cfg(test)]
 pub mod fake;
 mod images;
+pub mod registry;
 
 use std::{future::Future, io::Write, path::Path, time::Duration};
 
@@ -25,7 +26,7 @@ pub enum EngineError {
     },
     #[error("no such container: {0} (`docker ps` lists the running ones)")]
     NoSuchContainer(String),
-    #[error("no such image: {0} (`docker images` lists local images; slim never pulls)")]
+    #[error("no such image: {0} (`docker images` lists local images; `--pull missing` pulls it)")]
     NoSuchImage(String),
     #[error("{what} failed")]
     Io {
@@ -40,6 +41,14 @@ pub enum EngineError {
         operation: &'static str,
         /// The innermost cause (the client's wrappers say nothing more).
         reason: String,
+    },
+    #[error("{operation} {reference}: {}", message.trim())]
+    Registry {
+        operation: &'static str,
+        reference: String,
+        /// The HTTP status the engine answered with, when it did not stream the failure.
+        status: Option<u16>,
+        message: String,
     },
     #[error("the engine refused `{operation}`")]
     Api {
@@ -110,6 +119,18 @@ pub trait ContainerEngine: Clone + Send + Sync + 'static {
         &self,
         id: &str,
         reference: &str,
+    ) -> impl Future<Output = Result<(), EngineError>> + Send;
+    /// Pulls `reference` from its registry.
+    fn pull_image(
+        &self,
+        reference: &str,
+        credentials: Option<registry::Credentials>,
+    ) -> impl Future<Output = Result<(), EngineError>> + Send;
+    /// Pushes the engine's `reference` to its registry.
+    fn push_image(
+        &self,
+        reference: &str,
+        credentials: Option<registry::Credentials>,
     ) -> impl Future<Output = Result<(), EngineError>> + Send;
     /// Removes the tag `reference` (and the image when it was its last tag; gone is fine),
     /// waiting a while for an engine that stopped answering.
@@ -186,6 +207,22 @@ impl ContainerEngine for Engine {
     async fn untag_image(&self, reference: &str) -> Result<(), EngineError> {
         self.patiently(|| Engine::untag_image(self, reference))
             .await
+    }
+
+    async fn pull_image(
+        &self,
+        reference: &str,
+        credentials: Option<registry::Credentials>,
+    ) -> Result<(), EngineError> {
+        Engine::pull_image(self, reference, credentials).await
+    }
+
+    async fn push_image(
+        &self,
+        reference: &str,
+        credentials: Option<registry::Credentials>,
+    ) -> Result<(), EngineError> {
+        Engine::push_image(self, reference, credentials).await
     }
 
     async fn create_container(&self, spec: &RunSpec) -> Result<String, EngineError> {

@@ -4,7 +4,7 @@ use anyhow::Result;
 
 use crate::{
     commands::UsageError,
-    engine::{ContainerEngine, Engine, ImageInfo},
+    engine::{registry::PullPolicy, ContainerEngine, Engine, EngineError, ImageInfo},
     tracer::{EbpfRecorder, StartRecording},
 };
 
@@ -18,13 +18,26 @@ pub struct Inspected<E = Engine, R = EbpfRecorder> {
     pub info: ImageInfo,
 }
 
-/// Inspects `target`.
+/// Inspects `target`, pulled first as `pull` says (an image id is never pulled).
 pub async fn inspect<E: ContainerEngine, R: StartRecording>(
     (engine, recorder): (E, R),
-    target: &str,
+    (target, pull): (&str, PullPolicy),
     removals: super::run::Removals,
+    console: super::Console,
 ) -> Result<Inspected<E, R>> {
-    let info = engine.image(target).await?;
+    let by_name = matches!(
+        crate::image::reference::parse(target),
+        Ok(crate::image::reference::Reference::Named(_))
+    );
+    let info = match (pull, engine.image(target).await) {
+        (PullPolicy::Always, _) | (PullPolicy::Missing, Err(EngineError::NoSuchImage(_)))
+            if by_name =>
+        {
+            super::registry::pull(&engine, target, console).await?;
+            engine.image(target).await?
+        }
+        (_, found) => found?,
+    };
     Ok(Inspected {
         engine,
         recorder,

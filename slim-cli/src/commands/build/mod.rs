@@ -12,6 +12,7 @@ mod output;
 mod plan;
 mod profiles;
 mod record;
+mod registry;
 mod run;
 mod select;
 mod tag_lock;
@@ -107,7 +108,7 @@ async fn build_steps<E: ContainerEngine, R: StartRecording>(
     let mut timings = Timings::new();
     let (inspected, work, recorded) = inspect_and_record(
         (engine, recorder, removals),
-        (&plan.target, Some(&plan.tag)),
+        (&plan.target, plan.pull, Some(&plan.tag)),
         &plan.input,
         plan.read_via,
         shutdown,
@@ -336,6 +337,14 @@ impl<E: ContainerEngine, R: StartRecording> Finish<'_, E, R> {
             output_dir.join("report.json").display()
         ));
         match unverified {
+            None if plan.push => {
+                registry::push(&inspected.engine, final_tag, console).await?;
+                println!(
+                    "{}; pushed to {}",
+                    report.summary_line(),
+                    crate::engine::registry::registry_host(final_tag)
+                );
+            }
             None => println!("{}", report.summary_line()),
             Some(unverified) => {
                 println!(
@@ -371,6 +380,7 @@ pub struct ProfilePlan {
     pub output_dir: std::path::PathBuf,
     pub read_via: super::pipeline::ReadVia,
     pub no_verify: bool,
+    pub pull: crate::engine::registry::PullPolicy,
     pub console: Console,
 }
 
@@ -389,6 +399,7 @@ impl ProfilePlan {
             output_dir: output::output_dir(args.output_dir.as_deref(), &target)?,
             read_via: args.read.via,
             no_verify: args.no_verify,
+            pull: args.pull,
             console: Console { quiet: args.quiet },
             target,
         })
@@ -429,12 +440,13 @@ async fn profile_steps<E: ContainerEngine, R: StartRecording>(
         output_dir,
         read_via,
         no_verify,
+        pull,
         console,
     } = plan;
     let mut timings = Timings::new();
     let (inspected, work, recorded) = inspect_and_record(
         engine_and_recorder,
-        (&target, None),
+        (&target, pull, None),
         &input,
         read_via,
         shutdown,
@@ -506,7 +518,7 @@ async fn profile_steps<E: ContainerEngine, R: StartRecording>(
 /// image: it lives as long as the recording is used.
 async fn inspect_and_record<E: ContainerEngine, R: StartRecording>(
     (engine, recorder, removals): (E, R, run::Removals),
-    (target, tag): (&str, Option<&str>),
+    (target, pull, tag): (&str, crate::engine::registry::PullPolicy, Option<&str>),
     input: &input::Input,
     via: super::pipeline::ReadVia,
     shutdown: &Shutdown,
@@ -514,7 +526,7 @@ async fn inspect_and_record<E: ContainerEngine, R: StartRecording>(
     timings: &mut Timings,
 ) -> Result<(inspect::Inspected<E, R>, WorkDir, record::Recorded)> {
     let phase = Instant::now();
-    let inspected = inspect::inspect((engine, recorder), target, removals).await?;
+    let inspected = inspect::inspect((engine, recorder), (target, pull), removals, console).await?;
     if let Some(tag) = tag {
         inspect::check_tag(&inspected, tag).await?;
     }

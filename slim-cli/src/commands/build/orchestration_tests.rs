@@ -29,6 +29,11 @@ const NO_HOST: Host = Host {
 
 /// A fat image: the app, the file it serves, and what it never touches.
 fn engine(app: App) -> (FakeEngine, String) {
+    engine_with_fat(app)
+}
+
+/// [`engine`], by a name that reads well where `engine` is a variable.
+fn engine_with_fat(app: App) -> (FakeEngine, String) {
     let engine = FakeEngine::new(app);
     let id = engine.add_image(
         FAT,
@@ -531,4 +536,91 @@ async fn the_fat_image_removed_while_read() {
         serde_json::from_slice(&std::fs::read(out.0.join("report.json")).unwrap()).unwrap();
     assert_eq!(report["target"]["id"], fat_id.as_str());
     assert_eq!(engine.containers(), Vec::<String>::new());
+}
+
+/// A fat image only in its registry is pulled (`--pull missing`, the default), slimmed,
+/// verified and, with `--push`, the slim image pushed; one that fails verification is never
+/// pushed.
+#[tokio::test]
+async fn a_fat_image_in_a_registry_is_pulled_and_the_verified_slim_one_pushed() {
+    let engine = FakeEngine::new(serves_data());
+    let files: &[(&str, &[u8])] = &[
+        ("/app/server", b"\x7fELF the app"),
+        ("/usr/share/app-data/data.txt", b"hello\n"),
+        ("/usr/share/doc/big/README", &[b'x'; 50_000]),
+    ];
+    let config = serde_json::json!({"Cmd": ["/app/server"], "ExposedPorts": {"80/tcp": {}}});
+    engine.serve_in_registry(FAT, files, config.clone());
+    let out = OutDir::new("pulled");
+    let (_tx, stop) = shutdown();
+    let code = run_build(
+        &engine,
+        recorder(&["/usr/share/app-data/data.txt"]),
+        build_plan(&out.0, &["--push"]),
+        &stop,
+    )
+    .await;
+    assert_eq!(code, ExitCode::SUCCESS, "{:#?}", engine.journal());
+    let journal = engine.journal();
+    assert_eq!(journal[0], format!("pull {FAT}"));
+    let at = |line: &str| journal.iter().position(|l| l == line);
+    assert!(
+        at("tag app:slim").is_some() && at("tag app:slim") < at("push app:slim"),
+        "pushed once tagged: {journal:#?}"
+    );
+    let pushed = &engine.registry()["app:slim"];
+    assert!(pushed.contains_key("/usr/share/app-data/data.txt"));
+    assert!(!pushed.contains_key("/usr/share/doc/big/README"));
+
+    // The same image, but the slim one answers differently: tagged unverified, not pushed.
+    let engine = FakeEngine::new(serves_data());
+    engine.serve_in_registry(FAT, files, config);
+    let out = OutDir::new("notpushed");
+    let code = run_build(
+        &engine,
+        recorder(&[]),
+        build_plan(&out.0, &["--push"]),
+        &stop,
+    )
+    .await;
+    assert_eq!(code, ExitCode::from(super::EXIT_VERIFY_FAILED));
+    assert!(!engine.registry().contains_key("app:slim"));
+    assert!(!engine.journal().iter().any(|l| l.starts_with("push")));
+}
+
+/// `--pull never` leaves a missing image missing; a registry without it is a usage error
+/// (exit 2); a push the engine cannot do is a fault (exit 5), the verified image still tagged.
+#[tokio::test]
+async fn pull_and_push_failures_have_their_exit_class() {
+    let (_tx, stop) = shutdown();
+    let engine = FakeEngine::new(serves_data());
+    let out = OutDir::new("never");
+    let code = run_build(
+        &engine,
+        recorder(&[]),
+        build_plan(&out.0, &["--pull", "never"]),
+        &stop,
+    )
+    .await;
+    assert_ne!(code, ExitCode::SUCCESS);
+    assert!(engine.journal().is_empty(), "{:#?}", engine.journal());
+
+    let out = OutDir::new("absent");
+    let code = run_build(&engine, recorder(&[]), build_plan(&out.0, &[]), &stop).await;
+    assert_eq!(code, ExitCode::from(crate::commands::EXIT_USAGE));
+    assert_eq!(engine.journal(), [format!("pull {FAT}")]);
+
+    let (engine, fat_id) = engine_with_fat(serves_data());
+    engine.fail(Op::Push);
+    let out = OutDir::new("pushfails");
+    let code = run_build(
+        &engine,
+        recorder(&["/usr/share/app-data/data.txt"]),
+        build_plan(&out.0, &["--push"]),
+        &stop,
+    )
+    .await;
+    assert_eq!(code, ExitCode::from(crate::commands::EXIT_FAULT));
+    assert!(engine.tags().contains_key(SLIM), "verified, so tagged here");
+    assert_nothing_left(&engine, &fat_id);
 }

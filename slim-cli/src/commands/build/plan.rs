@@ -40,6 +40,10 @@ pub struct BuildPlan {
     pub package_db: packages::Mode,
     /// `--no-verify`.
     pub no_verify: bool,
+    /// When to pull the fat image (`--pull`).
+    pub pull: crate::engine::registry::PullPolicy,
+    /// Push the verified slim image to its registry (`--push`).
+    pub push: bool,
     pub console: Console,
 }
 
@@ -93,6 +97,8 @@ impl BuildPlan {
             },
             package_db: args.package_db,
             no_verify: args.no_verify,
+            pull: args.pull,
+            push: args.push,
             console: Console { quiet: args.quiet },
             target: args.target,
         })
