@@ -40,6 +40,10 @@ const PACKAGES: &[(&str, &str)] = &[
     ("time", "/usr/bin/time"),
     ("llvm", "llvm-strip"),
     ("python3-venv", "/usr/share/doc/python3-venv"),
+    // A registry on 127.0.0.1 for the pull/push tests, its htpasswd, and an independent client.
+    ("docker-registry", "/usr/bin/docker-registry"),
+    ("apache2-utils", "htpasswd"),
+    ("skopeo", "skopeo"),
 ];
 
 /// The SPDX project's validator (PyPI `spdx-tools`), for the SBOM tests.
