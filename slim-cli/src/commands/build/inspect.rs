@@ -12,6 +12,8 @@ use crate::{
 pub struct Inspected<E = Engine, R = EbpfRecorder> {
     pub engine: E,
     pub recorder: R,
+    /// Containers still being removed: the build waits for them before it exits.
+    pub removals: super::run::Removals,
     pub name: String,
     pub info: ImageInfo,
 }
@@ -20,11 +22,13 @@ pub struct Inspected<E = Engine, R = EbpfRecorder> {
 pub async fn inspect<E: ContainerEngine, R: StartRecording>(
     (engine, recorder): (E, R),
     target: &str,
+    removals: super::run::Removals,
 ) -> Result<Inspected<E, R>> {
     let info = engine.image(target).await?;
     Ok(Inspected {
         engine,
         recorder,
+        removals,
         name: target.to_owned(),
         info,
     })

@@ -78,7 +78,27 @@ impl Host {
 /// clean-up of the run's temporary tag, whatever happened.
 pub async fn build<E: ContainerEngine, R: StartRecording>(
     plan: BuildPlan,
-    (engine, recorder): (E, R),
+    engine_and_recorder: (E, R),
+    host: Host,
+    shutdown: &Shutdown,
+    total: Instant,
+) -> Result<ExitCode> {
+    let removals = run::Removals::default();
+    let built = build_steps(
+        plan,
+        (engine_and_recorder, removals.clone()),
+        host,
+        shutdown,
+        total,
+    )
+    .await;
+    removals.wait().await;
+    built
+}
+
+async fn build_steps<E: ContainerEngine, R: StartRecording>(
+    plan: BuildPlan,
+    ((engine, recorder), removals): ((E, R), run::Removals),
     host: Host,
     shutdown: &Shutdown,
     total: Instant,
@@ -86,7 +106,7 @@ pub async fn build<E: ContainerEngine, R: StartRecording>(
     let console = plan.console;
     let mut timings = Timings::new();
     let (inspected, work, recorded) = inspect_and_record(
-        (engine, recorder),
+        (engine, recorder, removals),
         (&plan.target, Some(&plan.tag)),
         &plan.input,
         plan.read_via,
@@ -378,7 +398,27 @@ impl ProfilePlan {
 /// `slim profile` of a checked plan through `engine` and `recorder`.
 pub async fn profile_image<E: ContainerEngine, R: StartRecording>(
     plan: ProfilePlan,
-    engine_and_recorder: (E, R),
+    (engine, recorder): (E, R),
+    host: Host,
+    shutdown: &Shutdown,
+    total: Instant,
+) -> Result<ExitCode> {
+    let removals = run::Removals::default();
+    let profiled = profile_steps(
+        plan,
+        (engine, recorder, removals.clone()),
+        host,
+        shutdown,
+        total,
+    )
+    .await;
+    removals.wait().await;
+    profiled
+}
+
+async fn profile_steps<E: ContainerEngine, R: StartRecording>(
+    plan: ProfilePlan,
+    engine_and_recorder: (E, R, run::Removals),
     host: Host,
     shutdown: &Shutdown,
     total: Instant,
@@ -465,7 +505,7 @@ pub async fn profile_image<E: ContainerEngine, R: StartRecording>(
 /// will get), then run, record and probe while the image is read. The work dir holds the read
 /// image: it lives as long as the recording is used.
 async fn inspect_and_record<E: ContainerEngine, R: StartRecording>(
-    engine_and_recorder: (E, R),
+    (engine, recorder, removals): (E, R, run::Removals),
     (target, tag): (&str, Option<&str>),
     input: &input::Input,
     via: super::pipeline::ReadVia,
@@ -474,7 +514,7 @@ async fn inspect_and_record<E: ContainerEngine, R: StartRecording>(
     timings: &mut Timings,
 ) -> Result<(inspect::Inspected<E, R>, WorkDir, record::Recorded)> {
     let phase = Instant::now();
-    let inspected = inspect::inspect(engine_and_recorder, target).await?;
+    let inspected = inspect::inspect((engine, recorder), target, removals).await?;
     if let Some(tag) = tag {
         inspect::check_tag(&inspected, tag).await?;
     }
@@ -568,6 +608,7 @@ fn recorder_report(recorded: &record::Recorded) -> RecorderReport {
         starts: recorded.starts,
         stop_recorded: recorded.fat_run.stopped_gracefully,
         object_loads: crate::tracer::object_loads(),
+        calibration_loads: crate::tracer::calibration_loads(),
     }
 }
 

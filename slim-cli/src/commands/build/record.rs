@@ -142,6 +142,7 @@ pub async fn record<E: ContainerEngine, R: StartRecording>(
         stop_timeout: input.stop_timeout,
         load_cpu: false,
         console,
+        removals: Some(&inspected.removals),
     };
     let source = ImageSource::Engine(inspected.info.id.clone());
     let read = read_image(Some(&inspected.engine), &source, work, via);
@@ -165,6 +166,7 @@ pub async fn record<E: ContainerEngine, R: StartRecording>(
             stop_timeout: input.stop_timeout,
             load_cpu: false,
             console,
+            removals: Some(&inspected.removals),
         };
         more_starts.push(again.execute().await?);
     }

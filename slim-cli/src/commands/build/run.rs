@@ -135,6 +135,44 @@ pub struct Run<'a, E: ContainerEngine = Engine, R: StartRecording = EbpfRecorder
     /// Keep every CPU busy from the start until the probes are done (a start under load).
     pub load_cpu: bool,
     pub console: Console,
+    /// Remove the container in the background, the build waiting for it before it exits
+    /// (`None`: before the run returns).
+    pub removals: Option<&'a Removals>,
+}
+
+/// Container removals left to finish in the background: nothing the build's result waits for,
+/// but the build waits for them all before it exits, on every path.
+#[derive(Clone, Default)]
+pub struct Removals(std::sync::Arc<std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>>);
+
+impl Removals {
+    fn push(&self, removal: tokio::task::JoinHandle<()>) {
+        if let Ok(mut pending) = self.0.lock() {
+            pending.push(removal);
+        }
+    }
+
+    /// Waits until every removal started so far is done.
+    pub async fn wait(&self) {
+        let pending = match self.0.lock() {
+            Ok(mut pending) => std::mem::take(&mut *pending),
+            Err(_) => return,
+        };
+        for removal in pending {
+            let _ = removal.await;
+        }
+    }
+}
+
+/// Removes container `id`, saying so when it cannot be.
+async fn remove<E: ContainerEngine>(engine: &E, id: &str) {
+    if let Err(err) = engine.remove_container(id).await {
+        tracing::warn!(
+            "container {} is left behind ({err}); the next slim run or `slim prune` removes \
+             it once the engine answers",
+            &id[..id.len().min(12)]
+        );
+    }
 }
 
 /// Aborts a spawned task when dropped.
@@ -165,13 +203,12 @@ impl<E: ContainerEngine, R: StartRecording> Run<'_, E, R> {
             _ = self.shutdown.requested() => Err(Interrupted.into()),
         };
         let outcome = outcome.map_err(|error| failure(error, std::mem::take(&mut progress)));
-        let removed = self.engine.remove_container(&id).await;
-        if let Err(err) = removed {
-            tracing::warn!(
-                "container {} is left behind ({err}); the next slim run or `slim prune` removes \
-                 it once the engine answers",
-                &id[..id.len().min(12)]
-            );
+        match self.removals {
+            Some(removals) => {
+                let engine = self.engine.clone();
+                removals.push(tokio::spawn(async move { remove(&engine, &id).await }));
+            }
+            None => remove(self.engine, &id).await,
         }
         outcome
     }
@@ -725,6 +762,7 @@ mod tests {
                 stop_timeout: None,
                 load_cpu: false,
                 console: Console { quiet: true },
+                removals: None,
             }
         }
 

@@ -174,6 +174,7 @@ async fn verify_start<E: ContainerEngine, R: StartRecording>(
             .filter(|_| recorded.fat_run.stopped_gracefully),
         load_cpu,
         console,
+        removals: Some(&inspected.removals),
     };
     let (mut verify, raw, mntns) = match run.execute().await {
         Ok(outcome) => {
