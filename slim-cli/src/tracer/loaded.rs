@@ -104,25 +104,7 @@ impl Loaded {
             return None;
         }
         match parked.empty_maps() {
-            Ok(()) => {
-                if std::env::var_os("SLIM_DBG").is_some() {
-                    let mut links = 0;
-                    let mut perf = 0;
-                    for fd in std::fs::read_dir("/proc/self/fdinfo").unwrap().flatten() {
-                        let t = std::fs::read_to_string(fd.path()).unwrap_or_default();
-                        if t.contains("link_type") { links += 1; }
-                        if std::fs::read_link(format!("/proc/self/fd/{}", fd.file_name().to_string_lossy())).map(|l| l.to_string_lossy().contains("perf_event")).unwrap_or(false) { perf += 1; }
-                    }
-                    for (name, map) in parked.ebpf.maps() {
-                        if let Map::HashMap(d) = map {
-                            let n = d.info().map(|i| i.max_entries()).unwrap_or(0);
-                            eprintln!("DBG map {name} max {n}");
-                        }
-                    }
-                    eprintln!("DBG unparked: {links} link fds, {perf} perf fds");
-                }
-                Some(parked)
-            }
+            Ok(()) => Some(parked),
             Err(err) => {
                 tracing::debug!("the loaded recorder cannot be reused ({err}): loading it again");
                 None
@@ -346,7 +328,6 @@ fn clear(map: &MapData) -> std::io::Result<()> {
                 }
             }
         }
-        MapType::Array | MapType::PerCpuArray if std::env::var_os("SLIM_DBG_NOARRAY").is_some() => Ok(()),
         MapType::Array | MapType::PerCpuArray => {
             let copies = match kind {
                 MapType::PerCpuArray => aya::util::nr_cpus().map_err(|(_, err)| err)?,

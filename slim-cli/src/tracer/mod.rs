@@ -738,7 +738,7 @@ fn initial_config(arch: Arch, mode: u32, host_mntns: u32, dir_open_flags: u32) -
 /// The object an earlier recorder of this process loaded, when it fits `scope` (recording by
 /// pid uses offsets of its own).
 fn reusable(scope: &Scope) -> Option<loaded::Loaded> {
-    if *scope == Scope::Pids || std::env::var_os("SLIM_NO_REUSE").is_some() {
+    if *scope == Scope::Pids {
         return None;
     }
     let fitted_for = CONFIRMED_OFFSETS
@@ -790,12 +790,7 @@ impl Recorder {
         let arch = check_can_record()?;
         let host_mntns = mount_namespace("self").unwrap_or(0);
         let mut kernel = match reusable(&scope) {
-            Some(parked) => {
-                if let Some(ms) = std::env::var("SLIM_DBG_SLEEP").ok().and_then(|v| v.parse().ok()) {
-                    std::thread::sleep(std::time::Duration::from_millis(ms));
-                }
-                parked
-            }
+            Some(parked) => parked,
             None => load_for(&scope, arch)?,
         };
         let (mode, held_namespaces) =
@@ -807,7 +802,6 @@ impl Recorder {
             .get(&0, 0)
             .map(|c| c.generation.wrapping_add(1 << 16))
             .unwrap_or(0);
-        let generation = if std::env::var_os("SLIM_DBG_GEN0").is_some() { 0 } else { generation };
         let config = Config {
             generation,
             ..initial_config(arch, mode, host_mntns, kernel.dir_open_flags)
@@ -1258,7 +1252,9 @@ mod tests {
     static NAMESPACES: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
     fn one_at_a_time() -> std::sync::MutexGuard<'static, ()> {
-        NAMESPACES.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        NAMESPACES
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// The mount namespace of `child` once it differs from ours (unshare has run).
@@ -1324,23 +1320,33 @@ mod tests {
             return;
         }
         let _one = one_at_a_time();
-        let record = |marker: &str| {
+        // The first app stays alive through the second recording, so the two namespaces
+        // cannot share a number.
+        let record = |marker: &str, stay: &str| {
             let recorder = Recorder::start(Scope::NewMountNamespaces).expect("recorder starts");
             let program = recorder.kernel.program_id();
-            let mut child = Command::new("unshare")
-                .args(["-m", "sh", "-c", &format!("cat {marker} 2>/dev/null; true")])
+            let child = Command::new("unshare")
+                .args([
+                    "-m",
+                    "sh",
+                    "-c",
+                    &format!("cat {marker} 2>/dev/null; sleep {stay}"),
+                ])
                 .spawn()
                 .expect("unshare runs");
-            let _ = child.wait();
-            (recorder.finish().expect("recording"), program)
+            std::thread::sleep(std::time::Duration::from_millis(300));
+            (recorder.finish().expect("recording"), program, child)
         };
         let opened = |recording: &RawRecording, marker: &str| {
             recording.events.iter().any(|e| e.path == marker.as_bytes())
         };
         let first_marker = format!("/slim-reuse-first-{}", std::process::id());
         let second_marker = format!("/slim-reuse-second-{}", std::process::id());
-        let (first, first_program) = record(&first_marker);
-        let (second, second_program) = record(&second_marker);
+        let (first, first_program, mut first_child) = record(&first_marker, "3");
+        let (second, second_program, mut second_child) = record(&second_marker, "0");
+        let _ = first_child.kill();
+        let _ = first_child.wait();
+        let _ = second_child.wait();
         assert!(first_program.is_some());
         assert_eq!(
             first_program, second_program,
@@ -1460,12 +1466,16 @@ mod tests {
             Self(pid as libc::pid_t)
         }
 
-        /// Its mount namespace, once it differs from ours.
+        /// Its mount namespace, once it differs from ours and the process runs sh: by then
+        /// it has made its first syscall in the namespace (the one that gives the namespace
+        /// its key), so a lock on the namespace finds the key.
         fn namespace(&self) -> u32 {
             let ours = mount_namespace("self").unwrap();
             for _ in 0..200 {
+                let runs_sh = fs::read_to_string(format!("/proc/{}/comm", self.0))
+                    .is_ok_and(|comm| comm.trim() == "sh");
                 match mount_namespace(&self.0.to_string()) {
-                    Ok(ns) if ns != ours => return ns,
+                    Ok(ns) if ns != ours && runs_sh => return ns,
                     _ => std::thread::sleep(std::time::Duration::from_millis(10)),
                 }
             }
@@ -1512,10 +1522,6 @@ mod tests {
                     continue;
                 }
                 reused = true;
-                for e in recording.events.iter().filter(|e| e.path.starts_with(b"/slim-ns") || e.kind != event_kind::PATH) {
-                    eprintln!("DBG {how:?} kind={} pid={} mntns={} inum={} path={}", e.kind, e.pid, e.mntns, e.inum, String::from_utf8_lossy(&e.path));
-                }
-                eprintln!("DBG new_ns={new_ns}");
                 let paths: Vec<String> = recording
                     .events
                     .iter()
