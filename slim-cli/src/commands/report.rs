@@ -220,8 +220,11 @@ pub struct RecorderReport {
     /// Whether the app's stop (its stop signal) was recorded: false when its init does not
     /// handle the signal, or with `--stop-timeout 0`.
     pub stop_recorded: bool,
-    /// Times this build loaded the eBPF object into the kernel (recorders and calibrations).
+    /// Times this build loaded the recorder's eBPF programs into the kernel (once: every later
+    /// recording reuses them).
     pub object_loads: u32,
+    /// Times it loaded the small calibration program that confirms the kernel's offsets.
+    pub calibration_loads: u32,
 }
 
 #[derive(Clone, Debug, Serialize)]

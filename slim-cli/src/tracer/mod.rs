@@ -10,6 +10,7 @@ mod event;
 #[cfg(test)]
 pub mod fake;
 pub mod inflight;
+mod loaded;
 mod specs;
 mod tracefs;
 
@@ -27,13 +28,12 @@ use std::{
 };
 
 use aya::{
-    maps::{Array, HashMap as BpfHashMap, MapData, PerCpuArray, PerCpuHashMap, RingBuf},
-    programs::{RawTracePoint, TracePoint},
+    maps::{Array, HashMap as BpfHashMap, MapData, RingBuf},
     Ebpf, EbpfLoader,
 };
 use slim_common::{
-    outcome, phase, scope_mode, stat, Config, KernelOffsets, LocalSyscalls, RegsLayout, SeenKey,
-    SocketKey, OUTCOME_SHIFT, SYSCALL_WORDS,
+    outcome, phase, scope_mode, stat, Config, KernelOffsets, RegsLayout, SeenKey, SocketKey,
+    OUTCOME_SHIFT,
 };
 
 pub use event::RawEvent;
@@ -276,23 +276,12 @@ fn bitmap_numbers(words: &[u64]) -> impl Iterator<Item = u32> + '_ {
 
 /// A running recorder. Dropping it detaches every program (nothing is pinned).
 pub struct Recorder {
-    ebpf: Ebpf,
-    config: Array<MapData, Config>,
-    tracked: BpfHashMap<MapData, u32, u32>,
-    scope_mntns: BpfHashMap<MapData, u32, u32>,
-    stats: PerCpuArray<MapData, u64>,
-    syscalls: PerCpuHashMap<MapData, u64, [u64; SYSCALL_WORDS]>,
-    sockets: BpfHashMap<MapData, SocketKey, u32>,
-    local_syscalls: PerCpuArray<MapData, LocalSyscalls>,
-    seen: BpfHashMap<MapData, SeenKey, u32>,
-    ns_keys: BpfHashMap<MapData, u32, u32>,
-    errnos: BpfHashMap<MapData, u64, u32>,
+    /// The loaded object and its maps: kept for the next recorder of this process when this
+    /// one finishes.
+    kernel: loaded::Loaded,
     /// The namespace [`Recorder::lock_to_mntns`] narrowed the recording to.
     locked: Option<NamespaceLabel>,
     poller: Option<Poller>,
-    arch: Arch,
-    dir_open_flags: u32,
-    offsets_source: OffsetsSource,
     started: Instant,
     /// The namespaces ignored in [`Scope::NewMountNamespaces`], held so their numbers are not
     /// reused while recording.
@@ -352,7 +341,8 @@ impl NamespaceNames {
 struct Poller {
     stop: Arc<AtomicBool>,
     received: Arc<AtomicU64>,
-    thread: JoinHandle<Vec<RawEvent>>,
+    /// Returns the events and the ring buffer (for the next recorder) when stopped.
+    thread: Option<JoinHandle<(Vec<RawEvent>, RingBuf<MapData>)>>,
 }
 
 /// Tracepoint programs and the tracepoints they attach to.
@@ -395,13 +385,22 @@ fn privileged() -> bool {
 static CONFIRMED_OFFSETS: std::sync::Mutex<Option<(String, KernelOffsets, OffsetsSource)>> =
     std::sync::Mutex::new(None);
 
-/// How many times this process loaded the eBPF object into the kernel (recorders and
-/// calibrations): each load costs the kernel's verifier.
+/// How many times this process loaded the recorder's programs into the kernel: each load costs
+/// the kernel's verifier. A finished recorder's programs are reused by the next.
 static OBJECT_LOADS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
 
-/// The eBPF object loads of this process so far.
+/// How many times this process loaded the small calibration program (once per process at
+/// most: its offsets are kept).
+static CALIBRATION_LOADS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+
+/// The recorder's program loads of this process so far.
 pub fn object_loads() -> u32 {
     OBJECT_LOADS.load(std::sync::atomic::Ordering::Relaxed)
+}
+
+/// The calibration program's loads of this process so far.
+pub fn calibration_loads() -> u32 {
+    CALIBRATION_LOADS.load(std::sync::atomic::Ordering::Relaxed)
 }
 
 /// A recording in progress, as a run drives it: the seam between `slim build`'s runs and the
@@ -569,7 +568,7 @@ fn confirm_offsets(
     source: &KernelBtf,
     cache_key: String,
 ) -> Result<(KernelOffsets, OffsetsSource), TracerError> {
-    OBJECT_LOADS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    CALIBRATION_LOADS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let calibrated = calibrate::calibrate(OBJECT, known).map_err(|err| match err {
         calibrate::CalibrationError::Mismatch { .. } if matches!(source, KernelBtf::File(_)) => {
             let KernelBtf::File(path) = source else {
@@ -736,28 +735,46 @@ fn initial_config(arch: Arch, mode: u32, host_mntns: u32, dir_open_flags: u32) -
     }
 }
 
-/// Loads every tracepoint and raw tracepoint program and attaches it.
-fn attach_programs(ebpf: &mut Ebpf) -> Result<(), TracerError> {
-    for &(program, category, name) in PROGRAMS {
-        let prog: &mut TracePoint = ebpf
-            .program_mut(program)
-            .and_then(|p| p.try_into().ok())
-            .ok_or(TracerError::MapMissing { map: program })?;
-        prog.load()
-            .map_err(|source| TracerError::Program { program, source })?;
-        prog.attach(category, name)
-            .map_err(|source| TracerError::Program { program, source })?;
+/// The object an earlier recorder of this process loaded, when it fits `scope` (recording by
+/// pid uses offsets of its own).
+fn reusable(scope: &Scope) -> Option<loaded::Loaded> {
+    if *scope == Scope::Pids {
+        return None;
     }
-    for &(program, tracepoint) in RAW_PROGRAMS {
-        let raw: &mut RawTracePoint = ebpf
-            .program_mut(program)
-            .and_then(|p| p.try_into().ok())
-            .ok_or(TracerError::MapMissing { map: program })?;
-        raw.load()
-            .map_err(|source| TracerError::Program { program, source })?;
-        raw.attach(tracepoint).map_err(TracerError::NoBpfEvents)?;
-    }
-    Ok(())
+    let fitted_for = CONFIRMED_OFFSETS
+        .lock()
+        .ok()?
+        .as_ref()
+        .map(|(key, ..)| key.clone())?;
+    loaded::Loaded::unpark(&fitted_for)
+}
+
+/// Loads the object for `scope` on this kernel: its BTF and tracepoint formats read, the
+/// mount-namespace offsets confirmed, the syscall table written.
+fn load_for(scope: &Scope, arch: Arch) -> Result<loaded::Loaded, TracerError> {
+    let tracefs = tracefs::ensure_mounted()?;
+    let fields = tracefs::read_fields(&tracefs)?;
+    let source = KERNEL_BTF.get().cloned().unwrap_or_default();
+    let btf = load_kernel_btf(&source)?;
+    let known = btf_offsets(&btf, &source)?;
+    let (offsets, offsets_source) = mount_namespace_offsets(scope, known, &source)?;
+    let regs = pick_regs_layout(&btf, arch);
+    drop(btf);
+    let dir_open_flags = dir_open_flags(arch);
+
+    let mut ebpf = load_object(&offsets, &fields, &regs)?;
+    // SYSCALL_SPECS stays open until the programs are loaded (at the first attach): the
+    // programs refer to it by descriptor. Its content is the same for every recording.
+    let mut specs: Array<MapData, slim_common::SyscallSpec> = take(&mut ebpf, "SYSCALL_SPECS")?;
+    write_syscall_specs(&mut specs, arch)?;
+    tracing::debug!(?offsets, ?fields, "recorder loaded");
+    let fitted_for = match scope {
+        Scope::Pids => String::new(),
+        _ => format!("{source:?}"),
+    };
+    let mut kernel = loaded::Loaded::new(ebpf, (arch, dir_open_flags, offsets_source), fitted_for)?;
+    kernel.keep_alive(specs);
+    Ok(kernel)
 }
 
 impl Recorder {
@@ -771,56 +788,41 @@ impl Recorder {
     /// see their numbers reused while recording.
     fn start_holding(scope: Scope, hold_namespaces: bool) -> Result<Self, TracerError> {
         let arch = check_can_record()?;
-        let tracefs = tracefs::ensure_mounted()?;
-        let fields = tracefs::read_fields(&tracefs)?;
-        let source = KERNEL_BTF.get().cloned().unwrap_or_default();
-        let btf = load_kernel_btf(&source)?;
-        let known = btf_offsets(&btf, &source)?;
-        let (offsets, offsets_source) = mount_namespace_offsets(&scope, known, &source)?;
-        let regs = pick_regs_layout(&btf, arch);
         let host_mntns = mount_namespace("self").unwrap_or(0);
-        let dir_open_flags = dir_open_flags(arch);
-
-        let mut ebpf = load_object(&offsets, &fields, &regs)?;
-
-        // The maps taken out of `ebpf` stay open until the programs are loaded below: the
-        // programs refer to them by descriptor.
-        let mut specs: Array<MapData, slim_common::SyscallSpec> = take(&mut ebpf, "SYSCALL_SPECS")?;
-        write_syscall_specs(&mut specs, arch)?;
-        let mut config: Array<MapData, Config> = take(&mut ebpf, "CONFIG")?;
-        let mut scope_mntns: BpfHashMap<MapData, u32, u32> = take(&mut ebpf, "SCOPE_MNTNS")?;
-        let mut ignored: BpfHashMap<MapData, u32, u32> = take(&mut ebpf, "IGNORED_MNTNS")?;
-        let (mode, held_namespaces) = fill_scope(&scope, &mut scope_mntns, &mut ignored)?;
-        config
-            .set(0, initial_config(arch, mode, host_mntns, dir_open_flags), 0)
+        let mut kernel = match reusable(&scope) {
+            Some(parked) => parked,
+            None => load_for(&scope, arch)?,
+        };
+        let (mode, held_namespaces) =
+            fill_scope(&scope, &mut kernel.scope_mntns, &mut kernel.ignored)?;
+        // The generation goes on from the last recording's: the kernel side's per-CPU scope
+        // verdicts of an earlier recording never pass for this one's.
+        let generation = kernel
+            .config
+            .get(&0, 0)
+            .map(|c| c.generation.wrapping_add(1 << 16))
+            .unwrap_or(0);
+        let config = Config {
+            generation,
+            ..initial_config(arch, mode, host_mntns, kernel.dir_open_flags)
+        };
+        kernel
+            .config
+            .set(0, config, 0)
             .map_err(|source| TracerError::Map {
                 map: "CONFIG",
                 source,
             })?;
-
-        let ring: RingBuf<MapData> = take(&mut ebpf, "EVENTS")?;
+        let ring = kernel
+            .ring
+            .take()
+            .ok_or(TracerError::MapMissing { map: "EVENTS" })?;
         let poller = Poller::start(ring, hold_namespaces);
-
-        attach_programs(&mut ebpf)?;
-        tracing::debug!(?offsets, ?fields, "recorder attached");
-
+        kernel.attach()?;
         Ok(Self {
-            tracked: take(&mut ebpf, "TRACKED_PIDS")?,
-            stats: take(&mut ebpf, "STATS")?,
-            syscalls: take(&mut ebpf, "SYSCALLS")?,
-            sockets: take(&mut ebpf, "SOCKETS")?,
-            local_syscalls: take(&mut ebpf, "LOCAL_SYSCALLS")?,
-            seen: take(&mut ebpf, "SEEN")?,
-            ns_keys: take(&mut ebpf, "NS_KEYS")?,
-            errnos: take(&mut ebpf, "ERRNOS")?,
+            kernel,
             locked: None,
-            ebpf,
-            config,
-            scope_mntns,
             poller: Some(poller),
-            arch,
-            dir_open_flags,
-            offsets_source,
             started: Instant::now(),
             _held_namespaces: held_namespaces,
             in_flight: Vec::new(),
@@ -829,7 +831,8 @@ impl Recorder {
 
     /// Records `pid` and, from now on, every process it forks.
     pub fn track_pid(&mut self, pid: u32) -> Result<(), TracerError> {
-        self.tracked
+        self.kernel
+            .tracked
             .insert(pid, 1, 0)
             .map_err(|source| TracerError::Map {
                 map: "TRACKED_PIDS",
@@ -845,14 +848,15 @@ impl Recorder {
     /// number did while recording (one that ended: another slim's container, the engine's own)
     /// is dropped, not counted as this one's.
     pub fn lock_to_mntns(&mut self, mntns: u32) -> Result<(), TracerError> {
-        self.scope_mntns
+        self.kernel
+            .scope_mntns
             .insert(mntns, 1, 0)
             .map_err(|source| TracerError::Map {
                 map: "SCOPE_MNTNS",
                 source,
             })?;
         // Made before now (the container is running), so its key is known.
-        let key = self.ns_keys.get(&mntns, 0).unwrap_or(mntns);
+        let key = self.kernel.ns_keys.get(&mntns, 0).unwrap_or(mntns);
         self.locked = Some(NamespaceLabel { inum: mntns, key });
         self.update_config(|config| config.mode = scope_mode::MNTNS)
     }
@@ -878,12 +882,12 @@ impl Recorder {
             map: "CONFIG",
             source,
         };
-        let mut config = self.config.get(&0, 0).map_err(map_error)?;
+        let mut config = self.kernel.config.get(&0, 0).map_err(map_error)?;
         change(&mut config);
         // The kernel side bumps it by one at every exec in scope: a stride of its own keeps this
         // write from landing on a value the kernel side reached meanwhile.
         config.generation = config.generation.wrapping_add(1 << 16);
-        self.config.set(0, config, 0).map_err(map_error)
+        self.kernel.config.set(0, config, 0).map_err(map_error)
     }
 
     /// Events received so far.
@@ -894,24 +898,17 @@ impl Recorder {
             .unwrap_or(0)
     }
 
-    /// Detaches, drains the ring buffer and reads the kernel-side tables.
+    /// Detaches, drains the ring buffer and reads the kernel-side tables; the loaded object is
+    /// kept for the next recorder of this process.
     pub fn finish(mut self) -> Result<RawRecording, TracerError> {
-        // Detach first so that nothing arrives after the final drain.
-        for &(name, _, _) in PROGRAMS {
-            let program: Option<&mut TracePoint> =
-                self.ebpf.program_mut(name).and_then(|p| p.try_into().ok());
-            if let Some(program) = program {
-                let _ = program.unload();
-            }
-        }
-        for &(name, _) in RAW_PROGRAMS {
-            let program: Option<&mut RawTracePoint> =
-                self.ebpf.program_mut(name).and_then(|p| p.try_into().ok());
-            if let Some(program) = program {
-                let _ = program.unload();
-            }
+        // Nothing recorded from now on, so that nothing arrives after the final drain: idle,
+        // the programs stay attached for the next recorder; else detached.
+        let idle = self.kernel.idle();
+        if idle.is_err() {
+            let _ = self.kernel.detach();
         }
         let latest: Vec<NamespaceLabel> = self
+            .kernel
             .ns_keys
             .iter()
             .flatten()
@@ -920,7 +917,11 @@ impl Recorder {
         let names = NamespaceNames::new(latest, self.locked);
         let label = |key: u32| names.name(key);
         let mut events = match self.poller.take() {
-            Some(poller) => poller.finish(),
+            Some(poller) => {
+                let (events, ring) = poller.finish();
+                self.kernel.ring = ring;
+                events
+            }
             None => Vec::new(),
         };
         events.retain_mut(|event| match label(event.mntns) {
@@ -936,7 +937,7 @@ impl Recorder {
         let stats = self.read_stats();
         // (namespace, phase, outcome) -> numbers.
         let mut marked: BTreeMap<(u32, u32, u32), BTreeSet<u32>> = BTreeMap::new();
-        for (key, per_cpu) in self.syscalls.iter().flatten() {
+        for (key, per_cpu) in self.kernel.syscalls.iter().flatten() {
             let Some(mntns) = label(key as u32) else {
                 continue;
             };
@@ -951,7 +952,7 @@ impl Recorder {
                 numbers.extend(bitmap_numbers(words));
             }
         }
-        if let Ok(per_cpu) = self.local_syscalls.get(&0, 0) {
+        if let Ok(per_cpu) = self.kernel.local_syscalls.get(&0, 0) {
             for local in per_cpu
                 .iter()
                 .filter(|l| l.used != 0 && (l.used - 1) & phase::HELD_OUT == 0)
@@ -969,6 +970,7 @@ impl Recorder {
         }
         // (namespace, phase, number) -> the first errno.
         let errnos: HashMap<(u32, u32, u32), u32> = self
+            .kernel
             .errnos
             .iter()
             .flatten()
@@ -1025,14 +1027,20 @@ impl Recorder {
             used.app.extend(
                 NEVER_RETURN
                     .iter()
-                    .filter_map(|name| self.arch.number(name)),
+                    .filter_map(|name| self.kernel.arch.number(name)),
             );
-            if let Some(compat) = self.arch.compat().filter(|_| !used.compat_app.is_empty()) {
+            if let Some(compat) = self
+                .kernel
+                .arch
+                .compat()
+                .filter(|_| !used.compat_app.is_empty())
+            {
                 used.compat_app
                     .extend(NEVER_RETURN.iter().filter_map(|name| compat.number(name)));
             }
         }
         let sockets = self
+            .kernel
             .sockets
             .iter()
             .flatten()
@@ -1043,6 +1051,7 @@ impl Recorder {
             })
             .collect();
         let seen = self
+            .kernel
             .seen
             .iter()
             .flatten()
@@ -1056,22 +1065,27 @@ impl Recorder {
             events = events.len(),
             "recorder finished"
         );
-        Ok(RawRecording {
-            arch: Some(self.arch),
+        let recording = RawRecording {
+            arch: Some(self.kernel.arch),
             events,
             held_out_events,
             stats,
             syscalls,
             sockets,
             seen,
-            dir_open_flags: self.dir_open_flags,
-            offsets_source: self.offsets_source,
-        })
+            dir_open_flags: self.kernel.dir_open_flags,
+            offsets_source: self.kernel.offsets_source,
+        };
+        if idle.is_ok() {
+            self.kernel.park();
+        }
+        Ok(recording)
     }
 
     fn read_stats(&self) -> RecorderStats {
         let sum = |index: u32| -> u64 {
-            self.stats
+            self.kernel
+                .stats
                 .get(&index, 0)
                 .map(|values| values.iter().sum())
                 .unwrap_or(0)
@@ -1082,15 +1096,6 @@ impl Recorder {
             deduped: sum(stat::DEDUPED),
             truncated: sum(stat::TRUNCATED),
             read_failed: sum(stat::READ_FAILED),
-        }
-    }
-}
-
-impl Drop for Recorder {
-    fn drop(&mut self) {
-        if let Some(poller) = self.poller.take() {
-            poller.stop.store(true, Ordering::Relaxed);
-            let _ = poller.thread.join();
         }
     }
 }
@@ -1196,7 +1201,7 @@ impl Poller {
                         }
                         received.fetch_add(batch, Ordering::Relaxed);
                         if stopping {
-                            return events;
+                            return (events, ring);
                         }
                         let mut fd = libc::pollfd {
                             fd: ring.as_raw_fd(),
@@ -1212,13 +1217,27 @@ impl Poller {
         Self {
             stop,
             received,
-            thread,
+            thread: Some(thread),
         }
     }
 
-    fn finish(self) -> Vec<RawEvent> {
+    /// Stops the thread after a last drain: the events, and the ring buffer unless the thread
+    /// died.
+    fn finish(mut self) -> (Vec<RawEvent>, Option<RingBuf<MapData>>) {
         self.stop.store(true, Ordering::Release);
-        self.thread.join().unwrap_or_default()
+        match self.thread.take().map(JoinHandle::join) {
+            Some(Ok((events, ring))) => (events, Some(ring)),
+            _ => (Vec::new(), None),
+        }
+    }
+}
+
+impl Drop for Poller {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
     }
 }
 
@@ -1227,6 +1246,16 @@ mod tests {
     use super::*;
     use slim_common::event_kind;
     use std::process::{Child, Command};
+
+    /// The tests that make mount namespaces and count on the kernel's numbering of them run one
+    /// at a time: another test's namespaces would take the numbers they wait for.
+    static NAMESPACES: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+    fn one_at_a_time() -> std::sync::MutexGuard<'static, ()> {
+        NAMESPACES
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
 
     /// The mount namespace of `child` once it differs from ours (unshare has run).
     fn new_namespace_of(child: &Child) -> Option<u32> {
@@ -1249,6 +1278,7 @@ mod tests {
             eprintln!("skipping: needs root and the eBPF object (cargo xtask test)");
             return;
         }
+        let _one = one_at_a_time();
         let mut old = Command::new("unshare")
             .args(["-m", "sleep", "30"])
             .spawn()
@@ -1278,6 +1308,70 @@ mod tests {
             seen,
             "the open of {marker} in namespace {new_ns} (the ended one was {old_ns}) was not \
              recorded"
+        );
+    }
+
+    /// A second recorder of the process reuses the first's loaded programs (no second load)
+    /// and starts from empty maps: nothing the first recorded shows in the second's recording.
+    #[test]
+    fn a_second_recorder_reuses_the_loaded_programs_and_starts_empty() {
+        if unsafe { libc::geteuid() } != 0 || OBJECT.is_empty() {
+            eprintln!("skipping: needs root and the eBPF object (cargo xtask test)");
+            return;
+        }
+        let _one = one_at_a_time();
+        // The first app stays alive through the second recording, so the two namespaces
+        // cannot share a number.
+        let record = |marker: &str, stay: &str| {
+            let recorder = Recorder::start(Scope::NewMountNamespaces).expect("recorder starts");
+            let program = recorder.kernel.program_id();
+            let child = Command::new("unshare")
+                .args([
+                    "-m",
+                    "sh",
+                    "-c",
+                    &format!("cat {marker} 2>/dev/null; sleep {stay}"),
+                ])
+                .spawn()
+                .expect("unshare runs");
+            std::thread::sleep(std::time::Duration::from_millis(300));
+            (recorder.finish().expect("recording"), program, child)
+        };
+        let opened = |recording: &RawRecording, marker: &str| {
+            recording.events.iter().any(|e| e.path == marker.as_bytes())
+        };
+        let first_marker = format!("/slim-reuse-first-{}", std::process::id());
+        let second_marker = format!("/slim-reuse-second-{}", std::process::id());
+        let (first, first_program, mut first_child) = record(&first_marker, "3");
+        let (second, second_program, mut second_child) = record(&second_marker, "0");
+        let _ = first_child.kill();
+        let _ = first_child.wait();
+        let _ = second_child.wait();
+        assert!(first_program.is_some());
+        assert_eq!(
+            first_program, second_program,
+            "the second recorder loaded the programs again"
+        );
+        assert!(
+            opened(&first, &first_marker),
+            "the first recording missed its open"
+        );
+        assert!(
+            opened(&second, &second_marker),
+            "the second recording missed its open"
+        );
+        assert!(
+            !opened(&second, &first_marker),
+            "the second recording holds the first's events"
+        );
+        let first_namespaces: BTreeSet<u32> = first.syscalls.keys().copied().collect();
+        assert!(
+            second
+                .syscalls
+                .keys()
+                .all(|ns| !first_namespaces.contains(ns)),
+            "the second recording holds the first's syscalls: {first_namespaces:?} {:?}",
+            second.syscalls.keys().collect::<Vec<_>>()
         );
     }
 
@@ -1372,12 +1466,16 @@ mod tests {
             Self(pid as libc::pid_t)
         }
 
-        /// Its mount namespace, once it differs from ours.
+        /// Its mount namespace, once it differs from ours and the process runs sh: by then
+        /// it has made its first syscall in the namespace (the one that gives the namespace
+        /// its key), so a lock on the namespace finds the key.
         fn namespace(&self) -> u32 {
             let ours = mount_namespace("self").unwrap();
             for _ in 0..200 {
+                let runs_sh = fs::read_to_string(format!("/proc/{}/comm", self.0))
+                    .is_ok_and(|comm| comm.trim() == "sh");
                 match mount_namespace(&self.0.to_string()) {
-                    Ok(ns) if ns != ours => return ns,
+                    Ok(ns) if ns != ours && runs_sh => return ns,
                     _ => std::thread::sleep(std::time::Duration::from_millis(10)),
                 }
             }
@@ -1400,6 +1498,7 @@ mod tests {
             eprintln!("skipping: needs root and the eBPF object (cargo xtask test)");
             return;
         }
+        let _one = one_at_a_time();
         let me = std::process::id();
         for how in [Made::Unshare, Made::Clone, Made::Clone3] {
             let mut reused = false;

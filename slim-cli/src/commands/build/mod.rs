@@ -620,6 +620,7 @@ fn recorder_report(recorded: &record::Recorded) -> RecorderReport {
         starts: recorded.starts,
         stop_recorded: recorded.fat_run.stopped_gracefully,
         object_loads: crate::tracer::object_loads(),
+        calibration_loads: crate::tracer::calibration_loads(),
     }
 }
 
