@@ -174,8 +174,14 @@ fn pulled_from_a_registry_slimmed_verified_and_pushed() {
     );
     assert_success(&out);
     let text = stderr(&out);
-    assert!(text.contains(&format!("pull      {fat} from {host}")), "{text}");
-    assert!(text.contains(&format!("push      {tag} to {host}")), "{text}");
+    assert!(
+        text.contains(&format!("pull      {fat} from {host}")),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!("push      {tag} to {host}")),
+        "{text}"
+    );
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     assert!(stdout.contains(&format!("pushed to {host}")), "{stdout}");
     let report = read_report(&out_dir.0);
@@ -190,7 +196,11 @@ fn pulled_from_a_registry_slimmed_verified_and_pushed() {
         .expect("skopeo runs");
     assert!(inspected.status.success(), "{}", stderr(&inspected));
     let inspected: serde_json::Value = serde_json::from_slice(&inspected.stdout).unwrap();
-    assert_eq!(inspected["Layers"].as_array().map(Vec::len), Some(1), "{inspected}");
+    assert_eq!(
+        inspected["Layers"].as_array().map(Vec::len),
+        Some(1),
+        "{inspected}"
+    );
     assert_eq!(inspected["Architecture"], "amd64");
 
     // The engine pulls it back: the same image.
@@ -223,10 +233,7 @@ fn a_registry_down_missing_the_image_or_refusing_the_login() {
     let host = registry.host();
     let absent = format!("{host}/nothing:here");
     let login = TempDir::new("docker-config-login");
-    docker_with(
-        &login.0,
-        &["login", "-u", "slim", "-p", "s3cret", &host],
-    );
+    docker_with(&login.0, &["login", "-u", "slim", "-p", "s3cret", &host]);
     let out = slim_build(&login.0, &[&absent]);
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
     let (error, _) = error_and_hint(&out);
@@ -239,7 +246,10 @@ fn a_registry_down_missing_the_image_or_refusing_the_login() {
     let out = slim_build(&empty_config.0, &[&fat]);
     assert_eq!(out.status.code(), Some(5), "{}", stderr(&out));
     let (error, hint) = error_and_hint(&out);
-    assert!(error.contains(&format!("{host} refused the pull")), "{error}");
+    assert!(
+        error.contains(&format!("{host} refused the pull")),
+        "{error}"
+    );
     assert!(hint.contains(&format!("docker login {host}")), "{hint}");
     assert!(!image_present(&fat));
 
@@ -261,5 +271,7 @@ fn a_registry_down_missing_the_image_or_refusing_the_login() {
     assert_success(&out);
     docker(&["rmi", &tag]);
     docker_with(&login.0, &["pull", "-q", &tag]);
-    eprintln!("down: exit 5; absent: exit 2; no login: exit 5 with `docker login`; with it: pushed");
+    eprintln!(
+        "down: exit 5; absent: exit 2; no login: exit 5 with `docker login`; with it: pushed"
+    );
 }

@@ -1,7 +1,7 @@
 //! The eBPF object loaded into the kernel once per process: its programs (verified once, the
-//! costly part of starting a recorder) and maps. A recorder that finishes detaches the programs
-//! and parks the object; the next recorder of the process empties its maps and attaches the same
-//! programs again instead of loading the object anew.
+//! costly part of starting a recorder) and maps. A recorder that finishes makes the programs
+//! idle, drains them, detaches them and parks the object; the next recorder of the process
+//! empties its maps and attaches the same programs again instead of loading the object anew.
 
 use std::sync::Mutex;
 
@@ -112,10 +112,10 @@ impl Loaded {
         }
     }
 
-    /// Keeps this object for the next recorder of the process, its programs attached but idle
-    /// (see [`Loaded::idle`]).
-    pub fn park(self) {
-        if self.ring.is_none() {
+    /// Keeps this object for the next recorder of the process, its programs loaded but
+    /// detached (no cost to the host's syscalls meanwhile).
+    pub fn park(mut self) {
+        if self.ring.is_none() || self.detach().is_err() {
             return; // dropped: the next recorder loads the object again
         }
         if let Ok(mut parked) = PARKED.lock() {
@@ -124,7 +124,7 @@ impl Loaded {
     }
 
     /// Makes the attached programs record nothing (scope: the tracked pids, of which there are
-    /// none), so a finished recording can be drained and the object kept attached for the next.
+    /// none), so a finished recording can be drained before the programs are detached.
     pub fn idle(&mut self) -> Result<(), TracerError> {
         let map_error = |source| TracerError::Map {
             map: "CONFIG",
@@ -143,12 +143,8 @@ impl Loaded {
         self.config.set(0, config, 0).map_err(map_error)
     }
 
-    /// Loads the programs into the kernel (the first time) and attaches them (unless they are
-    /// still attached from the last recording).
+    /// Loads the programs into the kernel (the first time) and attaches them.
     pub fn attach(&mut self) -> Result<(), TracerError> {
-        if !self.links.trace_points.is_empty() {
-            return Ok(());
-        }
         for &(program, category, name) in PROGRAMS {
             let prog: &mut TracePoint = self
                 .ebpf
