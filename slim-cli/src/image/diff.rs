@@ -115,6 +115,19 @@ pub enum Change {
     Owner,
 }
 
+impl Change {
+    /// As JSON names it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Kind => "kind",
+            Self::Size => "size",
+            Self::Link => "link",
+            Self::Mode => "mode",
+            Self::Owner => "owner",
+        }
+    }
+}
+
 /// One image's entry at a changed path.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Side {
