@@ -3,7 +3,7 @@
 
 use std::{io::Write, process::ExitCode};
 
-use anyhow::Result;
+use anyhow::{Context as _, Result};
 
 use crate::{
     cli::DiffArgs,
@@ -14,7 +14,7 @@ use crate::{
     },
 };
 
-use super::pipeline::{read_image, FatImage, ImageSource, WorkDir};
+use super::pipeline::{read_image, FatImage, ImageSource, ReadVia, WorkDir};
 
 pub async fn run(args: DiffArgs) -> Result<ExitCode> {
     let sources = [
@@ -33,8 +33,9 @@ pub async fn run(args: DiffArgs) -> Result<ExitCode> {
     };
     let [fat_source, slim_source] = &sources;
     let (fat_work, slim_work) = (WorkDir::new()?, WorkDir::new()?);
-    let fat = read_image(engine.as_ref(), fat_source, &fat_work, args.read.via).await?;
-    let slim = read_image(engine.as_ref(), slim_source, &slim_work, args.read.via).await?;
+    let via = args.read.via;
+    let fat = read(engine.as_ref(), ("FAT", fat_source), &fat_work, via).await?;
+    let slim = read(engine.as_ref(), ("SLIM", slim_source), &slim_work, via).await?;
     let result = compare(&fat, &slim, args.depth).await?;
 
     let mut out = std::io::stdout().lock();
@@ -50,6 +51,18 @@ pub async fn run(args: DiffArgs) -> Result<ExitCode> {
         print_table(&mut out, &fat.name, &slim.name, &result, args.limit)?;
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `read_image`, its errors naming which of the two images failed.
+async fn read(
+    engine: Option<&Engine>,
+    (label, source): (&str, &ImageSource),
+    work: &WorkDir,
+    via: ReadVia,
+) -> Result<FatImage> {
+    read_image(engine, source, work, via)
+        .await
+        .with_context(|| format!("reading {label} ({})", source.name()))
 }
 
 /// FAT's package owners and the comparison, off the async threads (both read files).
