@@ -37,6 +37,12 @@ pub enum Command {
     ///
     /// IMAGE is a name or id in the engine, or docker-archive:PATH (a `docker save` tar).
     Xray(XrayArgs),
+    /// Show what is in one image and not the other, by directory and package, with sizes.
+    ///
+    /// FAT and SLIM are any two images: names or ids in the engine, or docker-archive:PATH (a
+    /// `docker save` tar or an OCI layout tar). Packages are those of FAT's dpkg or apk
+    /// database.
+    Diff(DiffArgs),
     /// Rewrite an image as a single layer with the same config (nothing removed but the bytes
     /// later layers overwrote or deleted).
     Squash(SquashArgs),
@@ -585,7 +591,7 @@ pub struct ProfileDiffArgs {
     pub json: bool,
 }
 
-/// How an image in the engine is read (shared by build, xray and squash).
+/// How an image in the engine is read (shared by build, xray, squash and diff).
 #[derive(Debug, Args)]
 pub struct ReadArgs {
     /// How to read an engine image: straight from its overlay storage (fast; local engine,
@@ -601,6 +607,27 @@ pub struct XrayArgs {
     /// Print JSON: {"layers": [...], "total_bytes", "wasted_bytes", ...}.
     #[arg(long)]
     pub json: bool,
+    #[command(flatten)]
+    pub read: ReadArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct DiffArgs {
+    /// The image to compare from: name or id, or docker-archive:PATH.
+    #[arg(value_name = "FAT")]
+    pub fat: String,
+    /// The image to compare with: name or id, or docker-archive:PATH.
+    #[arg(value_name = "SLIM")]
+    pub slim: String,
+    /// Print JSON: {"left", "right", "only_left", "only_right", "changed"}, every path listed.
+    #[arg(long)]
+    pub json: bool,
+    /// Path components of a top directory (2: /usr/share).
+    #[arg(long, default_value_t = crate::image::diff::DEFAULT_DEPTH, value_name = "N")]
+    pub depth: usize,
+    /// Rows of each table.
+    #[arg(long, default_value_t = 15, value_name = "N")]
+    pub limit: usize,
     #[command(flatten)]
     pub read: ReadArgs,
 }

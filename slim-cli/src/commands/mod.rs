@@ -2,6 +2,7 @@
 //! layer knows about several concerns at once.
 
 mod build;
+mod diff;
 pub(crate) mod pipeline;
 mod profile_diff;
 mod profile_merge;
@@ -31,6 +32,7 @@ pub fn run(command: Command) -> anyhow::Result<ExitCode> {
     match command {
         Command::Trace(args) => trace::run(args),
         Command::Xray(args) => run_async(|shutdown| interruptible(shutdown, xray::run(args))),
+        Command::Diff(args) => run_async(|shutdown| interruptible(shutdown, diff::run(args))),
         Command::Squash(args) => run_async(|shutdown| interruptible(shutdown, squash::run(args))),
         Command::Build(args) => run_async(|shutdown| build::run(*args, shutdown)),
         Command::Profile(args) => match args.action {

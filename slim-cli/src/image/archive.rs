@@ -180,6 +180,27 @@ fn blob_path(digest: &Value) -> Result<String, ImageError> {
 /// Reads a JSON member of the archive: its bytes and its value.
 type JsonReader<'a> = dyn Fn(&str) -> Result<(Vec<u8>, Value), ImageError> + 'a;
 
+/// An error of the tar reader as one short line: it quotes header bytes, which in a file that
+/// is no tar at all are binary noise.
+fn printable(err: &io::Error) -> String {
+    const MAX: usize = 100;
+    let text = err.to_string();
+    let mut out: String = text
+        .chars()
+        .take(MAX)
+        .map(
+            |c| match c.is_control() || c == char::REPLACEMENT_CHARACTER {
+                true => '?',
+                false => c,
+            },
+        )
+        .collect();
+    if text.chars().count() > MAX {
+        out.push_str("...");
+    }
+    out
+}
+
 /// The image manifest an OCI index points at (following a nested index to the host platform's).
 fn oci_manifest(index: &Value, read_json: &JsonReader<'_>) -> Result<Value, ImageError> {
     let manifests = index["manifests"]
@@ -273,7 +294,12 @@ fn index_members(path: &Path) -> Result<HashMap<String, Member>, ImageError> {
         .entries_with_seek()
         .map_err(|e| ImageError::Malformed(format!("not a tar archive: {e}")))?;
     for entry in entries {
-        let entry = entry.map_err(|e| ImageError::Malformed(format!("bad archive entry: {e}")))?;
+        let entry = entry.map_err(|e| {
+            ImageError::Malformed(match members.is_empty() && links.is_empty() {
+                true => "not a tar archive (its first header is unreadable)".into(),
+                false => format!("bad archive entry: {}", printable(&e)),
+            })
+        })?;
         if members.len() + links.len() >= MAX_MEMBERS {
             return Err(ImageError::Malformed("too many archive members".into()));
         }
@@ -334,4 +360,31 @@ fn normalize_member(path: &Path) -> String {
         .map(|p| p.to_string_lossy())
         .collect::<Vec<_>>()
         .join("/")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::image::testutil::Scratch;
+
+    #[test]
+    fn a_file_that_is_no_tar_is_named_so_without_its_bytes() {
+        let scratch = Scratch::new();
+        let path = scratch.0.join("noise.tar");
+        let noise: Vec<u8> = (0..2048u32).map(|i| (i * 7919 % 251) as u8).collect();
+        std::fs::write(&path, noise).unwrap();
+        let err = read_saved_image(&path, &scratch.0).unwrap_err().to_string();
+        assert_eq!(
+            err,
+            "malformed image: not a tar archive (its first header is unreadable)"
+        );
+    }
+
+    #[test]
+    fn tar_errors_become_one_short_printable_line() {
+        let err = io::Error::other(format!("bad \u{1}\n{}", "x".repeat(300)));
+        let line = printable(&err);
+        assert!(line.starts_with("bad ??x"), "{line}");
+        assert_eq!(line.chars().count(), 103);
+    }
 }

@@ -1,12 +1,14 @@
 //! Image bytes <-> file trees, with no engine and no unpacking: reading what an engine saves
 //! (docker-archive or OCI layout, compressed or not), flattening layers into one indexed tree,
-//! writing a single-layer image from a chosen set of paths, and per-layer analysis (xray).
+//! writing a single-layer image from a chosen set of paths, per-layer analysis (xray), and the
+//! comparison of two images (diff).
 //!
 //! Layers are untrusted input: names are sanitized (no `..`, no absolute paths), links are
 //! stored and never followed, hard links must point at entries that exist, sizes must fit.
 
 pub mod archive;
 pub mod config;
+pub mod diff;
 pub mod flatten;
 pub mod overlay;
 pub mod reference;

@@ -8,7 +8,7 @@ mod dpkg;
 pub mod spdx;
 
 use std::{
-    collections::{BTreeSet, HashSet},
+    collections::{BTreeSet, HashMap, HashSet},
     path::{Path, PathBuf},
 };
 
@@ -252,6 +252,13 @@ pub fn prune(tree: &FileTree, selection: &BTreeSet<PathBuf>, mode: Mode) -> Opti
 /// `/bin` on a merged-/usr system, is where it really is). `None` when the image has no
 /// database slim reads (an RPM one, or none).
 pub fn owned_paths(tree: &FileTree) -> Option<HashSet<PathBuf>> {
+    owners(tree).map(|owners| owners.into_keys().collect())
+}
+
+/// Which package owns each path of [`owned_paths`]: its name (`libc6`, without the
+/// architecture dpkg's multi-arch file names add). A path several packages list (a shared
+/// directory) goes to the first one read. `None` as for [`owned_paths`].
+pub fn owners(tree: &FileTree) -> Option<HashMap<PathBuf, String>> {
     let files_in = |dir: &str, suffix: &str| -> Vec<PathBuf> {
         let dir = Path::new(dir);
         tree.entries
@@ -270,48 +277,64 @@ pub fn owned_paths(tree: &FileTree) -> Option<HashSet<PathBuf>> {
         tree.read(path, 64 << 20)
             .map(|b| String::from_utf8_lossy(&b).into_owned())
     };
-    let mut listed: Vec<String> = Vec::new();
+    // `libc6:amd64.list` -> `libc6`.
+    let package_of = |file: &Path, suffix: &str| -> String {
+        let name = file.file_name().unwrap_or_default().to_string_lossy();
+        let name = name.strip_suffix(suffix).unwrap_or(&name);
+        name.split(':').next().unwrap_or(name).to_owned()
+    };
+    // (listed path, package name)
+    let mut listed: Vec<(String, String)> = Vec::new();
     let mut found = false;
     for list in files_in(dpkg::INFO, ".list") {
         found = true;
-        listed.extend(text(&list).unwrap_or_default().lines().map(str::to_owned));
+        let package = package_of(&list, ".list");
+        let text = text(&list).unwrap_or_default();
+        listed.extend(text.lines().map(|l| (l.to_owned(), package.clone())));
     }
     for sums in files_in(dpkg::STATUS_D, ".md5sums") {
         found = true;
+        let package = package_of(&sums, ".md5sums");
         let text = text(&sums).unwrap_or_default();
         listed.extend(
             text.lines()
-                .filter_map(|l| Some(l.split_once("  ")?.1.to_owned())),
+                .filter_map(|l| Some((l.split_once("  ")?.1.to_owned(), package.clone()))),
         );
     }
     if let Some(installed) = text(Path::new(apk::INSTALLED)) {
         found = true;
+        let mut package = String::new();
         let mut dir = String::new();
         for line in installed.lines() {
-            if let Some(value) = line.strip_prefix("F:") {
+            if let Some(value) = line.strip_prefix("P:") {
+                package = value.to_owned();
+            } else if let Some(value) = line.strip_prefix("F:") {
                 dir = value.to_owned();
-                listed.push(dir.clone());
+                listed.push((dir.clone(), package.clone()));
             } else if let Some(value) = line.strip_prefix("R:") {
-                listed.push(format!("{dir}/{value}"));
+                listed.push((format!("{dir}/{value}"), package.clone()));
             }
         }
     }
     if !found {
         return None;
     }
-    let mut owned = HashSet::with_capacity(listed.len());
-    for path in listed {
+    let mut owners = HashMap::with_capacity(listed.len());
+    for (path, package) in listed {
         let relative = PathBuf::from(path.trim_start_matches('/'));
         if relative.as_os_str().is_empty() || relative.as_os_str() == "." {
             continue;
         }
-        if tree.get(&relative).is_some() {
-            owned.insert(relative);
+        let at = if tree.get(&relative).is_some() {
+            relative
         } else if let Some(target) = resolve(tree, &Path::new("/").join(&relative)).target {
-            owned.insert(target);
-        }
+            target
+        } else {
+            continue;
+        };
+        owners.entry(at).or_insert(package);
     }
-    Some(owned)
+    Some(owners)
 }
 
 /// Every path of the image's database, kept as it is.

@@ -342,3 +342,44 @@ fn the_sbom_describes_the_image_and_contains_the_kept_packages() {
     );
     assert_eq!(doc["relationships"][1]["relationshipType"], "CONTAINS");
 }
+
+#[test]
+fn owners_name_the_package_of_each_path_where_it_really_is() {
+    let scratch = Scratch::new();
+    let tree = debian_tree(&scratch);
+    let owners = owners(&tree).unwrap();
+    let owner = |path: &str| owners.get(Path::new(path)).map(String::as_str);
+    // `libc6:amd64.list` names libc6, without the architecture.
+    assert_eq!(owner("usr/lib/libc.so.6"), Some("libc6"));
+    assert_eq!(owner("etc/ld.so.conf.d/libc.conf"), Some("libc6"));
+    // Listed as /bin/python3.11, under the /bin -> usr/bin symlink.
+    assert_eq!(owner("usr/bin/python3.11"), Some("python3.11"));
+    assert_eq!(owner("usr/bin/vim.basic"), Some("vim"));
+    // Directories a package lists are owned too.
+    assert_eq!(owner("usr/lib"), Some("libc6"));
+    assert_eq!(owner("etc/os-release"), None);
+    assert_eq!(
+        owned_paths(&tree).unwrap(),
+        owners.keys().cloned().collect::<HashSet<_>>()
+    );
+
+    let (sources, refs) = scratch.layers(&[layer(&[
+        Dir("bin/"),
+        File("bin/busybox", b"bb"),
+        Dir("usr/"),
+        Dir("usr/bin/"),
+        File("usr/bin/curl", b"curl"),
+        Dir("lib/"),
+        Dir("lib/apk/"),
+        Dir("lib/apk/db/"),
+        File(
+            "lib/apk/db/installed",
+            b"P:busybox\nV:1\nF:bin\nR:busybox\n\nP:curl\nV:8\nF:usr/bin\nR:curl\n\n",
+        ),
+    ])]);
+    let tree = flatten(sources, &refs).unwrap().0;
+    let owners = super::owners(&tree).unwrap();
+    assert_eq!(owners[Path::new("bin/busybox")], "busybox");
+    assert_eq!(owners[Path::new("usr/bin/curl")], "curl");
+    assert_eq!(owners[Path::new("usr/bin")], "curl");
+}
