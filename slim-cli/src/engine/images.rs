@@ -43,7 +43,7 @@ pub struct StorageRoot {
 }
 
 impl Engine {
-    /// Inspects an image present in the engine (slim never pulls).
+    /// Inspects an image present in the engine.
     pub async fn image(&self, name: &str) -> Result<ImageInfo, EngineError> {
         let info =
             self.docker

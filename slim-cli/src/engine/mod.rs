@@ -26,7 +26,7 @@ pub enum EngineError {
     },
     #[error("no such container: {0} (`docker ps` lists the running ones)")]
     NoSuchContainer(String),
-    #[error("no such image: {0} (`docker images` lists local images; `--pull missing` pulls it)")]
+    #[error("no such image: {0} (`docker images` lists local images; `slim build` pulls what the engine lacks)")]
     NoSuchImage(String),
     #[error("{what} failed")]
     Io {
