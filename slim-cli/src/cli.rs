@@ -714,6 +714,24 @@ impl clap::ValueEnum for crate::engine::registry::PullPolicy {
     }
 }
 
+/// `--read-via` values (the choice lives in the pipeline, which knows nothing of clap).
+impl clap::ValueEnum for crate::commands::pipeline::ReadVia {
+    fn value_variants<'a>() -> &'a [Self] {
+        &[Self::Auto, Self::Storage, Self::Save]
+    }
+
+    fn to_possible_value(&self) -> Option<clap::builder::PossibleValue> {
+        use clap::builder::PossibleValue;
+        Some(match self {
+            Self::Auto => PossibleValue::new("auto")
+                .help("The engine's overlay storage when slim can reach it, else `docker save`"),
+            Self::Storage => PossibleValue::new("storage")
+                .help("Only the engine's overlay storage (local engine, root)"),
+            Self::Save => PossibleValue::new("save").help("Only the `docker save` stream"),
+        })
+    }
+}
+
 /// `--package-db` values (the mode lives in `packages`, which knows nothing of clap).
 impl clap::ValueEnum for crate::packages::Mode {
     fn value_variants<'a>() -> &'a [Self] {

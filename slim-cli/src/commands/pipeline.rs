@@ -130,8 +130,8 @@ impl Output {
     }
 }
 
-/// How an image in the engine is read.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+/// How an image in the engine is read (`--read-via`; its values are in `cli`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum ReadVia {
     /// The engine's overlay storage when slim can reach it, else `docker save`.
     #[default]
