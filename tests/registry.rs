@@ -169,6 +169,8 @@ fn pulled_from_a_registry_slimmed_verified_and_pushed() {
             "--tag",
             &tag,
             "--push",
+            "--format",
+            "json",
             &fat,
         ],
     );
@@ -182,11 +184,28 @@ fn pulled_from_a_registry_slimmed_verified_and_pushed() {
         text.contains(&format!("push      {tag} to {host}")),
         "{text}"
     );
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(stdout.contains(&format!("pushed to {host}")), "{stdout}");
+    // `--format json`: one object on stdout, for scripts.
+    let summary: serde_json::Value = serde_json::from_slice(&out.stdout).expect("one JSON object");
+    assert_eq!(summary["pushed_to"], host.as_str(), "{summary}");
+    assert_eq!(summary["verified"], true, "{summary}");
+    assert_eq!(summary["slim"]["image"], tag.as_str());
+    let files = summary["files"].as_array().unwrap();
+    for name in [
+        "report.json",
+        "seccomp.json",
+        "apparmor.profile",
+        "files.txt",
+    ] {
+        assert!(
+            files.iter().any(|f| f.as_str().unwrap().ends_with(name)),
+            "{name} not listed: {summary}"
+        );
+    }
     let report = read_report(&out_dir.0);
     assert!(report["verify"]["failed"].as_array().unwrap().is_empty());
     let slim_id = report["slim"]["id"].as_str().unwrap().to_owned();
+    assert_eq!(summary["slim"]["id"], slim_id.as_str());
+    assert!(summary["ratio"].as_f64().unwrap() > 2.0, "{summary}");
 
     // An independent client reads the pushed image: one layer, amd64.
     let inspected = Command::new("skopeo")

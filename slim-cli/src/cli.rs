@@ -130,6 +130,9 @@ pub struct BuildArgs {
     /// login `docker login` keeps.
     #[arg(long)]
     pub push: bool,
+    /// The final summary as a line of text, or as one JSON object on stdout for scripts.
+    #[arg(long, value_name = "FORMAT", default_value = "text", value_parser = ["text", "json"])]
+    pub format: String,
     /// Only the final line (and errors).
     #[arg(long, short)]
     pub quiet: bool,

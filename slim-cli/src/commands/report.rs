@@ -329,6 +329,44 @@ impl Report {
         )
     }
 
+    /// The summary as one JSON object, for scripts (`--format json`): the images, the ratio,
+    /// the verification, where the slim image was pushed, and the files written to `dir`.
+    pub fn summary_json(&self, dir: &Path, pushed_to: Option<&str>) -> serde_json::Value {
+        let written: Vec<String> = std::fs::read_dir(dir)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|entry| entry.path())
+            .filter(|path| path.is_file())
+            .map(|path| path.display().to_string())
+            .collect::<std::collections::BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        let image = |summary: &ImageSummary| {
+            serde_json::json!({
+                "image": summary.image,
+                "id": summary.id,
+                "size_bytes": summary.size_bytes,
+            })
+        };
+        serde_json::json!({
+            "fat": image(&self.target),
+            "slim": image(&self.slim),
+            "ratio": self.ratio,
+            "verified": !self.verify.skipped && self.verify.failed.is_empty(),
+            "verify": {
+                "skipped": self.verify.skipped,
+                "probes": self.verify.probes,
+                "matched": self.verify.matched,
+                "failed": self.verify.failed.iter().map(|m| m.name.clone()).collect::<Vec<_>>(),
+                "under": self.verify.under,
+            },
+            "pushed_to": pushed_to,
+            "output_dir": dir.display().to_string(),
+            "files": written,
+        })
+    }
+
     /// Writes report.json and files.txt into `dir`.
     pub fn write(&self, dir: &Path, keep: &KeepSet) -> Result<()> {
         std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;

@@ -336,21 +336,32 @@ impl<E: ContainerEngine, R: StartRecording> Finish<'_, E, R> {
             "[7/7] report    {}",
             output_dir.join("report.json").display()
         ));
-        match unverified {
-            None if plan.push => {
+        let pushed_to = match (&unverified, plan.push) {
+            (None, true) => {
                 registry::push(&inspected.engine, final_tag, console).await?;
-                println!(
-                    "{}; pushed to {}",
-                    report.summary_line(),
-                    crate::engine::registry::registry_host(final_tag)
-                );
+                Some(crate::engine::registry::registry_host(final_tag))
             }
-            None => println!("{}", report.summary_line()),
+            _ => None,
+        };
+        if plan.json_summary {
+            println!("{}", report.summary_json(output_dir, pushed_to.as_deref()));
+        }
+        match unverified {
+            None => {
+                if !plan.json_summary {
+                    match &pushed_to {
+                        Some(host) => println!("{}; pushed to {host}", report.summary_line()),
+                        None => println!("{}", report.summary_line()),
+                    }
+                }
+            }
             Some(unverified) => {
-                println!(
-                    "{}; tagged {unverified} for inspection, {tag} left as it was",
-                    report.summary_line()
-                );
+                if !plan.json_summary {
+                    println!(
+                        "{}; tagged {unverified} for inspection, {tag} left as it was",
+                        report.summary_line()
+                    );
+                }
                 report.verify.explain(
                     &format!("the slim image {unverified}"),
                     target,

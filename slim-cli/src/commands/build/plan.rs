@@ -44,6 +44,8 @@ pub struct BuildPlan {
     pub pull: crate::engine::registry::PullPolicy,
     /// Push the verified slim image to its registry (`--push`).
     pub push: bool,
+    /// Print the summary as one JSON object (`--format json`).
+    pub json_summary: bool,
     pub console: Console,
 }
 
@@ -99,6 +101,7 @@ impl BuildPlan {
             no_verify: args.no_verify,
             pull: args.pull,
             push: args.push,
+            json_summary: args.format == "json",
             console: Console { quiet: args.quiet },
             target: args.target,
         })
