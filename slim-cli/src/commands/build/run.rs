@@ -135,8 +135,8 @@ pub struct Run<'a, E: ContainerEngine = Engine, R: StartRecording = EbpfRecorder
     /// Keep every CPU busy from the start until the probes are done (a start under load).
     pub load_cpu: bool,
     pub console: Console,
-    /// Remove the container in the background, the build waiting for it before it exits
-    /// (`None`: before the run returns).
+    /// Remove the container in the background, the next run and the build's end waiting for
+    /// it (`None`: before the run returns).
     pub removals: Option<&'a Removals>,
 }
 
@@ -187,6 +187,11 @@ impl Drop for AbortOnDrop {
 impl<E: ContainerEngine, R: StartRecording> Run<'_, E, R> {
     pub async fn execute(self) -> Result<RunOutcome, RunFailure> {
         let mut progress = Progress::default();
+        // The last run's container is gone first: its removal waits for an engine that stopped
+        // answering, and this run would only fail on it meanwhile.
+        if let Some(removals) = self.removals {
+            removals.wait().await;
+        }
         // Attach before the container exists, so its first exec is seen.
         if let Some(recorder) = self.recorder {
             match recorder.start() {
