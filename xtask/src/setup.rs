@@ -51,8 +51,26 @@ const SPDX_TOOLS_VERSION: &str = "0.8.5";
 
 /// Where setup installs `pyspdxtools` (a venv; the tests look for it there).
 pub fn spdx_tools_venv() -> std::path::PathBuf {
+    cache_dir().join("spdx-tools")
+}
+
+/// The schema checkers for the CI templates (tests/ci_templates.rs): check-jsonschema with its
+/// vendored GitHub and GitLab schemas, and kubernetes-validate with Kubernetes' own schemas,
+/// both offline.
+const CI_SCHEMA_TOOLS: &[(&str, &str)] = &[
+    ("check-jsonschema", "0.39.0"),
+    ("kubernetes-validate", "1.37.0"),
+];
+
+/// Where setup installs `check-jsonschema` and `kubernetes-validate` (a venv; the tests look for
+/// them there).
+pub fn ci_schema_tools_venv() -> std::path::PathBuf {
+    cache_dir().join("check-jsonschema")
+}
+
+fn cache_dir() -> std::path::PathBuf {
     let home = std::env::var("HOME").unwrap_or_else(|_| "/root".into());
-    Path::new(&home).join(".cache/slim/spdx-tools")
+    Path::new(&home).join(".cache/slim")
 }
 
 /// Pseudo filesystems slim or its tests use: (fstype, mount point).
@@ -78,7 +96,8 @@ pub fn run() -> Result<()> {
     }
     nightly()?;
     bpf_linker()?;
-    spdx_tools()?;
+    pypi_tools(&spdx_tools_venv(), &[("spdx-tools", SPDX_TOOLS_VERSION)])?;
+    pypi_tools(&ci_schema_tools_venv(), CI_SCHEMA_TOOLS)?;
     if root {
         crun_cgroups();
         let registered = register_crun()?;
@@ -235,28 +254,38 @@ fn nightly_sysroot() -> Option<String> {
         .map(|s| s.trim().to_owned())
 }
 
-fn spdx_tools() -> Result<()> {
-    let venv = spdx_tools_venv();
+/// Installs pinned PyPI `tools` (name, version) into the venv at `venv`, unless each is there.
+fn pypi_tools(venv: &Path, tools: &[(&str, &str)]) -> Result<()> {
     let pip = venv.join("bin/pip");
-    let present = output(Command::new(&pip).args(["show", "spdx-tools"]))
-        .is_some_and(|s| s.contains(&format!("Version: {SPDX_TOOLS_VERSION}")));
-    if present {
-        println!("setup: spdx-tools {SPDX_TOOLS_VERSION}: present");
+    let missing: Vec<String> = tools
+        .iter()
+        .filter(|(name, version)| {
+            !output(Command::new(&pip).args(["show", name]))
+                .is_some_and(|s| s.contains(&format!("Version: {version}")))
+        })
+        .map(|(name, version)| format!("{name}=={version}"))
+        .collect();
+    let names: Vec<&str> = tools.iter().map(|(name, _)| *name).collect();
+    if missing.is_empty() {
+        println!("setup: {}: present", names.join(", "));
         return Ok(());
     }
     println!(
-        "setup: spdx-tools: installing {SPDX_TOOLS_VERSION} from PyPI into {}",
+        "setup: {}: installing from PyPI into {}",
+        missing.join(", "),
         venv.display()
     );
     let python = ["/usr/bin/python3", "python3"]
         .into_iter()
         .find(|p| !p.starts_with('/') || Path::new(p).exists())
         .unwrap_or("python3");
-    run_cmd(Command::new(python).arg("-m").arg("venv").arg(&venv))?;
+    if !pip.exists() {
+        run_cmd(Command::new(python).arg("-m").arg("venv").arg(venv))?;
+    }
     run_cmd(
         Command::new(&pip)
             .args(["install", "-q", "--disable-pip-version-check"])
-            .arg(format!("spdx-tools=={SPDX_TOOLS_VERSION}")),
+            .args(&missing),
     )
 }
 
