@@ -217,7 +217,6 @@ fn docker_slim_command_lines_run_unchanged() {
 
     // What slim does not do: one line each, and what to do instead.
     for (args, says) in [
-        (vec!["--pull"], "docker pull"),
         (
             vec!["--dockerfile", "Dockerfile"],
             "docker build -t app:fat",

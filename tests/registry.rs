@@ -240,7 +240,7 @@ fn a_registry_down_missing_the_image_or_refusing_the_login() {
 
     // Down: nothing listens there.
     let down = format!("127.0.0.1:{}/app:1", free_port());
-    let out = slim_build(&empty_config.0, &["--pull", "always", &down]);
+    let out = slim_build(&empty_config.0, &["--pull=always", &down]);
     assert_eq!(out.status.code(), Some(5), "{}", stderr(&out));
     let (error, hint) = error_and_hint(&out);
     assert!(error.contains(&format!("cannot pull {down}")), "{error}");

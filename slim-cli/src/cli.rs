@@ -117,11 +117,13 @@ pub struct BuildArgs {
     /// Skip running the slim image (under its seccomp profile) against the same probes.
     #[arg(long)]
     pub no_verify: bool,
-    /// When to pull the fat image from its registry (`--pull` alone: missing).
+    /// When to pull the fat image from its registry: `--pull=always` (`--pull` alone, as
+    /// docker-slim's: missing).
     #[arg(
         long,
         value_name = "WHEN",
         num_args = 0..=1,
+        require_equals = true,
         default_value = "missing",
         default_missing_value = "missing"
     )]
@@ -523,11 +525,12 @@ pub struct ProfileArgs {
     /// Skip running the image again under the profile against the same probes.
     #[arg(long)]
     pub no_verify: bool,
-    /// When to pull the image from its registry (`--pull` alone: missing).
+    /// When to pull the image from its registry: `--pull=always` (`--pull` alone: missing).
     #[arg(
         long,
         value_name = "WHEN",
         num_args = 0..=1,
+        require_equals = true,
         default_value = "missing",
         default_missing_value = "missing"
     )]
@@ -801,6 +804,34 @@ mod tests {
         assert!(
             man.contains("http\\-probe\\-cmd\\-file"),
             "man: no build flags"
+        );
+    }
+
+    #[test]
+    fn pull_alone_is_docker_slims_flag_and_never_takes_the_image_as_its_value() {
+        use crate::engine::registry::PullPolicy;
+        let parse = |line: &str| {
+            let cli = Cli::try_parse_from(line.split_whitespace()).unwrap();
+            let Command::Build(args) = cli.command else {
+                panic!("{line}: not a build")
+            };
+            (args.target.clone(), args.pull)
+        };
+        assert_eq!(
+            parse("slim build --pull app:fat"),
+            ("app:fat".into(), PullPolicy::Missing)
+        );
+        assert_eq!(
+            parse("slim build --pull=always app:fat"),
+            ("app:fat".into(), PullPolicy::Always)
+        );
+        assert_eq!(
+            parse("slim build --pull=false app:fat"),
+            ("app:fat".into(), PullPolicy::Never)
+        );
+        assert_eq!(
+            parse("slim build app:fat"),
+            ("app:fat".into(), PullPolicy::Missing)
         );
     }
 

@@ -598,7 +598,7 @@ async fn pull_and_push_failures_have_their_exit_class() {
     let code = run_build(
         &engine,
         recorder(&[]),
-        build_plan(&out.0, &["--pull", "never"]),
+        build_plan(&out.0, &["--pull=never"]),
         &stop,
     )
     .await;
