@@ -3,7 +3,7 @@
 //! Rust eBPF programs have no CO-RE relocations, so the few kernel struct offsets the recorder
 //! needs are looked up here, at load time, and handed to the program as globals.
 
-use std::{collections::HashMap, path::Path};
+use std::path::Path;
 
 use slim_common::{KernelOffsets, RegsLayout};
 
@@ -38,26 +38,28 @@ const KIND_CONST: u32 = 10;
 const KIND_RESTRICT: u32 = 11;
 const KIND_TYPE_TAG: u32 = 18;
 
-#[derive(Debug, Clone)]
-struct Member {
-    name: String,
-    type_id: u32,
-    /// Offset in bits from the start of the enclosing struct.
-    bit_offset: u32,
-}
-
-#[derive(Debug, Clone)]
+/// One type of the blob: what lookups need, its members left in the blob (read on demand, so
+/// the parsed form of a kernel's BTF costs a few MB, not tens).
+#[derive(Debug, Clone, Copy)]
 struct Type {
     kind: u32,
     /// Referenced type for modifiers and typedefs.
     target: u32,
-    members: Vec<Member>,
+    /// Offset of its name in the string section.
+    name_off: u32,
+    /// Where its members start in the blob (structs and unions).
+    members_at: u32,
+    vlen: u16,
+    /// Member offsets carry a bitfield size in their top byte.
+    kind_flag: bool,
 }
 
 /// The parts of a BTF blob needed to find struct member offsets.
 pub struct Btf {
+    data: Vec<u8>,
+    /// The string section's range in `data`.
+    strings: std::ops::Range<usize>,
     types: Vec<Type>,
-    structs_by_name: HashMap<String, u32>,
 }
 
 fn u32_at(data: &[u8], at: usize) -> Result<u32, BtfError> {
@@ -78,93 +80,113 @@ impl Btf {
             path: path.display().to_string(),
             source,
         })?;
-        Self::parse(&data)
+        Self::parse_owned(data)
     }
 
     /// Parses a little-endian BTF blob.
+    #[cfg(test)]
     pub fn parse(data: &[u8]) -> Result<Self, BtfError> {
+        Self::parse_owned(data.to_vec())
+    }
+
+    /// Parses a little-endian BTF blob, keeping it.
+    fn parse_owned(data: Vec<u8>) -> Result<Self, BtfError> {
         if data.len() < 24 || data[0..2] != [0x9f, 0xeb] {
             return Err(BtfError::Malformed("bad magic (not little-endian BTF)"));
         }
-        let hdr_len = u32_at(data, 4)? as usize;
-        let type_off = u32_at(data, 8)? as usize;
-        let type_len = u32_at(data, 12)? as usize;
-        let str_off = u32_at(data, 16)? as usize;
-        let str_len = u32_at(data, 20)? as usize;
-        let types_start = hdr_len + type_off;
-        let types_end = types_start + type_len;
-        let strings = data
-            .get(hdr_len + str_off..hdr_len + str_off + str_len)
-            .ok_or(BtfError::Malformed("string section out of bounds"))?;
+        let hdr_len = u32_at(&data, 4)? as usize;
+        let type_off = u32_at(&data, 8)? as usize;
+        let type_len = u32_at(&data, 12)? as usize;
+        let str_off = u32_at(&data, 16)? as usize;
+        let str_len = u32_at(&data, 20)? as usize;
+        let types_start = hdr_len.saturating_add(type_off);
+        let types_end = types_start.saturating_add(type_len);
+        let strings = hdr_len.saturating_add(str_off)
+            ..hdr_len.saturating_add(str_off).saturating_add(str_len);
+        if strings.end > data.len() {
+            return Err(BtfError::Malformed("string section out of bounds"));
+        }
         if types_end > data.len() {
             return Err(BtfError::Malformed("type section out of bounds"));
         }
-        let name = |off: u32| -> String {
-            let rest = strings.get(off as usize..).unwrap_or_default();
-            let end = rest.iter().position(|&b| b == 0).unwrap_or(rest.len());
-            String::from_utf8_lossy(&rest[..end]).into_owned()
-        };
         // Type ids start at 1; index 0 is "void".
         let mut types = vec![Type {
             kind: 0,
             target: 0,
-            members: Vec::new(),
+            name_off: 0,
+            members_at: 0,
+            vlen: 0,
+            kind_flag: false,
         }];
-        let mut structs_by_name = HashMap::new();
         let mut at = types_start;
         while at < types_end {
-            let name_off = u32_at(data, at)?;
-            let info = u32_at(data, at + 4)?;
-            let size_or_type = u32_at(data, at + 8)?;
+            let name_off = u32_at(&data, at)?;
+            let info = u32_at(&data, at + 4)?;
+            let size_or_type = u32_at(&data, at + 8)?;
             at += 12;
             let vlen = (info & 0xffff) as usize;
             let kind = (info >> 24) & 0x1f;
-            let kind_flag = info >> 31 == 1;
-            let mut members = Vec::new();
             let extra = match kind {
-                1 => 4,  // INT
-                3 => 12, // ARRAY
-                KIND_STRUCT | KIND_UNION => {
-                    for i in 0..vlen {
-                        let m = at + i * 12;
-                        let offset = u32_at(data, m + 8)?;
-                        members.push(Member {
-                            name: name(u32_at(data, m)?),
-                            type_id: u32_at(data, m + 4)?,
-                            bit_offset: if kind_flag {
-                                offset & 0x00ff_ffff
-                            } else {
-                                offset
-                            },
-                        });
-                    }
-                    vlen * 12
-                }
-                6 => vlen * 8,   // ENUM
-                13 => vlen * 8,  // FUNC_PROTO
-                14 => 4,         // VAR
-                15 => vlen * 12, // DATASEC
-                17 => 4,         // DECL_TAG
-                19 => vlen * 12, // ENUM64
+                1 => 4,                                // INT
+                3 => 12,                               // ARRAY
+                KIND_STRUCT | KIND_UNION => vlen * 12, // members
+                6 => vlen * 8,                         // ENUM
+                13 => vlen * 8,                        // FUNC_PROTO
+                14 => 4,                               // VAR
+                15 => vlen * 12,                       // DATASEC
+                17 => 4,                               // DECL_TAG
+                19 => vlen * 12,                       // ENUM64
                 _ => 0,
             };
-            at += extra;
-            let type_name = name(name_off);
-            if kind == KIND_STRUCT && !type_name.is_empty() {
-                structs_by_name
-                    .entry(type_name)
-                    .or_insert(types.len() as u32);
+            if matches!(kind, KIND_STRUCT | KIND_UNION) && at + extra > types_end {
+                return Err(BtfError::Malformed("truncated"));
             }
             types.push(Type {
                 kind,
                 target: size_or_type,
-                members,
+                name_off,
+                members_at: at as u32,
+                vlen: vlen as u16,
+                kind_flag: info >> 31 == 1,
             });
+            at += extra;
         }
         Ok(Self {
+            data,
+            strings,
             types,
-            structs_by_name,
         })
+    }
+
+    /// The name at `off` in the string section (empty when out of bounds).
+    fn name(&self, off: u32) -> &[u8] {
+        let strings = &self.data[self.strings.clone()];
+        let rest = strings.get(off as usize..).unwrap_or_default();
+        let end = rest.iter().position(|&b| b == 0).unwrap_or(rest.len());
+        &rest[..end]
+    }
+
+    /// Member `index` of type `t`: (name offset, type id, bit offset).
+    fn member(&self, t: &Type, index: usize) -> Option<(u32, u32, u32)> {
+        let at = t.members_at as usize + index * 12;
+        let offset = u32_at(&self.data, at + 8).ok()?;
+        Some((
+            u32_at(&self.data, at).ok()?,
+            u32_at(&self.data, at + 4).ok()?,
+            if t.kind_flag {
+                offset & 0x00ff_ffff
+            } else {
+                offset
+            },
+        ))
+    }
+
+    /// The id of the first named struct called `name`.
+    fn struct_id(&self, name: &str) -> Option<u32> {
+        self.types
+            .iter()
+            .position(|t| t.kind == KIND_STRUCT && self.name(t.name_off) == name.as_bytes())
+            .map(|id| id as u32)
     }
 
     /// Follows typedefs and modifiers to the underlying type id.
@@ -187,18 +209,21 @@ impl Btf {
 
     /// Bit offset and type of `member` inside type `id`, looking into anonymous members.
     fn find_member(&self, id: u32, member: &str, depth: u32) -> Option<(u32, u32)> {
-        let t = self.types.get(self.resolve(id) as usize)?;
-        if depth > 8 {
+        let t = *self.types.get(self.resolve(id) as usize)?;
+        if depth > 8 || !matches!(t.kind, KIND_STRUCT | KIND_UNION) {
             return None;
         }
-        for m in &t.members {
-            if m.name == member {
-                return Some((m.bit_offset, m.type_id));
+        let members = (0..t.vlen as usize).filter_map(|i| self.member(&t, i));
+        for (name_off, type_id, bit_offset) in members.clone() {
+            if self.name(name_off) == member.as_bytes() {
+                return Some((bit_offset, type_id));
             }
         }
-        for m in t.members.iter().filter(|m| m.name.is_empty()) {
-            if let Some((inner, type_id)) = self.find_member(m.type_id, member, depth + 1) {
-                return Some((m.bit_offset + inner, type_id));
+        for (_, type_id, bit_offset) in
+            members.filter(|(name_off, ..)| self.name(*name_off).is_empty())
+        {
+            if let Some((inner, type_id)) = self.find_member(type_id, member, depth + 1) {
+                return Some((bit_offset + inner, type_id));
             }
         }
         None
@@ -206,9 +231,8 @@ impl Btf {
 
     /// Byte offset of a dotted member path (`"ns.inum"`) inside `struct strukt`.
     pub fn member_offset(&self, strukt: &str, path: &str) -> Result<u32, BtfError> {
-        let mut id = *self
-            .structs_by_name
-            .get(strukt)
+        let mut id = self
+            .struct_id(strukt)
             .ok_or_else(|| BtfError::NoStruct(strukt.to_string()))?;
         let mut bits = 0;
         for part in path.split('.') {
