@@ -217,8 +217,9 @@ pub struct RecorderReport {
     pub kernel_offsets: crate::tracer::OffsetsSource,
     /// Starts of the original image recorded (`--record-starts`).
     pub starts: u32,
-    /// Whether the app's stop (its stop signal) was recorded: false when its init does not
-    /// handle the signal, or with `--stop-timeout 0`.
+    /// Whether the app stopped on its stop signal while recorded: false when its init does not
+    /// handle the signal, when it was still running at the timeout (killed), or with
+    /// `--stop-timeout 0`.
     pub stop_recorded: bool,
     /// Times this build loaded the recorder's eBPF programs into the kernel (once: every later
     /// recording reuses them).

@@ -175,6 +175,9 @@ async fn remove<E: ContainerEngine>(engine: &E, id: &str) {
     }
 }
 
+/// The exit code of a process killed by SIGKILL (128 + 9), as the engine reports it.
+const EXIT_KILLED: i64 = 137;
+
 /// Aborts a spawned task when dropped.
 struct AbortOnDrop(tokio::task::JoinHandle<()>);
 
@@ -315,14 +318,22 @@ impl<E: ContainerEngine, R: StartRecording> Run<'_, E, R> {
                 recorder.hold_out(false)?;
             }
             if let Some(timeout) = self.stop_timeout {
-                stopped_gracefully = self.stop_recorded(id, init_pid, timeout).await;
-                if stopped_gracefully {
-                    exit_after_stop = self
+                if self.stop_recorded(id, init_pid, timeout).await {
+                    let code = self
                         .engine
                         .container_state(id)
                         .await
                         .ok()
                         .map(|s| s.exit_code);
+                    // Killed when the timeout ran out, it did not stop on its signal: an init
+                    // whose handler re-raises the signal to its default action, which a
+                    // namespace's pid 1 ignores (node does). Verification then does not wait
+                    // for a stop that never comes.
+                    stopped_gracefully = code != Some(EXIT_KILLED);
+                    if !stopped_gracefully {
+                        tracing::debug!("the app was killed after its stop timeout");
+                    }
+                    exit_after_stop = code.filter(|_| stopped_gracefully);
                 }
             }
         } else if let (Some(held_out), None) = (self.held_out, self.replay) {
