@@ -331,18 +331,15 @@ impl Report {
     }
 
     /// The summary as one JSON object, for scripts (`--format json`): the images, the ratio,
-    /// the verification, where the slim image was pushed, and the files written to `dir`.
-    pub fn summary_json(&self, dir: &Path, pushed_to: Option<&str>) -> serde_json::Value {
-        let written: Vec<String> = std::fs::read_dir(dir)
-            .into_iter()
-            .flatten()
-            .flatten()
-            .map(|entry| entry.path())
-            .filter(|path| path.is_file())
-            .map(|path| path.display().to_string())
-            .collect::<std::collections::BTreeSet<_>>()
-            .into_iter()
-            .collect();
+    /// the verification, where the slim image was pushed, and the files this build wrote
+    /// (`written`, in `dir`).
+    pub fn summary_json(
+        &self,
+        dir: &Path,
+        written: &[std::path::PathBuf],
+        pushed_to: Option<&str>,
+    ) -> serde_json::Value {
+        let written: Vec<String> = written.iter().map(|p| p.display().to_string()).collect();
         let image = |summary: &ImageSummary| {
             serde_json::json!({
                 "image": summary.image,

@@ -38,6 +38,9 @@ const KIND_CONST: u32 = 10;
 const KIND_RESTRICT: u32 = 11;
 const KIND_TYPE_TAG: u32 = 18;
 
+/// Members looked at for one member lookup, at most: far more than any kernel struct nests.
+const MEMBER_BUDGET: u32 = 200_000;
+
 /// One type of the blob: what lookups need, its members left in the blob (read on demand, so
 /// the parsed form of a kernel's BTF costs a few MB, not tens).
 #[derive(Debug, Clone, Copy)]
@@ -207,12 +210,21 @@ impl Btf {
         id
     }
 
-    /// Bit offset and type of `member` inside type `id`, looking into anonymous members.
-    fn find_member(&self, id: u32, member: &str, depth: u32) -> Option<(u32, u32)> {
+    /// Bit offset and type of `member` inside type `id`, looking into anonymous members. A
+    /// crafted blob (`--kernel-btf FILE`) cannot make it loop for long or overflow: at most
+    /// `budget` members are looked at, and offsets that do not fit are not found.
+    fn find_member(
+        &self,
+        id: u32,
+        member: &str,
+        depth: u32,
+        budget: &mut u32,
+    ) -> Option<(u32, u32)> {
         let t = *self.types.get(self.resolve(id) as usize)?;
         if depth > 8 || !matches!(t.kind, KIND_STRUCT | KIND_UNION) {
             return None;
         }
+        *budget = budget.checked_sub(u32::from(t.vlen))?;
         let members = (0..t.vlen as usize).filter_map(|i| self.member(&t, i));
         for (name_off, type_id, bit_offset) in members.clone() {
             if self.name(name_off) == member.as_bytes() {
@@ -222,8 +234,8 @@ impl Btf {
         for (_, type_id, bit_offset) in
             members.filter(|(name_off, ..)| self.name(*name_off).is_empty())
         {
-            if let Some((inner, type_id)) = self.find_member(type_id, member, depth + 1) {
-                return Some((bit_offset + inner, type_id));
+            if let Some((inner, type_id)) = self.find_member(type_id, member, depth + 1, budget) {
+                return Some((bit_offset.checked_add(inner)?, type_id));
             }
         }
         None
@@ -234,15 +246,17 @@ impl Btf {
         let mut id = self
             .struct_id(strukt)
             .ok_or_else(|| BtfError::NoStruct(strukt.to_string()))?;
-        let mut bits = 0;
+        let mut bits: u32 = 0;
         for part in path.split('.') {
-            let (offset, type_id) =
-                self.find_member(id, part, 0)
-                    .ok_or_else(|| BtfError::NoMember {
-                        strukt: strukt.to_string(),
-                        member: path.to_string(),
-                    })?;
-            bits += offset;
+            let no_member = || BtfError::NoMember {
+                strukt: strukt.to_string(),
+                member: path.to_string(),
+            };
+            let mut budget = MEMBER_BUDGET;
+            let (offset, type_id) = self
+                .find_member(id, part, 0, &mut budget)
+                .ok_or_else(no_member)?;
+            bits = bits.checked_add(offset).ok_or_else(no_member)?;
             id = type_id;
         }
         Ok(bits / 8)
@@ -307,6 +321,46 @@ impl Btf {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A blob of one struct `a` whose `vlen` members are all unnamed and of type `a` itself,
+    /// at bit offset `offset`.
+    fn self_nesting(vlen: u32, offset: u32) -> Vec<u8> {
+        let strings = b"\0a\0";
+        let mut types = Vec::new();
+        for word in [1u32, (KIND_STRUCT << 24) | vlen, 8] {
+            types.extend(word.to_le_bytes());
+        }
+        for _ in 0..vlen {
+            for word in [0u32, 1, offset] {
+                types.extend(word.to_le_bytes());
+            }
+        }
+        let mut blob = vec![0x9f, 0xeb, 1, 0];
+        for word in [
+            24u32,
+            0,
+            types.len() as u32,
+            types.len() as u32,
+            strings.len() as u32,
+        ] {
+            blob.extend(word.to_le_bytes());
+        }
+        blob.extend(types);
+        blob.extend(strings);
+        blob
+    }
+
+    #[test]
+    fn a_crafted_blob_cannot_hang_or_overflow_a_lookup() {
+        let nesting = Btf::parse(&self_nesting(1000, 8)).unwrap();
+        let started = std::time::Instant::now();
+        assert!(nesting.member_offset("a", "x").is_err());
+        assert!(started.elapsed() < std::time::Duration::from_secs(5));
+        assert!(matches!(
+            nesting.member_offset("nope", "x"),
+            Err(BtfError::NoStruct(_))
+        ));
+    }
 
     #[test]
     fn pt_regs_layout_matches_the_architecture_header() {

@@ -23,21 +23,35 @@ pub async fn inspect<E: ContainerEngine, R: StartRecording>(
     (engine, recorder): (E, R),
     (target, pull): (&str, PullPolicy),
     removals: super::run::Removals,
-    console: super::Console,
+    (shutdown, console): (&crate::commands::Shutdown, super::Console),
 ) -> Result<Inspected<E, R>> {
     let by_name = matches!(
         crate::image::reference::parse(target),
         Ok(crate::image::reference::Reference::Named(_))
     );
-    let info = match (pull, engine.image(target).await) {
-        (PullPolicy::Always, _) | (PullPolicy::Missing, Err(EngineError::NoSuchImage(_)))
-            if by_name =>
-        {
-            super::registry::pull(&engine, target, console).await?;
-            engine.image(target).await?
-        }
-        (_, found) => found?,
-    };
+    let info =
+        match (pull, engine.image(target).await) {
+            (PullPolicy::Always, _) | (PullPolicy::Missing, Err(EngineError::NoSuchImage(_)))
+                if by_name =>
+            {
+                shutdown
+                    .unless_stopped(super::registry::pull(&engine, target, console))
+                    .await?;
+                engine.image(target).await?
+            }
+            (_, Err(EngineError::NoSuchImage(name))) => return Err(UsageError::new(
+                format!("no such image: {name}"),
+                match pull {
+                    PullPolicy::Never => {
+                        "`docker images` lists the engine's images; without --pull=never slim \
+                         pulls what the engine lacks"
+                    }
+                    _ => "`docker images` lists the engine's images (an image id is never pulled)",
+                },
+            )
+            .into()),
+            (_, found) => found?,
+        };
     Ok(Inspected {
         engine,
         recorder,

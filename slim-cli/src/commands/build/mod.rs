@@ -85,22 +85,42 @@ pub async fn build<E: ContainerEngine, R: StartRecording>(
     total: Instant,
 ) -> Result<ExitCode> {
     let removals = run::Removals::default();
+    let engine = engine_and_recorder.0.clone();
+    // The image is loaded under a temporary tag of this run and gets `tag` only once it is
+    // verified and its report written: stopped or failed before, it is removed again, once
+    // no container of the run uses it (else the engine would only untag it).
+    let work_tag = crate::owner::Owner::current().work_tag();
+    let writing = std::sync::atomic::AtomicBool::new(false);
     let built = build_steps(
         plan,
         (engine_and_recorder, removals.clone()),
-        host,
+        (host, &work_tag, &writing),
         shutdown,
         total,
     )
     .await;
     removals.wait().await;
+    let written = writing.load(std::sync::atomic::Ordering::Relaxed);
+    if let Err(err) = async {
+        match written {
+            true => engine.untag_image(&work_tag).await,
+            false => Ok(()),
+        }
+    }
+    .await
+    {
+        tracing::warn!(
+            "the unverified image {work_tag} is left behind ({err}); the next slim run or \
+             `slim prune` removes it"
+        );
+    }
     built
 }
 
 async fn build_steps<E: ContainerEngine, R: StartRecording>(
     plan: BuildPlan,
     ((engine, recorder), removals): ((E, R), run::Removals),
-    host: Host,
+    (host, work_tag, writing): (Host, &str, &std::sync::atomic::AtomicBool),
     shutdown: &Shutdown,
     total: Instant,
 ) -> Result<ExitCode> {
@@ -147,13 +167,12 @@ async fn build_steps<E: ContainerEngine, R: StartRecording>(
     }
     shutdown.check()?;
 
-    // The image is loaded under a temporary tag of this run and gets `tag` only once it is
-    // verified and its report written: stopped or failed before, it is removed again.
-    let work_tag = crate::owner::Owner::current().work_tag();
-    let finished = Finish {
+    // From here on the image may be in the engine under the temporary tag.
+    writing.store(true, std::sync::atomic::Ordering::Relaxed);
+    Finish {
         plan: &plan,
         host,
-        work_tag: &work_tag,
+        work_tag,
         inspected: &inspected,
         recorded: &recorded,
         selected: &selected,
@@ -169,14 +188,7 @@ async fn build_steps<E: ContainerEngine, R: StartRecording>(
         timings,
         total,
     )
-    .await;
-    if let Err(err) = inspected.engine.untag_image(&work_tag).await {
-        tracing::warn!(
-            "the unverified image {work_tag} is left behind ({err}); the next slim run or \
-             `slim prune` removes it"
-        );
-    }
-    finished
+    .await
 }
 
 /// Phases 4 to 7 of `slim build`, after the selection: write the image under the run's
@@ -330,7 +342,7 @@ impl<E: ContainerEngine, R: StartRecording> Finish<'_, E, R> {
             )
             .context("write the SBOM")?;
         }
-        output::publish(&staging, output_dir)?;
+        let written = output::publish(&staging, output_dir)?;
         inspected.engine.tag_image(&slim.id, final_tag).await?;
         console.say(format!(
             "[7/7] report    {}",
@@ -338,13 +350,18 @@ impl<E: ContainerEngine, R: StartRecording> Finish<'_, E, R> {
         ));
         let pushed_to = match (&unverified, plan.push) {
             (None, true) => {
-                registry::push(&inspected.engine, final_tag, console).await?;
+                shutdown
+                    .unless_stopped(registry::push(&inspected.engine, final_tag, console))
+                    .await?;
                 Some(crate::engine::registry::registry_host(final_tag))
             }
             _ => None,
         };
         if plan.json_summary {
-            println!("{}", report.summary_json(output_dir, pushed_to.as_deref()));
+            println!(
+                "{}",
+                report.summary_json(output_dir, &written, pushed_to.as_deref())
+            );
         }
         match unverified {
             None => {
@@ -537,7 +554,13 @@ async fn inspect_and_record<E: ContainerEngine, R: StartRecording>(
     timings: &mut Timings,
 ) -> Result<(inspect::Inspected<E, R>, WorkDir, record::Recorded)> {
     let phase = Instant::now();
-    let inspected = inspect::inspect((engine, recorder), (target, pull), removals, console).await?;
+    let inspected = inspect::inspect(
+        (engine, recorder),
+        (target, pull),
+        removals,
+        (shutdown, console),
+    )
+    .await?;
     if let Some(tag) = tag {
         inspect::check_tag(&inspected, tag).await?;
     }
@@ -592,7 +615,7 @@ async fn verify_phase<E: ContainerEngine, R: StartRecording>(
             apparmor: apparmor.as_ref().map(|a| a.name.as_str()),
             selection: checked.selection,
         };
-        verify::verify(
+        let verified = verify::verify(
             inspected,
             recorded,
             check,
@@ -600,7 +623,12 @@ async fn verify_phase<E: ContainerEngine, R: StartRecording>(
             shutdown,
             console,
         )
-        .await?
+        .await;
+        // The profile stays loaded until no container of the run can still be running under it.
+        if apparmor.is_some() {
+            inspected.removals.wait().await;
+        }
+        verified?
     };
     timings.insert("verify".into(), phase.elapsed().as_millis());
     profiles.report.verified_under = verify.under.clone();

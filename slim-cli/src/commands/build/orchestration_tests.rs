@@ -175,6 +175,15 @@ fn assert_nothing_left(engine: &FakeEngine, fat_id: &str) {
         .filter(|t| *t != FAT && *t != SLIM && !t.ends_with("-unverified"))
         .collect();
     assert!(strays.is_empty(), "temporary tags left: {strays:?}");
+    // No image without a tag: a temporary one untagged while a container still used it would
+    // stay in the engine for good.
+    let tagged: std::collections::BTreeSet<&String> = tags.values().collect();
+    let dangling: Vec<String> = engine
+        .images()
+        .into_iter()
+        .filter(|id| !tagged.contains(id))
+        .collect();
+    assert!(dangling.is_empty(), "untagged images left: {dangling:?}");
 }
 
 #[tokio::test]
@@ -588,7 +597,7 @@ async fn a_fat_image_in_a_registry_is_pulled_and_the_verified_slim_one_pushed() 
     assert!(!engine.journal().iter().any(|l| l.starts_with("push")));
 }
 
-/// `--pull never` leaves a missing image missing; a registry without it is a usage error
+/// `--pull=never` leaves a missing image missing (exit 2); a registry without it is a usage error
 /// (exit 2); a push the engine cannot do is a fault (exit 5), the verified image still tagged.
 #[tokio::test]
 async fn pull_and_push_failures_have_their_exit_class() {
@@ -602,7 +611,7 @@ async fn pull_and_push_failures_have_their_exit_class() {
         &stop,
     )
     .await;
-    assert_ne!(code, ExitCode::SUCCESS);
+    assert_eq!(code, ExitCode::from(crate::commands::EXIT_USAGE));
     assert!(engine.journal().is_empty(), "{:#?}", engine.journal());
 
     let out = OutDir::new("absent");

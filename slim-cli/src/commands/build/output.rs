@@ -40,7 +40,7 @@ pub fn staging(work: &Path) -> Result<PathBuf> {
 
 /// Moves every file of `staging` into `dir`: all are copied next to their place first, then
 /// renamed over it, so a full disk leaves no file half written and none replaced.
-pub fn publish(staging: &Path, dir: &Path) -> Result<()> {
+pub fn publish(staging: &Path, dir: &Path) -> Result<Vec<PathBuf>> {
     let mut names: Vec<_> = std::fs::read_dir(staging)
         .with_context(|| format!("cannot read {}", staging.display()))?
         .filter_map(|entry| entry.ok())
@@ -73,7 +73,7 @@ pub fn publish(staging: &Path, dir: &Path) -> Result<()> {
         std::fs::rename(from, dir.join(name))
             .with_context(|| format!("cannot write {}", dir.join(name).display()))?;
     }
-    Ok(())
+    Ok(names.iter().map(|name| dir.join(name)).collect())
 }
 
 fn sanitize_name(target: &str) -> String {
@@ -104,7 +104,10 @@ mod tests {
         std::fs::write(dir.join("mine.txt"), "the user's").unwrap();
         std::fs::write(staging.join("report.json"), "new").unwrap();
         std::fs::write(staging.join("files.txt"), "kept").unwrap();
-        publish(&staging, &dir).unwrap();
+        let written = publish(&staging, &dir).unwrap();
+        assert!(written
+            .iter()
+            .all(|path| path.starts_with(&dir) && path.exists()));
         assert_eq!(
             std::fs::read_to_string(dir.join("report.json")).unwrap(),
             "new"

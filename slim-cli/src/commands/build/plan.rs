@@ -85,6 +85,13 @@ impl BuildPlan {
                 "give the slim image a name with --tag NAME[:TAG]",
             ),
         })?;
+        if args.push && args.no_verify {
+            return Err(UsageError::new(
+                "--push pushes only a verified image, and --no-verify skips the verification",
+                "drop --no-verify (or push by hand: `docker push TAG`)",
+            )
+            .into());
+        }
         let output_dir = output::output_dir(args.output_dir.as_deref(), &args.target)?;
         Ok(Self {
             tag,

@@ -59,8 +59,9 @@ fn explain(err: EngineError, operation: &str, reference: &str, host: &str) -> an
         || lower.contains("no basic auth credentials");
     let missing = *status == Some(404)
         || lower.contains("manifest unknown")
-        || lower.contains("not found")
         || lower.contains("repository does not exist");
+    // Docker Hub says the same of a name it does not have and of a private one.
+    let maybe_login = lower.contains("access denied") || lower.contains("docker login");
     if unauthorized {
         return Fault::new(
             format!("{host} refused the {operation} of {reference}: {said}"),
@@ -72,9 +73,18 @@ fn explain(err: EngineError, operation: &str, reference: &str, host: &str) -> an
         .into();
     }
     if missing && operation == "pull" {
+        let hint = match maybe_login {
+            true => format!(
+                "check the name and tag; a private image needs a login first: `docker login {host}`"
+            ),
+            false => {
+                "check the name and tag (`docker pull NAME` says the same), or build the image"
+                    .to_owned()
+            }
+        };
         return UsageError::new(
             format!("{reference} is not in its registry {host}: {said}"),
-            "check the name and tag (`docker pull NAME` says the same), or build the image",
+            hint,
         )
         .into();
     }
@@ -144,6 +154,21 @@ mod tests {
             fault.message
         );
         assert!(fault.hint.contains("curl http://127.0.0.1:5000/v2/"));
+        let hub = explain(
+            registry(
+                Some(404),
+                "pull access denied for nothere, repository does not exist or may require 'docker login'",
+            ),
+            "pull",
+            "nothere:1",
+            "docker.io",
+        );
+        let usage = hub.downcast_ref::<UsageError>().expect("a usage error");
+        assert!(
+            usage.hint.contains("docker login docker.io"),
+            "{}",
+            usage.hint
+        );
         // Not the registry's: passed on as it is.
         let other = explain(
             EngineError::NotRunning("c1".into()),

@@ -318,6 +318,7 @@ impl<E: ContainerEngine, R: StartRecording> Run<'_, E, R> {
                 recorder.hold_out(false)?;
             }
             if let Some(timeout) = self.stop_timeout {
+                let stopping = Instant::now();
                 if self.stop_recorded(id, init_pid, timeout).await {
                     let code = self
                         .engine
@@ -329,7 +330,8 @@ impl<E: ContainerEngine, R: StartRecording> Run<'_, E, R> {
                     // whose handler re-raises the signal to its default action, which a
                     // namespace's pid 1 ignores (node does). Verification then does not wait
                     // for a stop that never comes.
-                    stopped_gracefully = code != Some(EXIT_KILLED);
+                    let killed = code == Some(EXIT_KILLED) && stopping.elapsed() >= timeout;
+                    stopped_gracefully = !killed;
                     if !stopped_gracefully {
                         tracing::debug!("the app was killed after its stop timeout");
                     }
