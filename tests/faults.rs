@@ -316,6 +316,31 @@ fn a_stop_signal_cleans_up() {
         );
         eprintln!("SIG{signal} while recording: exit 130, `interrupted: stopped and cleaned up`");
     }
+
+    // And once while the slim image runs under verification (held there): the temporary tag
+    // goes only after the verification container, so the slim image does not stay behind
+    // untagged.
+    let dangling_before = dangling_images();
+    let tag = "slim-test/python-http.slim:stop-verify";
+    let _image = Image(tag.to_owned());
+    let out = TempDir::new("stop-verify");
+    let out_dir = out.0.display().to_string();
+    let build = Build::held_at("verify", &out_dir, tag, &fat);
+    build.signal("INT");
+    let (pid, code, stderr) = build.finish();
+    assert_eq!(code, Some(130), "{stderr}");
+    assert_nothing_left(pid, tag, false, &fat, &fat_id);
+    assert_eq!(
+        dangling_images(),
+        dangling_before,
+        "an untagged image stayed behind"
+    );
+    eprintln!("SIGINT during verification: exit 130, no image left behind");
+}
+
+/// Ids of the engine's images that have no tag.
+fn dangling_images() -> String {
+    docker(&["images", "-q", "--no-trunc", "--filter", "dangling=true"])
 }
 
 /// Waits until the slim of `pid` has its container running.
