@@ -130,8 +130,8 @@ impl Shutdown {
 
 /// Test hook of the host-fault tests (`tests/faults.rs`): with `SLIM_TEST_HOLD=PHASE:FILE`
 /// (`record`, `select`, `write` or `verify`), slim waits at `phase` while FILE exists, so a
-/// test can stop or restart the real engine, or fill the real disk, at a known point, which no
-/// fake shows. Stops, engine refusals and image changes in every phase are tested through the
+/// test can stop or restart the real engine, fill the real disk, or stop slim while a real
+/// container runs under verification, at a known point, which no fake shows. Stops, engine refusals and image changes in every phase are tested through the
 /// fakes instead. Without it, a no-op.
 pub async fn hold(phase: &str, shutdown: &Shutdown) -> Result<(), Interrupted> {
     let Ok(spec) = std::env::var("SLIM_TEST_HOLD") else {
