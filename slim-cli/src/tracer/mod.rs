@@ -1354,10 +1354,11 @@ mod tests {
                 .any(|e| e.path == marker.as_bytes() && e.mntns == namespace)
         };
         let (first, first_program, mut first_child, first_ns) = record("3");
-        let (second, second_program, mut second_child, second_ns) = record("0");
-        let _ = first_child.kill();
-        let _ = first_child.wait();
-        let _ = second_child.wait();
+        let (second, second_program, mut second_child, second_ns) = record("3");
+        for child in [&mut first_child, &mut second_child] {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
         assert!(first_program.is_some());
         assert_eq!(
             first_program, second_program,
