@@ -117,17 +117,8 @@ pub struct BuildArgs {
     /// Skip running the slim image (under its seccomp profile) against the same probes.
     #[arg(long)]
     pub no_verify: bool,
-    /// When to pull the fat image from its registry: `--pull=always` (`--pull` alone, as
-    /// docker-slim's: missing).
-    #[arg(
-        long,
-        value_name = "WHEN",
-        num_args = 0..=1,
-        require_equals = true,
-        default_value = "missing",
-        default_missing_value = "missing"
-    )]
-    pub pull: crate::engine::registry::PullPolicy,
+    #[command(flatten)]
+    pub pull: PullArgs,
     /// Push the slim image to its registry (the --tag names it) once it is verified, with the
     /// login `docker login` keeps.
     #[arg(long)]
@@ -221,6 +212,22 @@ pub struct BuildArgs {
     pub compress_executables: bool,
     #[command(flatten)]
     pub docker_slim: DockerSlimOnly,
+}
+
+/// `--pull`, shared by build and profile.
+#[derive(Debug, Args)]
+pub struct PullArgs {
+    /// When to pull the image from its registry: `--pull=always` (`--pull` alone, as
+    /// docker-slim's: missing).
+    #[arg(
+        long = "pull",
+        value_name = "WHEN",
+        num_args = 0..=1,
+        require_equals = true,
+        default_value = "missing",
+        default_missing_value = "missing"
+    )]
+    pub when: crate::engine::registry::PullPolicy,
 }
 
 /// docker-slim's build flags for what slim does not do: each is answered with what to do
@@ -525,16 +532,8 @@ pub struct ProfileArgs {
     /// Skip running the image again under the profile against the same probes.
     #[arg(long)]
     pub no_verify: bool,
-    /// When to pull the image from its registry: `--pull=always` (`--pull` alone: missing).
-    #[arg(
-        long,
-        value_name = "WHEN",
-        num_args = 0..=1,
-        require_equals = true,
-        default_value = "missing",
-        default_missing_value = "missing"
-    )]
-    pub pull: crate::engine::registry::PullPolicy,
+    #[command(flatten)]
+    pub pull: PullArgs,
     /// Only the final line (and errors).
     #[arg(long, short)]
     pub quiet: bool,
@@ -815,7 +814,7 @@ mod tests {
             let Command::Build(args) = cli.command else {
                 panic!("{line}: not a build")
             };
-            (args.target.clone(), args.pull)
+            (args.target.clone(), args.pull.when)
         };
         assert_eq!(
             parse("slim build --pull app:fat"),

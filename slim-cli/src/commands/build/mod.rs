@@ -427,7 +427,7 @@ impl ProfilePlan {
             output_dir: output::output_dir(args.output_dir.as_deref(), &target)?,
             read_via: args.read.via,
             no_verify: args.no_verify,
-            pull: args.pull,
+            pull: args.pull.when,
             console: Console { quiet: args.quiet },
             target,
         })

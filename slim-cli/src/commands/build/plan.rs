@@ -106,7 +106,7 @@ impl BuildPlan {
             },
             package_db: args.package_db,
             no_verify: args.no_verify,
-            pull: args.pull,
+            pull: args.pull.when,
             push: args.push,
             json_summary: args.format == "json",
             console: Console { quiet: args.quiet },
