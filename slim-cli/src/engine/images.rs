@@ -89,21 +89,10 @@ impl Engine {
             tag: Some(tag.to_owned()),
             ..Default::default()
         };
-        let mut stream =
+        let stream =
             self.docker
                 .create_image(Some(options), None, credentials.map(docker_credentials));
-        while let Some(item) = stream.next().await {
-            let info = item.map_err(|err| registry_error("pull", reference, err))?;
-            if let Some(detail) = info.error_detail {
-                return Err(EngineError::Registry {
-                    operation: "pull",
-                    reference: reference.to_owned(),
-                    status: None,
-                    message: detail.message.unwrap_or_default(),
-                });
-            }
-        }
-        Ok(())
+        follow(stream, "pull", reference, |info| info.error_detail).await
     }
 
     /// Pushes `reference` (a tag in the engine) to its registry (`docker push`).
@@ -117,23 +106,12 @@ impl Engine {
             tag: Some(tag.to_owned()),
             ..Default::default()
         };
-        let mut stream = self.docker.push_image(
+        let stream = self.docker.push_image(
             repository,
             Some(options),
             credentials.map(docker_credentials),
         );
-        while let Some(item) = stream.next().await {
-            let info = item.map_err(|err| registry_error("push", reference, err))?;
-            if let Some(detail) = info.error_detail {
-                return Err(EngineError::Registry {
-                    operation: "push",
-                    reference: reference.to_owned(),
-                    status: None,
-                    message: detail.message.unwrap_or_default(),
-                });
-            }
-        }
-        Ok(())
+        follow(stream, "push", reference, |info| info.error_detail).await
     }
 
     /// Tags image `id` as `reference` (`repo:tag`), moving the tag if another image had it.
@@ -299,6 +277,28 @@ impl Engine {
             }),
         }
     }
+}
+
+/// Follows a pull's or push's progress stream to its end: the first failure the engine or the
+/// registry reports (in the stream or as an error detail of an item) ends it.
+async fn follow<T>(
+    mut stream: impl futures_util::Stream<Item = Result<T, bollard::errors::Error>> + Unpin,
+    operation: &'static str,
+    reference: &str,
+    error_detail: impl Fn(T) -> Option<bollard::models::ErrorDetail>,
+) -> Result<(), EngineError> {
+    while let Some(item) = stream.next().await {
+        let item = item.map_err(|err| registry_error(operation, reference, err))?;
+        if let Some(detail) = error_detail(item) {
+            return Err(EngineError::Registry {
+                operation,
+                reference: reference.to_owned(),
+                status: None,
+                message: detail.message.unwrap_or_default(),
+            });
+        }
+    }
+    Ok(())
 }
 
 /// `repo:tag` or `repo@digest` -> (repository, tag or digest).
