@@ -123,6 +123,11 @@ pub struct BuildArgs {
     /// login `docker login` keeps.
     #[arg(long)]
     pub push: bool,
+    /// Slim these platforms of a multi-platform image in a registry, one after the other
+    /// (`linux/amd64,linux/arm64,linux/arm/v7`, or `all` it has); each is verified, tagged
+    /// TAG-OS-ARCH, and with --push pushed with one index under --tag that lists them all.
+    #[arg(long, value_name = "OS/ARCH,...|all")]
+    pub platform: Option<String>,
     /// The final summary as a line of text, or as one JSON object on stdout for scripts.
     #[arg(long, value_name = "FORMAT", default_value = "text", value_parser = ["text", "json"])]
     pub format: String,

@@ -10,6 +10,7 @@ mod inspect;
 mod orchestration_tests;
 mod output;
 mod plan;
+mod platforms;
 mod profiles;
 mod record;
 mod registry;
@@ -38,7 +39,7 @@ use super::{
 };
 
 pub use console::Console;
-pub use plan::BuildPlan;
+pub use plan::{BuildPlan, Summary};
 pub(super) use profiles::{
     parse_check, APPARMOR_COMPLAIN_FILE, APPARMOR_FILE, OPERATOR_FILE, SECCOMP_FILE,
     SECCOMP_LOG_FILE,
@@ -58,6 +59,16 @@ pub async fn run(args: BuildArgs, shutdown: Shutdown) -> Result<ExitCode> {
     // The engine is connected to once, here at the edge, and handed to the phases.
     let engine = Engine::connect().await?;
     crate::commands::prune::reap_at_start(&engine, plan.console).await;
+    if let Some(selection) = plan.platforms.clone() {
+        return platforms::build_platforms(
+            plan,
+            selection,
+            (engine, EbpfRecorder),
+            Host::THIS,
+            &shutdown,
+        )
+        .await;
+    }
     build(plan, (engine, EbpfRecorder), Host::THIS, &shutdown, total).await
 }
 
@@ -84,6 +95,37 @@ pub async fn build<E: ContainerEngine, R: StartRecording>(
     shutdown: &Shutdown,
     total: Instant,
 ) -> Result<ExitCode> {
+    let built = build_one(plan, engine_and_recorder, host, shutdown, total).await?;
+    Ok(ExitCode::from(built.code))
+}
+
+/// What one build made, for a caller that builds several (one per platform).
+#[derive(Clone, Debug)]
+pub struct Built {
+    /// 0, or [`EXIT_VERIFY_FAILED`].
+    pub code: u8,
+    /// The tag the slim image got (`TAG-unverified` when it failed verification).
+    pub tag: String,
+    pub slim_id: String,
+    pub slim_size: u64,
+    pub fat_size: u64,
+    pub ratio: f64,
+    pub probes: usize,
+    pub matched: usize,
+    /// The profiles the verification ran under.
+    pub verified_under: Vec<String>,
+    /// Why the seccomp profile was derived under emulation, when it was.
+    pub emulated: Option<String>,
+}
+
+/// [`build`], with what it made.
+pub async fn build_one<E: ContainerEngine, R: StartRecording>(
+    plan: BuildPlan,
+    engine_and_recorder: (E, R),
+    host: Host,
+    shutdown: &Shutdown,
+    total: Instant,
+) -> Result<Built> {
     let removals = run::Removals::default();
     let engine = engine_and_recorder.0.clone();
     // The image is loaded under a temporary tag of this run and gets `tag` only once it is
@@ -123,7 +165,7 @@ async fn build_steps<E: ContainerEngine, R: StartRecording>(
     (host, work_tag, writing): (Host, &str, &std::sync::atomic::AtomicBool),
     shutdown: &Shutdown,
     total: Instant,
-) -> Result<ExitCode> {
+) -> Result<Built> {
     let console = plan.console;
     let mut timings = Timings::new();
     let (inspected, work, recorded) = inspect_and_record(
@@ -212,7 +254,7 @@ impl<E: ContainerEngine, R: StartRecording> Finish<'_, E, R> {
         (shrink, packages): (Option<shrink::Report>, Option<crate::packages::Report>),
         mut timings: Timings,
         total: Instant,
-    ) -> Result<ExitCode> {
+    ) -> Result<Built> {
         let Self {
             plan,
             host,
@@ -357,37 +399,48 @@ impl<E: ContainerEngine, R: StartRecording> Finish<'_, E, R> {
             }
             _ => None,
         };
-        if plan.json_summary {
-            println!(
+        let built = Built {
+            code: match unverified {
+                None => 0,
+                Some(_) => EXIT_VERIFY_FAILED,
+            },
+            tag: final_tag.to_owned(),
+            slim_id: slim.id.clone(),
+            slim_size: slim_info.size,
+            fat_size: inspected.info.size,
+            ratio: report.ratio,
+            probes: report.verify.probes,
+            matched: report.verify.matched,
+            verified_under: report.verify.under.clone(),
+            emulated: report
+                .profiles
+                .as_ref()
+                .and_then(|p| p.seccomp.as_ref())
+                .and_then(|s| s.derived_under_emulation.clone()),
+        };
+        match (plan.summary, &unverified, &pushed_to) {
+            (Summary::Json, _, _) => println!(
                 "{}",
                 report.summary_json(output_dir, &written, pushed_to.as_deref())
+            ),
+            (Summary::Text, None, Some(host)) => {
+                println!("{}; pushed to {host}", report.summary_line())
+            }
+            (Summary::Text, None, None) => println!("{}", report.summary_line()),
+            (Summary::Text, Some(unverified), _) => println!(
+                "{}; tagged {unverified} for inspection, {tag} left as it was",
+                report.summary_line()
+            ),
+            (Summary::ByCaller, _, _) => {}
+        }
+        if let Some(unverified) = &unverified {
+            report.verify.explain(
+                &format!("the slim image {unverified}"),
+                target,
+                Some(output_dir),
             );
         }
-        match unverified {
-            None => {
-                if !plan.json_summary {
-                    match &pushed_to {
-                        Some(host) => println!("{}; pushed to {host}", report.summary_line()),
-                        None => println!("{}", report.summary_line()),
-                    }
-                }
-            }
-            Some(unverified) => {
-                if !plan.json_summary {
-                    println!(
-                        "{}; tagged {unverified} for inspection, {tag} left as it was",
-                        report.summary_line()
-                    );
-                }
-                report.verify.explain(
-                    &format!("the slim image {unverified}"),
-                    target,
-                    Some(output_dir),
-                );
-                return Ok(ExitCode::from(EXIT_VERIFY_FAILED));
-            }
-        }
-        Ok(ExitCode::SUCCESS)
+        Ok(built)
     }
 }
 
