@@ -169,6 +169,7 @@ fn pulled_from_a_registry_slimmed_verified_and_pushed() {
             "--tag",
             &tag,
             "--push",
+            "--attach-profiles",
             "--format",
             "json",
             &fat,
@@ -221,6 +222,26 @@ fn pulled_from_a_registry_slimmed_verified_and_pushed() {
         "{inspected}"
     );
     assert_eq!(inspected["Architecture"], "amd64");
+    // The profiles and the SBOM travel with it: artifacts whose subject is its manifest.
+    let (subject, _, _) = manifest_descriptor(&host, "python-http", "slim");
+    let attached = referrers(&host, "python-http", &subject);
+    assert_eq!(
+        attached.keys().cloned().collect::<Vec<_>>(),
+        [
+            "application/spdx+json",
+            "application/vnd.slim.security-profiles.v1"
+        ]
+    );
+    let seccomp = &attached["application/vnd.slim.security-profiles.v1"]["seccomp.json"];
+    assert_eq!(
+        seccomp,
+        &std::fs::read(out_dir.0.join("seccomp.json")).unwrap()
+    );
+    let sbom = &attached["application/spdx+json"]["sbom.spdx.json"];
+    assert_eq!(
+        sbom,
+        &std::fs::read(out_dir.0.join("sbom.spdx.json")).unwrap()
+    );
 
     // The engine pulls it back: the same image.
     docker(&["rmi", &tag]);
@@ -325,6 +346,63 @@ fn manifest_descriptor(host: &str, repository: &str, reference: &str) -> (String
     )
 }
 
+/// `GET` of `path` on the registry at `host` with `accept`, the body (curl).
+fn registry_get(host: &str, path: &str, accept: &str) -> Vec<u8> {
+    let out = Command::new("curl")
+        .args(["-sSfL", "-H"])
+        .arg(format!("Accept: {accept}"))
+        .arg(format!("http://{host}{path}"))
+        .output()
+        .expect("curl runs");
+    assert!(out.status.success(), "GET {path}: {}", stderr(&out));
+    out.stdout
+}
+
+/// The artifacts attached to `subject` (the referrers index under the tag `sha256-HEX`, as the
+/// OCI distribution spec has clients keep it on a registry without the referrers API): by
+/// artifact type, each file's bytes by its title.
+fn referrers(
+    host: &str,
+    repository: &str,
+    subject: &str,
+) -> std::collections::BTreeMap<String, std::collections::BTreeMap<String, Vec<u8>>> {
+    let oci_index = "application/vnd.oci.image.index.v1+json";
+    let oci_manifest = "application/vnd.oci.image.manifest.v1+json";
+    let tag = subject.replace(':', "-");
+    let index: serde_json::Value = serde_json::from_slice(&registry_get(
+        host,
+        &format!("/v2/{repository}/manifests/{tag}"),
+        oci_index,
+    ))
+    .unwrap();
+    let mut found = std::collections::BTreeMap::new();
+    for entry in index["manifests"].as_array().unwrap() {
+        let digest = entry["digest"].as_str().unwrap();
+        let manifest: serde_json::Value = serde_json::from_slice(&registry_get(
+            host,
+            &format!("/v2/{repository}/manifests/{digest}"),
+            oci_manifest,
+        ))
+        .unwrap();
+        assert_eq!(manifest["subject"]["digest"], subject, "{manifest}");
+        assert_eq!(manifest["artifactType"], entry["artifactType"]);
+        let mut files = std::collections::BTreeMap::new();
+        for layer in manifest["layers"].as_array().unwrap() {
+            let title = layer["annotations"]["org.opencontainers.image.title"]
+                .as_str()
+                .unwrap()
+                .to_owned();
+            let blob = layer["digest"].as_str().unwrap();
+            files.insert(
+                title,
+                registry_get(host, &format!("/v2/{repository}/blobs/{blob}"), "*/*"),
+            );
+        }
+        found.insert(entry["artifactType"].as_str().unwrap().to_owned(), files);
+    }
+    found
+}
+
 /// `skopeo inspect --tls-verify=false ARGS docker://REFERENCE`, as JSON (`--raw`: the bytes).
 fn skopeo_inspect(args: &[&str], reference: &str) -> Vec<u8> {
     let out = Command::new("skopeo")
@@ -405,6 +483,8 @@ fn a_multi_platform_image_is_slimmed_per_platform_and_pushed_as_one_index() {
         guards.push(Image(format!("{host}/py@{digest}")));
     }
     let out_dir = TempDir::new("multi-out");
+    let layout_dir = TempDir::new("multi-oci");
+    let layout = layout_dir.0.join("layout");
     let probes = probe_file("python-http.json");
     let out = slim_build(
         &config.0,
@@ -418,6 +498,9 @@ fn a_multi_platform_image_is_slimmed_per_platform_and_pushed_as_one_index() {
             "--tag",
             &tag,
             "--push",
+            "--attach-profiles",
+            "--output",
+            &format!("oci:{}", layout.display()),
             "--format",
             "json",
             &fat,
@@ -495,6 +578,39 @@ fn a_multi_platform_image_is_slimmed_per_platform_and_pushed_as_one_index() {
             Some(1),
             "{config}"
         );
+    }
+
+    // Each platform's profiles are attached to its own manifest.
+    for (entry, slug) in entries.iter().zip(["linux-amd64", "linux-arm64"]) {
+        let attached = referrers(&host, "py", entry["digest"].as_str().unwrap());
+        let seccomp = &attached["application/vnd.slim.security-profiles.v1"]["seccomp.json"];
+        assert_eq!(
+            seccomp,
+            &std::fs::read(out_dir.0.join(slug).join("seccomp.json")).unwrap()
+        );
+    }
+
+    // The same index as an OCI layout, which skopeo reads per platform.
+    let oci = format!("oci:{}:slim", layout.display());
+    let out = Command::new("skopeo")
+        .args(["inspect", "--raw", &oci])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let local: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        local["manifests"].as_array().map(Vec::len),
+        Some(2),
+        "{local}"
+    );
+    for arch in ["amd64", "arm64"] {
+        let out = Command::new("skopeo")
+            .args(["inspect", "--override-arch", arch, &oci])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", stderr(&out));
+        let config: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(config["Architecture"], arch, "{config}");
     }
 
     // The engine pulls each platform back by the one name, and each runs and answers.

@@ -123,6 +123,11 @@ pub struct BuildArgs {
     /// login `docker login` keeps.
     #[arg(long)]
     pub push: bool,
+    /// With --push, attach seccomp.json, seccomp-profile.yaml, apparmor.profile and the SBOM
+    /// to the pushed image as OCI artifacts (their `subject` is the image), so they travel
+    /// with it.
+    #[arg(long, requires = "push")]
+    pub attach_profiles: bool,
     /// Slim these platforms of a multi-platform image in a registry, one after the other
     /// (`linux/amd64,linux/arm64,linux/arm/v7`, or `all` it has); each is verified, tagged
     /// TAG-OS-ARCH, and with --push pushed with one index under --tag that lists them all.

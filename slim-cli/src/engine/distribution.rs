@@ -83,6 +83,15 @@ pub struct Descriptor {
     pub size: u64,
 }
 
+/// How an artifact was made findable from its subject.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ReferrersVia {
+    /// The registry's referrers API.
+    Api,
+    /// The referrers index under this tag.
+    TagSchema(String),
+}
+
 /// A registry, with the login for it.
 pub struct RegistryClient {
     /// As image names give it (`127.0.0.1:5000`, `docker.io`).
@@ -210,16 +219,119 @@ impl RegistryClient {
         media_type: &str,
         bytes: &[u8],
     ) -> Result<String, DistributionError> {
+        self.put_manifest_answer(repository, reference, media_type, bytes)
+            .await
+            .map(|(digest, _)| digest)
+    }
+
+    async fn put_manifest_answer(
+        &mut self,
+        repository: &str,
+        reference: &str,
+        media_type: &str,
+        bytes: &[u8],
+    ) -> Result<(String, Answer), DistributionError> {
         let what = format!("the upload of {repository}:{reference}");
+        let answer = self
+            .request(
+                "PUT",
+                &format!("/v2/{repository}/manifests/{reference}"),
+                &[("Content-Type", media_type)],
+                Some(bytes.to_vec()),
+                (&what, repository, "pull,push"),
+            )
+            .await?;
+        Ok((format!("sha256:{}", hex(&Sha256::digest(bytes))), answer))
+    }
+
+    /// Uploads `bytes` as a blob of `repository` (in one request), unless the registry has it;
+    /// returns its digest.
+    pub async fn upload_blob(
+        &mut self,
+        repository: &str,
+        bytes: &[u8],
+    ) -> Result<String, DistributionError> {
+        let digest = format!("sha256:{}", hex(&Sha256::digest(bytes)));
+        let what = format!("the upload of a blob to {repository}");
+        let scope = (what.as_str(), repository, "pull,push");
+        let blob = format!("/v2/{repository}/blobs/{digest}");
+        if self.request("HEAD", &blob, &[], None, scope).await.is_ok() {
+            return Ok(digest);
+        }
+        let started = self
+            .request(
+                "POST",
+                &format!("/v2/{repository}/blobs/uploads/"),
+                &[],
+                None,
+                scope,
+            )
+            .await?;
+        let location = header(&started, "location")
+            .ok_or_else(|| self.protocol(&what, "no upload location"))?;
+        // The upload continues on this registry only: a location elsewhere is refused.
+        let path = match location.starts_with('/') {
+            true => location,
+            false => match parse_url(&location) {
+                Some((_, host, port, path)) if host == self.host && port == self.port => path,
+                _ => return Err(self.protocol(&what, "an upload location on another host")),
+            },
+        };
+        let separator = if path.contains('?') { '&' } else { '?' };
         self.request(
             "PUT",
-            &format!("/v2/{repository}/manifests/{reference}"),
-            &[("Content-Type", media_type)],
+            &format!("{path}{separator}digest={}", percent_encode(&digest)),
+            &[("Content-Type", "application/octet-stream")],
             Some(bytes.to_vec()),
-            (&what, repository, "pull,push"),
+            scope,
         )
         .await?;
-        Ok(format!("sha256:{}", hex(&Sha256::digest(bytes))))
+        Ok(digest)
+    }
+
+    /// Puts the artifact manifest `bytes` (whose `subject` is `subject`) by its digest and
+    /// makes it findable from the subject: a registry with the referrers API does that itself
+    /// (it answers with `OCI-Subject`); for one without, the referrers index under the tag
+    /// `sha256-HEX` gets the artifact (the OCI distribution spec's fallback).
+    pub async fn put_referrer(
+        &mut self,
+        repository: &str,
+        subject: &str,
+        artifact: &Descriptor,
+        artifact_type: &str,
+        bytes: &[u8],
+    ) -> Result<ReferrersVia, DistributionError> {
+        let (_, answer) = self
+            .put_manifest_answer(repository, &artifact.digest, &artifact.media_type, bytes)
+            .await?;
+        if header(&answer, "oci-subject").is_some() {
+            return Ok(ReferrersVia::Api);
+        }
+        let tag = subject.replace(':', "-");
+        let mut manifests = match self.manifest(repository, &tag).await {
+            Ok(found) => serde_json::from_slice::<serde_json::Value>(&found.bytes)
+                .ok()
+                .and_then(|doc| doc.get("manifests")?.as_array().cloned())
+                .unwrap_or_default(),
+            Err(err) if err.status() == Some(404) => Vec::new(),
+            Err(err) => return Err(err),
+        };
+        manifests.retain(|m| m.get("digest").and_then(|d| d.as_str()) != Some(&artifact.digest));
+        manifests.push(serde_json::json!({
+            "mediaType": artifact.media_type,
+            "digest": artifact.digest,
+            "size": artifact.size,
+            "artifactType": artifact_type,
+        }));
+        let index = serde_json::json!({
+            "schemaVersion": 2,
+            "mediaType": crate::image::platform::OCI_INDEX,
+            "manifests": manifests,
+        });
+        let index = serde_json::to_vec(&index).unwrap_or_default();
+        self.put_manifest(repository, &tag, crate::image::platform::OCI_INDEX, &index)
+            .await?;
+        Ok(ReferrersVia::TagSchema(tag))
     }
 
     fn protocol(&self, what: &str, reason: &str) -> DistributionError {

@@ -2,6 +2,7 @@
 //! profiles -> verify -> report. Each phase is one file and hands plain data to the next.
 
 mod apparmor_host;
+mod attach;
 mod console;
 mod cpu_load;
 mod input;
@@ -395,6 +396,11 @@ impl<E: ContainerEngine, R: StartRecording> Finish<'_, E, R> {
                 shutdown
                     .unless_stopped(registry::push(&inspected.engine, final_tag, console))
                     .await?;
+                if plan.attach_profiles {
+                    shutdown
+                        .unless_stopped(attach::attach_to_pushed(final_tag, output_dir, console))
+                        .await?;
+                }
                 Some(crate::engine::registry::registry_host(final_tag))
             }
             _ => None,

@@ -56,6 +56,8 @@ pub struct BuildPlan {
     pub pull: crate::engine::registry::PullPolicy,
     /// Push the verified slim image to its registry (`--push`).
     pub push: bool,
+    /// Attach the profiles and the SBOM to the pushed image (`--attach-profiles`).
+    pub attach_profiles: bool,
     /// How the final summary is printed (`--format`).
     pub summary: Summary,
     /// Every platform of a multi-platform image, or those listed (`--platform`).
@@ -123,6 +125,7 @@ impl BuildPlan {
             no_verify: args.no_verify,
             pull: args.pull.when,
             push: args.push,
+            attach_profiles: args.attach_profiles,
             summary: match args.format.as_str() {
                 "json" => Summary::Json,
                 _ => Summary::Text,

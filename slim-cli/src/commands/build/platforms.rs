@@ -306,6 +306,19 @@ async fn push_all<E: ContainerEngine>(
             .describe(&repository, tag_part)
             .await
             .map_err(|err| explain(err, "read", &d.built.tag))?;
+        if plan.attach_profiles {
+            let attached = super::attach::attach(client, &repository, &pushed, &d.output_dir)
+                .await
+                .map_err(|err| {
+                    Fault::new(
+                        format!("{}: attaching the profiles failed: {err}", d.entry.platform),
+                        "nothing was published under the index tag; retry the same command",
+                    )
+                })?;
+            for line in super::attach::lines(&attached) {
+                plan.console.say(line);
+            }
+        }
         entries.push(SlimEntry {
             platform: d.entry.platform.clone(),
             digest: pushed.digest,
