@@ -288,6 +288,7 @@ impl<E: ContainerEngine, R: StartRecording> Finish<'_, E, R> {
         let summary = &selected.summary;
         let recording = &recorded.recording;
         let report = Report {
+            created: utc_now(),
             target: target_summary(inspected, recorded),
             slim: ImageSummary {
                 image: final_tag.to_owned(),
@@ -309,6 +310,7 @@ impl<E: ContainerEngine, R: StartRecording> Finish<'_, E, R> {
             kept_files: summary.kept_files,
             largest_kept: summary.largest.clone(),
             removed: Report::removed_from(summary),
+            by_dir: summary.by_dir.clone(),
             floor: Floor {
                 opened_bytes: summary.opened_bytes,
                 touched_bytes: summary.touched_bytes,
@@ -512,6 +514,7 @@ async fn profile_steps<E: ContainerEngine, R: StartRecording>(
     timings.insert("total".into(), total.elapsed().as_millis());
 
     let report = ProfileReport {
+        created: utc_now(),
         target: target_summary(&inspected, &recorded),
         probes: recorded.fat_run.probes.clone(),
         verify: verify.clone(),
