@@ -329,6 +329,7 @@ impl<E: ContainerEngine, R: StartRecording> Finish<'_, E, R> {
             packages,
         };
         report.write(&staging, &selected.keep)?;
+        super::report_page::write_beside(&staging)?;
         if let Some(packages) = &report.packages {
             let sbom = crate::packages::spdx::document(
                 &crate::packages::spdx::Described {
@@ -529,6 +530,7 @@ async fn profile_steps<E: ContainerEngine, R: StartRecording>(
         serde_json::to_vec_pretty(&report)?,
     )
     .context("write report.json")?;
+    super::report_page::write_beside(&staging)?;
     output::publish(&staging, &output_dir)?;
     let report_path = output_dir.join("report.json");
     console.say(format!("[7/7] report    {}", report_path.display()));
