@@ -112,7 +112,7 @@ pub fn render(report: &Value, files: Option<&str>) -> Result<String, RenderError
     page.push_str(&section(
         "probes-section",
         "Probes",
-        &sections::probes(report),
+        &sections::probes(report, build),
     ));
     page.push_str(&section(
         "profiles",

@@ -285,16 +285,20 @@ fn answer(p: &Value) -> String {
 
 /// The probes: each one's answer on the fat image next to the slim image's (the same, unless
 /// verification found it different: those rows are marked).
-pub fn probes(report: &Value) -> String {
+pub fn probes(report: &Value, build: bool) -> String {
     let verify = report.pointer("/verify").unwrap_or(&Value::Null);
     let skipped = verify.get("skipped").and_then(Value::as_bool) == Some(true);
     let failed: BTreeMap<&str, &Value> = list(verify, "/failed")
         .iter()
         .map(|m| (text(m, "/name"), m))
         .collect();
-    let mut html = String::from(
+    let mut html = format!(
         "<table class=\"probes\" id=\"probes\"><tr><th>probe</th><th>round</th>\
-         <th>fat image</th><th>slim image</th></tr>",
+         <th>fat image</th><th>{}</th></tr>",
+        match build {
+            true => "slim image",
+            false => "fat image under its profiles",
+        }
     );
     let mut shown = std::collections::BTreeSet::new();
     for p in list(report, "/probes") {
@@ -499,7 +503,7 @@ mod tests {
             "verify": {"skipped": false, "probes": 2, "matched": 1, "under": ["seccomp.json"],
                        "failed": [{"name": "GET /x", "fat": "200", "slim": "500 <b>"}]}
         });
-        let html = probes(&report);
+        let html = probes(&report, true);
         assert_eq!(html.matches("probe mismatch").count(), 1);
         assert!(html.contains("same answer"));
         assert!(html.contains("500 &lt;b&gt;"));
