@@ -331,6 +331,7 @@ impl<E: ContainerEngine, R: StartRecording> Finish<'_, E, R> {
         let summary = &selected.summary;
         let recording = &recorded.recording;
         let report = Report {
+            created: utc_now(),
             target: target_summary(inspected, recorded),
             slim: ImageSummary {
                 image: final_tag.to_owned(),
@@ -352,6 +353,7 @@ impl<E: ContainerEngine, R: StartRecording> Finish<'_, E, R> {
             kept_files: summary.kept_files,
             largest_kept: summary.largest.clone(),
             removed: Report::removed_from(summary),
+            by_dir: summary.by_dir.clone(),
             floor: Floor {
                 opened_bytes: summary.opened_bytes,
                 touched_bytes: summary.touched_bytes,
@@ -370,6 +372,7 @@ impl<E: ContainerEngine, R: StartRecording> Finish<'_, E, R> {
             packages,
         };
         report.write(&staging, &selected.keep)?;
+        super::report_page::write_beside(&staging)?;
         if let Some(packages) = &report.packages {
             let sbom = crate::packages::spdx::document(
                 &crate::packages::spdx::Described {
@@ -571,6 +574,7 @@ async fn profile_steps<E: ContainerEngine, R: StartRecording>(
     timings.insert("total".into(), total.elapsed().as_millis());
 
     let report = ProfileReport {
+        created: utc_now(),
         target: target_summary(&inspected, &recorded),
         probes: recorded.fat_run.probes.clone(),
         verify: verify.clone(),
@@ -585,6 +589,7 @@ async fn profile_steps<E: ContainerEngine, R: StartRecording>(
         serde_json::to_vec_pretty(&report)?,
     )
     .context("write report.json")?;
+    super::report_page::write_beside(&staging)?;
     output::publish(&staging, &output_dir)?;
     let report_path = output_dir.join("report.json");
     console.say(format!("[7/7] report    {}", report_path.display()));
