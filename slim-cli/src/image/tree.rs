@@ -37,6 +37,50 @@ pub struct DataRef {
     pub size: u64,
 }
 
+/// A file's bytes in its layer source, read in parts.
+#[derive(Debug)]
+pub struct FileSlice {
+    file: std::fs::File,
+    offset: u64,
+    size: u64,
+}
+
+impl FileSlice {
+    /// Up to `len` bytes at `at` of the file (fewer at its end; none past it).
+    pub fn read_at(&self, at: u64, len: usize) -> Option<Vec<u8>> {
+        use std::os::unix::fs::FileExt as _;
+        if at > self.size {
+            return None;
+        }
+        let len = (len as u64).min(self.size - at) as usize;
+        let mut bytes = vec![0; len];
+        let mut done = 0;
+        while done < len {
+            match self
+                .file
+                .read_at(&mut bytes[done..], self.offset + at + done as u64)
+            {
+                Ok(0) => break,
+                Ok(n) => done += n,
+                Err(err) if err.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(_) => return None,
+            }
+        }
+        bytes.truncate(done);
+        Some(bytes)
+    }
+
+    /// The file's size.
+    pub fn len(&self) -> u64 {
+        self.size
+    }
+
+    /// Whether it is empty.
+    pub fn is_empty(&self) -> bool {
+        self.size == 0
+    }
+}
+
 /// One file-tree entry with its original metadata.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Entry {
@@ -103,6 +147,17 @@ impl FileTree {
             .read_to_end(&mut bytes)
             .ok()?;
         Some(bytes)
+    }
+
+    /// The bytes of file `path`, to read parts of where they are ([`FileSlice::read_at`]).
+    pub fn slice(&self, path: &Path) -> Option<FileSlice> {
+        let data = self.entries.get(path)?.data?;
+        let file = self.open_source(data.source).ok()?;
+        Some(FileSlice {
+            file,
+            offset: data.offset,
+            size: data.size,
+        })
     }
 
     /// Opens source file `source` for reading, never through a symlink.

@@ -7,16 +7,18 @@ use std::{
     path::{Path, PathBuf},
 };
 
-use goblin::elf::Elf;
-
 use super::resolve::resolve;
 use crate::image::tree::FileTree;
 
-/// Largest ELF file parsed for its dependencies.
-const MAX_ELF: u64 = 512 * 1024 * 1024;
+/// Largest dynamic section read (real ones are a few hundred bytes).
+const MAX_DYNAMIC: u64 = 1 << 20;
+/// Most program headers read.
+const MAX_PHDRS: u64 = 4096;
+/// Longest string read from the dynamic string table.
+const MAX_STRING: usize = 4096;
 
 /// What an ELF file declares.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, PartialEq, Eq)]
 struct Dynamic {
     needed: Vec<String>,
     rpath: Vec<String>,
@@ -24,23 +26,144 @@ struct Dynamic {
     is_64: bool,
 }
 
-fn parse(bytes: &[u8]) -> Option<Dynamic> {
-    let elf = Elf::parse(bytes).ok()?;
+/// Bytes at an offset of a file: the few parts of an ELF file the dependencies are in are read
+/// where they are, never the whole file (a 90 MB libnode would be 90 MB of memory).
+trait ReadAt {
+    /// Up to `len` bytes at `offset` (fewer at the end).
+    fn read_at(&self, offset: u64, len: usize) -> Option<Vec<u8>>;
+}
+
+impl ReadAt for [u8] {
+    fn read_at(&self, offset: u64, len: usize) -> Option<Vec<u8>> {
+        let start = usize::try_from(offset).ok().filter(|&s| s <= self.len())?;
+        let end = start.saturating_add(len).min(self.len());
+        Some(self[start..end].to_vec())
+    }
+}
+
+impl ReadAt for crate::image::tree::FileSlice {
+    fn read_at(&self, offset: u64, len: usize) -> Option<Vec<u8>> {
+        crate::image::tree::FileSlice::read_at(self, offset, len)
+    }
+}
+
+/// The `DT_NEEDED`, `DT_RPATH` and `DT_RUNPATH` of an ELF file, read from its program headers
+/// and dynamic segment as the loader reads them; `None` for anything else (or a truncated or
+/// hostile file).
+fn parse<R: ReadAt + ?Sized>(file: &R) -> Option<Dynamic> {
+    let ident = file.read_at(0, 64)?;
+    if ident.len() < 52 || &ident[..4] != b"\x7fELF" {
+        return None;
+    }
+    let is_64 = match ident[4] {
+        1 => false,
+        2 => true,
+        _ => return None,
+    };
+    let little = match ident[5] {
+        1 => true,
+        2 => false,
+        _ => return None,
+    };
+    let uint = |bytes: &[u8], at: usize, width: usize| -> Option<u64> {
+        let b = bytes.get(at..at.checked_add(width)?)?;
+        let mut value = 0u64;
+        for i in 0..width {
+            let byte = if little { b[width - 1 - i] } else { b[i] };
+            value = (value << 8) | byte as u64;
+        }
+        Some(value)
+    };
+    let word = if is_64 { 8 } else { 4 };
+    let (phoff, phentsize, phnum) = match is_64 {
+        true => (
+            uint(&ident, 0x20, 8)?,
+            uint(&ident, 0x36, 2)?,
+            uint(&ident, 0x38, 2)?,
+        ),
+        false => (
+            uint(&ident, 0x1c, 4)?,
+            uint(&ident, 0x2a, 2)?,
+            uint(&ident, 0x2c, 2)?,
+        ),
+    };
+    let min_entry = if is_64 { 56 } else { 32 };
+    if phentsize < min_entry || phnum == 0 || phnum > MAX_PHDRS {
+        return None;
+    }
+    let table = file.read_at(phoff, (phentsize * phnum) as usize)?;
+    let mut loads = Vec::new();
+    let mut dynamic = None;
+    for n in 0..phnum as usize {
+        let at = n * phentsize as usize;
+        let header = table.get(at..at + phentsize as usize)?;
+        let kind = uint(header, 0, 4)?;
+        // (offset, vaddr, filesz)
+        let segment = match is_64 {
+            true => (
+                uint(header, 8, 8)?,
+                uint(header, 16, 8)?,
+                uint(header, 32, 8)?,
+            ),
+            false => (
+                uint(header, 4, 4)?,
+                uint(header, 8, 4)?,
+                uint(header, 16, 4)?,
+            ),
+        };
+        match kind {
+            1 => loads.push(segment),
+            2 => dynamic = Some(segment),
+            _ => {}
+        }
+    }
+    let (dyn_offset, _, dyn_size) = dynamic?;
+    let entries = file.read_at(dyn_offset, dyn_size.min(MAX_DYNAMIC) as usize)?;
+    let mut needed = Vec::new();
+    let mut rpath = Vec::new();
+    let mut runpath = Vec::new();
+    let mut strtab = None;
+    for entry in entries.chunks_exact(2 * word) {
+        let tag = uint(entry, 0, word)?;
+        let value = uint(entry, word, word)?;
+        match tag {
+            0 => break,
+            1 => needed.push(value),
+            5 => strtab = Some(value),
+            15 => rpath.push(value),
+            29 => runpath.push(value),
+            _ => {}
+        }
+    }
+    if needed.is_empty() && rpath.is_empty() && runpath.is_empty() {
+        return Some(Dynamic {
+            is_64,
+            ..Dynamic::default()
+        });
+    }
+    // The string table is named by its address: the loadable segment holding it says where
+    // that is in the file.
+    let strtab = strtab?;
+    let table_offset = loads.iter().find_map(|&(offset, vaddr, size)| {
+        (strtab >= vaddr && strtab - vaddr < size).then(|| offset + (strtab - vaddr))
+    })?;
+    let string = |at: u64| -> Option<String> {
+        let bytes = file.read_at(table_offset.checked_add(at)?, MAX_STRING)?;
+        let end = bytes.iter().position(|&b| b == 0)?;
+        String::from_utf8(bytes[..end].to_vec()).ok()
+    };
+    let split = |offsets: Vec<u64>| -> Vec<String> {
+        offsets
+            .into_iter()
+            .filter_map(string)
+            .flat_map(|s| s.split(':').map(str::to_owned).collect::<Vec<_>>())
+            .collect()
+    };
     Some(Dynamic {
-        needed: elf.libraries.iter().map(|s| s.to_string()).collect(),
-        rpath: elf
-            .rpaths
-            .iter()
-            .flat_map(|s| s.split(':'))
-            .map(str::to_owned)
-            .collect(),
-        runpath: elf
-            .runpaths
-            .iter()
-            .flat_map(|s| s.split(':'))
-            .map(str::to_owned)
-            .collect(),
-        is_64: elf.is_64,
+        needed: needed.into_iter().filter_map(string).collect(),
+        rpath: split(rpath),
+        runpath: split(runpath),
+        is_64,
     })
 }
 
@@ -85,10 +208,10 @@ impl<'a> Loader<'a> {
             if !seen.insert(object.clone()) || seen.len() > 5000 {
                 continue;
             }
-            let Some(bytes) = self.tree.read(&object, MAX_ELF) else {
+            let Some(file) = self.tree.slice(&object) else {
                 continue;
             };
-            let Some(dynamic) = parse(&bytes) else {
+            let Some(dynamic) = parse(&file) else {
                 continue;
             };
             let origin = Path::new("/").join(object.parent().unwrap_or(Path::new("")));
@@ -230,6 +353,75 @@ pub fn parse_ld_so_cache(bytes: &[u8]) -> HashMap<String, Vec<PathBuf>> {
 
 #[cfg(test)]
 mod tests {
+
+    /// goblin's full parse of the same file, as the reference.
+    fn goblin(bytes: &[u8]) -> Option<Dynamic> {
+        let elf = goblin::elf::Elf::parse(bytes).ok()?;
+        let split = |list: &[&str]| -> Vec<String> {
+            list.iter()
+                .flat_map(|s| s.split(':'))
+                .map(str::to_owned)
+                .collect()
+        };
+        Some(Dynamic {
+            needed: elf.libraries.iter().map(|s| s.to_string()).collect(),
+            rpath: split(&elf.rpaths),
+            runpath: split(&elf.runpaths),
+            is_64: elf.is_64,
+        })
+    }
+
+    #[test]
+    fn dependencies_read_in_parts_match_a_full_parse() {
+        let mut compared = 0;
+        for dir in [
+            "/usr/bin",
+            "/usr/lib/x86_64-linux-gnu",
+            "/usr/lib/aarch64-linux-gnu",
+        ] {
+            let Ok(entries) = std::fs::read_dir(dir) else {
+                continue;
+            };
+            for entry in entries.flatten().take(400) {
+                let Ok(bytes) = std::fs::read(entry.path()) else {
+                    continue;
+                };
+                let Some(expected) = goblin(&bytes) else {
+                    continue;
+                };
+                if expected.needed.is_empty() {
+                    continue;
+                }
+                assert_eq!(
+                    parse(&bytes[..]),
+                    Some(expected),
+                    "{}",
+                    entry.path().display()
+                );
+                compared += 1;
+            }
+        }
+        assert!(compared > 20, "only {compared} host ELF files compared");
+    }
+
+    #[test]
+    fn truncated_and_hostile_files_are_none_not_panics() {
+        let sh = std::fs::read("/bin/sh").expect("/bin/sh exists");
+        for cut in [0, 4, 16, 52, 63, 64, 100, 1000, 4096] {
+            let _ = parse(&sh[..cut.min(sh.len())]);
+        }
+        let mut hostile = sh[..64].to_vec();
+        hostile[0x38] = 0xff; // e_phnum
+        hostile[0x39] = 0xff;
+        assert_eq!(parse(&hostile[..]), None);
+        let mut bytes = sh.clone();
+        for (n, byte) in bytes.iter_mut().enumerate().skip(64).take(2000) {
+            *byte = (n * 7) as u8;
+        }
+        let _ = parse(&bytes[..]);
+        assert_eq!(parse(&b"not an elf at all"[..]), None);
+    }
+
     use super::*;
 
     #[test]

@@ -1110,10 +1110,17 @@ fn fixed_regs_layout(arch: Arch) -> RegsLayout {
     }
 }
 
-/// 16 MiB, rounded up to whole pages of the running kernel (a ring buffer is a power-of-two
-/// number of pages: 16 KiB pages on Raspberry Pi 5 kernels, 64 KiB on some arm64 servers).
+/// The ring buffer's size. Its pages are all resident as soon as slim maps it (twice over: the
+/// kernel maps the data area twice for wrap-around reads), so it is most of the recorder's
+/// memory: 4 MiB (8 MiB resident) holds some 7,000 events of the longest kind, and the kernel
+/// side sends each path once per run, so a 5 ms poll never comes near it.
+const RING_BUFFER_BYTES: usize = 4 << 20;
+
+/// [`RING_BUFFER_BYTES`], rounded up to whole pages of the running kernel (a ring buffer is a
+/// power-of-two number of pages: 16 KiB pages on Raspberry Pi 5 kernels, 64 KiB on some arm64
+/// servers).
 fn ring_buffer_size() -> u32 {
-    (16u32 << 20)
+    (RING_BUFFER_BYTES as u32)
         .max(calibrate::page_size())
         .next_power_of_two()
 }
@@ -1176,8 +1183,8 @@ impl NamespaceHolder {
 
 impl Poller {
     /// Drains the ring buffer on its own thread every few milliseconds. The kernel side submits
-    /// without wake-ups (a wake-up per event halves throughput); 16 MiB holds far more than what
-    /// arrives between two polls.
+    /// without wake-ups (a wake-up per event halves throughput); [`RING_BUFFER_BYTES`] holds far
+    /// more than what arrives between two polls.
     fn start(mut ring: RingBuf<MapData>, hold_namespaces: bool) -> Self {
         let stop = Arc::new(AtomicBool::new(false));
         let received = Arc::new(AtomicU64::new(0));
