@@ -53,6 +53,13 @@ pub enum Command {
     /// probe it, write seccomp.json, seccomp-profile.yaml and apparmor.profile, and verify that
     /// it answers every probe under the seccomp profile.
     Profile(Box<ProfileArgs>),
+    /// Open a shell in a running slim container's namespaces, from its fat image.
+    ///
+    /// The shell shares the container's processes, network, IPC (when the container's is
+    /// shareable) and host name, starts in the container's filesystem (`/proc/1/root`), and
+    /// runs as the container's user with its capabilities, no more (--privileged-debug for
+    /// more). The debug container is removed when the shell ends, and on Ctrl-C.
+    Debug(DebugArgs),
     /// Remove what slim runs that no longer run left behind (killed with -9, by the OOM killer
     /// or a CI timeout): their containers, unverified images and work dirs. What a running
     /// slim uses, and what slim did not make, is never touched; what a slim in another pid
@@ -635,6 +642,24 @@ pub struct DiffArgs {
     pub limit: usize,
     #[command(flatten)]
     pub read: ReadArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct DebugArgs {
+    /// The running container (name or id).
+    #[arg(value_name = "CONTAINER")]
+    pub container: String,
+    /// Run the shell from this image (name or id) instead of the slim image's fat image,
+    /// which slim finds by the image's `slim.base-image.id` label. Any image with `sh` works.
+    #[arg(long, value_name = "IMAGE")]
+    pub image: Option<String>,
+    /// Run `sh -c CMD` there instead of an interactive shell; slim exits with its exit code.
+    #[arg(long, value_name = "CMD")]
+    pub exec: Option<String>,
+    /// Run the shell as root, privileged (every capability, no seccomp or AppArmor profile),
+    /// whatever the container runs with.
+    #[arg(long)]
+    pub privileged_debug: bool,
 }
 
 #[derive(Debug, Args)]
