@@ -1,0 +1,204 @@
+//! `slim debug` end to end on the real engine: a shell from the fat image, in a running slim
+//! python container's namespaces (the slim image has no shell of its own), sees the app's files
+//! and its process, passes its exit code on, reads piped input, and leaves no container behind:
+//! not after it ends, not after Ctrl-C, and a killed one is `slim prune`'s. Bad input is exit 2.
+
+mod support;
+
+use std::{
+    process::{Command, Output, Stdio},
+    time::{Duration, Instant},
+};
+
+use support::*;
+
+const TAG: &str = "slim-debug-test/python-http.slim:test";
+
+/// The debug containers (labelled with the container they joined), running or not.
+fn debug_containers() -> Vec<String> {
+    docker(&["ps", "-aq", "--filter", "label=slim.debug.target"])
+        .lines()
+        .map(str::to_owned)
+        .collect()
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+fn debug(args: &[&str]) -> Output {
+    slim().arg("debug").args(args).output().expect("slim runs")
+}
+
+/// Waits until a debug container exists (the shell runs), at most 30 s.
+fn wait_for_debug_container() -> String {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Some(id) = debug_containers().into_iter().next() {
+            return id;
+        }
+        assert!(Instant::now() < deadline, "no debug container started");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn a_shell_from_the_fat_image_sees_the_slim_containers_files_and_process() {
+    if !is_root("a_shell_from_the_fat_image_sees_the_slim_containers_files_and_process") {
+        return;
+    }
+    let _serial = serial();
+    let fat = app_image("python-http");
+    let out_dir = TempDir::new("debug");
+    let _slim_image = Image(TAG.to_owned());
+    let started = Instant::now();
+    let build = slim()
+        .args(["build", "--tag", TAG, "--output-dir"])
+        .arg(&out_dir.0)
+        .arg("--http-probe-cmd-file")
+        .arg(probe_file("python-http.json"))
+        .arg(&fat)
+        .output()
+        .unwrap();
+    assert_success(&build);
+    eprintln!("slim build: {:.1} s", started.elapsed().as_secs_f64());
+
+    // The slim image has no shell: nothing to `docker exec` into.
+    let no_shell = Command::new("docker")
+        .args(["run", "--rm", "--entrypoint", "sh", TAG, "-c", "true"])
+        .output()
+        .unwrap();
+    assert!(!no_shell.status.success(), "the slim image has a shell");
+
+    let app = Container::run_detached(&["--label", "slim-debug-test=1", TAG]);
+
+    // Its files (the app serves /srv) and its python process, from the fat image's shell. The
+    // fat image has no procps: the processes are read from /proc, as `ps` does.
+    let started = Instant::now();
+    let out = debug(&[
+        &app.0,
+        "--exec",
+        "ls /proc/1/root/srv; pwd; for p in /proc/[0-9]*; do echo \"pid ${p#/proc/}: $(tr '\\0' ' ' < $p/cmdline)\"; done",
+    ]);
+    eprintln!(
+        "slim debug --exec: {:.2} s",
+        started.elapsed().as_secs_f64()
+    );
+    assert_success(&out);
+    let stdout = text(&out.stdout);
+    eprintln!("{stdout}");
+    assert!(
+        stdout.contains("about.html\nindex.html\n"),
+        "the app's files: {stdout}"
+    );
+    assert!(
+        stdout.contains("\n/proc/1/root\n"),
+        "starts in the container's root: {stdout}"
+    );
+    assert!(
+        stdout.contains("pid 1: python3 -m http.server 8000"),
+        "the app's process: {stdout}"
+    );
+
+    // The shell's exit code is slim's.
+    let out = debug(&[&app.0, "--exec", "exit 7"]);
+    assert_eq!(out.status.code(), Some(7), "{}", text(&out.stderr));
+
+    // Without --exec and a terminal, the shell reads its commands from stdin.
+    let mut shell = slim()
+        .args(["debug", &app.0])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write as _;
+    shell
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"cd srv && ls index.html\nexit 3\n")
+        .unwrap();
+    let out = shell.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), "index.html\n");
+    assert!(debug_containers().is_empty(), "debug containers left");
+
+    // Ctrl-C stops the shell and removes its container (stdin held open: the shell waits).
+    let shell = slim()
+        .args(["debug", &app.0])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_for_debug_container();
+    let _ = Command::new("kill")
+        .args(["-INT", &shell.id().to_string()])
+        .status();
+    let out = shell.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(130), "{}", text(&out.stderr));
+    assert!(debug_containers().is_empty(), "left after Ctrl-C");
+
+    // A killed `slim debug` leaves its container to `slim prune` (it carries slim's owner).
+    let mut shell = slim()
+        .args(["debug", &app.0])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let left = wait_for_debug_container();
+    shell.kill().unwrap();
+    let _ = shell.wait();
+    assert_eq!(debug_containers(), vec![left.clone()]);
+    assert_success(&slim().arg("prune").output().unwrap());
+    assert!(debug_containers().is_empty(), "prune left {left}");
+
+    // The app ran on untouched.
+    assert_eq!(
+        docker(&["inspect", "-f", "{{.State.Running}}", &app.0]),
+        "true"
+    );
+}
+
+#[test]
+fn bad_targets_are_exit_2_with_a_hint() {
+    if !is_root("bad_targets_are_exit_2_with_a_hint") {
+        return;
+    }
+    let _serial = serial();
+    let fat = app_image("python-http");
+
+    let out = debug(&["slim-debug-test-no-such-container", "--exec", "true"]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr)
+            .starts_with("error: no such container: slim-debug-test-no-such-container\n  hint: "),
+        "{}",
+        text(&out.stderr)
+    );
+
+    // Not a slim image: --image is needed, and enough.
+    let app = Container::run_detached(&["--label", "slim-debug-test=1", &fat]);
+    let out = debug(&[&app.0, "--exec", "true"]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    let stderr = text(&out.stderr);
+    assert!(stderr.contains("which slim did not make"), "{stderr}");
+    assert!(stderr.contains("hint: pass --image IMAGE"), "{stderr}");
+    assert_eq!(stderr.lines().count(), 2, "{stderr}");
+    let out = debug(&[&app.0, "--image", &fat, "--exec", "ls /proc/1/root/srv"]);
+    assert_success(&out);
+    assert_eq!(text(&out.stdout), "about.html\nindex.html\n");
+
+    // Not running.
+    docker(&["stop", "-t", "0", &app.0]);
+    let out = debug(&[&app.0, "--image", &fat, "--exec", "true"]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("is not running"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert!(debug_containers().is_empty(), "debug containers left");
+}
