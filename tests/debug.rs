@@ -202,3 +202,88 @@ fn bad_targets_are_exit_2_with_a_hint() {
     );
     assert!(debug_containers().is_empty(), "debug containers left");
 }
+
+/// Runs `podman ARGS`, asserting success; returns trimmed stdout.
+fn podman(args: &[&str]) -> String {
+    let out = Command::new("podman")
+        .args(args)
+        .output()
+        .expect("podman runs (cargo xtask setup installs it)");
+    assert!(
+        out.status.success(),
+        "podman {args:?}: {}",
+        text(&out.stderr)
+    );
+    text(&out.stdout).trim().to_owned()
+}
+
+/// Runs `podman rm -f` or `podman rmi -f` on drop.
+struct InPodman(&'static str, String);
+
+impl Drop for InPodman {
+    fn drop(&mut self) {
+        // No stop timeout: python as pid 1 ignores SIGTERM.
+        let now: &[&str] = match self.0 {
+            "rm" => &["-t", "0"],
+            _ => &[],
+        };
+        let _ = Command::new("podman")
+            .args([self.0, "-f"])
+            .args(now)
+            .arg(&self.1)
+            .output();
+    }
+}
+
+/// Through Podman's Docker-compatible API the shell joins all four namespaces (Podman joins
+/// any container's IPC and its UTS namespace too).
+#[test]
+fn a_podman_container_is_debugged_in_all_its_namespaces() {
+    const PODMAN_HOST: &str = "unix:///run/podman/podman.sock";
+    if !is_root("a_podman_container_is_debugged_in_all_its_namespaces") {
+        return;
+    }
+    if !std::path::Path::new(PODMAN_HOST.trim_start_matches("unix://")).exists() {
+        eprintln!("skipping a_podman_container_is_debugged_in_all_its_namespaces: no Podman socket (`cargo xtask setup` starts it)");
+        return;
+    }
+    let _serial = serial();
+    // A tag of its own, so that only it is loaded into Podman and removed from there.
+    let fat = app_image("python-http");
+    let ours = "slim-debug-test/python-http:fat";
+    docker(&["tag", &fat, ours]);
+    let _tag = Image(ours.to_owned());
+    let mut save = Command::new("docker")
+        .args(["save", ours])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let load = Command::new("podman")
+        .args(["load", "-q"])
+        .stdin(save.stdout.take().unwrap())
+        .output()
+        .unwrap();
+    assert!(save.wait().unwrap().success() && load.status.success());
+    let image = format!("localhost/{ours}");
+    let _image = InPodman("rmi", image.clone());
+    let app = InPodman("rm", podman(&["run", "-d", &image]));
+
+    let out = slim()
+        .env("DOCKER_HOST", PODMAN_HOST)
+        .args(["debug", &app.1, "--image", &image, "--exec"])
+        .arg(
+            "ls; for ns in pid net ipc uts; do \
+             [ $(readlink /proc/self/ns/$ns) = $(readlink /proc/1/ns/$ns) ] && echo $ns; done; \
+             exit 6",
+        )
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(6), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    assert!(stdout.contains("\nsrv\n"), "the container's root: {stdout}");
+    assert!(stdout.ends_with("pid\nnet\nipc\nuts\n"), "{stdout}");
+    assert!(
+        podman(&["ps", "-aq", "--filter", "label=slim.debug.target"]).is_empty(),
+        "debug containers left in Podman"
+    );
+}
