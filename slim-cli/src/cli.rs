@@ -656,8 +656,9 @@ pub struct DebugArgs {
     /// Run `sh -c CMD` there instead of an interactive shell; slim exits with its exit code.
     #[arg(long, value_name = "CMD")]
     pub exec: Option<String>,
-    /// Run the shell as root, privileged (every capability, no seccomp or AppArmor profile),
-    /// whatever the container runs with.
+    /// Run the shell as root with the engine's default capabilities and SYS_PTRACE, whatever
+    /// the container runs with: enough to enter the files of a container whose processes run
+    /// as another user, and to strace them.
     #[arg(long)]
     pub privileged_debug: bool,
 }

@@ -40,7 +40,8 @@ pub struct Plan {
     /// `--image`: the debug image instead of the fat image.
     pub image: Option<String>,
     pub shell: Shell,
-    /// `--privileged-debug`: root, privileged, whatever the target runs with.
+    /// `--privileged-debug`: root with the engine's default capabilities and SYS_PTRACE,
+    /// whatever the target runs with.
     pub privileged: bool,
 }
 
@@ -319,9 +320,12 @@ async fn debug_image<E: ContainerEngine>(
 /// the target's is shareable, UTS on Podman; Docker refuses to join a UTS namespace and gives
 /// a container on another's network that one's host name), as the target's user with its
 /// capabilities (the ptrace access check then lets it into `/proc/1/root`: same uid, no
-/// capability the target lacks, so no SYS_PTRACE), or root and privileged with
-/// `--privileged-debug`. The engine's default seccomp and AppArmor profiles apply: the
-/// target's own (slim's) profile would refuse a shell's calls.
+/// capability the target lacks, so no SYS_PTRACE). With `--privileged-debug` it is root with
+/// the engine's default capabilities, the target's added ones and SYS_PTRACE: what reading
+/// any process's `/proc/PID/root` takes (another uid, more capabilities, not dumpable), and
+/// what strace needs; not `--privileged` (the host's devices are no debugging need, and an
+/// engine whose own capabilities are bounded refuses it). The engine's default seccomp and
+/// AppArmor profiles apply: the target's own (slim's) profile would refuse a shell's calls.
 fn debug_spec(
     kind: EngineKind,
     target: &ContainerInfo,
@@ -356,7 +360,16 @@ fn debug_spec(
     let mut labels = crate::owner::Owner::current().labels();
     labels.insert(LABEL_DEBUG_TARGET.to_owned(), target.id.clone());
     let (user, privileged, cap_add, cap_drop) = match plan.privileged {
-        true => (Some("0".to_owned()), true, Vec::new(), Vec::new()),
+        true => {
+            let mut cap_add = target.cap_add.clone();
+            if !cap_add
+                .iter()
+                .any(|cap| is_cap(cap, "SYS_PTRACE") || is_cap(cap, "ALL"))
+            {
+                cap_add.push("SYS_PTRACE".to_owned());
+            }
+            (Some("0".to_owned()), target.privileged, cap_add, Vec::new())
+        }
         false => (
             Some(target.user.clone()).filter(|user| !user.is_empty()),
             target.privileged,
@@ -381,6 +394,12 @@ fn debug_spec(
         tty: attach.tty,
         ..Default::default()
     }
+}
+
+/// Whether `cap` (`SYS_PTRACE`, or `CAP_SYS_PTRACE` as Podman writes it) is `name`.
+fn is_cap(cap: &str, name: &str) -> bool {
+    let cap = cap.to_ascii_uppercase();
+    cap.strip_prefix("CAP_").unwrap_or(&cap) == name
 }
 
 /// A debug container that did not run: an image without a shell is bad input, anything else

@@ -189,7 +189,8 @@ async fn an_interactive_shell_prefers_bash_and_privileged_debug_runs_as_root() {
     let prepared = prepare(&engine, &plan, attach).await.unwrap();
     let spec = &prepared.spec;
     assert_eq!(spec.user.as_deref(), Some("0"));
-    assert!(spec.privileged && spec.cap_drop.is_empty());
+    assert_eq!(spec.cap_add, vec!["SYS_PTRACE".to_owned()]);
+    assert!(!spec.privileged && spec.cap_drop.is_empty());
     assert!(spec.tty && spec.stdin);
     // A shareable IPC namespace is joined.
     assert_eq!(spec.ipc, Some(format!("container:{target}")));
