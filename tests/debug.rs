@@ -203,6 +203,51 @@ fn bad_targets_are_exit_2_with_a_hint() {
     assert!(debug_containers().is_empty(), "debug containers left");
 }
 
+/// A container whose process changed user is out of a shell's reach with the container's own
+/// privileges (the kernel's ptrace read check wants the same uid, or SYS_PTRACE), and within
+/// it with --privileged-debug.
+#[test]
+fn a_container_that_changed_user_needs_privileged_debug() {
+    if !is_root("a_container_that_changed_user_needs_privileged_debug") {
+        return;
+    }
+    let _serial = serial();
+    let fat = app_image("python-http");
+    let app = Container::run_detached(&[
+        "--label",
+        "slim-debug-test=1",
+        &fat,
+        "setpriv",
+        "--reuid",
+        "65534",
+        "--regid",
+        "65534",
+        "--clear-groups",
+        "python3",
+        "-m",
+        "http.server",
+    ]);
+    let out = debug(&[&app.0, "--image", &fat, "--exec", "ls /proc/1/root/srv"]);
+    let stderr = text(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(
+        stderr.starts_with("slim debug: cannot enter /proc/1/root (the container's files)"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("--privileged-debug gets in"), "{stderr}");
+    let out = debug(&[
+        &app.0,
+        "--image",
+        &fat,
+        "--privileged-debug",
+        "--exec",
+        "id -u; ls /proc/1/root/srv",
+    ]);
+    assert_success(&out);
+    assert_eq!(text(&out.stdout), "0\nabout.html\nindex.html\n");
+    assert!(debug_containers().is_empty(), "debug containers left");
+}
+
 /// Runs `podman ARGS`, asserting success; returns trimmed stdout.
 fn podman(args: &[&str]) -> String {
     let out = Command::new("podman")
