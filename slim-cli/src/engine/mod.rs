@@ -93,8 +93,8 @@ impl EngineError {
     }
 }
 
-/// What `slim build` and `slim profile` ask of an engine, images and containers: the seam
-/// between the build's phases and the engine, implemented by [`Engine`] (the Docker Engine API,
+/// What `slim build`, `slim profile` and `slim debug` ask of an engine, images and containers:
+/// the seam between the commands and the engine, implemented by [`Engine`] (the Docker Engine API,
 /// Docker or Podman) and, in tests, by an in-memory fake whose images are archives in memory and
 /// whose containers are small local servers.
 pub trait ContainerEngine: Clone + Send + Sync + 'static {
