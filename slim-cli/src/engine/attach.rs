@@ -141,6 +141,13 @@ impl Engine {
             .start_container(id, None::<StartContainerOptions>)
             .await
             .map_err(api("start container"))?;
+        // The terminal's size first, before any input goes in: a command typed ahead would
+        // otherwise run on a terminal of 0 x 0.
+        let mut tty_size = tty_size;
+        if let Some(sizes) = &mut tty_size {
+            let size = *sizes.borrow_and_update();
+            self.resize_tty(id, size).await;
+        }
         let feed = async {
             if let Some(mut stdin) = stdin {
                 let _ = tokio::io::copy(&mut stdin, &mut input).await;
@@ -151,18 +158,9 @@ impl Engine {
         };
         let resize = async {
             if let Some(mut sizes) = tty_size {
-                loop {
+                while sizes.changed().await.is_ok() {
                     let size = *sizes.borrow_and_update();
-                    let options = ResizeContainerTTYOptions {
-                        h: size.rows.into(),
-                        w: size.cols.into(),
-                    };
-                    if let Err(err) = self.docker.resize_container_tty(id, options).await {
-                        tracing::debug!("resizing the terminal: {err}");
-                    }
-                    if sizes.changed().await.is_err() {
-                        break;
-                    }
+                    self.resize_tty(id, size).await;
                 }
             }
             std::future::pending::<()>().await
@@ -197,6 +195,17 @@ impl Engine {
                 operation: "wait for container",
                 reason: "the engine ended the wait without an exit code".into(),
             }),
+        }
+    }
+
+    /// Gives the container's terminal `size` (a failure only costs the right line wrapping).
+    async fn resize_tty(&self, id: &str, size: TtySize) {
+        let options = ResizeContainerTTYOptions {
+            h: size.rows.into(),
+            w: size.cols.into(),
+        };
+        if let Err(err) = self.docker.resize_container_tty(id, options).await {
+            tracing::debug!("resizing the terminal: {err}");
         }
     }
 }
