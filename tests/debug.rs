@@ -248,6 +248,54 @@ fn a_container_that_changed_user_needs_privileged_debug() {
     assert!(debug_containers().is_empty(), "debug containers left");
 }
 
+/// On a terminal (here `script`'s pseudo-terminal) the shell gets one too, of the same size,
+/// starting in the container's root; its exit code is slim's.
+#[test]
+fn an_interactive_shell_gets_a_terminal_of_the_same_size() {
+    if !is_root("an_interactive_shell_gets_a_terminal_of_the_same_size") {
+        return;
+    }
+    if Command::new("script").arg("--version").output().is_err() {
+        eprintln!("skipping an_interactive_shell_gets_a_terminal_of_the_same_size: no `script` (util-linux)");
+        return;
+    }
+    let _serial = serial();
+    let fat = app_image("python-http");
+    let app = Container::run_detached(&["--label", "slim-debug-test=1", &fat]);
+    let command = format!(
+        "stty rows 30 cols 100; {} debug {} --image {fat}",
+        slim_bin().display(),
+        app.0
+    );
+    let mut terminal = Command::new("script")
+        .args(["-qfec", &command, "/dev/null"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Typed ahead: the terminal holds it until the shell reads. Stdin stays open until the end
+    // (its end would end `script`).
+    let mut keys = terminal.stdin.take().unwrap();
+    use std::io::Write as _;
+    keys.write_all(b"echo \"at $(pwd) size $(stty size) on $(tty)\"; exit 5\r")
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while terminal.try_wait().unwrap().is_none() {
+        assert!(Instant::now() < deadline, "the shell did not exit");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    drop(keys);
+    let out = terminal.wait_with_output().unwrap();
+    let screen = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(5), "{screen}");
+    assert!(
+        screen.contains("at /proc/1/root size 30 100 on /dev/pts/"),
+        "{screen}"
+    );
+    assert!(debug_containers().is_empty(), "debug containers left");
+}
+
 /// Runs `podman ARGS`, asserting success; returns trimmed stdout.
 fn podman(args: &[&str]) -> String {
     let out = Command::new("podman")
