@@ -58,7 +58,8 @@ pub enum Command {
     /// The shell shares the container's processes, network, IPC (when the container's is
     /// shareable) and host name, starts in the container's filesystem (`/proc/1/root`), and
     /// runs as the container's user with its capabilities, no more (--privileged-debug for
-    /// more). The debug container is removed when the shell ends, and on Ctrl-C.
+    /// more). The debug container is removed when the shell ends, and when slim is stopped (on
+    /// a terminal, Ctrl-C goes to the shell).
     Debug(DebugArgs),
     /// Remove what slim runs that no longer run left behind (killed with -9, by the OOM killer
     /// or a CI timeout): their containers, unverified images and work dirs. What a running
