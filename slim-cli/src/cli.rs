@@ -53,6 +53,14 @@ pub enum Command {
     /// probe it, write seccomp.json, seccomp-profile.yaml and apparmor.profile, and verify that
     /// it answers every probe under the seccomp profile.
     Profile(Box<ProfileArgs>),
+    /// Open a shell in a running slim container's namespaces, from its fat image.
+    ///
+    /// The shell shares the container's processes, network, IPC (when the container's is
+    /// shareable) and host name, starts in the container's filesystem (`/proc/1/root`), and
+    /// runs as the container's user with its capabilities, no more (--privileged-debug for
+    /// more). The debug container is removed when the shell ends, and when slim is stopped (on
+    /// a terminal, Ctrl-C goes to the shell).
+    Debug(DebugArgs),
     /// Remove what slim runs that no longer run left behind (killed with -9, by the OOM killer
     /// or a CI timeout): their containers, unverified images and work dirs. What a running
     /// slim uses, and what slim did not make, is never touched; what a slim in another pid
@@ -661,6 +669,25 @@ pub struct DiffArgs {
     pub limit: usize,
     #[command(flatten)]
     pub read: ReadArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct DebugArgs {
+    /// The running container (name or id).
+    #[arg(value_name = "CONTAINER")]
+    pub container: String,
+    /// Run the shell from this image (name or id) instead of the slim image's fat image,
+    /// which slim finds by the image's `slim.base-image.id` label. Any image with `sh` works.
+    #[arg(long, value_name = "IMAGE")]
+    pub image: Option<String>,
+    /// Run `sh -c CMD` there instead of an interactive shell; slim exits with its exit code.
+    #[arg(long, value_name = "CMD")]
+    pub exec: Option<String>,
+    /// Run the shell as root with the engine's default capabilities and SYS_PTRACE, whatever
+    /// the container runs with: enough to enter the files of a container whose processes run
+    /// as another user, and to strace them.
+    #[arg(long)]
+    pub privileged_debug: bool,
 }
 
 #[derive(Debug, Args)]

@@ -2,6 +2,7 @@
 //! layer knows about several concerns at once.
 
 mod build;
+mod debug;
 mod diff;
 pub(crate) mod pipeline;
 mod profile_diff;
@@ -41,6 +42,7 @@ pub fn run(command: Command) -> anyhow::Result<ExitCode> {
             Some(crate::cli::ProfileAction::Merge(merge)) => profile_merge::run(merge),
             None => run_async(|shutdown| build::profile(*args, shutdown)),
         },
+        Command::Debug(args) => run_async(|shutdown| debug::run(args, shutdown)),
         Command::Prune(args) => run_async(|shutdown| interruptible(shutdown, prune::run(args))),
         Command::Report(args) => report_page::run(args),
         Command::Completions(args) => {
@@ -242,7 +244,10 @@ pub fn exit_code(err: &anyhow::Error) -> ExitCode {
         || err.downcast_ref::<build::RunError>().is_some()
     {
         EXIT_APP_FAILED
-    } else if err.downcast_ref::<Fault>().is_some() || fault_hint(err).is_some() {
+    } else if err.downcast_ref::<Fault>().is_some()
+        || err.downcast_ref::<debug::EngineFailed>().is_some()
+        || fault_hint(err).is_some()
+    {
         EXIT_FAULT
     } else {
         1

@@ -39,6 +39,19 @@ pub struct RunSpec {
     /// unset.
     pub runtime: Option<String>,
     pub labels: HashMap<String, String>,
+    /// The PID namespace to run in instead of a new one: `container:ID` or `host`.
+    pub pid: Option<String>,
+    /// The IPC namespace to join: `container:ID` (Docker: only a `shareable` one) or `host`.
+    pub ipc: Option<String>,
+    /// The UTS namespace to join: `container:ID` (Podman only; Docker refuses it, and gives a
+    /// container that joins another's network that one's host name instead).
+    pub uts: Option<String>,
+    /// Every capability and device, and no seccomp or AppArmor profile (`--privileged`).
+    pub privileged: bool,
+    /// Keep stdin open for one attach (`docker run -i`), closed when the attach closes it.
+    pub stdin: bool,
+    /// Give it a terminal (`docker run -t`): stdout and stderr are one stream then.
+    pub tty: bool,
 }
 
 /// A started container.
@@ -100,6 +113,10 @@ impl Engine {
             cap_drop: (!spec.cap_drop.is_empty()).then(|| spec.cap_drop.clone()),
             security_opt: (!security_opt.is_empty()).then_some(security_opt),
             runtime: spec.runtime.clone(),
+            pid_mode: spec.pid.clone(),
+            ipc_mode: spec.ipc.clone(),
+            uts_mode: spec.uts.clone(),
+            privileged: spec.privileged.then_some(true),
             ..Default::default()
         };
         let body = ContainerCreateBody {
@@ -112,6 +129,10 @@ impl Engine {
             exposed_ports: Some(exposed),
             labels: Some(spec.labels.clone()),
             host_config: Some(host_config),
+            tty: spec.tty.then_some(true),
+            open_stdin: spec.stdin.then_some(true),
+            stdin_once: spec.stdin.then_some(true),
+            attach_stdin: spec.stdin.then_some(true),
             ..Default::default()
         };
         let created = self

@@ -47,6 +47,8 @@ pub enum Op {
     Save,
     Pull,
     Push,
+    /// Attaching to a container (`slim debug`).
+    Attach,
 }
 
 /// Something that happens meanwhile, scheduled at an operation ([`FakeEngine::at`]).
@@ -66,6 +68,7 @@ pub enum Then {
 #[derive(Debug)]
 struct Container {
     image: String,
+    spec: RunSpec,
     running: bool,
     exit_code: i64,
     logs: String,
@@ -77,6 +80,7 @@ struct Container {
 struct Image {
     archive: Vec<u8>,
     tcp_ports: Vec<u16>,
+    labels: BTreeMap<String, String>,
     /// Regular files of its layers by absolute path (later layers win).
     files: BTreeMap<String, Vec<u8>>,
 }
@@ -92,6 +96,8 @@ struct State {
     /// The registry: `repo:tag` -> the docker-archive pushed or served under it.
     registry: BTreeMap<String, Vec<u8>>,
     journal: Vec<String>,
+    /// Every container created, as it was asked for.
+    created: Vec<RunSpec>,
     failing: BTreeSet<Op>,
     /// What happens when an operation happens for the n-th time.
     scheduled: Vec<(Op, u32, Then)>,
@@ -205,6 +211,31 @@ impl FakeEngine {
     /// Containers that exist now (created and not removed).
     pub fn containers(&self) -> Vec<String> {
         self.lock().containers.keys().cloned().collect()
+    }
+
+    /// Every container created so far, as it was asked for.
+    pub fn created(&self) -> Vec<RunSpec> {
+        self.lock().created.clone()
+    }
+
+    /// Adds a running container of `spec` (its app not started: it only runs); returns its id.
+    pub fn add_running(&self, spec: RunSpec) -> String {
+        let mut state = self.lock();
+        let image = resolve(&state, &spec.image).expect("an image the fake holds");
+        state.next_id += 1;
+        let id = format!("c{}", state.next_id);
+        state.containers.insert(
+            id.clone(),
+            Container {
+                image,
+                spec,
+                running: true,
+                exit_code: 0,
+                logs: String::new(),
+                server: None,
+            },
+        );
+        id
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
@@ -394,6 +425,12 @@ fn parse_archive(archive: Vec<u8>) -> std::io::Result<(String, Vec<String>, Imag
         .filter_map(|port| port.strip_suffix("/tcp")?.parse().ok())
         .collect();
     tcp_ports.sort();
+    let labels = config["config"]["Labels"]
+        .as_object()
+        .into_iter()
+        .flatten()
+        .filter_map(|(key, value)| Some((key.clone(), value.as_str()?.to_owned())))
+        .collect();
     let tags = manifest["RepoTags"]
         .as_array()
         .into_iter()
@@ -406,6 +443,7 @@ fn parse_archive(archive: Vec<u8>) -> std::io::Result<(String, Vec<String>, Imag
         Image {
             archive,
             tcp_ports,
+            labels,
             files,
         },
     ))
@@ -561,10 +599,13 @@ impl ContainerEngine for FakeEngine {
             resolve(&state, &spec.image)
                 .ok_or_else(|| EngineError::NoSuchImage(spec.image.clone()))?
         };
-        self.lock().containers.insert(
+        let mut state = self.lock();
+        state.created.push(spec.clone());
+        state.containers.insert(
             id.clone(),
             Container {
                 image,
+                spec: spec.clone(),
                 running: false,
                 exit_code: 0,
                 logs: String::new(),
@@ -683,5 +724,65 @@ impl ContainerEngine for FakeEngine {
             }
         }
         Ok(())
+    }
+
+    async fn container_info(&self, name: &str) -> Result<super::ContainerInfo, EngineError> {
+        let state = self.lock();
+        let container = state
+            .containers
+            .get(name)
+            .ok_or_else(|| EngineError::NoSuchContainer(name.to_owned()))?;
+        let spec = &container.spec;
+        Ok(super::ContainerInfo {
+            id: name.to_owned(),
+            name: format!("{name}-name"),
+            running: container.running,
+            pid: match container.running {
+                true => std::process::id(),
+                false => 0,
+            },
+            image_id: container.image.clone(),
+            image: spec.image.clone(),
+            user: spec.user.clone().unwrap_or_default(),
+            privileged: spec.privileged,
+            cap_add: spec.cap_add.clone(),
+            cap_drop: spec.cap_drop.clone(),
+            ipc_mode: spec.ipc.clone().unwrap_or_else(|| "private".into()),
+            pid_mode: spec.pid.clone().unwrap_or_default(),
+        })
+    }
+
+    async fn image_labels(&self, name: &str) -> Result<BTreeMap<String, String>, EngineError> {
+        let state = self.lock();
+        let id = resolve(&state, name).ok_or_else(|| EngineError::NoSuchImage(name.to_owned()))?;
+        Ok(state.images[&id].labels.clone())
+    }
+
+    /// An app that exits at start writes its logs and exits with its code; any other runs
+    /// until the container is stopped or removed.
+    async fn run_attached(&self, id: &str, stdio: super::Stdio) -> Result<i64, EngineError> {
+        self.note(Some(Op::Attach), format!("attach {id}"))?;
+        self.note(Some(Op::Start), format!("start {id}"))?;
+        if !self.lock().containers.contains_key(id) {
+            return Err(EngineError::NoSuchContainer(id.to_owned()));
+        }
+        let mut stdout = stdio.stdout;
+        if let App::ExitsAtStart { code, logs } = &self.app {
+            let _ = stdout.write_all(logs.as_bytes()).await;
+            if let Some(container) = self.lock().containers.get_mut(id) {
+                container.exit_code = *code;
+            }
+            return Ok(*code);
+        }
+        if let Some(container) = self.lock().containers.get_mut(id) {
+            container.running = true;
+        }
+        loop {
+            let running = self.lock().containers.get(id).is_some_and(|c| c.running);
+            if !running {
+                return Ok(137);
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
     }
 }

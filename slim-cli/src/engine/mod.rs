@@ -2,6 +2,7 @@
 //! Connects the way the docker CLI does (`DOCKER_HOST`, unix or tcp) and negotiates the API
 //! version, so older engines work too.
 
+mod attach;
 mod containers;
 pub mod distribution;
 #[cfg(test)]
@@ -13,6 +14,7 @@ use std::{future::Future, io::Write, path::Path, time::Duration};
 
 use bollard::Docker;
 
+pub use attach::{ContainerInfo, Stdio, TtySize};
 pub use containers::{ContainerState, RunSpec, Started};
 pub use images::{ImageInfo, StorageRoot};
 
@@ -92,8 +94,8 @@ impl EngineError {
     }
 }
 
-/// What `slim build` and `slim profile` ask of an engine, images and containers: the seam
-/// between the build's phases and the engine, implemented by [`Engine`] (the Docker Engine API,
+/// What `slim build`, `slim profile` and `slim debug` ask of an engine, images and containers:
+/// the seam between the commands and the engine, implemented by [`Engine`] (the Docker Engine API,
 /// Docker or Podman) and, in tests, by an in-memory fake whose images are archives in memory and
 /// whose containers are small local servers.
 pub trait ContainerEngine: Clone + Send + Sync + 'static {
@@ -174,6 +176,24 @@ pub trait ContainerEngine: Clone + Send + Sync + 'static {
     ) -> impl Future<Output = Result<(), EngineError>> + Send;
     /// Removes it (forcibly), waiting a while for an engine that stopped answering.
     fn remove_container(&self, id: &str) -> impl Future<Output = Result<(), EngineError>> + Send;
+
+    /// Inspects a container by name or id ([`EngineError::NoSuchContainer`] when absent).
+    fn container_info(
+        &self,
+        name: &str,
+    ) -> impl Future<Output = Result<ContainerInfo, EngineError>> + Send;
+    /// The labels of an image ([`EngineError::NoSuchImage`] when absent).
+    fn image_labels(
+        &self,
+        name: &str,
+    ) -> impl Future<Output = Result<std::collections::BTreeMap<String, String>, EngineError>> + Send;
+    /// Attaches `stdio` to the created container `id`, starts it and returns its exit code
+    /// once it exited (it is not removed).
+    fn run_attached(
+        &self,
+        id: &str,
+        stdio: Stdio,
+    ) -> impl Future<Output = Result<i64, EngineError>> + Send;
 }
 
 impl ContainerEngine for Engine {
@@ -260,6 +280,21 @@ impl ContainerEngine for Engine {
 
     async fn remove_container(&self, id: &str) -> Result<(), EngineError> {
         self.patiently(|| Engine::remove_container(self, id)).await
+    }
+
+    async fn container_info(&self, name: &str) -> Result<ContainerInfo, EngineError> {
+        Engine::container_info(self, name).await
+    }
+
+    async fn image_labels(
+        &self,
+        name: &str,
+    ) -> Result<std::collections::BTreeMap<String, String>, EngineError> {
+        Engine::image_labels(self, name).await
+    }
+
+    async fn run_attached(&self, id: &str, stdio: Stdio) -> Result<i64, EngineError> {
+        Engine::run_attached(self, id, stdio).await
     }
 }
 

@@ -294,7 +294,13 @@ impl<R: Read> Read for ExactReader<R> {
     }
 }
 
-/// Where an image came from, recorded as labels of the slim image.
+/// Label of a slim image naming its fat image, as it was given to `slim build`.
+pub const LABEL_FAT_IMAGE: &str = "slim.base-image";
+/// Label of a slim image holding its fat image's id (`sha256:...`): what `slim debug` runs.
+pub const LABEL_FAT_IMAGE_ID: &str = "slim.base-image.id";
+
+/// Where an image came from, recorded as labels of the slim image ([`LABEL_FAT_IMAGE`],
+/// [`LABEL_FAT_IMAGE_ID`], `slim.version`).
 #[derive(Clone, Debug)]
 pub struct Provenance {
     pub base_image: String,
@@ -324,8 +330,8 @@ pub fn slim_config(original: &Value, layer: &LayerOutput, provenance: &Provenanc
         config["config"]["Labels"] = json!({});
     }
     let labels = &mut config["config"]["Labels"];
-    labels["slim.base-image"] = json!(provenance.base_image);
-    labels["slim.base-image.id"] = json!(provenance.base_id);
+    labels[LABEL_FAT_IMAGE] = json!(provenance.base_image);
+    labels[LABEL_FAT_IMAGE_ID] = json!(provenance.base_id);
     labels["slim.version"] = json!(env!("CARGO_PKG_VERSION"));
     // container_config / container describe the build container of the last layer: not ours.
     if let Some(map) = config.as_object_mut() {

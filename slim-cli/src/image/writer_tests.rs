@@ -143,6 +143,11 @@ fn config_keeps_the_original_and_adds_provenance() {
     assert_eq!(config["config"]["Entrypoint"][0], "/app");
     assert_eq!(config["config"]["Labels"]["x"], "y");
     assert_eq!(config["config"]["Labels"]["slim.base-image"], "app:fat");
+    // `slim debug` finds the fat image by this label, also in images older slims wrote.
+    assert_eq!(
+        config["config"]["Labels"]["slim.base-image.id"],
+        "sha256:ff"
+    );
     assert_eq!(
         config["rootfs"]["diff_ids"],
         serde_json::json!(["sha256:cc"])
