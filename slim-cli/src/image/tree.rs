@@ -181,6 +181,26 @@ impl FileTree {
         }
     }
 
+    /// A copy to change that holds only `paths` and their parent directories (what a layer of
+    /// them is written from), not every entry of a large image.
+    pub fn derived_subset<'p>(&self, paths: impl IntoIterator<Item = &'p Path>) -> FileTree {
+        let mut entries = BTreeMap::new();
+        for path in paths {
+            for at in path.ancestors() {
+                if at.as_os_str().is_empty() || entries.contains_key(at) {
+                    continue;
+                }
+                if let Some(entry) = self.entries.get(at) {
+                    entries.insert(at.to_path_buf(), entry.clone());
+                }
+            }
+        }
+        FileTree {
+            entries,
+            sources: self.sources.clone(),
+        }
+    }
+
     /// Makes the content of `path` the whole of `file` (`size` bytes, a file slim wrote in its
     /// work dir). An entry that is not a regular file yet becomes one (mode 0644, root).
     pub fn set_content(&mut self, path: &Path, file: PathBuf, size: u64) {

@@ -379,16 +379,25 @@ pub fn distro(tree: &FileTree) -> Option<Distro> {
     })
 }
 
-/// The tree to write the slim image from: `tree` with the pruned database's files pointing at
-/// copies in `work`, and the paths to add to the selection.
+/// The tree to write the slim image from: the `selection` of `tree` with the pruned database's
+/// files pointing at copies in `work`, and the paths to add to the selection.
 pub fn apply(
     tree: &FileTree,
     pruned: &Pruned,
+    selection: &std::collections::BTreeSet<PathBuf>,
     work: &Path,
 ) -> std::io::Result<(FileTree, Vec<PathBuf>)> {
     let dir = work.join("packages");
     std::fs::create_dir_all(&dir)?;
-    let mut out = tree.derived();
+    // Only what the slim image can hold: the selection and what the database adds.
+    let mut out = tree.derived_subset(
+        selection
+            .iter()
+            .chain(pruned.files.iter().map(|(path, _)| path))
+            .chain(&pruned.dirs)
+            .chain(&pruned.whole)
+            .map(PathBuf::as_path),
+    );
     let mut added = Vec::new();
     for (path, bytes) in &pruned.files {
         let copy = dir.join(out.sources.len().to_string());

@@ -157,7 +157,20 @@ fn dpkg_keeps_exactly_the_packages_with_a_kept_file_cut_to_those_files() {
     );
 
     // Written into a tree: the new files point at copies, their parents come along.
-    let (slim, added) = apply(&tree, &pruned, &scratch.0).unwrap();
+    let (slim, added) = apply(&tree, &pruned, &kept, &scratch.0).unwrap();
+    // The copy holds the selection, the database and their parents, nothing else.
+    for path in &kept {
+        assert!(
+            slim.get(path).is_some() || tree.get(path).is_none(),
+            "{path:?}"
+        );
+    }
+    assert!(
+        slim.entries.len() < tree.entries.len(),
+        "{} of {}",
+        slim.entries.len(),
+        tree.entries.len()
+    );
     assert!(added.contains(&PathBuf::from("var/lib/dpkg/updates")));
     assert!(added.contains(&PathBuf::from("var/lib")));
     let read = slim

@@ -862,12 +862,13 @@ fn package_phase(
     let Some(pruned) = packages::prune(&tree, &selection, mode) else {
         return Ok((tree, None));
     };
-    let (with_db, added) = packages::apply(&tree, &pruned, work.path()).with_context(|| {
-        format!(
-            "cannot write the package database in {}",
-            work.path().display()
-        )
-    })?;
+    let (with_db, added) =
+        packages::apply(&tree, &pruned, &selection, work.path()).with_context(|| {
+            format!(
+                "cannot write the package database in {}",
+                work.path().display()
+            )
+        })?;
     for path in added {
         selected.keep.paths.entry(path).or_insert_with(|| Kept {
             reason: Reason::PackageDb,
