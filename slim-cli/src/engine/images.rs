@@ -234,7 +234,8 @@ impl Engine {
         F: FnOnce(&mut dyn Write) -> std::io::Result<T> + Send + 'static,
         T: Send + 'static,
     {
-        let (tx, rx) = tokio::sync::mpsc::channel::<std::io::Result<bytes::Bytes>>(16);
+        let (tx, rx) =
+            tokio::sync::mpsc::channel::<std::io::Result<bytes::Bytes>>(CHUNKS_IN_FLIGHT);
         let producer = tokio::task::spawn_blocking(move || {
             let mut writer = ChannelWriter {
                 tx: tx.clone(),
@@ -343,6 +344,9 @@ fn registry_error(
 }
 
 const CHUNK: usize = 1 << 20;
+/// Chunks written ahead of the engine's reading: enough to keep the socket busy, few enough
+/// that a slow engine costs at most a few MiB of memory.
+const CHUNKS_IN_FLIGHT: usize = 3;
 
 /// A `Write` that sends 1 MiB chunks into a channel (blocking when the consumer lags).
 struct ChannelWriter {
