@@ -39,6 +39,12 @@ pub struct RunSpec {
     /// unset.
     pub runtime: Option<String>,
     pub labels: HashMap<String, String>,
+    /// DNS names it has on `network` besides its own (a Compose service's name and aliases).
+    pub aliases: Vec<String>,
+    /// tmpfs mount points, each with its options after a `:` when given.
+    pub tmpfs: Vec<String>,
+    /// A healthcheck instead of the image's (a Compose service's).
+    pub healthcheck: Option<crate::compose::Healthcheck>,
 }
 
 /// A started container.
@@ -100,7 +106,31 @@ impl Engine {
             cap_drop: (!spec.cap_drop.is_empty()).then(|| spec.cap_drop.clone()),
             security_opt: (!security_opt.is_empty()).then_some(security_opt),
             runtime: spec.runtime.clone(),
+            tmpfs: (!spec.tmpfs.is_empty()).then(|| {
+                spec.tmpfs
+                    .iter()
+                    .map(|t| match t.split_once(':') {
+                        Some((path, options)) => (path.to_owned(), options.to_owned()),
+                        None => (t.clone(), String::new()),
+                    })
+                    .collect()
+            }),
             ..Default::default()
+        };
+        let networking_config = match (&spec.network, spec.aliases.is_empty()) {
+            (Some(network), false) => Some(bollard::models::NetworkingConfig {
+                endpoints_config: Some(
+                    [(
+                        network.clone(),
+                        bollard::models::EndpointSettings {
+                            aliases: Some(spec.aliases.clone()),
+                            ..Default::default()
+                        },
+                    )]
+                    .into(),
+                ),
+            }),
+            _ => None,
         };
         let body = ContainerCreateBody {
             image: Some(spec.image.clone()),
@@ -112,6 +142,8 @@ impl Engine {
             exposed_ports: Some(exposed),
             labels: Some(spec.labels.clone()),
             host_config: Some(host_config),
+            networking_config,
+            healthcheck: spec.healthcheck.as_ref().map(health_config),
             ..Default::default()
         };
         let created = self
@@ -316,6 +348,20 @@ impl Engine {
             Err(err) if is_not_found(&err) => Ok(()),
             Err(source) => Err(EngineError::api("remove container", source)),
         }
+    }
+}
+
+/// A Compose healthcheck in the engine's terms (durations in nanoseconds, 0 for the default).
+fn health_config(check: &crate::compose::Healthcheck) -> bollard::models::HealthConfig {
+    let nanos =
+        |d: Option<std::time::Duration>| d.map(|d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX));
+    bollard::models::HealthConfig {
+        test: Some(check.test.clone()),
+        interval: nanos(check.interval),
+        timeout: nanos(check.timeout),
+        start_period: nanos(check.start_period),
+        start_interval: nanos(check.start_interval),
+        retries: check.retries.map(i64::from),
     }
 }
 
