@@ -143,6 +143,7 @@ pub async fn record<E: ContainerEngine, R: StartRecording>(
         load_cpu: false,
         console,
         removals: Some(&inspected.removals),
+        neighbours: inspected.neighbours.as_deref(),
     };
     let source = ImageSource::Engine(inspected.info.id.clone());
     let read = read_image(Some(&inspected.engine), &source, work, via);
@@ -167,6 +168,7 @@ pub async fn record<E: ContainerEngine, R: StartRecording>(
             load_cpu: false,
             console,
             removals: Some(&inspected.removals),
+            neighbours: inspected.neighbours.as_deref(),
         };
         more_starts.push(again.execute().await?);
     }
