@@ -274,3 +274,65 @@ fn a_dependency_that_never_becomes_healthy_stops_the_build_with_exit_4() {
     assert!(!image_present("slim-compose-test/never:slim"));
     assert!(project_leftovers().is_empty(), "{:?}", project_leftovers());
 }
+
+#[test]
+fn slim_prune_removes_the_neighbours_of_a_killed_build() {
+    if !is_root("slim_prune_removes_the_neighbours_of_a_killed_build") {
+        return;
+    }
+    use std::io::BufRead as _;
+    let _serial = serial();
+    let _cleanup = Cleanup;
+    let web = app_image("python-pg");
+    let db = app_image("postgres");
+    let dir = TempDir::new("compose-killed");
+    let file = write_project(
+        &dir,
+        (&web, &db),
+        ("pg_isready -h 127.0.0.1 -U postgres", 60),
+    );
+    let mut child = slim()
+        .args([
+            "build",
+            "--tag",
+            "slim-compose-test/killed:slim",
+            "--output-dir",
+        ])
+        .arg(dir.0.join("out"))
+        .arg("--compose-file")
+        .arg(&file)
+        .args(["--target-compose-svc", "web"])
+        .args(["--compose-project-name", PROJECT])
+        .stderr(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    // Killed (SIGKILL: no clean-up) once its database runs beside it.
+    let mut seen = Vec::new();
+    for line in std::io::BufReader::new(stderr)
+        .lines()
+        .map_while(Result::ok)
+    {
+        let up = line.contains("compose   db on network");
+        seen.push(line);
+        if up {
+            break;
+        }
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let left = project_leftovers();
+    assert!(
+        left.iter().any(|l| l.starts_with("network"))
+            && left.iter().any(|l| l.starts_with("volume"))
+            && left.iter().any(|l| l.starts_with("container")),
+        "the kill left the set-up: {left:?} after {seen:#?}"
+    );
+    let out = slim().arg("prune").output().unwrap();
+    assert_success(&out);
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(said.contains("removed network slim-"), "{said}");
+    assert!(said.contains("removed volume slim-"), "{said}");
+    assert!(project_leftovers().is_empty(), "{:?}", project_leftovers());
+}
