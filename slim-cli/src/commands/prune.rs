@@ -459,4 +459,27 @@ mod tests {
         );
         assert_eq!(Reaped::default().describe_left(), None);
     }
+
+    /// What a killed Compose build left is named with the containers.
+    #[test]
+    fn networks_and_volumes_are_named() {
+        let reaped = Reaped {
+            containers: vec!["3f2a9c1d0b7e".into(), "0b7e3f2a9c1d".into()],
+            volumes: vec!["slim-shop-42-1-pgdata".into()],
+            networks: vec!["slim-shop-42-1".into()],
+            owners: vec![42],
+            ..Default::default()
+        };
+        assert!(!reaped.is_empty());
+        assert_eq!(
+            reaped.describe(),
+            "2 containers, 1 volume, 1 network and 0 work dirs of slim runs that no longer run \
+             (pid 42)"
+        );
+        let only_a_network = Reaped {
+            networks: vec!["slim-shop-42-1".into()],
+            ..Default::default()
+        };
+        assert!(!only_a_network.is_empty(), "a network alone is a leftover");
+    }
 }

@@ -73,6 +73,11 @@ impl ComposeError {
             }
             Self::NoSuchService { .. } => "name one of its services".into(),
             Self::Cycle { .. } => "break the circle in depends_on".into(),
+            Self::File { .. } => {
+                "give the path of a readable regular file (relative paths are from the \
+                 current directory, an env_file's from the Compose file's)"
+                    .into()
+            }
             _ => format!(
                 "fix {} (the Compose specification's format)",
                 file.display()

@@ -104,10 +104,10 @@ pub async fn record<E: ContainerEngine, R: StartRecording>(
     }
     let mut plan = input.plan.clone();
     if input.healthcheck_probe {
-        plan.healthcheck = inspected
-            .info
-            .healthcheck
-            .as_deref()
+        // A Compose service's healthcheck replaces its image's, as it does when it runs.
+        plan.healthcheck = (input.spec.healthcheck.as_ref())
+            .map(|check| check.test.as_slice())
+            .or(inspected.info.healthcheck.as_deref())
             .and_then(crate::prober::healthcheck_command);
     }
     let has_probes = !plan.http.is_empty()
