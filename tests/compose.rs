@@ -275,29 +275,21 @@ fn a_dependency_that_never_becomes_healthy_stops_the_build_with_exit_4() {
     assert!(project_leftovers().is_empty(), "{:?}", project_leftovers());
 }
 
-#[test]
-fn slim_prune_removes_the_neighbours_of_a_killed_build() {
-    if !is_root("slim_prune_removes_the_neighbours_of_a_killed_build") {
-        return;
-    }
+/// A build of the project's `web` started in `dir`, returned once its database runs beside
+/// it, with the lines slim wrote until then (the rest is read on, so slim never blocks on a
+/// full pipe).
+fn build_until_the_database_runs(dir: &TempDir) -> (std::process::Child, Vec<String>) {
     use std::io::BufRead as _;
-    let _serial = serial();
-    let _cleanup = Cleanup;
     let web = app_image("python-pg");
     let db = app_image("postgres");
-    let dir = TempDir::new("compose-killed");
     let file = write_project(
-        &dir,
+        dir,
         (&web, &db),
         ("pg_isready -h 127.0.0.1 -U postgres", 60),
     );
     let mut child = slim()
-        .args([
-            "build",
-            "--tag",
-            "slim-compose-test/killed:slim",
-            "--output-dir",
-        ])
+        .args(["build", "--tag", "slim-compose-test/stopped:slim"])
+        .arg("--output-dir")
         .arg(dir.0.join("out"))
         .arg("--compose-file")
         .arg(&file)
@@ -307,19 +299,50 @@ fn slim_prune_removes_the_neighbours_of_a_killed_build() {
         .stdout(std::process::Stdio::null())
         .spawn()
         .unwrap();
-    let stderr = child.stderr.take().unwrap();
-    // Killed (SIGKILL: no clean-up) once its database runs beside it.
+    let mut lines = std::io::BufReader::new(child.stderr.take().unwrap()).lines();
     let mut seen = Vec::new();
-    for line in std::io::BufReader::new(stderr)
-        .lines()
-        .map_while(Result::ok)
-    {
+    for line in lines.by_ref().map_while(Result::ok) {
         let up = line.contains("compose   db on network");
         seen.push(line);
         if up {
             break;
         }
     }
+    std::thread::spawn(move || lines.map_while(Result::ok).for_each(drop));
+    (child, seen)
+}
+
+#[test]
+fn a_stopped_build_removes_its_neighbours() {
+    if !is_root("a_stopped_build_removes_its_neighbours") {
+        return;
+    }
+    let _serial = serial();
+    let _cleanup = Cleanup;
+    let dir = TempDir::new("compose-stopped");
+    let (mut child, seen) = build_until_the_database_runs(&dir);
+    assert!(!project_leftovers().is_empty(), "{seen:#?}");
+    // Ctrl-C, as the terminal sends it.
+    let interrupted = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(interrupted.success());
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(130), "{seen:#?}");
+    assert!(project_leftovers().is_empty(), "{:?}", project_leftovers());
+}
+
+#[test]
+fn slim_prune_removes_the_neighbours_of_a_killed_build() {
+    if !is_root("slim_prune_removes_the_neighbours_of_a_killed_build") {
+        return;
+    }
+    let _serial = serial();
+    let _cleanup = Cleanup;
+    let dir = TempDir::new("compose-killed");
+    let (mut child, seen) = build_until_the_database_runs(&dir);
+    // SIGKILL: no clean-up at all.
     child.kill().unwrap();
     child.wait().unwrap();
     let left = project_leftovers();
