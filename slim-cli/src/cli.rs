@@ -58,12 +58,28 @@ pub enum Command {
     /// slim uses, and what slim did not make, is never touched; what a slim in another pid
     /// namespace or on another host made is left unless --stale says it is old enough.
     Prune(PruneArgs),
+    /// Render report.html again from a report.json that `slim build` or `slim profile` wrote
+    /// (with the kept paths of the files.txt next to it): one self-contained page, no network.
+    Report(ReportArgs),
     /// Print a shell completion script: `slim completions bash > /etc/bash_completion.d/slim`.
     Completions(CompletionsArgs),
     /// Print the man page (roff): `slim man > /usr/local/share/man/man1/slim.1`.
     Man,
     /// Install slim as a Docker CLI plugin, so that `docker slim build ...` runs it.
     InstallPlugin(InstallPluginArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    /// The report.json to render.
+    #[arg(value_name = "REPORT_JSON")]
+    pub report: std::path::PathBuf,
+    /// Where to write the page (default: report.html next to REPORT_JSON).
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<std::path::PathBuf>,
+    /// Print the page's file:// URL to open (slim starts no browser).
+    #[arg(long)]
+    pub open: bool,
 }
 
 #[derive(Debug, Args)]
@@ -123,6 +139,16 @@ pub struct BuildArgs {
     /// login `docker login` keeps.
     #[arg(long)]
     pub push: bool,
+    /// With --push, attach seccomp.json, seccomp-profile.yaml, apparmor.profile and the SBOM
+    /// to the pushed image as OCI artifacts (their `subject` is the image), so they travel
+    /// with it.
+    #[arg(long, requires = "push")]
+    pub attach_profiles: bool,
+    /// Slim these platforms of a multi-platform image in a registry, one after the other
+    /// (`linux/amd64,linux/arm64,linux/arm/v7`, or `all` it has); each is verified, tagged
+    /// TAG-OS-ARCH, and with --push pushed with one index under --tag that lists them all.
+    #[arg(long, value_name = "OS/ARCH,...|all")]
+    pub platform: Option<String>,
     /// The final summary as a line of text, or as one JSON object on stdout for scripts.
     #[arg(long, value_name = "FORMAT", default_value = "text", value_parser = ["text", "json"])]
     pub format: String,

@@ -19,6 +19,7 @@ pub mod plugin;
 pub mod prober;
 pub mod profiles;
 pub mod recording;
+pub mod report;
 pub mod shrink;
 pub mod syscalls;
 pub mod tracer;

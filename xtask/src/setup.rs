@@ -44,6 +44,8 @@ const PACKAGES: &[(&str, &str)] = &[
     ("docker-registry", "/usr/bin/docker-registry"),
     ("apache2-utils", "htpasswd"),
     ("skopeo", "skopeo"),
+    // Headless, network-less browser for report.html (tests/report_html.rs).
+    ("chromium", "chromium"),
 ];
 
 /// The SPDX project's validator (PyPI `spdx-tools`), for the SBOM tests.

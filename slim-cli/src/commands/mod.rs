@@ -8,6 +8,7 @@ mod profile_diff;
 mod profile_merge;
 pub mod prune;
 mod report;
+mod report_page;
 mod squash;
 mod trace;
 mod xray;
@@ -41,6 +42,7 @@ pub fn run(command: Command) -> anyhow::Result<ExitCode> {
             None => run_async(|shutdown| build::profile(*args, shutdown)),
         },
         Command::Prune(args) => run_async(|shutdown| interruptible(shutdown, prune::run(args))),
+        Command::Report(args) => report_page::run(args),
         Command::Completions(args) => {
             print!("{}", completions(args.shell));
             Ok(ExitCode::SUCCESS)

@@ -254,6 +254,8 @@ pub struct RemovedDir {
 /// report.json of `slim profile`: the run and its profiles, no image written.
 #[derive(Debug, Serialize)]
 pub struct ProfileReport {
+    /// When the report was written (RFC 3339, UTC).
+    pub created: String,
     pub target: ImageSummary,
     pub probes: Vec<ProbeResult>,
     pub verify: Verify,
@@ -267,6 +269,8 @@ pub struct ProfileReport {
 /// report.json.
 #[derive(Clone, Debug, Serialize)]
 pub struct Report {
+    /// When the report was written (RFC 3339, UTC).
+    pub created: String,
     pub target: ImageSummary,
     pub slim: ImageSummary,
     /// Target size over slim size.
@@ -291,6 +295,9 @@ pub struct Report {
     /// The largest kept files, biggest first.
     pub largest_kept: Vec<crate::minify::LargeFile>,
     pub removed: Removed,
+    /// The fat image by directory (up to three components, `/usr/lib/python3.11`): entries
+    /// and bytes kept and removed, and the packages owning most of it.
+    pub by_dir: BTreeMap<String, crate::minify::by_dir::DirShare>,
     pub floor: Floor,
     pub syscalls: Vec<String>,
     /// Paths the app used that the fat image does not have (created at run time or missing).

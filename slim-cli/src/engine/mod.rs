@@ -3,6 +3,7 @@
 //! version, so older engines work too.
 
 mod containers;
+pub mod distribution;
 #[cfg(test)]
 pub mod fake;
 mod images;

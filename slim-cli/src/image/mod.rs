@@ -11,6 +11,7 @@ pub mod config;
 pub mod diff;
 pub mod flatten;
 pub mod overlay;
+pub mod platform;
 pub mod reference;
 pub mod tree;
 pub mod writer;

@@ -5,6 +5,7 @@
 //! and the user's includes and excludes. Pure: works on a [`FileTree`] and a [`Recording`].
 
 pub mod app_owned;
+pub mod by_dir;
 mod closure;
 mod elf_deps;
 pub mod glob;
@@ -885,6 +886,8 @@ pub struct Summary {
     pub removed_bytes: u64,
     /// Top-level directory -> (files, bytes) removed.
     pub removed_by_dir: BTreeMap<String, (u64, u64)>,
+    /// Every directory (up to [`by_dir::DEPTH`] components) -> what of it is kept and removed.
+    pub by_dir: BTreeMap<String, by_dir::DirShare>,
     /// Bytes of the regular files the app opened or executed: the least any slim image needs.
     pub opened_bytes: u64,
     /// The same, plus files it only looked up (stat, access, readlink).
@@ -934,6 +937,7 @@ pub fn summarize(tree: &FileTree, set: &KeepSet) -> Summary {
         } else {
             0
         };
+        by_dir::count(&mut summary.by_dir, path, size, closed.contains(path));
         if closed.contains(path) {
             summary.kept_files += 1;
             summary.kept_bytes += size;

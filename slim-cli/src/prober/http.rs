@@ -1,5 +1,6 @@
-//! One HTTP(S) request with hyper over a fresh connection: http/1.1, a timeout, bodies capped,
-//! and for https any certificate accepted (the target is a container we started, on loopback).
+//! One HTTP(S) request with hyper over a fresh connection: http/1.1, a timeout, bodies capped.
+//! Probes accept any certificate (the target is a container we started, on loopback); a
+//! registry's is checked against the system's CA bundle ([`send_checked`]).
 
 use std::{sync::Arc, time::Duration};
 
@@ -30,6 +31,8 @@ pub struct Request {
 pub struct Answer {
     pub status: u16,
     pub content_type: Option<String>,
+    /// Every header, names lowercase.
+    pub headers: Vec<(String, String)>,
     pub body: Vec<u8>,
     pub body_sha256: String,
     /// SHA-256 of the body with its changing tokens masked ([`super::body_shape`]).
@@ -59,21 +62,34 @@ impl HttpError {
     }
 }
 
-/// Sends `request`, giving up after `timeout`.
+/// Sends `request`, giving up after `timeout`; over https any certificate is accepted.
 pub async fn send(request: &Request, timeout: Duration) -> Result<Answer, HttpError> {
-    match tokio::time::timeout(timeout, send_inner(request)).await {
+    match tokio::time::timeout(timeout, send_inner(request, any_certificate())).await {
         Ok(result) => result,
         Err(_) => Err(HttpError::Timeout(timeout)),
     }
 }
 
-async fn send_inner(request: &Request) -> Result<Answer, HttpError> {
+/// Sends `request`, giving up after `timeout`; over https the server's certificate must chain
+/// to the system's CA bundle.
+pub async fn send_checked(request: &Request, timeout: Duration) -> Result<Answer, HttpError> {
+    let tls = system_roots().map_err(HttpError::Tls)?;
+    match tokio::time::timeout(timeout, send_inner(request, tls)).await {
+        Ok(result) => result,
+        Err(_) => Err(HttpError::Timeout(timeout)),
+    }
+}
+
+async fn send_inner(
+    request: &Request,
+    tls: Arc<rustls::ClientConfig>,
+) -> Result<Answer, HttpError> {
     let tcp = TcpStream::connect((request.host.as_str(), request.port))
         .await
         .map_err(HttpError::Connect)?;
     let _ = tcp.set_nodelay(true);
     if request.https {
-        let connector = tokio_rustls::TlsConnector::from(tls_config());
+        let connector = tokio_rustls::TlsConnector::from(tls);
         let name =
             rustls::pki_types::ServerName::try_from(request.host.clone()).unwrap_or_else(|_| {
                 rustls::pki_types::ServerName::try_from("localhost").expect("valid")
@@ -125,6 +141,13 @@ where
         .get(hyper::header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned);
+    let headers = response
+        .headers()
+        .iter()
+        .filter_map(|(name, value)| {
+            Some((name.as_str().to_owned(), value.to_str().ok()?.to_owned()))
+        })
+        .collect();
     let body = Limited::new(response.into_body(), MAX_BODY)
         .collect()
         .await
@@ -137,14 +160,40 @@ where
     Ok(Answer {
         status,
         content_type,
+        headers,
         body,
         body_sha256,
         shape_sha256,
     })
 }
 
+/// A TLS client that trusts the system's CA bundle (Debian's, or `SSL_CERT_FILE`).
+fn system_roots() -> Result<Arc<rustls::ClientConfig>, std::io::Error> {
+    use rustls::pki_types::{pem::PemObject as _, CertificateDer};
+    let bundle = std::env::var_os("SSL_CERT_FILE")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| "/etc/ssl/certs/ca-certificates.crt".into());
+    let unreadable = |e: &dyn std::fmt::Display| {
+        std::io::Error::other(format!(
+            "cannot read the CA bundle {}: {e}",
+            bundle.display()
+        ))
+    };
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in CertificateDer::pem_file_iter(&bundle).map_err(|e| unreadable(&e))? {
+        let _ = roots.add(cert.map_err(|e| unreadable(&e))?);
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(std::io::Error::other)?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Ok(Arc::new(config))
+}
+
 /// A TLS client that accepts any certificate: probes go to our own container on loopback.
-fn tls_config() -> Arc<rustls::ClientConfig> {
+fn any_certificate() -> Arc<rustls::ClientConfig> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let config = rustls::ClientConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()

@@ -15,6 +15,7 @@ use super::run::ContinueAfter;
 use crate::commands::UsageError;
 
 /// How the target runs and is probed, checked.
+#[derive(Clone)]
 pub struct Input {
     pub spec: RunSpec,
     /// Container ports to publish and probe besides the image's exposed ones.

@@ -2,6 +2,7 @@
 //! profiles -> verify -> report. Each phase is one file and hands plain data to the next.
 
 mod apparmor_host;
+mod attach;
 mod console;
 mod cpu_load;
 mod input;
@@ -11,6 +12,7 @@ pub mod neighbours;
 mod orchestration_tests;
 mod output;
 mod plan;
+mod platforms;
 mod profiles;
 mod record;
 mod registry;
@@ -39,7 +41,7 @@ use super::{
 };
 
 pub use console::Console;
-pub use plan::BuildPlan;
+pub use plan::{BuildPlan, Summary};
 pub(super) use profiles::{
     parse_check, APPARMOR_COMPLAIN_FILE, APPARMOR_FILE, OPERATOR_FILE, SECCOMP_FILE,
     SECCOMP_LOG_FILE,
@@ -59,6 +61,16 @@ pub async fn run(args: BuildArgs, shutdown: Shutdown) -> Result<ExitCode> {
     // The engine is connected to once, here at the edge, and handed to the phases.
     let engine = Engine::connect().await?;
     crate::commands::prune::reap_at_start(&engine, plan.console).await;
+    if let Some(selection) = plan.platforms.clone() {
+        return platforms::build_platforms(
+            plan,
+            selection,
+            (engine, EbpfRecorder),
+            Host::THIS,
+            &shutdown,
+        )
+        .await;
+    }
     build(plan, (engine, EbpfRecorder), Host::THIS, &shutdown, total).await
 }
 
@@ -85,6 +97,37 @@ pub async fn build<E: ContainerEngine, R: StartRecording>(
     shutdown: &Shutdown,
     total: Instant,
 ) -> Result<ExitCode> {
+    let built = build_one(plan, engine_and_recorder, host, shutdown, total).await?;
+    Ok(ExitCode::from(built.code))
+}
+
+/// What one build made, for a caller that builds several (one per platform).
+#[derive(Clone, Debug)]
+pub struct Built {
+    /// 0, or [`EXIT_VERIFY_FAILED`].
+    pub code: u8,
+    /// The tag the slim image got (`TAG-unverified` when it failed verification).
+    pub tag: String,
+    pub slim_id: String,
+    pub slim_size: u64,
+    pub fat_size: u64,
+    pub ratio: f64,
+    pub probes: usize,
+    pub matched: usize,
+    /// The profiles the verification ran under.
+    pub verified_under: Vec<String>,
+    /// Why the seccomp profile was derived under emulation, when it was.
+    pub emulated: Option<String>,
+}
+
+/// [`build`], with what it made.
+pub async fn build_one<E: ContainerEngine, R: StartRecording>(
+    plan: BuildPlan,
+    engine_and_recorder: (E, R),
+    host: Host,
+    shutdown: &Shutdown,
+    total: Instant,
+) -> Result<Built> {
     let removals = run::Removals::default();
     let engine = engine_and_recorder.0.clone();
     // The image is loaded under a temporary tag of this run and gets `tag` only once it is
@@ -124,7 +167,7 @@ async fn build_steps<E: ContainerEngine, R: StartRecording>(
     (host, work_tag, writing): (Host, &str, &std::sync::atomic::AtomicBool),
     shutdown: &Shutdown,
     total: Instant,
-) -> Result<ExitCode> {
+) -> Result<Built> {
     let console = plan.console;
     let mut timings = Timings::new();
     let (inspected, work, recorded) = inspect_and_record(
@@ -213,7 +256,7 @@ impl<E: ContainerEngine, R: StartRecording> Finish<'_, E, R> {
         (shrink, packages): (Option<shrink::Report>, Option<crate::packages::Report>),
         mut timings: Timings,
         total: Instant,
-    ) -> Result<ExitCode> {
+    ) -> Result<Built> {
         let Self {
             plan,
             host,
@@ -289,6 +332,7 @@ impl<E: ContainerEngine, R: StartRecording> Finish<'_, E, R> {
         let summary = &selected.summary;
         let recording = &recorded.recording;
         let report = Report {
+            created: utc_now(),
             target: target_summary(inspected, recorded),
             slim: ImageSummary {
                 image: final_tag.to_owned(),
@@ -310,6 +354,7 @@ impl<E: ContainerEngine, R: StartRecording> Finish<'_, E, R> {
             kept_files: summary.kept_files,
             largest_kept: summary.largest.clone(),
             removed: Report::removed_from(summary),
+            by_dir: summary.by_dir.clone(),
             floor: Floor {
                 opened_bytes: summary.opened_bytes,
                 touched_bytes: summary.touched_bytes,
@@ -328,6 +373,7 @@ impl<E: ContainerEngine, R: StartRecording> Finish<'_, E, R> {
             packages,
         };
         report.write(&staging, &selected.keep)?;
+        super::report_page::write_beside(&staging)?;
         if let Some(packages) = &report.packages {
             let sbom = crate::packages::spdx::document(
                 &crate::packages::spdx::Described {
@@ -354,41 +400,57 @@ impl<E: ContainerEngine, R: StartRecording> Finish<'_, E, R> {
                 shutdown
                     .unless_stopped(registry::push(&inspected.engine, final_tag, console))
                     .await?;
+                if plan.attach_profiles {
+                    shutdown
+                        .unless_stopped(attach::attach_to_pushed(final_tag, output_dir, console))
+                        .await?;
+                }
                 Some(crate::engine::registry::registry_host(final_tag))
             }
             _ => None,
         };
-        if plan.json_summary {
-            println!(
+        let built = Built {
+            code: match unverified {
+                None => 0,
+                Some(_) => EXIT_VERIFY_FAILED,
+            },
+            tag: final_tag.to_owned(),
+            slim_id: slim.id.clone(),
+            slim_size: slim_info.size,
+            fat_size: inspected.info.size,
+            ratio: report.ratio,
+            probes: report.verify.probes,
+            matched: report.verify.matched,
+            verified_under: report.verify.under.clone(),
+            emulated: report
+                .profiles
+                .as_ref()
+                .and_then(|p| p.seccomp.as_ref())
+                .and_then(|s| s.derived_under_emulation.clone()),
+        };
+        match (plan.summary, &unverified, &pushed_to) {
+            (Summary::Json, _, _) => println!(
                 "{}",
                 report.summary_json(output_dir, &written, pushed_to.as_deref())
+            ),
+            (Summary::Text, None, Some(host)) => {
+                println!("{}; pushed to {host}", report.summary_line())
+            }
+            (Summary::Text, None, None) => println!("{}", report.summary_line()),
+            (Summary::Text, Some(unverified), _) => println!(
+                "{}; tagged {unverified} for inspection, {tag} left as it was",
+                report.summary_line()
+            ),
+            (Summary::ByCaller, _, _) => {}
+        }
+        if let Some(unverified) = &unverified {
+            report.verify.explain(
+                &format!("the slim image {unverified}"),
+                target,
+                Some(output_dir),
             );
         }
-        match unverified {
-            None => {
-                if !plan.json_summary {
-                    match &pushed_to {
-                        Some(host) => println!("{}; pushed to {host}", report.summary_line()),
-                        None => println!("{}", report.summary_line()),
-                    }
-                }
-            }
-            Some(unverified) => {
-                if !plan.json_summary {
-                    println!(
-                        "{}; tagged {unverified} for inspection, {tag} left as it was",
-                        report.summary_line()
-                    );
-                }
-                report.verify.explain(
-                    &format!("the slim image {unverified}"),
-                    target,
-                    Some(output_dir),
-                );
-                return Ok(ExitCode::from(EXIT_VERIFY_FAILED));
-            }
-        }
-        Ok(ExitCode::SUCCESS)
+        Ok(built)
     }
 }
 
@@ -513,6 +575,7 @@ async fn profile_steps<E: ContainerEngine, R: StartRecording>(
     timings.insert("total".into(), total.elapsed().as_millis());
 
     let report = ProfileReport {
+        created: utc_now(),
         target: target_summary(&inspected, &recorded),
         probes: recorded.fat_run.probes.clone(),
         verify: verify.clone(),
@@ -527,6 +590,7 @@ async fn profile_steps<E: ContainerEngine, R: StartRecording>(
         serde_json::to_vec_pretty(&report)?,
     )
     .context("write report.json")?;
+    super::report_page::write_beside(&staging)?;
     output::publish(&staging, &output_dir)?;
     let report_path = output_dir.join("report.json");
     console.say(format!("[7/7] report    {}", report_path.display()));

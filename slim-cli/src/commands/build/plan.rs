@@ -21,7 +21,19 @@ use super::{
     output,
 };
 
+/// How a build prints its final summary.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Summary {
+    /// One line of text.
+    Text,
+    /// One JSON object on stdout (`--format json`).
+    Json,
+    /// Not at all: the caller (a multi-platform build) prints one for all.
+    ByCaller,
+}
+
 /// What one `slim build` is to do, every input checked before any container starts.
+#[derive(Clone)]
 pub struct BuildPlan {
     /// The fat image as the user named it.
     pub target: String,
@@ -45,8 +57,12 @@ pub struct BuildPlan {
     pub pull: crate::engine::registry::PullPolicy,
     /// Push the verified slim image to its registry (`--push`).
     pub push: bool,
-    /// Print the summary as one JSON object (`--format json`).
-    pub json_summary: bool,
+    /// Attach the profiles and the SBOM to the pushed image (`--attach-profiles`).
+    pub attach_profiles: bool,
+    /// How the final summary is printed (`--format`).
+    pub summary: Summary,
+    /// Every platform of a multi-platform image, or those listed (`--platform`).
+    pub platforms: Option<crate::image::platform::PlatformSelection>,
     pub console: Console,
 }
 
@@ -98,6 +114,7 @@ impl BuildPlan {
             .into());
         }
         let output_dir = output::output_dir(args.output_dir.as_deref(), &args.target)?;
+        let platforms = platforms(&args, &target_reference, &outputs)?;
         Ok(Self {
             tag,
             input,
@@ -113,11 +130,56 @@ impl BuildPlan {
             no_verify: args.no_verify,
             pull: args.pull.when,
             push: args.push,
-            json_summary: args.format == "json",
+            attach_profiles: args.attach_profiles,
+            summary: match args.format.as_str() {
+                "json" => Summary::Json,
+                _ => Summary::Text,
+            },
+            platforms,
             console: Console { quiet: args.quiet },
             target: args.target,
         })
     }
+}
+
+/// `--platform`, checked: a multi-platform image is read from a registry by name, and its
+/// images go to a registry or an OCI layout, never to a docker-archive (one image only).
+fn platforms(
+    args: &BuildArgs,
+    target: &crate::image::reference::Reference,
+    outputs: &[Output],
+) -> Result<Option<crate::image::platform::PlatformSelection>> {
+    let Some(text) = &args.platform else {
+        return Ok(None);
+    };
+    let selection = crate::image::platform::PlatformSelection::parse(text).map_err(|err| {
+        UsageError::new(
+            format!("--platform {text}: {err}"),
+            "list platforms as --platform linux/amd64,linux/arm64, or take every one the image \
+             has with --platform all",
+        )
+    })?;
+    if matches!(target, crate::image::reference::Reference::Id(_)) {
+        return Err(UsageError::new(
+            format!(
+                "--platform needs the image's name in a registry, not an id ({})",
+                args.target
+            ),
+            "name it as the registry does: slim build --platform ... REGISTRY/NAME:TAG",
+        )
+        .into());
+    }
+    if outputs
+        .iter()
+        .any(|o| matches!(o, Output::DockerArchive(_)))
+    {
+        return Err(UsageError::new(
+            "a docker-archive holds one image, and --platform makes one per platform",
+            "write them all as one multi-platform OCI layout with --output oci:DIR",
+        )
+        .into());
+    }
+    Ok(Some(selection))
 }
 
 /// The service `--compose-file` and `--target-compose-svc` name, with what starts beside it.
@@ -252,6 +314,11 @@ impl ComposeTarget {
                 .entry(key.clone())
                 .or_insert_with(|| value.clone());
         }
+        // Named with its project, as its neighbours are.
+        spec.labels.insert(
+            super::neighbours::LABEL_PROJECT.into(),
+            self.project.name.clone(),
+        );
         input.extra_ports.extend(service.ports.iter().copied());
         input
             .volumes

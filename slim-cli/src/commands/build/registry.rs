@@ -16,7 +16,7 @@ use crate::{
 use super::Console;
 
 /// The login for `reference`'s registry, if the docker CLI's config has one.
-fn login_for(reference: &str) -> Option<Credentials> {
+pub(super) fn login_for(reference: &str) -> Option<Credentials> {
     let config = std::fs::read_to_string(config_path()?).ok()?;
     credentials_for(&config, &registry_host(reference))
 }

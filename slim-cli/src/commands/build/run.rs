@@ -344,21 +344,23 @@ impl<E: ContainerEngine, R: StartRecording> Run<'_, E, R> {
             }
             if let Some(timeout) = self.stop_timeout {
                 let stopping = Instant::now();
-                if self.stop_recorded(id, init_pid, timeout).await {
+                if let Some(ending) = self.stop_recorded(id, init_pid, timeout).await {
                     let code = self
                         .engine
                         .container_state(id)
                         .await
                         .ok()
                         .map(|s| s.exit_code);
-                    // Killed when the timeout ran out, it did not stop on its signal: an init
-                    // whose handler re-raises the signal to its default action, which a
-                    // namespace's pid 1 ignores (node does). Verification then does not wait
-                    // for a stop that never comes.
-                    let killed = code == Some(EXIT_KILLED) && stopping.elapsed() >= timeout;
+                    // Killed when the timeout ran out, or once its init had dropped its
+                    // handler and gone idle, it did not stop on its signal: an init whose
+                    // handler re-raises the signal to its default action, which a namespace's
+                    // pid 1 ignores (node does). Verification then does not wait for a stop
+                    // that never comes.
+                    let killed = code == Some(EXIT_KILLED)
+                        && (ending == StopEnding::KilledIgnored || stopping.elapsed() >= timeout);
                     stopped_gracefully = !killed;
                     if !stopped_gracefully {
-                        tracing::debug!("the app was killed after its stop timeout");
+                        tracing::debug!("the app was killed: it did not stop on its signal");
                     }
                     exit_after_stop = code.filter(|_| stopped_gracefully);
                 }
@@ -386,32 +388,61 @@ impl<E: ContainerEngine, R: StartRecording> Run<'_, E, R> {
     /// Stops the app the way the engine will in production (its stop signal, then SIGKILL
     /// after `timeout`) while it is recorded, so its shutdown path is in the recording. An init
     /// that does not handle the signal never gets it (pid 1 of a namespace): then there is no
-    /// shutdown path to see, and no reason to wait for the kill.
+    /// shutdown path to see, and no reason to wait for the kill. One that handles it by
+    /// dropping its handler and re-raising the signal (node) ignores it as well from then on:
+    /// once its init no longer catches the signal and its threads have used no CPU for
+    /// [`IGNORED_AFTER`], the kill comes at once instead of after the timeout.
     ///
     /// Best effort: a container or engine gone meanwhile shows where it matters (its removal).
-    async fn stop_recorded(&self, id: &str, init_pid: u32, timeout: Duration) -> bool {
+    async fn stop_recorded(
+        &self,
+        id: &str,
+        init_pid: u32,
+        timeout: Duration,
+    ) -> Option<StopEnding> {
         let signal = match self.engine.stop_signal(id).await {
             Ok(signal) => signal.unwrap_or_else(|| "SIGTERM".to_owned()),
             Err(err) => {
                 tracing::debug!("no recorded stop: {err}");
-                return false;
+                return None;
             }
         };
         if init_pid == 0 || !handles_signal(init_pid, &signal) {
             tracing::debug!(signal, "the app's init does not handle its stop signal");
-            return false;
+            return None;
         }
         let stopping = Instant::now();
-        if let Err(err) = self.engine.stop_container(id, timeout).await {
+        let stop = self.engine.stop_container(id, timeout);
+        tokio::pin!(stop);
+        let mut watch = IgnoredStop::default();
+        let mut ending = StopEnding::OnSignalOrTimeout;
+        let stopped = loop {
+            tokio::select! {
+                stopped = &mut stop => break stopped,
+                _ = tokio::time::sleep(STOP_POLL) => {
+                    let caught = handles_signal(init_pid, &signal);
+                    if ending == StopEnding::OnSignalOrTimeout
+                        && watch.observe(caught, cpu_ticks(init_pid), Instant::now())
+                    {
+                        tracing::debug!(signal, "the app's init dropped its handler and idles: killed");
+                        ending = StopEnding::KilledIgnored;
+                        if let Err(err) = self.engine.stop_container(id, Duration::ZERO).await {
+                            tracing::debug!("the early kill failed: {err}");
+                        }
+                    }
+                }
+            }
+        };
+        if let Err(err) = stopped {
             tracing::debug!("the recorded stop failed: {err}");
-            return false;
+            return None;
         }
         tracing::debug!(
             signal,
             ms = stopping.elapsed().as_millis() as u64,
             "stopped with its stop signal while recorded"
         );
-        true
+        Some(ending)
     }
 
     /// Container ports the probes will use, with whether they speak HTTP(S).
@@ -686,6 +717,57 @@ pub fn signal_number(name: &str) -> Option<u32> {
         .map(|&(_, number)| number)
 }
 
+/// How often a recorded stop looks at the app's init.
+const STOP_POLL: Duration = Duration::from_millis(100);
+/// How long an init that no longer catches its stop signal may idle before slim kills it.
+const IGNORED_AFTER: Duration = Duration::from_secs(1);
+
+/// How a recorded stop ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum StopEnding {
+    /// The engine's stop returned: the app stopped on its signal, or was killed at the timeout.
+    OnSignalOrTimeout,
+    /// Killed early: its init had dropped its handler (the signal is ignored from then on) and
+    /// idled.
+    KilledIgnored,
+}
+
+/// Watches an init during its stop: true once it no longer catches the stop signal and its
+/// CPU time has not moved for [`IGNORED_AFTER`].
+#[derive(Debug, Default)]
+struct IgnoredStop {
+    idle_since: Option<(Instant, u64)>,
+}
+
+impl IgnoredStop {
+    fn observe(&mut self, caught: bool, ticks: Option<u64>, now: Instant) -> bool {
+        let Some(ticks) = ticks.filter(|_| !caught) else {
+            self.idle_since = None;
+            return false;
+        };
+        match self.idle_since {
+            Some((since, before)) if before == ticks => now.duration_since(since) >= IGNORED_AFTER,
+            _ => {
+                self.idle_since = Some((now, ticks));
+                false
+            }
+        }
+    }
+}
+
+/// CPU time (user + system clock ticks) of every thread of process `pid`; `None` when it is
+/// gone.
+fn cpu_ticks(pid: u32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the command (which may hold spaces and parentheses): state is the 3rd,
+    // utime the 14th and stime the 15th of the line.
+    let after = stat.rsplit_once(')')?.1;
+    let fields: Vec<&str> = after.split_whitespace().collect();
+    let utime: u64 = fields.get(11)?.parse().ok()?;
+    let stime: u64 = fields.get(12)?.parse().ok()?;
+    Some(utime + stime)
+}
+
 /// Whether process `pid` has a handler for `signal` (`SigCgt` in /proc/PID/status). An
 /// unknown signal name counts as handled: the engine may know it, and waiting is safe.
 fn handles_signal(pid: u32, signal: &str) -> bool {
@@ -719,6 +801,34 @@ fn indent(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_init_that_dropped_its_handler_and_idles_is_killed_after_a_second() {
+        let start = Instant::now();
+        let at = |ms: u64| start + Duration::from_millis(ms);
+        let mut watch = IgnoredStop::default();
+        // Still catching the signal: shutting down, however long it idles.
+        assert!(!watch.observe(true, Some(5), at(0)));
+        assert!(!watch.observe(true, Some(5), at(5000)));
+        // The handler dropped: idle for a second from the first look without it.
+        assert!(!watch.observe(false, Some(5), at(5100)));
+        assert!(!watch.observe(false, Some(5), at(5600)));
+        assert!(watch.observe(false, Some(5), at(6100)));
+        // Working (its CPU time moves): the second starts again.
+        let mut busy = IgnoredStop::default();
+        assert!(!busy.observe(false, Some(5), at(0)));
+        assert!(!busy.observe(false, Some(9), at(900)));
+        assert!(!busy.observe(false, Some(9), at(1500)));
+        assert!(busy.observe(false, Some(9), at(1900)));
+        // Gone: nothing to kill.
+        assert!(!IgnoredStop::default().observe(false, None, at(0)));
+    }
+
+    #[test]
+    fn cpu_time_of_this_process_is_read() {
+        assert!(cpu_ticks(std::process::id()).is_some());
+        assert_eq!(cpu_ticks(u32::MAX), None);
+    }
 
     #[test]
     fn signal_names_as_the_engine_writes_them() {

@@ -120,6 +120,15 @@ pub fn select(recorded: &Recorded, mut options: minify::Options) -> Selected {
     options.volumes.extend(image_volumes.iter().cloned());
     options.image_volumes.extend(image_volumes);
     let keep = minify::select(&recorded.fat.tree, &recorded.recording, &options);
-    let summary = minify::summarize(&recorded.fat.tree, &keep);
+    let mut summary = minify::summarize(&recorded.fat.tree, &keep);
+    let naming = std::time::Instant::now();
+    if let Some(owners) = crate::packages::owners(&recorded.fat.tree) {
+        minify::by_dir::name_packages(&mut summary.by_dir, &recorded.fat.tree, &owners);
+    }
+    tracing::debug!(
+        ms = naming.elapsed().as_millis() as u64,
+        dirs = summary.by_dir.len(),
+        "named the packages owning each directory"
+    );
     Selected { keep, summary }
 }
