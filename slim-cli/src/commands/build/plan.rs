@@ -229,6 +229,13 @@ fn compose_target(args: &mut BuildArgs) -> Result<Option<ComposeTarget>, UsageEr
             "give one: slim build IMAGE, or --compose-file FILE --target-compose-svc SERVICE",
         ));
     }
+    if args.platform.is_some() {
+        return Err(UsageError::new(
+            "--platform with --compose-file: slim slims a Compose service for the engine's own \
+             platform",
+            "drop --platform",
+        ));
+    }
     if args.run.network.is_some() {
         return Err(UsageError::new(
             "--network with --compose-file: slim runs the service on a network of its own",
