@@ -245,7 +245,10 @@ fn compose_target(args: &mut BuildArgs) -> Result<Option<ComposeTarget>, UsageEr
     let options = compose::LoadOptions {
         env_file: flags.compose_env_file.clone(),
         project_name: flags.compose_project_name.clone(),
-        host_env: std::env::vars().collect(),
+        // `vars()` would panic on a variable that is not UTF-8: such a one is left out.
+        host_env: std::env::vars_os()
+            .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
+            .collect(),
     };
     let unusable = |err: compose::ComposeError| UsageError::new(err.to_string(), err.hint(&file));
     let project = compose::load(&file, &options).map_err(unusable)?;
