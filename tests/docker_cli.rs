@@ -222,8 +222,8 @@ fn docker_slim_command_lines_run_unchanged() {
             "docker build -t app:fat",
         ),
         (
-            vec!["--compose-file", "compose.yaml"],
-            "docker compose build",
+            vec!["--container-probe-compose-svc", "probe"],
+            "--http-probe-cmd",
         ),
         (vec!["--http-probe-exit-on-failure=false"], "drop the probe"),
     ] {

@@ -169,6 +169,9 @@ pub struct BuildArgs {
     #[command(flatten)]
     pub run: RunArgs,
 
+    #[command(flatten)]
+    pub compose: ComposeArgs,
+
     /// Keep this path (a directory with everything under it).
     #[arg(long, help_heading = "Keep")]
     pub include_path: Vec<String>,
@@ -264,14 +267,42 @@ pub struct PullArgs {
     pub when: crate::engine::registry::PullPolicy,
 }
 
+/// Slim one service of a Compose project, its dependencies running beside it.
+#[derive(Debug, Args)]
+pub struct ComposeArgs {
+    /// The Compose file of the project whose service to slim (with --target-compose-svc).
+    #[arg(long, value_name = "FILE", help_heading = "Compose")]
+    pub compose_file: Option<std::path::PathBuf>,
+    /// The service to slim: its image, run with its Compose settings on a private network,
+    /// its `depends_on` started first (fresh again for the verification).
+    #[arg(long, value_name = "SERVICE", help_heading = "Compose")]
+    pub target_compose_svc: Option<String>,
+    /// Start only these services (and what they depend on) beside the target (repeatable).
+    #[arg(long, value_name = "SERVICE", help_heading = "Compose")]
+    pub dep_include_compose_svc: Vec<String>,
+    /// Do not start this service beside the target (repeatable).
+    #[arg(long, value_name = "SERVICE", help_heading = "Compose")]
+    pub dep_exclude_compose_svc: Vec<String>,
+    /// Start none of the target's dependencies.
+    #[arg(long, help_heading = "Compose")]
+    pub dep_exclude_compose_svc_all: bool,
+    /// Variables for the Compose file's interpolation instead of its directory's .env (the
+    /// host's environment still wins).
+    #[arg(long, value_name = "FILE", help_heading = "Compose")]
+    pub compose_env_file: Option<std::path::PathBuf>,
+    /// The project's name (default: the file's `name:`, else its directory's name).
+    #[arg(long, value_name = "NAME", help_heading = "Compose")]
+    pub compose_project_name: Option<String>,
+    #[arg(long, hide = true, num_args = 0..=1, default_missing_value = "")]
+    pub compose_net: Option<String>,
+    #[arg(long, hide = true, num_args = 0..=1, default_missing_value = "")]
+    pub container_probe_compose_svc: Option<String>,
+}
+
 /// docker-slim's build flags for what slim does not do: each is answered with what to do
 /// instead (hidden from --help).
 #[derive(Debug, Args)]
 pub struct DockerSlimOnly {
-    #[arg(long, hide = true, num_args = 0..=1, default_missing_value = "")]
-    pub compose_file: Option<String>,
-    #[arg(long, hide = true, num_args = 0..=1, default_missing_value = "")]
-    pub target_compose_svc: Option<String>,
     #[arg(long, hide = true, num_args = 0..=1, default_missing_value = "")]
     pub dockerfile: Option<String>,
     #[arg(long, hide = true, num_args = 0..=1, default_missing_value = "")]
@@ -333,8 +364,6 @@ pub struct DockerSlimOnly {
 impl DockerSlimOnly {
     /// (flag, what slim does instead) for each docker-slim flag given.
     pub fn given(&self) -> Vec<(&'static str, &'static str)> {
-        let compose = "slim slims one image at a time: `docker compose build`, then `slim build` \
-                       each service's image (with its --env, --volume, --network)";
         let dockerfile = "build the fat image first (`docker build -t app:fat .`), then \
                           `slim build app:fat`";
         let config = "slim keeps the fat image's config; change it on the slim image with a \
@@ -349,9 +378,7 @@ impl DockerSlimOnly {
                    names and DNS the app needs)";
         let apispec = "turn the API spec into a --http-probe-cmd-file (docker-slim's JSON \
                        format) or --http-probe-cmd flags";
-        let flags: [(&'static str, bool, &'static str); 30] = [
-            ("--compose-file", self.compose_file.is_some(), compose),
-            ("--target-compose-svc", self.target_compose_svc.is_some(), compose),
+        let flags: [(&'static str, bool, &'static str); 28] = [
             ("--dockerfile", self.dockerfile.is_some(), dockerfile),
             ("--dockerfile-context", self.dockerfile_context.is_some(), dockerfile),
             ("--show-blogs", self.show_blogs.is_some(), dockerfile),

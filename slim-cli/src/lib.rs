@@ -7,6 +7,7 @@
 
 pub mod cli;
 pub mod commands;
+pub mod compose;
 pub mod elf;
 pub mod engine;
 pub mod image;

@@ -24,6 +24,9 @@ use super::{
 #[derive(Debug, Default)]
 pub struct Reaped {
     pub containers: Vec<String>,
+    /// Networks and volumes a Compose build started (`--compose-file`).
+    pub networks: Vec<String>,
+    pub volumes: Vec<String>,
     /// Temporary tags of slim images that were never verified.
     pub images: Vec<String>,
     pub work_dirs: Vec<PathBuf>,
@@ -37,6 +40,8 @@ pub struct Reaped {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Kind {
     Container,
+    Network,
+    Volume,
     /// A temporary tag of a slim image that was never verified.
     Image,
     WorkDir,
@@ -46,6 +51,8 @@ impl Kind {
     pub fn noun(self) -> &'static str {
         match self {
             Self::Container => "container",
+            Self::Network => "network",
+            Self::Volume => "volume",
             Self::Image => "unverified image",
             Self::WorkDir => "work dir",
         }
@@ -88,7 +95,11 @@ fn listing(mut parts: Vec<String>) -> String {
 
 impl Reaped {
     pub fn is_empty(&self) -> bool {
-        self.containers.is_empty() && self.images.is_empty() && self.work_dirs.is_empty()
+        self.containers.is_empty()
+            && self.networks.is_empty()
+            && self.volumes.is_empty()
+            && self.images.is_empty()
+            && self.work_dirs.is_empty()
     }
 
     /// `2 containers and 1 work dir of slim runs that no longer run (pid 4242)`.
@@ -98,6 +109,12 @@ impl Reaped {
         owners.dedup();
         let pids: Vec<String> = owners.iter().map(u32::to_string).collect();
         let mut parts = vec![plural(self.containers.len(), "container")];
+        if !self.volumes.is_empty() {
+            parts.push(plural(self.volumes.len(), "volume"));
+        }
+        if !self.networks.is_empty() {
+            parts.push(plural(self.networks.len(), "network"));
+        }
         if !self.images.is_empty() {
             parts.push(plural(self.images.len(), "unverified image"));
         }
@@ -117,11 +134,17 @@ impl Reaped {
             return None;
         }
         let count = |kind: Kind| self.left.iter().filter(|l| l.kind == kind).count();
-        let parts: Vec<String> = [Kind::Container, Kind::Image, Kind::WorkDir]
-            .into_iter()
-            .filter(|&kind| count(kind) > 0)
-            .map(|kind| plural(count(kind), kind.noun()))
-            .collect();
+        let parts: Vec<String> = [
+            Kind::Container,
+            Kind::Volume,
+            Kind::Network,
+            Kind::Image,
+            Kind::WorkDir,
+        ]
+        .into_iter()
+        .filter(|&kind| count(kind) > 0)
+        .map(|kind| plural(count(kind), kind.noun()))
+        .collect();
         let mut whys: Vec<Unchecked> = self.left.iter().map(|l| l.why).collect();
         whys.sort_unstable();
         whys.dedup();
@@ -212,6 +235,29 @@ pub async fn reap(engine: &Engine, options: Options) -> Result<Reaped> {
         }
         reaped.owners.extend(owner.map(|o| o.pid));
         reaped.containers.push(short);
+    }
+    // Then what those containers used: volumes, and the networks last.
+    for (name, labels) in engine.volumes_labelled(LABEL_RUN).await? {
+        let owner = Owner::from_labels(&labels);
+        if !reaped.goes(Kind::Volume, &name, owner.as_ref(), options, now) {
+            continue;
+        }
+        if !options.dry_run {
+            engine.remove_volume(&name).await?;
+        }
+        reaped.owners.extend(owner.map(|o| o.pid));
+        reaped.volumes.push(name);
+    }
+    for (name, labels) in engine.networks_labelled(LABEL_RUN).await? {
+        let owner = Owner::from_labels(&labels);
+        if !reaped.goes(Kind::Network, &name, owner.as_ref(), options, now) {
+            continue;
+        }
+        if !options.dry_run {
+            engine.remove_network(&name).await?;
+        }
+        reaped.owners.extend(owner.map(|o| o.pid));
+        reaped.networks.push(name);
     }
     for reference in engine.references_of(WORK_REPO).await? {
         // A `slim-work` tag that names no owner is not slim's.
@@ -306,6 +352,12 @@ pub async fn run(args: PruneArgs) -> Result<ExitCode> {
     };
     for id in &reaped.containers {
         println!("{verb} container {id}");
+    }
+    for volume in &reaped.volumes {
+        println!("{verb} volume {volume}");
+    }
+    for network in &reaped.networks {
+        println!("{verb} network {network}");
     }
     for image in &reaped.images {
         println!("{verb} unverified image {image}");
@@ -406,5 +458,28 @@ mod tests {
              AGE` removes such leftovers once older than AGE"
         );
         assert_eq!(Reaped::default().describe_left(), None);
+    }
+
+    /// What a killed Compose build left is named with the containers.
+    #[test]
+    fn networks_and_volumes_are_named() {
+        let reaped = Reaped {
+            containers: vec!["3f2a9c1d0b7e".into(), "0b7e3f2a9c1d".into()],
+            volumes: vec!["slim-shop-42-1-pgdata".into()],
+            networks: vec!["slim-shop-42-1".into()],
+            owners: vec![42],
+            ..Default::default()
+        };
+        assert!(!reaped.is_empty());
+        assert_eq!(
+            reaped.describe(),
+            "2 containers, 1 volume, 1 network and 0 work dirs of slim runs that no longer run \
+             (pid 42)"
+        );
+        let only_a_network = Reaped {
+            networks: vec!["slim-shop-42-1".into()],
+            ..Default::default()
+        };
+        assert!(!only_a_network.is_empty(), "a network alone is a leftover");
     }
 }

@@ -52,6 +52,12 @@ pub struct RunSpec {
     pub stdin: bool,
     /// Give it a terminal (`docker run -t`): stdout and stderr are one stream then.
     pub tty: bool,
+    /// DNS names it has on `network` besides its own (a Compose service's name and aliases).
+    pub aliases: Vec<String>,
+    /// tmpfs mount points, each with its options after a `:` when given.
+    pub tmpfs: Vec<String>,
+    /// A healthcheck instead of the image's (a Compose service's).
+    pub healthcheck: Option<crate::compose::Healthcheck>,
 }
 
 /// A started container.
@@ -117,7 +123,31 @@ impl Engine {
             ipc_mode: spec.ipc.clone(),
             uts_mode: spec.uts.clone(),
             privileged: spec.privileged.then_some(true),
+            tmpfs: (!spec.tmpfs.is_empty()).then(|| {
+                spec.tmpfs
+                    .iter()
+                    .map(|t| match t.split_once(':') {
+                        Some((path, options)) => (path.to_owned(), options.to_owned()),
+                        None => (t.clone(), String::new()),
+                    })
+                    .collect()
+            }),
             ..Default::default()
+        };
+        let networking_config = match (&spec.network, spec.aliases.is_empty()) {
+            (Some(network), false) => Some(bollard::models::NetworkingConfig {
+                endpoints_config: Some(
+                    [(
+                        network.clone(),
+                        bollard::models::EndpointSettings {
+                            aliases: Some(spec.aliases.clone()),
+                            ..Default::default()
+                        },
+                    )]
+                    .into(),
+                ),
+            }),
+            _ => None,
         };
         let body = ContainerCreateBody {
             image: Some(spec.image.clone()),
@@ -133,6 +163,8 @@ impl Engine {
             open_stdin: spec.stdin.then_some(true),
             stdin_once: spec.stdin.then_some(true),
             attach_stdin: spec.stdin.then_some(true),
+            networking_config,
+            healthcheck: spec.healthcheck.as_ref().map(health_config),
             ..Default::default()
         };
         let created = self
@@ -337,6 +369,20 @@ impl Engine {
             Err(err) if is_not_found(&err) => Ok(()),
             Err(source) => Err(EngineError::api("remove container", source)),
         }
+    }
+}
+
+/// A Compose healthcheck in the engine's terms (durations in nanoseconds, 0 for the default).
+fn health_config(check: &crate::compose::Healthcheck) -> bollard::models::HealthConfig {
+    let nanos =
+        |d: Option<std::time::Duration>| d.map(|d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX));
+    bollard::models::HealthConfig {
+        test: Some(check.test.clone()),
+        interval: nanos(check.interval),
+        timeout: nanos(check.timeout),
+        start_period: nanos(check.start_period),
+        start_interval: nanos(check.start_interval),
+        retries: check.retries.map(i64::from),
     }
 }
 

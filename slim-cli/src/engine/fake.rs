@@ -5,7 +5,7 @@
 //! the tests read, any operation can be made to fail, and a stop can be requested at any one.
 
 use std::{
-    collections::{BTreeMap, BTreeSet},
+    collections::{BTreeMap, BTreeSet, HashMap},
     io::{Read as _, Write},
     path::Path,
     sync::{Arc, Mutex},
@@ -18,8 +18,8 @@ use tokio::{
 };
 
 use super::{
-    ContainerEngine, ContainerState, EngineError, EngineKind, ImageInfo, RunSpec, Started,
-    StorageRoot,
+    ContainerEngine, ContainerState, EngineError, EngineKind, Health, HealthStatus, ImageInfo,
+    RunSpec, Started, StorageRoot,
 };
 use crate::image::writer::sha256_digest;
 
@@ -49,6 +49,10 @@ pub enum Op {
     Push,
     /// Attaching to a container (`slim debug`).
     Attach,
+    /// Creating a network.
+    Network,
+    /// Creating a volume.
+    Volume,
 }
 
 /// Something that happens meanwhile, scheduled at an operation ([`FakeEngine::at`]).
@@ -73,6 +77,8 @@ struct Container {
     exit_code: i64,
     logs: String,
     server: Option<tokio::task::JoinHandle<()>>,
+    /// As its healthcheck finds it: none without one, unhealthy when it is `exit 1`.
+    health: HealthStatus,
 }
 
 /// An image the fake holds: its docker-archive and what the build asks of it.
@@ -102,6 +108,11 @@ struct State {
     /// What happens when an operation happens for the n-th time.
     scheduled: Vec<(Op, u32, Then)>,
     seen: BTreeMap<Op, u32>,
+    /// Networks and volumes that exist now, with their labels.
+    networks: BTreeMap<String, HashMap<String, String>>,
+    volumes: BTreeMap<String, HashMap<String, String>>,
+    /// The labels of every network and volume made so far.
+    labels_made: Vec<HashMap<String, String>>,
 }
 
 /// The fake engine; clones share their containers and journal.
@@ -233,9 +244,25 @@ impl FakeEngine {
                 exit_code: 0,
                 logs: String::new(),
                 server: None,
+                health: HealthStatus::None,
             },
         );
         id
+    }
+
+    /// Networks that exist now.
+    pub fn networks(&self) -> Vec<String> {
+        self.lock().networks.keys().cloned().collect()
+    }
+
+    /// The labels of every network and volume made so far (removed or not).
+    pub fn labels_made(&self) -> Vec<HashMap<String, String>> {
+        self.lock().labels_made.clone()
+    }
+
+    /// Volumes that exist now.
+    pub fn volumes(&self) -> Vec<String> {
+        self.lock().volumes.keys().cloned().collect()
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
@@ -610,6 +637,12 @@ impl ContainerEngine for FakeEngine {
                 exit_code: 0,
                 logs: String::new(),
                 server: None,
+                health: match spec.healthcheck.as_ref().map(|h| h.test.join(" ")) {
+                    None => HealthStatus::None,
+                    Some(test) if test == "NONE" => HealthStatus::None,
+                    Some(test) if test.contains("exit 1") => HealthStatus::Unhealthy,
+                    Some(_) => HealthStatus::Healthy,
+                },
             },
         );
         Ok(id)
@@ -784,5 +817,56 @@ impl ContainerEngine for FakeEngine {
             }
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
+    }
+
+    async fn health(&self, id: &str) -> Result<Health, EngineError> {
+        let state = self.lock();
+        let container = state
+            .containers
+            .get(id)
+            .ok_or_else(|| EngineError::NoSuchContainer(id.to_owned()))?;
+        Ok(Health {
+            status: container.health,
+            last_output: match container.health {
+                HealthStatus::Unhealthy => "exit status 1".into(),
+                _ => String::new(),
+            },
+        })
+    }
+
+    async fn create_network(
+        &self,
+        name: &str,
+        labels: &HashMap<String, String>,
+    ) -> Result<(), EngineError> {
+        self.note(Some(Op::Network), format!("network {name}"))?;
+        let mut state = self.lock();
+        state.networks.insert(name.to_owned(), labels.clone());
+        state.labels_made.push(labels.clone());
+        Ok(())
+    }
+
+    async fn remove_network(&self, name: &str) -> Result<(), EngineError> {
+        self.note(None, format!("remove network {name}"))?;
+        self.lock().networks.remove(name);
+        Ok(())
+    }
+
+    async fn create_volume(
+        &self,
+        name: &str,
+        labels: &HashMap<String, String>,
+    ) -> Result<(), EngineError> {
+        self.note(Some(Op::Volume), format!("volume {name}"))?;
+        let mut state = self.lock();
+        state.volumes.insert(name.to_owned(), labels.clone());
+        state.labels_made.push(labels.clone());
+        Ok(())
+    }
+
+    async fn remove_volume(&self, name: &str) -> Result<(), EngineError> {
+        self.note(None, format!("remove volume {name}"))?;
+        self.lock().volumes.remove(name);
+        Ok(())
     }
 }

@@ -8,15 +8,17 @@ pub mod distribution;
 #[cfg(test)]
 pub mod fake;
 mod images;
+mod neighbours;
 pub mod registry;
 
-use std::{future::Future, io::Write, path::Path, time::Duration};
+use std::{collections::HashMap, future::Future, io::Write, path::Path, time::Duration};
 
 use bollard::Docker;
 
 pub use attach::{ContainerInfo, Stdio, TtySize};
 pub use containers::{ContainerState, RunSpec, Started};
 pub use images::{ImageInfo, StorageRoot};
+pub use neighbours::{Health, HealthStatus};
 
 /// Why talking to the engine failed, with what to do about it.
 #[derive(Debug, thiserror::Error)]
@@ -194,6 +196,26 @@ pub trait ContainerEngine: Clone + Send + Sync + 'static {
         id: &str,
         stdio: Stdio,
     ) -> impl Future<Output = Result<i64, EngineError>> + Send;
+    /// Its health, as its healthcheck last found it.
+    fn health(&self, id: &str) -> impl Future<Output = Result<Health, EngineError>> + Send;
+    /// Creates a private bridge network `name` carrying `labels`.
+    fn create_network(
+        &self,
+        name: &str,
+        labels: &HashMap<String, String>,
+    ) -> impl Future<Output = Result<(), EngineError>> + Send;
+    /// Removes network `name` (gone is fine), waiting a while for an engine that stopped
+    /// answering.
+    fn remove_network(&self, name: &str) -> impl Future<Output = Result<(), EngineError>> + Send;
+    /// Creates an empty local volume `name` carrying `labels`.
+    fn create_volume(
+        &self,
+        name: &str,
+        labels: &HashMap<String, String>,
+    ) -> impl Future<Output = Result<(), EngineError>> + Send;
+    /// Removes volume `name` (gone is fine), waiting a while for an engine that stopped
+    /// answering.
+    fn remove_volume(&self, name: &str) -> impl Future<Output = Result<(), EngineError>> + Send;
 }
 
 impl ContainerEngine for Engine {
@@ -295,6 +317,34 @@ impl ContainerEngine for Engine {
 
     async fn run_attached(&self, id: &str, stdio: Stdio) -> Result<i64, EngineError> {
         Engine::run_attached(self, id, stdio).await
+    }
+
+    async fn health(&self, id: &str) -> Result<Health, EngineError> {
+        Engine::health(self, id).await
+    }
+
+    async fn create_network(
+        &self,
+        name: &str,
+        labels: &HashMap<String, String>,
+    ) -> Result<(), EngineError> {
+        Engine::create_network(self, name, labels).await
+    }
+
+    async fn remove_network(&self, name: &str) -> Result<(), EngineError> {
+        self.patiently(|| Engine::remove_network(self, name)).await
+    }
+
+    async fn create_volume(
+        &self,
+        name: &str,
+        labels: &HashMap<String, String>,
+    ) -> Result<(), EngineError> {
+        Engine::create_volume(self, name, labels).await
+    }
+
+    async fn remove_volume(&self, name: &str) -> Result<(), EngineError> {
+        self.patiently(|| Engine::remove_volume(self, name)).await
     }
 }
 

@@ -39,6 +39,8 @@ pub struct Input {
     pub stop_timeout: Option<Duration>,
     /// Syscalls seccomp.json allows whatever Docker's default says (`--seccomp-allow`).
     pub seccomp_allow: BTreeSet<String>,
+    /// The Compose services each run starts beside the target (`--compose-file`).
+    pub neighbours: Option<std::sync::Arc<super::neighbours::Neighbours>>,
 }
 
 impl Input {
@@ -78,6 +80,7 @@ impl Input {
             healthcheck_probe: args.healthcheck_probe == "on",
             stop_timeout: (args.stop_timeout > 0).then(|| Duration::from_secs(args.stop_timeout)),
             seccomp_allow,
+            neighbours: None,
         })
     }
 }

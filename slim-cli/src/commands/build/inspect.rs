@@ -16,6 +16,8 @@ pub struct Inspected<E = Engine, R = EbpfRecorder> {
     pub removals: super::run::Removals,
     pub name: String,
     pub info: ImageInfo,
+    /// The Compose services each run starts beside the target (`--compose-file`).
+    pub neighbours: Option<std::sync::Arc<super::neighbours::Neighbours>>,
 }
 
 /// Inspects `target`, pulled first as `pull` says (an image id is never pulled).
@@ -58,6 +60,7 @@ pub async fn inspect<E: ContainerEngine, R: StartRecording>(
         removals,
         name: target.to_owned(),
         info,
+        neighbours: None,
     })
 }
 

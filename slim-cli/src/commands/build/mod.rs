@@ -7,6 +7,7 @@ mod console;
 mod cpu_load;
 mod input;
 mod inspect;
+pub mod neighbours;
 #[cfg(test)]
 mod orchestration_tests;
 mod output;
@@ -625,6 +626,8 @@ async fn inspect_and_record<E: ContainerEngine, R: StartRecording>(
         (shutdown, console),
     )
     .await?;
+    let mut inspected = inspected;
+    inspected.neighbours = input.neighbours.clone();
     if let Some(tag) = tag {
         inspect::check_tag(&inspected, tag).await?;
     }

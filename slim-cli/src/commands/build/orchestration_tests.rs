@@ -633,3 +633,161 @@ async fn pull_and_push_failures_have_their_exit_class() {
     assert!(engine.tags().contains_key(SLIM), "verified, so tagged here");
     assert_nothing_left(&engine, &fat_id);
 }
+
+/// A Compose project beside the fat image: `web` (the fat image) depends on `db`, healthy
+/// when `db_check` passes, with a named volume.
+fn compose_plan(out: &Path, db_check: &str) -> BuildPlan {
+    std::fs::create_dir_all(out).unwrap();
+    let file = out.join("compose.yaml");
+    std::fs::write(
+        &file,
+        format!(
+            "services:\n  web:\n    image: {FAT}\n    environment: [DB_HOST=db]\n    depends_on:\n      db: {{condition: service_healthy}}\n  db:\n    image: db:1\n    volumes: [dbdata:/var/lib/db]\n    healthcheck: {{test: {db_check:?}, interval: 1s, retries: 1}}\nvolumes:\n  dbdata:\n"
+        ),
+    )
+    .unwrap();
+    let output_dir = out.join("out");
+    let args = [
+        "slim",
+        "build",
+        "--quiet",
+        "--output-dir",
+        output_dir.to_str().unwrap(),
+        "--tag",
+        SLIM,
+        "--compose-file",
+        file.to_str().unwrap(),
+        "--target-compose-svc",
+        "web",
+    ];
+    let Command::Build(args) = Cli::try_parse_from(args).unwrap().command else {
+        unreachable!("parsed as build")
+    };
+    BuildPlan::from_args(*args).unwrap()
+}
+
+/// Nothing a Compose build started is left: no container, volume or network; the
+/// dependency's image (the test's, not the build's) is removed before the usual check.
+async fn assert_no_neighbours_left(engine: &FakeEngine, fat_id: &str) {
+    use crate::engine::ContainerEngine as _;
+    let journal = engine.journal();
+    engine.untag_image("db:1").await.unwrap();
+    assert_nothing_left(engine, fat_id);
+    assert!(engine.containers().is_empty(), "{journal:#?}");
+    assert!(engine.networks().is_empty(), "{journal:#?}");
+    assert!(engine.volumes().is_empty(), "{journal:#?}");
+}
+
+#[tokio::test]
+async fn a_compose_service_runs_after_its_healthy_dependency_each_run_with_fresh_ones() {
+    let (engine, fat_id) = engine(serves_data());
+    engine.add_image("db:1", &[("/db", b"db")], serde_json::json!({}));
+    let out = OutDir::new("compose");
+    let (_tx, stop) = shutdown();
+    let plan = compose_plan(&out.0, "pg_isready");
+    let code = run_build(
+        &engine,
+        recorder(&["/usr/share/app-data/data.txt"]),
+        plan,
+        &stop,
+    )
+    .await;
+    assert_eq!(code, ExitCode::SUCCESS, "{:#?}", engine.journal());
+    assert_no_neighbours_left(&engine, &fat_id).await;
+    let journal = engine.journal();
+    // Each run (the recording, two verification starts): a network, a fresh volume, the
+    // database created and started before the app's container.
+    let networks: Vec<&String> = journal
+        .iter()
+        .filter(|l| l.starts_with("network "))
+        .collect();
+    assert_eq!(networks.len(), 3, "{journal:#?}");
+    assert_eq!(
+        journal.iter().filter(|l| l.starts_with("volume ")).count(),
+        3,
+        "fresh volumes each run: {journal:#?}"
+    );
+    let creates: Vec<&str> = journal
+        .iter()
+        .filter(|l| l.starts_with("create "))
+        .map(|l| l.split_whitespace().nth(2).unwrap_or(""))
+        .collect();
+    assert_eq!(creates.len(), 6, "{journal:#?}");
+    for pair in creates.chunks(2) {
+        assert_eq!(pair[0], "db:1", "the dependency first: {journal:#?}");
+        assert_ne!(pair[1], "db:1", "then the app: {journal:#?}");
+    }
+    // The set-ups' names differ, so no run inherits another's state.
+    let mut names: Vec<&String> = networks.clone();
+    names.dedup();
+    assert_eq!(names.len(), 3, "{networks:?}");
+}
+
+#[tokio::test]
+async fn a_dependency_that_never_becomes_healthy_is_exit_4_and_leaves_nothing() {
+    let (engine, fat_id) = engine(serves_data());
+    engine.add_image("db:1", &[("/db", b"db")], serde_json::json!({}));
+    let out = OutDir::new("compose-unhealthy");
+    let (_tx, stop) = shutdown();
+    let plan = compose_plan(&out.0, "exit 1");
+    let err = build(
+        plan,
+        (engine.clone(), recorder(&[])),
+        NO_HOST,
+        &stop,
+        Instant::now(),
+    )
+    .await
+    .expect_err("an unhealthy dependency fails the build");
+    assert_eq!(
+        exit_code(&err),
+        ExitCode::from(crate::commands::EXIT_APP_FAILED)
+    );
+    let text = format!("{err:#}");
+    assert!(
+        text.contains("dependency db never became healthy"),
+        "{text}"
+    );
+    assert!(text.lines().next().unwrap().contains("db"), "{text}");
+    assert_no_neighbours_left(&engine, &fat_id).await;
+    let journal = engine.journal();
+    assert!(
+        !journal.iter().any(|l| l.starts_with("create c2")),
+        "the app never started: {journal:#?}"
+    );
+}
+
+#[tokio::test]
+async fn a_stop_while_the_neighbours_start_removes_them() {
+    let (engine, fat_id) = engine(serves_data());
+    engine.add_image("db:1", &[("/db", b"db")], serde_json::json!({}));
+    let out = OutDir::new("compose-stop");
+    let (tx, stop) = shutdown();
+    engine.stop_at(Op::Volume, 1, tx);
+    let plan = compose_plan(&out.0, "pg_isready");
+    let code = run_build(&engine, recorder(&[]), plan, &stop).await;
+    assert_eq!(code, ExitCode::from(crate::commands::EXIT_INTERRUPTED));
+    assert_no_neighbours_left(&engine, &fat_id).await;
+}
+
+#[tokio::test]
+async fn the_network_and_volumes_carry_the_owner_labels() {
+    let (engine, fat_id) = engine(serves_data());
+    engine.add_image("db:1", &[("/db", b"db")], serde_json::json!({}));
+    engine.fail(Op::Create);
+    let out = OutDir::new("compose-labels");
+    let (_tx, stop) = shutdown();
+    let plan = compose_plan(&out.0, "pg_isready");
+    let code = run_build(&engine, recorder(&[]), plan, &stop).await;
+    assert_ne!(code, ExitCode::SUCCESS);
+    assert_no_neighbours_left(&engine, &fat_id).await;
+    let labelled = engine.labels_made();
+    assert!(!labelled.is_empty());
+    for labels in labelled {
+        assert_eq!(
+            labels.get(crate::owner::LABEL_RUN).map(String::as_str),
+            Some("true")
+        );
+        assert!(labels.contains_key(crate::owner::LABEL_PID), "{labels:?}");
+    }
+}

@@ -11,12 +11,13 @@ use crate::{
         pipeline::{Output, ReadVia},
         UsageError,
     },
-    minify, packages, shrink,
+    compose, minify, packages, shrink,
 };
 
 use super::{
     console::Console,
     input::{read_lines, Input},
+    neighbours::Neighbours,
     output,
 };
 
@@ -75,6 +76,7 @@ impl BuildPlan {
             )
             .into());
         }
+        let compose = compose_target(&mut args)?;
         if args.target.is_empty() {
             args.target = args.target_flag.take().ok_or_else(|| {
                 UsageError::new(
@@ -84,7 +86,10 @@ impl BuildPlan {
             })?;
         }
         let target_reference = crate::commands::image_reference(&args.target)?;
-        let input = Input::parse(&args.run)?;
+        let mut input = Input::parse(&args.run)?;
+        if let Some(compose) = compose {
+            compose.apply(&mut input, Console { quiet: args.quiet });
+        }
         let keep = keep_options(&args, &input)?;
         let outputs = outputs(&args)?;
         let tag = match &args.tag {
@@ -175,6 +180,167 @@ fn platforms(
         .into());
     }
     Ok(Some(selection))
+}
+
+/// The service `--compose-file` and `--target-compose-svc` name, with what starts beside it.
+struct ComposeTarget {
+    file: PathBuf,
+    project: std::sync::Arc<compose::Project>,
+    service: compose::Service,
+    steps: Vec<compose::Step>,
+}
+
+/// With `--compose-file`: reads the project, checks the docker-slim Compose flags, and makes
+/// the target service's image the build's target.
+fn compose_target(args: &mut BuildArgs) -> Result<Option<ComposeTarget>, UsageError> {
+    let flags = &args.compose;
+    if flags.compose_net.is_some() {
+        return Err(UsageError::new(
+            "--compose-net: slim puts the target and every service it starts on one private \
+             network of its own",
+            "drop the flag: each service keeps its name and the aliases of all its networks there",
+        ));
+    }
+    if flags.container_probe_compose_svc.is_some() {
+        return Err(UsageError::new(
+            "--container-probe-compose-svc: slim probes the target itself, not through another \
+             service",
+            "probe it with --http-probe-cmd (from the host) or --exec (inside it)",
+        ));
+    }
+    let Some(file) = flags.compose_file.clone() else {
+        let given = flags.target_compose_svc.is_some()
+            || !flags.dep_include_compose_svc.is_empty()
+            || !flags.dep_exclude_compose_svc.is_empty()
+            || flags.dep_exclude_compose_svc_all
+            || flags.compose_env_file.is_some()
+            || flags.compose_project_name.is_some();
+        return match given {
+            true => Err(UsageError::new(
+                "the Compose flags need a Compose file",
+                "give it: --compose-file FILE --target-compose-svc SERVICE",
+            )),
+            false => Ok(None),
+        };
+    };
+    if !args.target.is_empty() || args.target_flag.is_some() {
+        return Err(UsageError::new(
+            "an image and --compose-file both name what to slim",
+            "give one: slim build IMAGE, or --compose-file FILE --target-compose-svc SERVICE",
+        ));
+    }
+    if args.platform.is_some() {
+        return Err(UsageError::new(
+            "--platform with --compose-file: slim slims a Compose service for the engine's own \
+             platform",
+            "drop --platform",
+        ));
+    }
+    if args.run.network.is_some() {
+        return Err(UsageError::new(
+            "--network with --compose-file: slim runs the service on a network of its own",
+            "drop --network; the Compose file's services are started beside it",
+        ));
+    }
+    let options = compose::LoadOptions {
+        env_file: flags.compose_env_file.clone(),
+        project_name: flags.compose_project_name.clone(),
+        // `vars()` would panic on a variable that is not UTF-8: such a one is left out.
+        host_env: std::env::vars_os()
+            .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
+            .collect(),
+    };
+    let unusable = |err: compose::ComposeError| UsageError::new(err.to_string(), err.hint(&file));
+    let project = compose::load(&file, &options).map_err(unusable)?;
+    let Some(name) = flags.target_compose_svc.clone() else {
+        let names: Vec<&str> = project.services.keys().map(String::as_str).collect();
+        return Err(UsageError::new(
+            "--compose-file needs the service to slim",
+            format!(
+                "name it: --target-compose-svc SERVICE (one of {})",
+                names.join(", ")
+            ),
+        ));
+    };
+    let selection = if flags.dep_exclude_compose_svc_all {
+        compose::Selection::Nothing
+    } else if !flags.dep_include_compose_svc.is_empty() {
+        compose::Selection::Only(flags.dep_include_compose_svc.clone())
+    } else if !flags.dep_exclude_compose_svc.is_empty() {
+        compose::Selection::Excluding(flags.dep_exclude_compose_svc.clone())
+    } else {
+        compose::Selection::DependsOn
+    };
+    let steps = compose::start_order(&project, &name, &selection).map_err(unusable)?;
+    for service in steps
+        .iter()
+        .map(|s| s.service.as_str())
+        .chain([name.as_str()])
+    {
+        let service = &project.services[service];
+        if service.image.is_none() {
+            return Err(match service.build {
+                true => unusable(compose::ComposeError::NeedsBuild {
+                    service: service.name.clone(),
+                }),
+                false => unusable(compose::ComposeError::Invalid {
+                    at: format!("services.{}", service.name),
+                    why: "no `image:` to run".into(),
+                }),
+            });
+        }
+    }
+    let service = project.services[&name].clone();
+    args.target = service.image.clone().unwrap_or_default();
+    Ok(Some(ComposeTarget {
+        file,
+        project: std::sync::Arc::new(project),
+        service,
+        steps,
+    }))
+}
+
+impl ComposeTarget {
+    /// Runs the target with the service's settings (the run flags win where both say), and
+    /// its neighbours beside it.
+    fn apply(self, input: &mut Input, console: Console) {
+        let (spec, service) = (&mut input.spec, &self.service);
+        let mut env = service.environment.clone();
+        env.append(&mut spec.env);
+        spec.env = env;
+        spec.entrypoint = spec
+            .entrypoint
+            .take()
+            .or_else(|| service.entrypoint.clone());
+        spec.cmd = spec.cmd.take().or_else(|| service.command.clone());
+        spec.user = spec.user.take().or_else(|| service.user.clone());
+        spec.workdir = spec.workdir.take().or_else(|| service.working_dir.clone());
+        spec.cap_add.extend(service.cap_add.iter().cloned());
+        spec.cap_drop.extend(service.cap_drop.iter().cloned());
+        spec.tmpfs.extend(service.tmpfs.iter().cloned());
+        spec.healthcheck = service.healthcheck.clone();
+        for (key, value) in &service.labels {
+            spec.labels
+                .entry(key.clone())
+                .or_insert_with(|| value.clone());
+        }
+        // Named with its project, as its neighbours are.
+        spec.labels.insert(
+            super::neighbours::LABEL_PROJECT.into(),
+            self.project.name.clone(),
+        );
+        input.extra_ports.extend(service.ports.iter().copied());
+        input
+            .volumes
+            .extend(service.mounts.iter().map(|m| m.target().to_owned()));
+        input.neighbours = Some(std::sync::Arc::new(Neighbours::new(
+            self.project,
+            self.steps,
+            self.service,
+            self.file,
+            console,
+        )));
+    }
 }
 
 /// The keep flags, checked.

@@ -104,10 +104,10 @@ pub async fn record<E: ContainerEngine, R: StartRecording>(
     }
     let mut plan = input.plan.clone();
     if input.healthcheck_probe {
-        plan.healthcheck = inspected
-            .info
-            .healthcheck
-            .as_deref()
+        // A Compose service's healthcheck replaces its image's, as it does when it runs.
+        plan.healthcheck = (input.spec.healthcheck.as_ref())
+            .map(|check| check.test.as_slice())
+            .or(inspected.info.healthcheck.as_deref())
             .and_then(crate::prober::healthcheck_command);
     }
     let has_probes = !plan.http.is_empty()
@@ -143,6 +143,7 @@ pub async fn record<E: ContainerEngine, R: StartRecording>(
         load_cpu: false,
         console,
         removals: Some(&inspected.removals),
+        neighbours: inspected.neighbours.as_deref(),
     };
     let source = ImageSource::Engine(inspected.info.id.clone());
     let read = read_image(Some(&inspected.engine), &source, work, via);
@@ -167,6 +168,7 @@ pub async fn record<E: ContainerEngine, R: StartRecording>(
             load_cpu: false,
             console,
             removals: Some(&inspected.removals),
+            neighbours: inspected.neighbours.as_deref(),
         };
         more_starts.push(again.execute().await?);
     }

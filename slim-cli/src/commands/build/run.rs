@@ -138,6 +138,8 @@ pub struct Run<'a, E: ContainerEngine = Engine, R: StartRecording = EbpfRecorder
     /// Remove the container in the background, the next run and the build's end waiting for
     /// it (`None`: before the run returns).
     pub removals: Option<&'a Removals>,
+    /// Start these Compose services beside it (fresh for this run), on a network of its own.
+    pub neighbours: Option<&'a super::neighbours::Neighbours>,
 }
 
 /// Container removals left to finish in the background: nothing the build's result waits for,
@@ -188,23 +190,40 @@ impl Drop for AbortOnDrop {
 }
 
 impl<E: ContainerEngine, R: StartRecording> Run<'_, E, R> {
-    pub async fn execute(self) -> Result<RunOutcome, RunFailure> {
+    pub async fn execute(mut self) -> Result<RunOutcome, RunFailure> {
         let mut progress = Progress::default();
         // The last run's container is gone first: its removal waits for an engine that stopped
         // answering, and this run would only fail on it meanwhile.
         if let Some(removals) = self.removals {
             removals.wait().await;
         }
+        // The neighbours run before the recorder attaches: their processes are not the app's.
+        let mut set_up = super::neighbours::SetUp::default();
+        if let Some(neighbours) = self.neighbours {
+            let up = neighbours
+                .up(self.engine, &mut self.spec, &mut set_up, self.shutdown)
+                .await;
+            if let Err(err) = up {
+                super::neighbours::tear_down(self.engine, set_up).await;
+                return Err(failure(err, progress));
+            }
+        }
         // Attach before the container exists, so its first exec is seen.
         if let Some(recorder) = self.recorder {
             match recorder.start() {
                 Ok(session) => progress.recorder = Some(session),
-                Err(err) => return Err(failure(err.into(), progress)),
+                Err(err) => {
+                    super::neighbours::tear_down(self.engine, set_up).await;
+                    return Err(failure(err.into(), progress));
+                }
             }
         }
         let id = match self.engine.create_container(&self.spec).await {
             Ok(id) => id,
-            Err(err) => return Err(failure(err.into(), progress)),
+            Err(err) => {
+                super::neighbours::tear_down(self.engine, set_up).await;
+                return Err(failure(err.into(), progress));
+            }
         };
         let outcome = tokio::select! {
             outcome = self.inside(&id, &mut progress) => outcome,
@@ -214,9 +233,15 @@ impl<E: ContainerEngine, R: StartRecording> Run<'_, E, R> {
         match self.removals {
             Some(removals) => {
                 let engine = self.engine.clone();
-                removals.push(tokio::spawn(async move { remove(&engine, &id).await }));
+                removals.push(tokio::spawn(async move {
+                    remove(&engine, &id).await;
+                    super::neighbours::tear_down(&engine, set_up).await;
+                }));
             }
-            None => remove(self.engine, &id).await,
+            None => {
+                remove(self.engine, &id).await;
+                super::neighbours::tear_down(self.engine, set_up).await;
+            }
         }
         outcome
     }
@@ -891,6 +916,7 @@ mod tests {
                 load_cpu: false,
                 console: Console { quiet: true },
                 removals: None,
+                neighbours: None,
             }
         }
 

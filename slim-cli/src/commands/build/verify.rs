@@ -175,6 +175,7 @@ async fn verify_start<E: ContainerEngine, R: StartRecording>(
         load_cpu,
         console,
         removals: Some(&inspected.removals),
+        neighbours: inspected.neighbours.as_deref(),
     };
     let (mut verify, raw, mntns) = match run.execute().await {
         Ok(outcome) => {
