@@ -26,6 +26,14 @@ const ACCEPT: &str = "application/vnd.oci.image.index.v1+json, \
      application/vnd.oci.image.manifest.v1+json, \
      application/vnd.docker.distribution.manifest.v2+json";
 
+/// The media types of manifests and indexes.
+const MANIFEST_TYPES: [&str; 4] = [
+    crate::image::platform::OCI_INDEX,
+    crate::image::platform::DOCKER_LIST,
+    crate::image::platform::OCI_MANIFEST,
+    crate::image::platform::DOCKER_MANIFEST,
+];
+
 /// Why a registry request failed.
 #[derive(Debug, thiserror::Error)]
 pub enum DistributionError {
@@ -184,13 +192,18 @@ impl RegistryClient {
         if reference.starts_with("sha256:") && reference != digest {
             return Err(self.protocol(&what, "bytes that do not match their digest"));
         }
-        let media_type = answer
+        // The header, when it names a manifest type; else what the document says it is (a
+        // proxy may serve `application/json`).
+        let header = answer
             .content_type
-            .clone()
+            .as_deref()
+            .map(|t| t.split(';').next().unwrap_or("").trim().to_owned())
+            .filter(|t| MANIFEST_TYPES.contains(&t.as_str()));
+        let media_type = header
             .or_else(|| media_type_of(&answer.body))
             .unwrap_or_default();
         Ok(Manifest {
-            media_type: media_type.split(';').next().unwrap_or("").trim().to_owned(),
+            media_type,
             digest,
             bytes: answer.body,
         })
@@ -428,12 +441,20 @@ impl RegistryClient {
                 },
             ));
         };
-        if self.token.is_some() {
-            return Err(refused(&self.registry, "the token was refused"));
-        }
+        // A new token for every challenge: the one held may be for another scope (a pull
+        // token meets a push) or have expired. Each request logs in at most once.
+        self.token = None;
         let Some((https, host, port, realm_path)) = parse_url(&bearer.realm) else {
             return Err(self.protocol("a login challenge", "a realm that is not an http(s) URL"));
         };
+        // The login goes to the realm: never in the clear, unless all of it stays on this
+        // machine.
+        if !https && self.https && !is_loopback(&host) {
+            return Err(self.protocol(
+                "a login challenge",
+                "a realm over plain http for a registry spoken to over https",
+            ));
+        }
         let scope = bearer
             .scope
             .unwrap_or_else(|| format!("repository:{repository}:{actions}"));

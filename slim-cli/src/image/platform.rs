@@ -151,7 +151,7 @@ impl PlatformSelection {
         let mut listed: Vec<Platform> = Vec::new();
         for part in text.split(',') {
             let platform = Platform::parse(part)?;
-            if listed.contains(&platform) {
+            if listed.iter().any(|p| p.slug() == platform.slug()) {
                 return Err(PlatformError::Twice(platform.to_string()));
             }
             listed.push(platform);
@@ -243,13 +243,16 @@ impl Index {
     pub fn select(&self, selection: &PlatformSelection) -> Result<Vec<Entry>, Vec<Platform>> {
         match selection {
             PlatformSelection::All => {
+                // One image per tag and directory name: a later entry whose name would be the
+                // same (`linux/arm/v7` and `linux/arm-v7`) is left out.
                 let mut seen = Vec::new();
                 Ok(self
                     .entries
                     .iter()
                     .filter(|e| {
-                        let first = !seen.contains(&e.platform);
-                        seen.push(e.platform.clone());
+                        let slug = e.platform.slug();
+                        let first = !seen.contains(&slug);
+                        seen.push(slug);
                         first
                     })
                     .cloned()

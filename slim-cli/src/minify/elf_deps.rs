@@ -14,6 +14,8 @@ use crate::image::tree::FileTree;
 const MAX_DYNAMIC: u64 = 1 << 20;
 /// Most program headers read.
 const MAX_PHDRS: u64 = 4096;
+/// Most needed names, and search directories, taken from one file (real ones have tens).
+const MAX_NAMES: usize = 256;
 /// Longest string read from the dynamic string table.
 const MAX_STRING: usize = 4096;
 
@@ -87,8 +89,8 @@ fn parse<R: ReadAt + ?Sized>(file: &R) -> Option<Dynamic> {
             uint(&ident, 0x2c, 2)?,
         ),
     };
-    let min_entry = if is_64 { 56 } else { 32 };
-    if phentsize < min_entry || phnum == 0 || phnum > MAX_PHDRS {
+    let entry_size = if is_64 { 56 } else { 32 };
+    if phentsize != entry_size || phnum == 0 || phnum > MAX_PHDRS {
         return None;
     }
     let table = file.read_at(phoff, (phentsize * phnum) as usize)?;
@@ -126,13 +128,19 @@ fn parse<R: ReadAt + ?Sized>(file: &R) -> Option<Dynamic> {
     for entry in entries.chunks_exact(2 * word) {
         let tag = uint(entry, 0, word)?;
         let value = uint(entry, word, word)?;
-        match tag {
+        let list = match tag {
             0 => break,
-            1 => needed.push(value),
-            5 => strtab = Some(value),
-            15 => rpath.push(value),
-            29 => runpath.push(value),
-            _ => {}
+            1 => &mut needed,
+            5 => {
+                strtab = Some(value);
+                continue;
+            }
+            15 => &mut rpath,
+            29 => &mut runpath,
+            _ => continue,
+        };
+        if !list.contains(&value) && list.len() < MAX_NAMES {
+            list.push(value);
         }
     }
     if needed.is_empty() && rpath.is_empty() && runpath.is_empty() {
@@ -145,7 +153,9 @@ fn parse<R: ReadAt + ?Sized>(file: &R) -> Option<Dynamic> {
     // that is in the file.
     let strtab = strtab?;
     let table_offset = loads.iter().find_map(|&(offset, vaddr, size)| {
-        (strtab >= vaddr && strtab - vaddr < size).then(|| offset + (strtab - vaddr))
+        (strtab >= vaddr && strtab - vaddr < size)
+            .then(|| offset.checked_add(strtab - vaddr))
+            .flatten()
     })?;
     let string = |at: u64| -> Option<String> {
         let bytes = file.read_at(table_offset.checked_add(at)?, MAX_STRING)?;
@@ -153,11 +163,17 @@ fn parse<R: ReadAt + ?Sized>(file: &R) -> Option<Dynamic> {
         String::from_utf8(bytes[..end].to_vec()).ok()
     };
     let split = |offsets: Vec<u64>| -> Vec<String> {
-        offsets
+        let mut dirs: Vec<String> = Vec::new();
+        for dir in offsets
             .into_iter()
             .filter_map(string)
             .flat_map(|s| s.split(':').map(str::to_owned).collect::<Vec<_>>())
-            .collect()
+        {
+            if !dirs.contains(&dir) && dirs.len() < MAX_NAMES {
+                dirs.push(dir);
+            }
+        }
+        dirs
     };
     Some(Dynamic {
         needed: needed.into_iter().filter_map(string).collect(),

@@ -117,7 +117,10 @@ where
         .uri(request.path.as_str())
         .header(
             hyper::header::HOST,
-            format!("{}:{}", request.host, request.port),
+            match request.host.contains(':') {
+                true => format!("[{}]:{}", request.host, request.port),
+                false => format!("{}:{}", request.host, request.port),
+            },
         )
         .header(
             hyper::header::USER_AGENT,

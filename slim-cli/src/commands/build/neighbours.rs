@@ -122,7 +122,13 @@ impl Neighbours {
             let service = &self.project.services[&step.service];
             let dependency = self.dependency_spec(service, &prefix, &volumes, &labels);
             if let Err(EngineError::NoSuchImage(_)) = engine.image(&dependency.image).await {
-                super::registry::pull(engine, &dependency.image, self.console).await?;
+                shutdown
+                    .unless_stopped(super::registry::pull(
+                        engine,
+                        &dependency.image,
+                        self.console,
+                    ))
+                    .await?;
             }
             let id = engine.create_container(&dependency).await?;
             made.containers.push((service.name.clone(), id.clone()));

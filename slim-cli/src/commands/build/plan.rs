@@ -169,6 +169,17 @@ fn platforms(
         )
         .into());
     }
+    if let Some(tag) = args
+        .tag
+        .as_deref()
+        .filter(|t| same_image_name(&args.target, t))
+    {
+        return Err(UsageError::new(
+            format!("--tag {tag} names the image being slimmed: its index would be replaced"),
+            "choose another tag: slim never modifies its input image",
+        )
+        .into());
+    }
     if outputs
         .iter()
         .any(|o| matches!(o, Output::DockerArchive(_)))
@@ -180,6 +191,29 @@ fn platforms(
         .into());
     }
     Ok(Some(selection))
+}
+
+/// Whether two references name the same image in the same registry (`app` is
+/// `docker.io/library/app:latest`).
+fn same_image_name(a: &str, b: &str) -> bool {
+    use crate::image::reference::{parse, Reference};
+    let full = |text: &str| match parse(text) {
+        Ok(Reference::Named(named)) => {
+            let domain = named
+                .domain
+                .clone()
+                .unwrap_or_else(|| "docker.io".to_owned());
+            let path = crate::engine::distribution::repository_path(&domain, &named.path);
+            let at = named
+                .digest
+                .clone()
+                .or(named.tag.clone())
+                .unwrap_or_else(|| "latest".to_owned());
+            Some(format!("{domain}/{path}@{at}"))
+        }
+        _ => None,
+    };
+    full(a).is_some_and(|a| Some(a) == full(b))
 }
 
 /// The service `--compose-file` and `--target-compose-svc` name, with what starts beside it.
@@ -406,4 +440,27 @@ fn outputs(args: &BuildArgs) -> Result<Vec<Output>> {
         .iter()
         .map(|o| Output::parse(o))
         .collect::<Result<Vec<_>, _>>()?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn image_names_are_compared_as_the_registry_knows_them() {
+        assert!(same_image_name("app", "docker.io/library/app:latest"));
+        assert!(same_image_name(
+            "127.0.0.1:5000/app:1",
+            "127.0.0.1:5000/app:1"
+        ));
+        assert!(!same_image_name(
+            "127.0.0.1:5000/app:1",
+            "127.0.0.1:5000/app:slim"
+        ));
+        assert!(!same_image_name(
+            "127.0.0.1:5000/app:1",
+            "127.0.0.1:5001/app:1"
+        ));
+        assert!(!same_image_name("sha256:abc", "sha256:abc"));
+    }
 }

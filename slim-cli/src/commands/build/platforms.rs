@@ -124,7 +124,7 @@ where
         });
         if failed {
             let report = write_report(&plan, &done, None, None)?;
-            println!(
+            let line = format!(
                 "{platform}: the slim image answered differently (tagged {}); nothing was \
                  published. Report: {}",
                 done.last()
@@ -132,6 +132,13 @@ where
                     .unwrap_or_default(),
                 report.display()
             );
+            match plan.summary {
+                Summary::Json => {
+                    eprintln!("{line}");
+                    println!("{}", summary_json(&plan, &done, None, None, &report));
+                }
+                _ => println!("{line}"),
+            }
             return Ok(ExitCode::from(EXIT_VERIFY_FAILED));
         }
     }

@@ -390,8 +390,10 @@ impl<E: ContainerEngine, R: StartRecording> Run<'_, E, R> {
     /// that does not handle the signal never gets it (pid 1 of a namespace): then there is no
     /// shutdown path to see, and no reason to wait for the kill. One that handles it by
     /// dropping its handler and re-raising the signal (node) ignores it as well from then on:
-    /// once its init no longer catches the signal and its threads have used no CPU for
-    /// [`IGNORED_AFTER`], the kill comes at once instead of after the timeout.
+    /// once its init no longer catches the signal and the whole container has used no CPU for
+    /// [`IGNORED_AFTER`], the kill comes then instead of after the timeout (a shutdown that
+    /// idles longer than that with its handler dropped is cut short, as the timeout would cut
+    /// a longer one).
     ///
     /// Best effort: a container or engine gone meanwhile shows where it matters (its removal).
     async fn stop_recorded(
@@ -719,8 +721,9 @@ pub fn signal_number(name: &str) -> Option<u32> {
 
 /// How often a recorded stop looks at the app's init.
 const STOP_POLL: Duration = Duration::from_millis(100);
-/// How long an init that no longer catches its stop signal may idle before slim kills it.
-const IGNORED_AFTER: Duration = Duration::from_secs(1);
+/// How long a container whose init no longer catches its stop signal may idle before slim
+/// kills it.
+const IGNORED_AFTER: Duration = Duration::from_secs(3);
 
 /// How a recorded stop ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -732,8 +735,8 @@ enum StopEnding {
     KilledIgnored,
 }
 
-/// Watches an init during its stop: true once it no longer catches the stop signal and its
-/// CPU time has not moved for [`IGNORED_AFTER`].
+/// Watches a container during its stop: true once its init no longer catches the stop signal
+/// and the container's CPU time (every process of it) has not moved for [`IGNORED_AFTER`].
 #[derive(Debug, Default)]
 struct IgnoredStop {
     idle_since: Option<(Instant, u64)>,
@@ -755,17 +758,44 @@ impl IgnoredStop {
     }
 }
 
-/// CPU time (user + system clock ticks) of every thread of process `pid`; `None` when it is
-/// gone.
+/// CPU time of every process in the cgroup of process `pid` (the container's): cgroup v2's
+/// `cpu.stat` (microseconds), else cgroup v1's `cpuacct.usage` (nanoseconds); `None` when it
+/// is gone or slim cannot read it (then no early kill).
 fn cpu_ticks(pid: u32) -> Option<u64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // Fields after the command (which may hold spaces and parentheses): state is the 3rd,
-    // utime the 14th and stime the 15th of the line.
-    let after = stat.rsplit_once(')')?.1;
-    let fields: Vec<&str> = after.split_whitespace().collect();
-    let utime: u64 = fields.get(11)?.parse().ok()?;
-    let stime: u64 = fields.get(12)?.parse().ok()?;
-    Some(utime + stime)
+    let cgroups = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).ok()?;
+    let path_of = |controller: &str| {
+        cgroups.lines().find_map(|line| {
+            let mut parts = line.splitn(3, ':');
+            let (_, controllers, path) = (parts.next()?, parts.next()?, parts.next()?);
+            let path = path.trim();
+            (controllers.split(',').any(|c| c == controller) && !path.contains(".."))
+                .then(|| path.to_owned())
+        })
+    };
+    let read = |file: String| std::fs::read_to_string(file).ok();
+    if let Some(path) = path_of("cpuacct") {
+        for mount in ["cpuacct", "cpu,cpuacct", "cpuacct,cpu"] {
+            if let Some(usage) = read(format!("/sys/fs/cgroup/{mount}{path}/cpuacct.usage")) {
+                return usage.trim().parse().ok();
+            }
+        }
+    }
+    let path = cgroups
+        .lines()
+        .find_map(|l| l.strip_prefix("0::"))?
+        .trim()
+        .to_owned();
+    if path.contains("..") {
+        return None;
+    }
+    let stat = ["", "/unified"]
+        .iter()
+        .find_map(|base| read(format!("/sys/fs/cgroup{base}{path}/cpu.stat")))?;
+    stat.lines()
+        .find_map(|l| l.strip_prefix("usage_usec "))?
+        .trim()
+        .parse()
+        .ok()
 }
 
 /// Whether process `pid` has a handler for `signal` (`SigCgt` in /proc/PID/status). An
@@ -810,22 +840,22 @@ mod tests {
         // Still catching the signal: shutting down, however long it idles.
         assert!(!watch.observe(true, Some(5), at(0)));
         assert!(!watch.observe(true, Some(5), at(5000)));
-        // The handler dropped: idle for a second from the first look without it.
+        // The handler dropped: idle for three seconds from the first look without it.
         assert!(!watch.observe(false, Some(5), at(5100)));
-        assert!(!watch.observe(false, Some(5), at(5600)));
-        assert!(watch.observe(false, Some(5), at(6100)));
-        // Working (its CPU time moves): the second starts again.
+        assert!(!watch.observe(false, Some(5), at(7600)));
+        assert!(watch.observe(false, Some(5), at(8100)));
+        // Working (its CPU time moves): the wait starts again.
         let mut busy = IgnoredStop::default();
         assert!(!busy.observe(false, Some(5), at(0)));
-        assert!(!busy.observe(false, Some(9), at(900)));
-        assert!(!busy.observe(false, Some(9), at(1500)));
-        assert!(busy.observe(false, Some(9), at(1900)));
+        assert!(!busy.observe(false, Some(9), at(2900)));
+        assert!(!busy.observe(false, Some(9), at(5000)));
+        assert!(busy.observe(false, Some(9), at(5900)));
         // Gone: nothing to kill.
         assert!(!IgnoredStop::default().observe(false, None, at(0)));
     }
 
     #[test]
-    fn cpu_time_of_this_process_is_read() {
+    fn cpu_time_of_this_process_cgroup_is_read() {
         assert!(cpu_ticks(std::process::id()).is_some());
         assert_eq!(cpu_ticks(u32::MAX), None);
     }
