@@ -735,8 +735,14 @@ enum StopEnding {
     KilledIgnored,
 }
 
+/// CPU time (microseconds) a container may use over [`IGNORED_AFTER`] and still count as idle:
+/// 1%, what an idle server's timers take (php's polls take about 0.004%); a shutdown at work
+/// takes far more.
+const IDLE_CPU_US: u64 = 30_000;
+
 /// Watches a container during its stop: true once its init no longer catches the stop signal
-/// and the container's CPU time (every process of it) has not moved for [`IGNORED_AFTER`].
+/// and the container (every process of it) has been idle ([`IDLE_CPU_US`]) for
+/// [`IGNORED_AFTER`].
 #[derive(Debug, Default)]
 struct IgnoredStop {
     idle_since: Option<(Instant, u64)>,
@@ -749,7 +755,9 @@ impl IgnoredStop {
             return false;
         };
         match self.idle_since {
-            Some((since, before)) if before == ticks => now.duration_since(since) >= IGNORED_AFTER,
+            Some((since, before)) if ticks.saturating_sub(before) <= IDLE_CPU_US => {
+                now.duration_since(since) >= IGNORED_AFTER
+            }
             _ => {
                 self.idle_since = Some((now, ticks));
                 false
@@ -758,9 +766,9 @@ impl IgnoredStop {
     }
 }
 
-/// CPU time of every process in the cgroup of process `pid` (the container's): cgroup v2's
-/// `cpu.stat` (microseconds), else cgroup v1's `cpuacct.usage` (nanoseconds); `None` when it
-/// is gone or slim cannot read it (then no early kill).
+/// CPU time (microseconds) of every process in the cgroup of process `pid` (the container's):
+/// cgroup v1's `cpuacct.usage`, else cgroup v2's `cpu.stat`; `None` when it is gone or slim
+/// cannot read it (then no early kill).
 fn cpu_ticks(pid: u32) -> Option<u64> {
     let cgroups = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).ok()?;
     let path_of = |controller: &str| {
@@ -776,7 +784,7 @@ fn cpu_ticks(pid: u32) -> Option<u64> {
     if let Some(path) = path_of("cpuacct") {
         for mount in ["cpuacct", "cpu,cpuacct", "cpuacct,cpu"] {
             if let Some(usage) = read(format!("/sys/fs/cgroup/{mount}{path}/cpuacct.usage")) {
-                return usage.trim().parse().ok();
+                return usage.trim().parse::<u64>().ok().map(|ns| ns / 1000);
             }
         }
     }
@@ -840,16 +848,17 @@ mod tests {
         // Still catching the signal: shutting down, however long it idles.
         assert!(!watch.observe(true, Some(5), at(0)));
         assert!(!watch.observe(true, Some(5), at(5000)));
-        // The handler dropped: idle for three seconds from the first look without it.
+        // The handler dropped: idle (a server's timers only) for three seconds from the first
+        // look without it.
         assert!(!watch.observe(false, Some(5), at(5100)));
-        assert!(!watch.observe(false, Some(5), at(7600)));
-        assert!(watch.observe(false, Some(5), at(8100)));
-        // Working (its CPU time moves): the wait starts again.
+        assert!(!watch.observe(false, Some(500), at(7600)));
+        assert!(watch.observe(false, Some(900), at(8100)));
+        // Working (more than 1% of a CPU): the wait starts again.
         let mut busy = IgnoredStop::default();
         assert!(!busy.observe(false, Some(5), at(0)));
-        assert!(!busy.observe(false, Some(9), at(2900)));
-        assert!(!busy.observe(false, Some(9), at(5000)));
-        assert!(busy.observe(false, Some(9), at(5900)));
+        assert!(!busy.observe(false, Some(90_000), at(2900)));
+        assert!(!busy.observe(false, Some(90_100), at(5000)));
+        assert!(busy.observe(false, Some(90_200), at(5900)));
         // Gone: nothing to kill.
         assert!(!IgnoredStop::default().observe(false, None, at(0)));
     }
