@@ -20,6 +20,7 @@ pub mod prober;
 pub mod profiles;
 pub mod recording;
 pub mod report;
+pub mod shell_words;
 pub mod shrink;
 pub mod syscalls;
 pub mod tracer;

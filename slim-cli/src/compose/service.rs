@@ -298,49 +298,10 @@ fn command(value: &Value, at: &str) -> Result<Option<Vec<String>>, ComposeError>
             .map(|i| text(i, at))
             .collect::<Result<_, _>>()
             .map(Some),
-        other => split_words(&text(other, at)?)
+        other => crate::shell_words::split(&text(other, at)?)
             .map(Some)
             .ok_or_else(|| invalid(at, "an unclosed quote")),
     }
-}
-
-/// Splits a command line like a POSIX shell's words: quotes and backslashes, no expansion.
-fn split_words(line: &str) -> Option<Vec<String>> {
-    let mut words = Vec::new();
-    let (mut word, mut started, mut quote) = (String::new(), false, None::<char>);
-    let mut chars = line.chars();
-    while let Some(c) = chars.next() {
-        match (quote, c) {
-            (Some(q), c) if c == q => quote = None,
-            (Some('"'), '\\') => word.extend(chars.next()),
-            (Some(_), c) => word.push(c),
-            (None, '\'' | '"') => {
-                quote = Some(c);
-                started = true;
-            }
-            (None, '\\') => {
-                word.extend(chars.next());
-                started = true;
-            }
-            (None, c) if c.is_whitespace() => {
-                if started {
-                    words.push(std::mem::take(&mut word));
-                    started = false;
-                }
-            }
-            (None, c) => {
-                word.push(c);
-                started = true;
-            }
-        }
-    }
-    if quote.is_some() {
-        return None;
-    }
-    if started {
-        words.push(word);
-    }
-    Some(words)
 }
 
 /// A `volumes` entry of a service.
@@ -717,7 +678,7 @@ fn labels(value: &Value, at: &str) -> Result<BTreeMap<String, String>, ComposeEr
 
 #[cfg(test)]
 pub(super) fn split_for_tests(line: &str) -> Option<Vec<String>> {
-    split_words(line)
+    crate::shell_words::split(line)
 }
 
 #[cfg(test)]

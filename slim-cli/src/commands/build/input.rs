@@ -308,40 +308,8 @@ fn split_command(text: &str) -> Result<Vec<String>, UsageError> {
             )
         });
     }
-    let mut words = Vec::new();
-    let mut word = String::new();
-    let mut quote: Option<char> = None;
-    let mut any = false;
-    let mut chars = text.chars();
-    while let Some(c) = chars.next() {
-        match (quote, c) {
-            (Some(q), c) if c == q => quote = None,
-            (Some('"'), '\\') => word.extend(chars.next()),
-            (Some(_), c) => word.push(c),
-            (None, '\'' | '"') => {
-                quote = Some(c);
-                any = true;
-            }
-            (None, '\\') => word.extend(chars.next()),
-            (None, c) if c.is_whitespace() => {
-                if !word.is_empty() || any {
-                    words.push(std::mem::take(&mut word));
-                    any = false;
-                }
-            }
-            (None, c) => word.push(c),
-        }
-    }
-    if quote.is_some() {
-        return Err(UsageError::new(
-            format!("unbalanced quote in `{text}`"),
-            "close the quote",
-        ));
-    }
-    if !word.is_empty() || any {
-        words.push(word);
-    }
-    Ok(words)
+    crate::shell_words::split(text)
+        .ok_or_else(|| UsageError::new(format!("unbalanced quote in `{text}`"), "close the quote"))
 }
 
 /// docker's `--mount type=bind,source=A,target=B[,readonly]` as a bind `A:B[:ro]`.
