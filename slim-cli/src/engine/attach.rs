@@ -15,7 +15,7 @@ use bollard::{
 use futures_util::StreamExt as _;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt as _};
 
-use super::{is_not_found, Engine, EngineError};
+use super::{Engine, EngineError};
 
 /// A container as `slim debug` joins it: what it runs, and the privileges it runs with.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -61,14 +61,7 @@ pub struct Stdio {
 impl Engine {
     /// Inspects a container by name or id ([`EngineError::NoSuchContainer`] when absent).
     pub async fn container_info(&self, name: &str) -> Result<ContainerInfo, EngineError> {
-        let info =
-            self.docker
-                .inspect_container(name, None)
-                .await
-                .map_err(|err| match is_not_found(&err) {
-                    true => EngineError::NoSuchContainer(name.to_owned()),
-                    false => EngineError::api("inspect container", err),
-                })?;
+        let info = self.inspect_container(name).await?;
         let state = info.state.unwrap_or_default();
         let config = info.config.unwrap_or_default();
         let host = info.host_config.unwrap_or_default();
@@ -94,14 +87,7 @@ impl Engine {
 
     /// The labels of an image present in the engine ([`EngineError::NoSuchImage`] when absent).
     pub async fn image_labels(&self, name: &str) -> Result<BTreeMap<String, String>, EngineError> {
-        let info =
-            self.docker
-                .inspect_image(name)
-                .await
-                .map_err(|err| match is_not_found(&err) {
-                    true => EngineError::NoSuchImage(name.to_owned()),
-                    false => EngineError::api("inspect image", err),
-                })?;
+        let info = self.inspect_image(name).await?;
         Ok(info
             .config
             .and_then(|c| c.labels)

@@ -43,16 +43,23 @@ pub struct StorageRoot {
 }
 
 impl Engine {
+    /// The engine's inspection of an image ([`EngineError::NoSuchImage`] when absent).
+    pub(crate) async fn inspect_image(
+        &self,
+        name: &str,
+    ) -> Result<bollard::models::ImageInspect, EngineError> {
+        self.docker
+            .inspect_image(name)
+            .await
+            .map_err(|err| match is_not_found(&err) {
+                true => EngineError::NoSuchImage(name.to_owned()),
+                false => EngineError::api("inspect image", err),
+            })
+    }
+
     /// Inspects an image present in the engine.
     pub async fn image(&self, name: &str) -> Result<ImageInfo, EngineError> {
-        let info =
-            self.docker
-                .inspect_image(name)
-                .await
-                .map_err(|err| match is_not_found(&err) {
-                    true => EngineError::NoSuchImage(name.to_owned()),
-                    false => EngineError::api("inspect image", err),
-                })?;
+        let info = self.inspect_image(name).await?;
         let healthcheck = info
             .config
             .as_ref()

@@ -477,16 +477,24 @@ impl Engine {
         &self.docker
     }
 
+    /// The engine's inspection of a container by name or id
+    /// ([`EngineError::NoSuchContainer`] when absent).
+    pub(crate) async fn inspect_container(
+        &self,
+        name: &str,
+    ) -> Result<bollard::models::ContainerInspectResponse, EngineError> {
+        self.docker
+            .inspect_container(name, None)
+            .await
+            .map_err(|err| match is_not_found(&err) {
+                true => EngineError::NoSuchContainer(name.to_owned()),
+                false => EngineError::api("inspect container", err),
+            })
+    }
+
     /// Looks up a running container by name or id.
     pub async fn running_container(&self, name: &str) -> Result<RunningContainer, EngineError> {
-        let info =
-            self.docker
-                .inspect_container(name, None)
-                .await
-                .map_err(|err| match is_not_found(&err) {
-                    true => EngineError::NoSuchContainer(name.to_owned()),
-                    false => EngineError::api("inspect container", err),
-                })?;
+        let info = self.inspect_container(name).await?;
         let state = info.state.unwrap_or_default();
         let pid = state.pid.unwrap_or(0);
         if state.running != Some(true) || pid <= 0 {
