@@ -88,45 +88,44 @@ fn strings(value: &Value, at: &str) -> Result<Vec<String>, ComposeError> {
 /// The top-level `volumes`: the declared names; what would make one other than a fresh local
 /// volume is refused.
 pub(super) fn top_volumes(value: Option<&Value>) -> Result<BTreeSet<String>, ComposeError> {
-    let mut names = BTreeSet::new();
-    let Some(value) = value.filter(|v| !v.is_null()) else {
-        return Ok(names);
-    };
-    for (name, spec) in mapping(value, "volumes")? {
-        let at = format!("volumes.{}", shorten(name));
-        check_name(name, &at)?;
-        if let Some(spec) = spec.as_object() {
-            for key in spec.keys() {
-                match key.as_str() {
-                    "labels" | "name" => {}
-                    "driver" if spec[key].as_str() == Some("local") => {}
-                    key if key.starts_with("x-") => {}
-                    key => return Err(unsupported(&at, key)),
-                }
-            }
-        } else if !spec.is_null() {
-            return Err(invalid(&at, "not a mapping"));
-        }
-        names.insert(name.clone());
-    }
-    Ok(names)
+    top_names(
+        value,
+        "volumes",
+        (&["labels", "name"], "local"),
+        BTreeSet::new(),
+    )
 }
 
 /// The top-level `networks`: the declared names (slim puts every service it starts on one
 /// private network of its own, with the aliases of all of them).
 pub(super) fn top_networks(value: Option<&Value>) -> Result<BTreeSet<String>, ComposeError> {
-    let mut names: BTreeSet<String> = ["default".to_owned()].into();
+    top_names(
+        value,
+        "networks",
+        (&["labels", "name", "attachable"], "bridge"),
+        ["default".to_owned()].into(),
+    )
+}
+
+/// The names a top-level `section` declares, added to `names`: each spec may hold the `keys`
+/// slim can honour, `driver: DRIVER` and `x-` extensions; any other key is refused by name.
+fn top_names(
+    value: Option<&Value>,
+    section: &str,
+    (keys, driver): (&[&str], &str),
+    mut names: BTreeSet<String>,
+) -> Result<BTreeSet<String>, ComposeError> {
     let Some(value) = value.filter(|v| !v.is_null()) else {
         return Ok(names);
     };
-    for (name, spec) in mapping(value, "networks")? {
-        let at = format!("networks.{}", shorten(name));
+    for (name, spec) in mapping(value, section)? {
+        let at = format!("{section}.{}", shorten(name));
         check_name(name, &at)?;
         if let Some(spec) = spec.as_object() {
             for key in spec.keys() {
                 match key.as_str() {
-                    "labels" | "name" | "attachable" => {}
-                    "driver" if spec[key].as_str() == Some("bridge") => {}
+                    key if keys.contains(&key) => {}
+                    "driver" if spec[key].as_str() == Some(driver) => {}
                     key if key.starts_with("x-") => {}
                     key => return Err(unsupported(&at, key)),
                 }
