@@ -362,12 +362,15 @@ struct ChannelWriter {
 }
 
 impl Write for ChannelWriter {
+    /// Takes what fits in the current chunk (a chunk never grows past [`CHUNK`]: doubling it
+    /// would hold twice the bytes in flight).
     fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
-        self.buf.extend_from_slice(data);
+        let take = data.len().min(CHUNK - self.buf.len());
+        self.buf.extend_from_slice(&data[..take]);
         if self.buf.len() >= CHUNK {
             self.flush()?;
         }
-        Ok(data.len())
+        Ok(take)
     }
 
     fn flush(&mut self) -> std::io::Result<()> {
@@ -408,4 +411,35 @@ fn overlay_layer_dirs(driver: &bollard::models::DriverData) -> Option<Vec<PathBu
     dirs.reverse();
     dirs.push(PathBuf::from(upper));
     Some(dirs)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chunks_are_cut_at_the_chunk_size_and_never_grow() {
+        let (tx, mut rx) = tokio::sync::mpsc::channel(64);
+        let mut writer = ChannelWriter {
+            tx,
+            buf: Vec::with_capacity(CHUNK),
+        };
+        let piece = vec![7u8; CHUNK / 3 + 5];
+        for _ in 0..7 {
+            writer.write_all(&piece).unwrap();
+        }
+        writer.flush().unwrap();
+        drop(writer);
+        let mut sizes = Vec::new();
+        while let Ok(chunk) = rx.try_recv() {
+            sizes.push(chunk.unwrap().len());
+        }
+        let total = 7 * piece.len();
+        assert_eq!(sizes.iter().sum::<usize>(), total);
+        assert!(
+            sizes[..sizes.len() - 1].iter().all(|&n| n == CHUNK),
+            "{sizes:?}"
+        );
+        assert_eq!(sizes.len(), total.div_ceil(CHUNK));
+    }
 }
