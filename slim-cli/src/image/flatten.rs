@@ -106,7 +106,7 @@ pub fn flatten(
 ) -> Result<(FileTree, Vec<LayerStats>), ImageError> {
     let mut tree = FileTree {
         entries: Default::default(),
-        sources,
+        sources: sources.into(),
     };
     let mut stats: Vec<LayerStats> = Vec::with_capacity(layers.len());
     for (index, layer) in layers.iter().enumerate() {
@@ -116,7 +116,13 @@ pub fn flatten(
             size_bytes: layer.size,
             ..Default::default()
         });
-        let path = &tree.sources[layer.source as usize];
+        let path = tree
+            .sources
+            .get(layer.source)
+            .ok_or_else(|| ImageError::Io {
+                what: format!("layer {index}"),
+                source: std::io::Error::new(std::io::ErrorKind::NotFound, "no such layer source"),
+            })?;
         let file = File::open(path).map_err(|source| ImageError::Io {
             what: format!("open {}", path.display()),
             source,

@@ -55,6 +55,7 @@ pub fn flatten_dirs(layers: &[LayerDir]) -> Result<(FileTree, Vec<LayerStats>), 
         let layer_stats = &mut stats[index];
         layer_stats.size_bytes = layer_stats.content_bytes;
     }
+    tree.sources.seal();
     Ok((tree, stats))
 }
 
@@ -156,9 +157,9 @@ impl Walk<'_> {
                     if meta.nlink() > 1 {
                         self.inodes.insert((meta.dev(), meta.ino()), path.clone());
                     }
-                    self.tree.sources.push(host.to_path_buf());
+                    let source = self.tree.sources.push(host.to_path_buf());
                     entry.data = Some(DataRef {
-                        source: (self.tree.sources.len() - 1) as u32,
+                        source,
                         offset: 0,
                         size: entry.size,
                     });

@@ -6,6 +6,7 @@ use std::{
     ffi::OsStr,
     os::unix::ffi::OsStrExt,
     path::{Component, Path, PathBuf},
+    sync::Arc,
 };
 
 use super::ImageError;
@@ -123,12 +124,66 @@ impl Entry {
     }
 }
 
+/// The files holding entries' bytes (layer tars, the files of a layer directory, files slim
+/// wrote), indexed by [`DataRef::source`]. What a tree had when it was derived is shared with
+/// the copy, not copied: an image read from the engine's storage has a source per file.
+#[derive(Clone, Debug, Default)]
+pub struct Sources {
+    shared: Arc<Vec<PathBuf>>,
+    own: Vec<PathBuf>,
+}
+
+impl Sources {
+    /// The path of source `index`.
+    pub fn get(&self, index: u32) -> Option<&Path> {
+        let index = index as usize;
+        match index.checked_sub(self.shared.len()) {
+            None => self.shared.get(index).map(PathBuf::as_path),
+            Some(own) => self.own.get(own).map(PathBuf::as_path),
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.shared.len() + self.own.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Adds `path`; returns its index.
+    pub fn push(&mut self, path: PathBuf) -> u32 {
+        self.own.push(path);
+        (self.len() - 1) as u32
+    }
+
+    /// Moves the paths added so far to the shared part, which copies only point at (for a
+    /// tree just read: its copies then hold only what they add).
+    pub fn seal(&mut self) {
+        if !self.own.is_empty() {
+            let mut all = Vec::with_capacity(self.len());
+            all.extend(self.shared.iter().cloned());
+            all.append(&mut self.own);
+            self.shared = Arc::new(all);
+        }
+    }
+}
+
+impl From<Vec<PathBuf>> for Sources {
+    fn from(paths: Vec<PathBuf>) -> Self {
+        Sources {
+            shared: Arc::new(paths),
+            own: Vec::new(),
+        }
+    }
+}
+
 /// The merged file tree of all layers.
 #[derive(Debug, Default)]
 pub struct FileTree {
     pub entries: BTreeMap<PathBuf, Entry>,
-    /// Files holding uncompressed layer bytes, indexed by [`DataRef::source`].
-    pub sources: Vec<PathBuf>,
+    /// Where entries' bytes are.
+    pub sources: Sources,
 }
 
 impl FileTree {
@@ -163,7 +218,7 @@ impl FileTree {
     /// Opens source file `source` for reading, never through a symlink.
     pub fn open_source(&self, source: u32) -> std::io::Result<std::fs::File> {
         use std::os::unix::fs::OpenOptionsExt as _;
-        let path = self.sources.get(source as usize).ok_or_else(|| {
+        let path = self.sources.get(source).ok_or_else(|| {
             std::io::Error::new(std::io::ErrorKind::NotFound, "no such layer source")
         })?;
         std::fs::OpenOptions::new()
@@ -204,8 +259,7 @@ impl FileTree {
     /// Makes the content of `path` the whole of `file` (`size` bytes, a file slim wrote in its
     /// work dir). An entry that is not a regular file yet becomes one (mode 0644, root).
     pub fn set_content(&mut self, path: &Path, file: PathBuf, size: u64) {
-        let source = self.sources.len() as u32;
-        self.sources.push(file);
+        let source = self.sources.push(file);
         let data = Some(DataRef {
             source,
             offset: 0,
@@ -305,6 +359,23 @@ mod tests {
         assert!(sanitize(b"../etc/passwd").is_err());
         assert!(sanitize(b"usr/../../x").is_err());
         assert!(sanitize(&vec![b'a'; MAX_PATH + 1]).is_err());
+    }
+
+    #[test]
+    fn sources_are_shared_by_copies_and_indexed_across_both_parts() {
+        let mut sources = Sources::default();
+        assert_eq!(sources.push("/a".into()), 0);
+        assert_eq!(sources.push("/b".into()), 1);
+        sources.seal();
+        let mut copy = sources.clone();
+        assert!(Arc::ptr_eq(&copy.shared, &sources.shared));
+        assert_eq!(copy.push("/c".into()), 2);
+        assert_eq!(copy.get(1), Some(Path::new("/b")));
+        assert_eq!(copy.get(2), Some(Path::new("/c")));
+        assert_eq!(copy.get(3), None);
+        assert_eq!((sources.len(), copy.len()), (2, 3));
+        copy.seal();
+        assert_eq!(copy.get(2), Some(Path::new("/c")));
     }
 
     #[test]

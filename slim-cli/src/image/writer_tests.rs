@@ -15,7 +15,7 @@ fn content(tree: &FileTree, entry: &Entry) -> Vec<u8> {
     let Some(data) = entry.data else {
         return Vec::new();
     };
-    let mut file = File::open(&tree.sources[data.source as usize]).unwrap();
+    let mut file = File::open(tree.sources.get(data.source).unwrap()).unwrap();
     file.seek(SeekFrom::Start(data.offset)).unwrap();
     let mut bytes = vec![0; data.size as usize];
     file.read_exact(&mut bytes).unwrap();
