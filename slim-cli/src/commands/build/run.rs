@@ -510,6 +510,8 @@ impl<E: ContainerEngine, R: StartRecording> Run<'_, E, R> {
             .copied()
             .filter(|p| !ports.iter().any(|(q, _)| q == p))
             .collect();
+        // Most apps answer within a few hundred milliseconds: asked often at first, then less.
+        let mut poll = READY_POLL_MIN;
         loop {
             let state = self.engine.container_state(id).await?;
             if !state.running {
@@ -556,7 +558,8 @@ impl<E: ContainerEngine, R: StartRecording> Run<'_, E, R> {
                 }
                 .into());
             }
-            tokio::time::sleep(Duration::from_millis(200)).await;
+            tokio::time::sleep(poll).await;
+            poll = (poll * 2).min(READY_POLL_MAX);
         }
     }
 
@@ -648,6 +651,10 @@ impl<E: ContainerEngine, R: StartRecording> Run<'_, E, R> {
         Ok(())
     }
 }
+
+/// First and longest pause between two readiness checks of a starting app.
+const READY_POLL_MIN: Duration = Duration::from_millis(20);
+const READY_POLL_MAX: Duration = Duration::from_millis(200);
 
 /// Held-out checks, named as such.
 async fn held_out_checks(held_out: &Plan, target: &Target<'_>) -> Vec<ProbeResult> {
