@@ -300,65 +300,68 @@ pub struct ComposeArgs {
 }
 
 /// docker-slim's build flags for what slim does not do: each is answered with what to do
-/// instead (hidden from --help).
+/// instead (hidden from --help). Each holds the values given (an empty string for the flag
+/// alone); only whether any was given matters. (Lists, not `Option<String>`: qemu's x86
+/// emulation under a guest kernel now and then misreads the overflow flag that the compiled
+/// `Option<String>::is_some` tests, and slim saw flags nobody gave.)
 #[derive(Debug, Args)]
 pub struct DockerSlimOnly {
-    #[arg(long, hide = true, num_args = 0..=1, default_missing_value = "")]
-    pub dockerfile: Option<String>,
-    #[arg(long, hide = true, num_args = 0..=1, default_missing_value = "")]
-    pub dockerfile_context: Option<String>,
-    #[arg(long, hide = true, num_args = 0..=1, default_missing_value = "true")]
-    pub show_blogs: Option<String>,
-    #[arg(long, hide = true, num_args = 0..=1, default_missing_value = "true")]
-    pub delete_generated_fat_image: Option<String>,
-    #[arg(long, hide = true, num_args = 0..=1, default_missing_value = "")]
-    pub new_entrypoint: Option<String>,
-    #[arg(long, hide = true, num_args = 0..=1, default_missing_value = "")]
-    pub new_cmd: Option<String>,
-    #[arg(long, hide = true, num_args = 0..=1, default_missing_value = "")]
-    pub new_expose: Option<String>,
-    #[arg(long, hide = true, num_args = 0..=1, default_missing_value = "")]
-    pub new_workdir: Option<String>,
-    #[arg(long, hide = true, num_args = 0..=1, default_missing_value = "")]
-    pub new_env: Option<String>,
-    #[arg(long, hide = true, num_args = 0..=1, default_missing_value = "")]
-    pub new_label: Option<String>,
-    #[arg(long, hide = true, num_args = 0..=1, default_missing_value = "")]
-    pub new_volume: Option<String>,
-    #[arg(long, hide = true, num_args = 0..=1, default_missing_value = "")]
-    pub path_perms: Option<String>,
-    #[arg(long, hide = true, num_args = 0..=1, default_missing_value = "")]
-    pub path_perms_file: Option<String>,
-    #[arg(long, hide = true, num_args = 0..=1, default_missing_value = "true")]
-    pub include_new: Option<String>,
-    #[arg(long, hide = true, num_args = 0..=1, default_missing_value = "true")]
-    pub use_local_mounts: Option<String>,
-    #[arg(long, hide = true, num_args = 0..=1, default_missing_value = "true")]
-    pub use_sensor_volume: Option<String>,
-    #[arg(long, hide = true, num_args = 0..=1, default_missing_value = "")]
-    pub sensor_ipc_mode: Option<String>,
-    #[arg(long, hide = true, num_args = 0..=1, default_missing_value = "")]
-    pub sensor_ipc_endpoint: Option<String>,
-    #[arg(long, hide = true, num_args = 0..=1, default_missing_value = "true")]
-    pub image_overbuild: Option<String>,
-    #[arg(long, hide = true, num_args = 0..=1, default_missing_value = "true")]
-    pub keep_tmp_artifacts: Option<String>,
-    #[arg(long, hide = true, num_args = 0..=1, default_missing_value = "true")]
-    pub remove_file_artifacts: Option<String>,
-    #[arg(long, hide = true, num_args = 0..=1, default_missing_value = "")]
-    pub etc_hosts_map: Option<String>,
-    #[arg(long, hide = true, num_args = 0..=1, default_missing_value = "")]
-    pub container_dns: Option<String>,
-    #[arg(long, hide = true, num_args = 0..=1, default_missing_value = "")]
-    pub container_dns_search: Option<String>,
-    #[arg(long, hide = true, num_args = 0..=1, default_missing_value = "")]
-    pub link: Option<String>,
-    #[arg(long, hide = true, num_args = 0..=1, default_missing_value = "")]
-    pub http_probe_apispec: Option<String>,
-    #[arg(long, hide = true, num_args = 0..=1, default_missing_value = "")]
-    pub http_probe_apispec_file: Option<String>,
-    #[arg(long, hide = true, num_args = 0..=1, default_missing_value = "true")]
-    pub http_probe_full: Option<String>,
+    #[arg(long, hide = true, num_args = 0..=1, default_missing_value = "", action = clap::ArgAction::Append)]
+    pub dockerfile: Vec<String>,
+    #[arg(long, hide = true, num_args = 0..=1, default_missing_value = "", action = clap::ArgAction::Append)]
+    pub dockerfile_context: Vec<String>,
+    #[arg(long, hide = true, num_args = 0..=1, default_missing_value = "true", action = clap::ArgAction::Append)]
+    pub show_blogs: Vec<String>,
+    #[arg(long, hide = true, num_args = 0..=1, default_missing_value = "true", action = clap::ArgAction::Append)]
+    pub delete_generated_fat_image: Vec<String>,
+    #[arg(long, hide = true, num_args = 0..=1, default_missing_value = "", action = clap::ArgAction::Append)]
+    pub new_entrypoint: Vec<String>,
+    #[arg(long, hide = true, num_args = 0..=1, default_missing_value = "", action = clap::ArgAction::Append)]
+    pub new_cmd: Vec<String>,
+    #[arg(long, hide = true, num_args = 0..=1, default_missing_value = "", action = clap::ArgAction::Append)]
+    pub new_expose: Vec<String>,
+    #[arg(long, hide = true, num_args = 0..=1, default_missing_value = "", action = clap::ArgAction::Append)]
+    pub new_workdir: Vec<String>,
+    #[arg(long, hide = true, num_args = 0..=1, default_missing_value = "", action = clap::ArgAction::Append)]
+    pub new_env: Vec<String>,
+    #[arg(long, hide = true, num_args = 0..=1, default_missing_value = "", action = clap::ArgAction::Append)]
+    pub new_label: Vec<String>,
+    #[arg(long, hide = true, num_args = 0..=1, default_missing_value = "", action = clap::ArgAction::Append)]
+    pub new_volume: Vec<String>,
+    #[arg(long, hide = true, num_args = 0..=1, default_missing_value = "", action = clap::ArgAction::Append)]
+    pub path_perms: Vec<String>,
+    #[arg(long, hide = true, num_args = 0..=1, default_missing_value = "", action = clap::ArgAction::Append)]
+    pub path_perms_file: Vec<String>,
+    #[arg(long, hide = true, num_args = 0..=1, default_missing_value = "true", action = clap::ArgAction::Append)]
+    pub include_new: Vec<String>,
+    #[arg(long, hide = true, num_args = 0..=1, default_missing_value = "true", action = clap::ArgAction::Append)]
+    pub use_local_mounts: Vec<String>,
+    #[arg(long, hide = true, num_args = 0..=1, default_missing_value = "true", action = clap::ArgAction::Append)]
+    pub use_sensor_volume: Vec<String>,
+    #[arg(long, hide = true, num_args = 0..=1, default_missing_value = "", action = clap::ArgAction::Append)]
+    pub sensor_ipc_mode: Vec<String>,
+    #[arg(long, hide = true, num_args = 0..=1, default_missing_value = "", action = clap::ArgAction::Append)]
+    pub sensor_ipc_endpoint: Vec<String>,
+    #[arg(long, hide = true, num_args = 0..=1, default_missing_value = "true", action = clap::ArgAction::Append)]
+    pub image_overbuild: Vec<String>,
+    #[arg(long, hide = true, num_args = 0..=1, default_missing_value = "true", action = clap::ArgAction::Append)]
+    pub keep_tmp_artifacts: Vec<String>,
+    #[arg(long, hide = true, num_args = 0..=1, default_missing_value = "true", action = clap::ArgAction::Append)]
+    pub remove_file_artifacts: Vec<String>,
+    #[arg(long, hide = true, num_args = 0..=1, default_missing_value = "", action = clap::ArgAction::Append)]
+    pub etc_hosts_map: Vec<String>,
+    #[arg(long, hide = true, num_args = 0..=1, default_missing_value = "", action = clap::ArgAction::Append)]
+    pub container_dns: Vec<String>,
+    #[arg(long, hide = true, num_args = 0..=1, default_missing_value = "", action = clap::ArgAction::Append)]
+    pub container_dns_search: Vec<String>,
+    #[arg(long, hide = true, num_args = 0..=1, default_missing_value = "", action = clap::ArgAction::Append)]
+    pub link: Vec<String>,
+    #[arg(long, hide = true, num_args = 0..=1, default_missing_value = "", action = clap::ArgAction::Append)]
+    pub http_probe_apispec: Vec<String>,
+    #[arg(long, hide = true, num_args = 0..=1, default_missing_value = "", action = clap::ArgAction::Append)]
+    pub http_probe_apispec_file: Vec<String>,
+    #[arg(long, hide = true, num_args = 0..=1, default_missing_value = "true", action = clap::ArgAction::Append)]
+    pub http_probe_full: Vec<String>,
 }
 
 impl DockerSlimOnly {
@@ -379,34 +382,34 @@ impl DockerSlimOnly {
         let apispec = "turn the API spec into a --http-probe-cmd-file (docker-slim's JSON \
                        format) or --http-probe-cmd flags";
         let flags: [(&'static str, bool, &'static str); 28] = [
-            ("--dockerfile", self.dockerfile.is_some(), dockerfile),
-            ("--dockerfile-context", self.dockerfile_context.is_some(), dockerfile),
-            ("--show-blogs", self.show_blogs.is_some(), dockerfile),
-            ("--delete-generated-fat-image", self.delete_generated_fat_image.is_some(), dockerfile),
-            ("--new-entrypoint", self.new_entrypoint.is_some(), config),
-            ("--new-cmd", self.new_cmd.is_some(), config),
-            ("--new-expose", self.new_expose.is_some(), config),
-            ("--new-workdir", self.new_workdir.is_some(), config),
-            ("--new-env", self.new_env.is_some(), config),
-            ("--new-label", self.new_label.is_some(), config),
-            ("--new-volume", self.new_volume.is_some(), config),
-            ("--path-perms", self.path_perms.is_some(), perms),
-            ("--path-perms-file", self.path_perms_file.is_some(), perms),
-            ("--include-new", self.include_new.is_some(), "files the app creates at run time are not in the image; keep image paths with --include-path"),
-            ("--use-local-mounts", self.use_local_mounts.is_some(), sensor),
-            ("--use-sensor-volume", self.use_sensor_volume.is_some(), sensor),
-            ("--sensor-ipc-mode", self.sensor_ipc_mode.is_some(), sensor),
-            ("--sensor-ipc-endpoint", self.sensor_ipc_endpoint.is_some(), sensor),
-            ("--image-overbuild", self.image_overbuild.is_some(), "slim always writes a new single-layer image under --tag: drop the flag"),
-            ("--keep-tmp-artifacts", self.keep_tmp_artifacts.is_some(), artifacts),
-            ("--remove-file-artifacts", self.remove_file_artifacts.is_some(), artifacts),
-            ("--etc-hosts-map", self.etc_hosts_map.is_some(), net),
-            ("--container-dns", self.container_dns.is_some(), net),
-            ("--container-dns-search", self.container_dns_search.is_some(), net),
-            ("--link", self.link.is_some(), net),
-            ("--http-probe-apispec", self.http_probe_apispec.is_some(), apispec),
-            ("--http-probe-apispec-file", self.http_probe_apispec_file.is_some(), apispec),
-            ("--http-probe-full", self.http_probe_full.is_some(), "give every method and path as probes (--http-probe-cmd-file or --http-probe-cmd)"),
+            ("--dockerfile", !self.dockerfile.is_empty(), dockerfile),
+            ("--dockerfile-context", !self.dockerfile_context.is_empty(), dockerfile),
+            ("--show-blogs", !self.show_blogs.is_empty(), dockerfile),
+            ("--delete-generated-fat-image", !self.delete_generated_fat_image.is_empty(), dockerfile),
+            ("--new-entrypoint", !self.new_entrypoint.is_empty(), config),
+            ("--new-cmd", !self.new_cmd.is_empty(), config),
+            ("--new-expose", !self.new_expose.is_empty(), config),
+            ("--new-workdir", !self.new_workdir.is_empty(), config),
+            ("--new-env", !self.new_env.is_empty(), config),
+            ("--new-label", !self.new_label.is_empty(), config),
+            ("--new-volume", !self.new_volume.is_empty(), config),
+            ("--path-perms", !self.path_perms.is_empty(), perms),
+            ("--path-perms-file", !self.path_perms_file.is_empty(), perms),
+            ("--include-new", !self.include_new.is_empty(), "files the app creates at run time are not in the image; keep image paths with --include-path"),
+            ("--use-local-mounts", !self.use_local_mounts.is_empty(), sensor),
+            ("--use-sensor-volume", !self.use_sensor_volume.is_empty(), sensor),
+            ("--sensor-ipc-mode", !self.sensor_ipc_mode.is_empty(), sensor),
+            ("--sensor-ipc-endpoint", !self.sensor_ipc_endpoint.is_empty(), sensor),
+            ("--image-overbuild", !self.image_overbuild.is_empty(), "slim always writes a new single-layer image under --tag: drop the flag"),
+            ("--keep-tmp-artifacts", !self.keep_tmp_artifacts.is_empty(), artifacts),
+            ("--remove-file-artifacts", !self.remove_file_artifacts.is_empty(), artifacts),
+            ("--etc-hosts-map", !self.etc_hosts_map.is_empty(), net),
+            ("--container-dns", !self.container_dns.is_empty(), net),
+            ("--container-dns-search", !self.container_dns_search.is_empty(), net),
+            ("--link", !self.link.is_empty(), net),
+            ("--http-probe-apispec", !self.http_probe_apispec.is_empty(), apispec),
+            ("--http-probe-apispec-file", !self.http_probe_apispec_file.is_empty(), apispec),
+            ("--http-probe-full", !self.http_probe_full.is_empty(), "give every method and path as probes (--http-probe-cmd-file or --http-probe-cmd)"),
         ];
         flags
             .into_iter()
@@ -911,6 +914,27 @@ mod tests {
         assert_eq!(
             parse("slim build app:fat"),
             ("app:fat".into(), PullPolicy::Missing)
+        );
+    }
+
+    #[test]
+    fn only_the_docker_slim_flags_given_are_named() {
+        let given = |line: &str| -> Vec<&'static str> {
+            let cli = Cli::try_parse_from(line.split_whitespace()).unwrap();
+            let Command::Build(args) = cli.command else {
+                panic!("not a build: {line}");
+            };
+            args.docker_slim
+                .given()
+                .into_iter()
+                .map(|(flag, _)| flag)
+                .collect()
+        };
+        assert!(given("slim build --tag a:b --output-dir o app:fat").is_empty());
+        assert_eq!(given("slim build --show-blogs app:fat"), ["--show-blogs"]);
+        assert_eq!(
+            given("slim build --dockerfile Dockerfile --new-cmd x app:fat"),
+            ["--dockerfile", "--new-cmd"]
         );
     }
 
