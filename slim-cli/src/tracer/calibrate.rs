@@ -15,7 +15,7 @@ use std::{
 use aya::{
     maps::{Array, MapData},
     programs::RawTracePoint,
-    Ebpf, EbpfLoader,
+    Ebpf,
 };
 use slim_common::{CalibrationRequest, KernelOffsets, CALIBRATION_CHUNK};
 
@@ -235,8 +235,7 @@ pub fn calibrate(
 ) -> Result<Calibrated, CalibrationError> {
     let started = Instant::now();
     let page = page_size();
-    let mut ebpf: Ebpf = EbpfLoader::new()
-        .btf(None)
+    let mut ebpf: Ebpf = super::loader::without_btf()
         .map_max_entries("EVENTS", page)
         .load(object)
         .map_err(CalibrationError::Load)?;

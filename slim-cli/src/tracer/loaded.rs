@@ -3,7 +3,10 @@
 //! idle, drains them, detaches them and parks the object; the next recorder of the process
 //! empties its maps and attaches the same programs again instead of loading the object anew.
 
-use std::sync::Mutex;
+use std::{
+    os::fd::{AsFd as _, OwnedFd},
+    sync::Mutex,
+};
 
 use aya::{
     maps::{
@@ -35,8 +38,11 @@ pub(super) struct Loaded {
     pub seen: BpfHashMap<MapData, SeenKey, u32>,
     pub ns_keys: BpfHashMap<MapData, u32, u32>,
     pub errnos: BpfHashMap<MapData, u64, u32>,
-    /// The ring buffer, while no poller thread drains it.
-    pub ring: Option<RingBuf<MapData>>,
+    /// The ring buffer, mapped, while no poller thread drains it (unmapped while parked: its
+    /// pages are resident twice over, most of the recorder's memory).
+    ring: Option<RingBuf<MapData>>,
+    /// The ring buffer map itself, to map it again.
+    ring_map: OwnedFd,
     pub arch: Arch,
     pub dir_open_flags: u32,
     pub offsets_source: OffsetsSource,
@@ -67,6 +73,8 @@ impl Loaded {
         (arch, dir_open_flags, offsets_source): (Arch, u32, OffsetsSource),
         fitted_for: String,
     ) -> Result<Self, TracerError> {
+        let ring: RingBuf<MapData> = take(&mut ebpf, "EVENTS")?;
+        let ring_map = ring.as_fd().try_clone_to_owned().map_err(dup_error)?;
         Ok(Self {
             config: take(&mut ebpf, "CONFIG")?,
             tracked: take(&mut ebpf, "TRACKED_PIDS")?,
@@ -79,7 +87,8 @@ impl Loaded {
             seen: take(&mut ebpf, "SEEN")?,
             ns_keys: take(&mut ebpf, "NS_KEYS")?,
             errnos: take(&mut ebpf, "ERRNOS")?,
-            ring: Some(take(&mut ebpf, "EVENTS")?),
+            ring: Some(ring),
+            ring_map,
             ebpf,
             arch,
             dir_open_flags,
@@ -112,12 +121,31 @@ impl Loaded {
         }
     }
 
+    /// The ring buffer to drain, mapped again if it was unmapped.
+    pub fn take_ring(&mut self) -> Result<RingBuf<MapData>, TracerError> {
+        if let Some(ring) = self.ring.take() {
+            return Ok(ring);
+        }
+        let map = self
+            .ring_map
+            .try_clone()
+            .map_err(dup_error)
+            .and_then(|fd| MapData::from_fd(fd).map_err(ring_error))?;
+        RingBuf::try_from(Map::RingBuf(map)).map_err(ring_error)
+    }
+
+    /// Gives back the ring buffer a poller drained.
+    pub fn return_ring(&mut self, ring: Option<RingBuf<MapData>>) {
+        self.ring = ring;
+    }
+
     /// Keeps this object for the next recorder of the process, its programs loaded but
-    /// detached (no cost to the host's syscalls meanwhile).
+    /// detached (no cost to the host's syscalls meanwhile) and its ring buffer unmapped.
     pub fn park(mut self) {
-        if self.ring.is_none() || self.detach().is_err() {
+        if self.detach().is_err() {
             return; // dropped: the next recorder loads the object again
         }
+        self.ring = None;
         if let Ok(mut parked) = PARKED.lock() {
             *parked = Some(self);
         }
@@ -243,6 +271,20 @@ impl Loaded {
             }
         }
         Ok(())
+    }
+}
+
+fn dup_error(io_error: std::io::Error) -> TracerError {
+    ring_error(aya::maps::MapError::SyscallError(aya::sys::SyscallError {
+        call: "dup",
+        io_error,
+    }))
+}
+
+fn ring_error(source: aya::maps::MapError) -> TracerError {
+    TracerError::Map {
+        map: "EVENTS",
+        source,
     }
 }
 

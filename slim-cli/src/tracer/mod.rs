@@ -11,6 +11,7 @@ mod event;
 pub mod fake;
 pub mod inflight;
 mod loaded;
+mod loader;
 mod specs;
 mod tracefs;
 
@@ -29,7 +30,7 @@ use std::{
 
 use aya::{
     maps::{Array, HashMap as BpfHashMap, MapData, RingBuf},
-    Ebpf, EbpfLoader,
+    Ebpf,
 };
 use slim_common::{
     outcome, phase, scope_mode, stat, Config, KernelOffsets, RegsLayout, SeenKey, SocketKey,
@@ -626,10 +627,8 @@ fn load_object(
 ) -> Result<Ebpf, TracerError> {
     OBJECT_LOADS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     // No target BTF for the loader: the object has no CO-RE relocations (the offsets it
-    // needs come from OFFSETS, FIELDS and REGS), and parsing the kernel's whole BTF
-    // into aya's types costs about 35 MB of memory and a tenth of a second per load.
-    EbpfLoader::new()
-        .btf(None)
+    // needs come from OFFSETS, FIELDS and REGS).
+    loader::without_btf()
         .map_max_entries("EVENTS", ring_buffer_size())
         .override_global("OFFSETS", offsets, true)
         .override_global("FIELDS", fields, true)
@@ -813,10 +812,7 @@ impl Recorder {
                 map: "CONFIG",
                 source,
             })?;
-        let mut ring = kernel
-            .ring
-            .take()
-            .ok_or(TracerError::MapMissing { map: "EVENTS" })?;
+        let mut ring = kernel.take_ring()?;
         // A reused object's ring may hold what in-flight programs wrote after the last drain.
         while ring.next().is_some() {}
         let poller = Poller::start(ring, hold_namespaces);
@@ -921,7 +917,7 @@ impl Recorder {
         let mut events = match self.poller.take() {
             Some(poller) => {
                 let (events, ring) = poller.finish();
-                self.kernel.ring = ring;
+                self.kernel.return_ring(ring);
                 events
             }
             None => Vec::new(),
@@ -1362,6 +1358,16 @@ mod tests {
         };
         let (first, first_program, mut first_child, first_ns) = record("3");
         let (second, second_program, mut second_child, second_ns) = record("3");
+        // Parked, the object keeps its ring buffer's map but not its mapping (8 MiB resident).
+        let mapped = std::fs::read_to_string("/proc/self/maps")
+            .expect("/proc/self/maps")
+            .lines()
+            .filter(|line| line.ends_with("anon_inode:bpf-map"))
+            .count();
+        assert_eq!(
+            mapped, 0,
+            "the parked recorder's ring buffer is still mapped"
+        );
         for child in [&mut first_child, &mut second_child] {
             let _ = child.kill();
             let _ = child.wait();
