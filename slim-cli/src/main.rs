@@ -7,6 +7,7 @@ use slim_cli::{cli, commands, plugin};
 use tracing_subscriber::EnvFilter;
 
 fn main() -> ExitCode {
+    return_large_blocks_when_freed();
     let (args, host, context) = match plugin::invocation(std::env::args_os().collect()) {
         plugin::Invocation::Metadata => {
             println!("{}", plugin::metadata());
@@ -64,5 +65,18 @@ fn main() -> ExitCode {
             }
             commands::exit_code(&err)
         }
+    }
+}
+
+/// glibc's malloc raises its mmap threshold each time a large block is freed, up to 32 MiB; from
+/// then on the image's 1 MiB chunks and other large buffers are carved from the heap and kept
+/// there after they are freed (8 MB of a build's peak RSS). A fixed threshold (glibc's
+/// default) keeps handing them back to the kernel. musl's malloc does so by itself.
+fn return_large_blocks_when_freed() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only sets a malloc parameter; called first thing in main, before any
+    // other thread exists.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 128 * 1024);
     }
 }
