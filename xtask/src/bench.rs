@@ -277,6 +277,8 @@ const APPS: &[BenchApp] = &[
         row: "busybox-static +strip +upx",
         ..bench_app("busybox-static", "")
     },
+    // The largest image: compiler toolchains left in a one-stage build (peak RSS on big trees).
+    bench_app("toolchain", ""),
 ];
 
 fn secs(since: Instant) -> f64 {
