@@ -6,6 +6,7 @@
 use std::{
     os::fd::{AsFd as _, OwnedFd},
     sync::Mutex,
+    thread::JoinHandle,
 };
 
 use aya::{
@@ -63,8 +64,9 @@ struct Links {
 /// Maps whose content is the same for every recording: written once, never emptied.
 const KEPT_MAPS: &[&str] = &["SYSCALL_SPECS", "CALIBRATION", "CALIBRATION_DATA"];
 
-/// The object the last finished recorder of this process left, programs detached.
-static PARKED: Mutex<Option<Loaded>> = Mutex::new(None);
+/// The object the last finished recorder of this process left, its programs being detached
+/// on a thread of their own (or detached: the thread has ended) or dropped (`None`).
+static PARKED: Mutex<Option<JoinHandle<Option<Loaded>>>> = Mutex::new(None);
 
 impl Loaded {
     /// Takes the maps out of a freshly loaded object (its programs not loaded yet).
@@ -108,7 +110,8 @@ impl Loaded {
     /// The parked object when it was loaded for `fitted_for`, its maps emptied for a new
     /// recording; `None` when there is none (or it cannot be emptied: then it is dropped).
     pub fn unpark(fitted_for: &str) -> Option<Self> {
-        let mut parked = PARKED.lock().ok()?.take()?;
+        let detaching = PARKED.lock().ok()?.take()?;
+        let mut parked = detaching.join().ok()??;
         if parked.fitted_for != fitted_for {
             return None;
         }
@@ -141,13 +144,20 @@ impl Loaded {
 
     /// Keeps this object for the next recorder of the process, its programs loaded but
     /// detached (no cost to the host's syscalls meanwhile) and its ring buffer unmapped.
+    /// The kernel retires each program's link only after a grace period (tens of
+    /// milliseconds each, a fifth of a second for all), so the programs (idle already) are
+    /// detached on a thread of their own, which the next [`Loaded::unpark`] waits for.
     pub fn park(mut self) {
-        if self.detach().is_err() {
-            return; // dropped: the next recorder loads the object again
-        }
         self.ring = None;
-        if let Ok(mut parked) = PARKED.lock() {
-            *parked = Some(self);
+        let detaching = std::thread::Builder::new()
+            .name("slim-detach".into())
+            .spawn(move || {
+                // Not detached: dropped, and the next recorder loads the object again.
+                self.detach().ok()?;
+                Some(self)
+            });
+        if let (Ok(detaching), Ok(mut parked)) = (detaching, PARKED.lock()) {
+            *parked = Some(detaching);
         }
     }
 
